@@ -1,0 +1,79 @@
+"""Model checkpoints: weights as safetensors with the configuration in the file's metadata.
+
+A checkpoint is a single ``.safetensors`` file; its metadata holds ``pixelrnn.config`` (the
+JSON of :class:`ModelConfig`), so the model rebuilds from the file alone. Nothing is ever
+unpickled. Files are written to a temporary name and renamed into place, so an interrupted
+write never replaces a good checkpoint with a broken one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .config import ConfigError, ModelConfig
+from .models import PixelModel, model_from_config
+
+FORMAT = "pixelrnn.checkpoint.v1"
+
+
+class CheckpointError(Exception):
+    """A file that is not a readable pixelrnn checkpoint; the message says which and why."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(temp_path)`` then rename the result onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    tensors = {name: value.detach().contiguous().cpu() for name, value in model.state_dict().items()}
+    header = {"format": FORMAT, "pixelrnn.config": model.config.to_json(), **(metadata or {})}
+    atomic_write(path, lambda temp: save_file(tensors, temp, metadata=header))
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """Config, tensors and metadata of a checkpoint, with one-line errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({first_line})") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a safetensors file but not a pixelrnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
+    try:
+        config = ModelConfig.from_json(metadata["pixelrnn.config"])
+    except (KeyError, json.JSONDecodeError, ConfigError, TypeError) as error:
+        raise CheckpointError(f"{path} holds no valid model configuration ({error})") from None
+    return config, tensors, metadata
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PixelModel:
+    config, tensors, _ = read_checkpoint(path)
+    model = model_from_config(config)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not match its configuration ({str(error).splitlines()[0]})") from None
+    return model.to(device)

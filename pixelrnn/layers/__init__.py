@@ -1,0 +1,1 @@
+"""Layer families: masked convolutions, skewing, spatial LSTMs."""

@@ -1,0 +1,104 @@
+"""Masked convolutions with colour groups (paper section 3.4, Figure 2 right).
+
+Feature maps are split into as many contiguous groups as the image has channels
+(R, G, B for colour images, a single group for grey or binary images). Channel ``k``
+of an ``n``-channel map belongs to group ``k * C // n``, so the groups have sizes that
+differ by at most one when ``n`` is not a multiple of ``C`` (e.g. 128 maps, 3 colours:
+43, 43, 42).
+
+A masked ``kh x kw`` kernel (odd sizes, centre at ``(kh // 2, kw // 2)``) lets output
+group ``g`` see, for every pair of input/output channels::
+
+        kernel positions                 centre, input group vs output group g
+      . . . . . . .                         mask A:  in group <  g
+      . . . . . . .    .  all groups        mask B:  in group <= g
+      . . . . . . .
+      . . . c x x x    c  centre rule       for 3 colours (rows: out, cols: in)
+      x x x x x x x    x  never                 A      B
+      x x x x x x x                          R . . .  R 1 . .
+      x x x x x x x                          G 1 . .  G 1 1 .
+                                             B 1 1 .  B 1 1 1
+
+Every position in the rows above the centre, and to the left of it in the centre row,
+is fully visible; positions to the right in the centre row and all rows below are cut.
+The mask is a buffer multiplied into the weight inside ``forward``, so no code path can
+use an unmasked weight, whatever the optimiser or the initialisation did to it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MASK_TYPES = ("A", "B")
+
+
+def channel_groups(num_maps: int, num_groups: int) -> torch.Tensor:
+    """Group index (colour) of each of ``num_maps`` feature maps, contiguous near-equal split."""
+    if num_maps < num_groups:
+        raise ValueError(f"{num_maps} feature maps cannot be split into {num_groups} colour groups; use at least {num_groups}")
+    return torch.arange(num_maps) * num_groups // num_maps
+
+
+def gate_groups(hidden: int, num_groups: int, gates: int = 4) -> torch.Tensor:
+    """Groups of the ``gates * hidden`` gate maps of an LSTM: gate q of unit u has unit u's group."""
+    return channel_groups(hidden, num_groups).repeat(gates)
+
+
+def build_mask(
+    mask_type: str,
+    kernel_size: tuple[int, int],
+    in_groups: torch.Tensor,
+    out_groups: torch.Tensor,
+) -> torch.Tensor:
+    """The (out, in, kh, kw) 0/1 mask described in the module docstring."""
+    if mask_type not in MASK_TYPES:
+        raise ValueError(f"mask type {mask_type!r} is not one of {MASK_TYPES}")
+    kh, kw = kernel_size
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"masked kernels need odd sizes so that the centre is a pixel; got {kh}x{kw}")
+    ci, cj = kh // 2, kw // 2
+    mask = torch.zeros(len(out_groups), len(in_groups), kh, kw)
+    mask[:, :, :ci, :] = 1.0  # every row above the centre
+    mask[:, :, ci, :cj] = 1.0  # left of the centre in its row
+    if mask_type == "A":
+        centre = out_groups[:, None] > in_groups[None, :]
+    else:
+        centre = out_groups[:, None] >= in_groups[None, :]
+    mask[:, :, ci, cj] = centre.to(mask.dtype)
+    return mask
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A ``Conv2d`` whose weight is multiplied by a fixed causal mask in every forward pass.
+
+    ``in_groups`` / ``out_groups`` give the colour group of each input / output channel
+    (see :func:`channel_groups`). Padding keeps the spatial size ("same" for odd kernels).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        mask_type: str,
+        in_groups: torch.Tensor,
+        out_groups: torch.Tensor,
+        bias: bool = True,
+    ):
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        if len(in_groups) != in_channels or len(out_groups) != out_channels:
+            raise ValueError("group vectors must have one entry per channel")
+        super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2), bias=bias)
+        self.mask_type = mask_type
+        self.register_buffer("mask", build_mask(mask_type, (kh, kw), in_groups, out_groups), persistent=False)
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", mask={self.mask_type}"

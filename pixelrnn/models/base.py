@@ -1,0 +1,182 @@
+"""The probabilistic base shared by every network (paper sections 2 and 3.4, Table 1).
+
+p(x) = prod_i p(x_i,R | x_<i) p(x_i,G | x_<i, x_i,R) p(x_i,B | x_<i, x_i,R, x_i,G)   (eq. 1-2)
+
+Each factor is a softmax over ``levels`` discrete values. A network is:
+
+    x (B, C, H, W) integers  --scale to [-1, 1]-->  7x7 mask-A conv (C -> 2h)
+      --> residual blocks (2h -> 2h), each optionally feeding a learnable 1x1 mask-B skip
+      --> output stack: [ReLU, 1x1 mask-B conv] x output_layers, ReLU, 1x1 mask-B conv to C*K
+      --> logits (B, C, K, H, W), channel c's K logits from colour group c only.
+
+Subclasses provide the residual blocks; this class owns scaling, the output stack, ``nll``,
+``sample`` and ``complete``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from ..layers.masked_conv import MaskedConv2d, channel_groups
+
+
+def bits_per_dim(nats_per_image: torch.Tensor | float, dims: int) -> torch.Tensor | float:
+    """Convert a negative log-likelihood in nats per image to bits per sub-pixel (H*W*C dims)."""
+    return nats_per_image / (dims * math.log(2.0))
+
+
+class OutputStack(nn.Module):
+    """ReLU + 1x1 mask-B convolutions, then C*K logits grouped by colour (Table 1)."""
+
+    def __init__(self, in_channels: int, width: int, layers: int, image_channels: int, levels: int):
+        super().__init__()
+        convs = []
+        previous = in_channels
+        for _ in range(layers):
+            convs.append(MaskedConv2d(previous, width, 1, "B", channel_groups(previous, image_channels), channel_groups(width, image_channels)))
+            previous = width
+        # Logit channel c*K + k belongs to colour group c: contiguous groups of K.
+        convs.append(MaskedConv2d(previous, image_channels * levels, 1, "B", channel_groups(previous, image_channels), channel_groups(image_channels * levels, image_channels)))
+        self.convs = nn.ModuleList(convs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = conv(F.relu(x))
+        return x
+
+
+class PixelModel(nn.Module):
+    """Base class: an exact-likelihood autoregressive model over discrete sub-pixels."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        channels, maps = config.channels, 2 * config.hidden
+        self.input_conv = MaskedConv2d(
+            channels, maps, config.input_kernel, "A", channel_groups(channels, channels), channel_groups(maps, channels)
+        )
+        self.blocks = nn.ModuleList(self.build_blocks())
+        groups = channel_groups(maps, channels)
+        self.skips = nn.ModuleList(
+            [MaskedConv2d(maps, maps, 1, "B", groups, groups) for _ in self.blocks] if config.skip else []
+        )
+        self.output_stack = OutputStack(maps, config.output_hidden, config.output_layers, channels, config.levels)
+
+    def build_blocks(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- forward pass
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.input_conv.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.input_conv.weight.device
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """Integers in [0, K) to floats in [-1, 1] (the paper's 'scaling and centring')."""
+        return x.to(self.dtype) * (2.0 / (self.config.levels - 1)) - 1.0
+
+    def check_input(self, x: torch.Tensor) -> None:
+        cfg = self.config
+        if x.dim() != 4 or x.shape[1] != cfg.channels:
+            raise ValueError(f"expected images of shape (batch, {cfg.channels}, height, width); got {tuple(x.shape)}")
+        if x.dtype.is_floating_point or x.dtype == torch.bool:
+            raise ValueError(f"expected an integer tensor of values in [0, {cfg.levels}); got dtype {x.dtype}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
+            raise ValueError(f"pixel values must lie in [0, {cfg.levels}); got min {int(x.min())}, max {int(x.max())}")
+
+    def features(self, scaled: torch.Tensor) -> torch.Tensor:
+        """Input conv and residual blocks, summed through the skip connections: (B, 2h, H, W)."""
+        y = self.input_conv(scaled)
+        skip_sum = None
+        for index, block in enumerate(self.blocks):
+            y = block(y)
+            if self.config.skip:
+                contribution = self.skips[index](y)
+                skip_sum = contribution if skip_sum is None else skip_sum + contribution
+        return skip_sum if self.config.skip else y
+
+    def logits_from_scaled(self, scaled: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C, K, H, W) from already scaled inputs; differentiable in the input."""
+        batch, channels, height, width = scaled.shape
+        logits = self.output_stack(self.features(scaled))  # (B, C*K, H, W)
+        return logits.view(batch, channels, self.config.levels, height, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C, K, H, W) of p(x_{c,i,j} = k | earlier sub-pixels) for integer images x."""
+        self.check_input(x)
+        return self.logits_from_scaled(self.scale(x))
+
+    def nll(self, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of each image in nats, shape (B,)."""
+        logits = self(x)
+        per_subpixel = F.cross_entropy(logits.transpose(1, 2), x.long(), reduction="none")  # (B, C, H, W)
+        return per_subpixel.flatten(1).sum(1)
+
+    def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
+        return bits_per_dim(self.nll(x), x[0].numel())
+
+    # ----------------------------------------------------------------- generation
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        height: int,
+        width: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw ``n`` images sub-pixel by sub-pixel in raster order (R, then G, then B)."""
+        images = torch.zeros(n, self.config.channels, height, width, dtype=torch.long, device=self.device)
+        known = torch.zeros_like(images, dtype=torch.bool)
+        return self._fill(images, known, temperature, generator)
+
+    @torch.no_grad()
+    def complete(
+        self,
+        images: torch.Tensor,
+        keep_rows: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Keep the top ``keep_rows`` rows of each image and sample the rest (Figures 1 and 9)."""
+        self.check_input(images)
+        known = torch.zeros_like(images, dtype=torch.bool)
+        known[:, :, :keep_rows] = True
+        return self._fill(images.to(self.device, torch.long).clone(), known.to(self.device), temperature, generator)
+
+    def _fill(self, images, known, temperature, generator):
+        """Sample every unknown sub-pixel; the naive way, one full forward pass per sub-pixel."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0; got {temperature}")
+        _, channels, height, width = images.shape
+        for i in range(height):
+            for j in range(width):
+                for c in range(channels):
+                    if bool(known[:, c, i, j].all()):
+                        continue
+                    logits = self.logits_from_scaled(self.scale(images))[:, c, :, i, j]
+                    drawn = sample_categorical(logits, temperature, generator)
+                    images[:, c, i, j] = torch.where(known[:, c, i, j], images[:, c, i, j], drawn)
+        return images
+
+
+def sample_categorical(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Inverse-CDF draw from softmax(logits / T) with one uniform per row: (N, K) -> (N,).
+
+    One uniform per sub-pixel, drawn in a fixed order, makes two engines that compute the same
+    logits draw the same samples from the same seed.
+    """
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    uniform = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype)
+    cdf = probs.cumsum(-1)
+    return (cdf < uniform).sum(-1).clamp_max(probs.shape[-1] - 1)

@@ -1,0 +1,40 @@
+"""PixelCNN (paper section 3.5, Table 1, Figure 5 left).
+
+7x7 mask-A convolution, then ``layers`` residual blocks, each::
+
+    x (2h) -> ReLU -> 1x1 mask B (2h -> h) -> ReLU -> kxk mask B (h -> h)
+           -> ReLU -> 1x1 mask B (h -> 2h) -> + x
+
+(the 3x3 convolution of Table 1 with k = 3), learnable skip connections to the output and
+the shared output stack. The receptive field is bounded and grows with depth (Figure 4 left):
+it is the union of the masked kernels' fields, so it misses the region to the right of the
+pixel above that the LSTM networks reach. No deviation from the paper.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers.masked_conv import MaskedConv2d, channel_groups
+from .base import PixelModel
+
+
+class PixelCNNBlock(nn.Module):
+    def __init__(self, hidden: int, image_channels: int, kernel: int, residual: bool):
+        super().__init__()
+        wide, narrow = channel_groups(2 * hidden, image_channels), channel_groups(hidden, image_channels)
+        self.reduce = MaskedConv2d(2 * hidden, hidden, 1, "B", wide, narrow)
+        self.conv = MaskedConv2d(hidden, hidden, kernel, "B", narrow, narrow)
+        self.expand = MaskedConv2d(hidden, 2 * hidden, 1, "B", narrow, wide)
+        self.residual = residual
+
+    def forward(self, x):
+        y = self.expand(F.relu(self.conv(F.relu(self.reduce(F.relu(x))))))
+        return x + y if self.residual else y
+
+
+class PixelCNN(PixelModel):
+    def build_blocks(self):
+        cfg = self.config
+        return [PixelCNNBlock(cfg.hidden, cfg.channels, cfg.conv_kernel, cfg.residual) for _ in range(cfg.layers)]

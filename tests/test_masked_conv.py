@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from pixelrnn.layers.masked_conv import MaskedConv2d, build_mask, channel_groups, gate_groups
+
+RGB = torch.tensor([0, 1, 2])
+
+
+def test_mask_a_and_b_tables_for_three_colours_entry_by_entry():
+    a = build_mask("A", (3, 3), RGB, RGB)
+    b = build_mask("B", (3, 3), RGB, RGB)
+    for mask in (a, b):
+        assert (mask[:, :, 0, :] == 1).all()  # row above: everything
+        assert (mask[:, :, 1, 0] == 1).all()  # left neighbour: everything
+        assert (mask[:, :, 1, 2] == 0).all()  # right neighbour: nothing
+        assert (mask[:, :, 2, :] == 0).all()  # row below: nothing
+    # centre, rows: output colour R G B, columns: input colour R G B
+    assert a[:, :, 1, 1].tolist() == [[0, 0, 0], [1, 0, 0], [1, 1, 0]]
+    assert b[:, :, 1, 1].tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+
+
+@pytest.mark.parametrize("kernel", [(1, 5), (5, 1), (7, 7), (1, 1), (3, 5)])
+def test_masks_for_any_odd_kernel_shape(kernel):
+    kh, kw = kernel
+    mask = build_mask("B", kernel, RGB, RGB)
+    ci, cj = kh // 2, kw // 2
+    for r in range(kh):
+        for s in range(kw):
+            entry = mask[:, :, r, s]
+            if r < ci or (r == ci and s < cj):
+                assert (entry == 1).all()
+            elif r == ci and s == cj:
+                assert entry.tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+            else:
+                assert (entry == 0).all()
+
+
+def test_even_kernel_and_unknown_type_are_refused():
+    with pytest.raises(ValueError, match="odd"):
+        build_mask("A", (2, 1), RGB, RGB)
+    with pytest.raises(ValueError, match="mask type"):
+        build_mask("C", (3, 3), RGB, RGB)
+
+
+def test_groups_are_contiguous_and_balanced():
+    assert channel_groups(3, 3).tolist() == [0, 1, 2]
+    assert channel_groups(8, 3).tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert channel_groups(5, 1).tolist() == [0] * 5
+    # gate maps [o|f|i|g] repeat the hidden units' groups
+    assert gate_groups(3, 3).tolist() == [0, 1, 2] * 4
+    with pytest.raises(ValueError, match="colour groups"):
+        channel_groups(2, 3)
+
+
+def test_masked_weights_never_reach_the_output():
+    torch.manual_seed(0)
+    groups = channel_groups(6, 3)
+    conv = MaskedConv2d(6, 6, 3, "A", groups, groups).double()
+    x = torch.randn(2, 6, 5, 5, dtype=torch.float64)
+    before = conv(x)
+    with torch.no_grad():  # whatever an optimiser writes into the masked entries is ignored
+        conv.weight.add_((1 - conv.mask) * 100.0)
+    assert torch.equal(before, conv(x))
+    # and the masked entries get no gradient
+    conv(x).sum().backward()
+    assert (conv.weight.grad[conv.mask == 0] == 0).all()
