@@ -77,3 +77,24 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> P
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not match its configuration ({str(error).splitlines()[0]})") from None
     return model.to(device)
+
+
+CHECKPOINT_NAMES = ("best.safetensors", "last.safetensors")
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder (its best checkpoint, else its last one)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"run folder {path} holds no checkpoint ({' or '.join(CHECKPOINT_NAMES)})")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint or run folder {path} does not exist")
+    return path
+
+
+def load_model_from(path: str | os.PathLike, device: str | torch.device = "cpu") -> PixelModel:
+    """Load from a checkpoint file or a run folder."""
+    return load_model(resolve_checkpoint(path), device)

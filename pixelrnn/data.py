@@ -244,7 +244,8 @@ class _Ctx:
         remote = FILES.get(filename)
         hint = (f"get it from {remote.url}: pass --download (download=True) or --data-dir"
                 if remote else "it cannot be downloaded: pass --data-dir")
-        return DatasetError(f"{self.name}: {what or filename} not found (looked in {where}); {hint}")
+        what = what or filename
+        return DatasetError(f"{self.name}: {what} not found (looked in {where}); {hint}")
 
     def fetch(self, filename: str) -> Path:
         """The verified local path of a canonical file, downloading it if allowed."""
@@ -642,7 +643,8 @@ def _load_npz(path: Path, name: str, split: str) -> tuple[np.ndarray, int]:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, TypeError) as e:
         raise DatasetError(f"{name}: cannot read {path} as npz: {e}") from e
     if split not in arrays:
-        raise DatasetError(f"{name}: unknown split {split!r}; accepted: {', '.join(arrays) or 'none'}"
+        accepted = ", ".join(arrays) or "none"
+        raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted}"
                            " (keys <split>, <split>_x or x_<split>)")
     for s, a in arrays.items():
         arrays[s] = _to_uint8(a, f"{path}[{s}]")
@@ -700,7 +702,8 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
     else:
         accepted = dataset_splits(name)  # raises for unknown names
         if split not in accepted:
-            raise DatasetError(f"unknown split {split!r} for {name}; accepted: {', '.join(accepted)}")
+            raise DatasetError(f"unknown split {split!r} for {name}; "
+                               f"accepted: {', '.join(accepted)}")
         ctx = _Ctx(name, roots, default_cache_dir(cache_dir), download, verify)
         if name.startswith("imagenet"):
             images, levels = _load_imagenet(ctx, split, int(name[len("imagenet"):]))
