@@ -331,6 +331,9 @@ def _download(remote: RemoteFile, dest: Path) -> Path:
             warnings.warn(f"no checksum is known for {remote.url}; the downloaded file "
                           f"{dest} is not verified", stacklevel=3)
         os.replace(tmp, dest)
+        st = dest.stat()  # remember the digests so the first load does not hash again
+        for algo, h in (("sha256", sha), ("md5", md5)):
+            _DIGESTS[(str(dest.resolve()), st.st_size, st.st_mtime_ns, algo)] = h.hexdigest()
     except OSError as e:  # URLError is an OSError
         raise DatasetError(f"download of {remote.url} failed: {e}") from e
     finally:
