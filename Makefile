@@ -17,8 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,plots,digits]"
 	touch $@
 
+# Trains a small Diagonal BiLSTM on the 8x8 digits bundled with scikit-learn (offline), evaluates
+# it on the test split and draws samples; prints the run folder at the end.
 demo: install
-	$(VENV)/bin/pixelrnn presets
+	rm -rf $(RUN_DIR)
+	$(VENV)/bin/pixelrnn train --config configs/digits_demo.toml --out $(RUN_DIR)
+	$(VENV)/bin/pixelrnn evaluate $(RUN_DIR) --split test --train --json $(RUN_DIR)/test.json
+	@echo "run folder: $(RUN_DIR)"
 
 test: install
 	$(PY) -m pytest -q

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+import time
+from pathlib import Path
 
 import torch
 
@@ -26,12 +30,141 @@ def cmd_presets(args: argparse.Namespace) -> None:
             print(f"    {preset.description}")
 
 
+def _load_split(dataset: str, split: str, data_dir, download: bool):
+    from .data import load_dataset
+
+    return load_dataset(dataset, split, data_dir=data_dir, download=download)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .run_config import RunConfig, build_run_config, resolve
+    from .training import Trainer
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.device is not None:
+        overrides.append(f"train.device={args.device!r}")
+    if args.resume:
+        if args.config or args.dataset or args.arch or args.data_dir:
+            raise UserError("--resume continues a run with its saved config; only --steps, --device and --set train.KEY=VALUE may change")
+        run_dir = Path(args.resume)
+        saved = run_dir / "config.json"
+        if not saved.is_file():
+            raise UserError(f"cannot resume: {saved} does not exist")
+        raw = json.loads(saved.read_text())
+        for item in overrides:
+            if not item.startswith("train."):
+                raise UserError(f"cannot change {item.split('=')[0]} when resuming; only train.* keys may change")
+        config = build_run_config(None, overrides, **{f"{section}.{key}": value for section, values in raw.items() for key, value in values.items()})
+    else:
+        config = build_run_config(args.config, overrides, **{"data.dataset": args.dataset, "model.arch": args.arch, "data.data_dir": args.data_dir,
+                                                             "data.download": True if args.download else None})
+        run_dir = Path(args.out) if args.out else Path("runs") / time.strftime(f"{config.data.dataset.replace(':', '_').replace('/', '_')}-%Y%m%d-%H%M%S")
+        if (run_dir / "state.safetensors").exists():
+            raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    data = config.data
+    train_set = _load_split(data.dataset, data.train_split, data.data_dir, data.download)
+    valid_set = _load_split(data.dataset, data.valid_split, data.data_dir, data.download) if data.valid_split else None
+    trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
+                      dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
+    params = sum(p.numel() for p in trainer.model.parameters())
+    print(f"{trainer.model_config.arch}: {params:,} parameters on {trainer.device}; {len(train_set)} training images "
+          f"{train_set.channels}x{train_set.height}x{train_set.width}, {train_set.levels} levels; run folder {run_dir}"
+          + (f" (resuming at step {trainer.step})" if args.resume else ""))
+    result = trainer.train()
+    best = "" if result.best_valid_nats is None else f"; best validation {result.best_valid_nats:.3f} nats/image"
+    print(f"stopped at step {result.step} ({result.stopped}){best}; run folder {run_dir}")
+    if result.stopped.startswith("signal:"):
+        print(f"resume with: pixelrnn train --resume {run_dir}")
+        raise SystemExit(128 + int(getattr(signal, result.stopped.split(":")[1])))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .checkpoint import read_checkpoint, resolve_checkpoint, load_model
+    from .evaluation import evaluate_images
+
+    path = resolve_checkpoint(args.checkpoint)
+    _, _, metadata = read_checkpoint(path)
+    dataset = args.dataset or metadata.get("dataset")
+    if not dataset:
+        raise UserError(f"{path} does not say which dataset it was trained on; pass --dataset NAME")
+    data_dir = args.data_dir
+    run_config = path.parent / "config.json"
+    if data_dir is None and run_config.is_file():
+        data_dir = json.loads(run_config.read_text()).get("data", {}).get("data_dir")
+    model = load_model(path, _device(args.device))
+    report = {"checkpoint": str(path), "dataset": dataset, "step": int(metadata.get("step", -1))}
+    splits = [args.split] + (["train"] if args.train else [])
+    for split in splits:
+        images = _load_split(dataset, split, data_dir, args.download)
+        _check_images_fit(model, images.images, images.levels, metadata, f"{dataset}/{split}")
+        chosen = images.images[: args.limit] if args.limit else images.images
+        summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=not args.quiet, description=split)
+        report[split] = summary
+        print(f"{dataset}/{split}: {summary['nats_per_image']:.3f} +- {summary['nats_per_image_stderr']:.3f} nats/image, "
+              f"{summary['bits_per_dim']:.4f} +- {summary['bits_per_dim_stderr']:.4f} bits/dim ({summary['images']} images)")
+    main = report[args.split]
+    report.update(split=args.split, nats_per_image=main["nats_per_image"], bits_per_dim=main["bits_per_dim"])
+    if args.train:
+        report["train_bits_per_dim"] = report["train"]["bits_per_dim"]
+        print(f"as in the paper's tables: {main['bits_per_dim']:.2f} ({report['train_bits_per_dim']:.2f}) bits/dim, "
+              f"{main['nats_per_image']:.2f} ({report['train']['nats_per_image']:.2f}) nats")
+    if args.json:
+        from .checkpoint import atomic_write
+
+        atomic_write(args.json, lambda temp: Path(temp).write_text(json.dumps(report, indent=2) + "\n"))
+
+
+def _device(name: str | None):
+    from .training import choose_device
+
+    return choose_device(name or "auto")
+
+
+def _check_images_fit(model, images, levels: int, metadata: dict, source: str) -> None:
+    cfg = model.config
+    if images.shape[1] != cfg.channels or levels != cfg.levels:
+        raise UserError(f"{source} has {images.shape[1]} channels and {levels} levels; the model wants {cfg.channels} and {cfg.levels}")
+    trained = metadata.get("image_size")
+    if trained and trained != f"{images.shape[2]}x{images.shape[3]}":
+        raise UserError(f"{source} images are {images.shape[2]}x{images.shape[3]}; the model was trained on {trained}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelrnn", description="Pixel Recurrent Neural Networks: train, evaluate, sample.")
     sub = parser.add_subparsers(dest="command", required=True)
     presets = sub.add_parser("presets", help="list the paper's networks with their parameter counts")
     presets.add_argument("-v", "--verbose", action="store_true", help="also print each preset's description")
     presets.set_defaults(func=cmd_presets)
+
+    train = sub.add_parser("train", help="train a model (the paper's recipe by default)")
+    train.add_argument("--config", help="TOML or JSON run configuration (see configs/)")
+    train.add_argument("--dataset", help="dataset name, folder:PATH or npz:PATH")
+    train.add_argument("--arch", help="pixelcnn, row_lstm or diagonal_bilstm")
+    train.add_argument("--data-dir", help="folder with the dataset files (offline use)")
+    train.add_argument("--download", action="store_true", help="download missing dataset files into the cache")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. model.hidden=32 (repeatable)")
+    train.add_argument("--steps", type=int, help="total optimisation steps")
+    train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--out", help="run folder to create (default runs/<dataset>-<time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="NLL of a checkpoint on a split, in nats/image and bits/dim")
+    evaluate.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--train", action="store_true", help="also evaluate the training split (the paper's bracketed figure)")
+    evaluate.add_argument("--dataset", help="dataset (default: the one the checkpoint was trained on)")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--download", action="store_true")
+    evaluate.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--device")
+    evaluate.add_argument("--json", help="write the results as JSON to this file")
+    evaluate.add_argument("-q", "--quiet", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
 
@@ -43,10 +176,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except UserError as error:
-        print(f"pixelrnn {args.command}: error: {error}", file=sys.stderr)
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    except USER_ERRORS() as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"pixelrnn {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def USER_ERRORS() -> tuple[type[BaseException], ...]:
+    """Exceptions that report a user's mistake: printed as one line, never a traceback."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DatasetError
+    from .training import TrainingError
+
+    return (UserError, CheckpointError, ConfigError, DatasetError, TrainingError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ class ModelConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
+        if required:
+            raise ConfigError(f"model option(s) {', '.join(required)} missing; set them (e.g. model.{required[0]}=...) or use a preset")
         return cls(**values)
 
     @classmethod

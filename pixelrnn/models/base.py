@@ -133,11 +133,24 @@ class PixelModel(nn.Module):
         *,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        naive: bool = False,
+        batch_size: int | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
-        """Draw ``n`` images sub-pixel by sub-pixel in raster order (R, then G, then B)."""
+        """Draw ``n`` images (n, C, H, W) sub-pixel by sub-pixel in raster order (R, then G, then B).
+
+        By default the exact incremental engine of :mod:`pixelrnn.incremental` computes each
+        conditional; ``naive=True`` reruns the whole network per sub-pixel instead. Both draw
+        one uniform per sub-pixel in the same order, so with the same ``generator`` state they
+        return the same images. ``batch_size`` splits the ``n`` images into chunks sampled one
+        after the other (the draws then follow the chunks: another batch size gives other
+        images); ``progress`` shows a bar over rows.
+        """
+        if n < 1 or height < 1 or width < 1:
+            raise ValueError(f"n, height and width must be >= 1; got {n}, {height}, {width}")
         images = torch.zeros(n, self.config.channels, height, width, dtype=torch.long, device=self.device)
         known = torch.zeros_like(images, dtype=torch.bool)
-        return self._fill(images, known, temperature, generator)
+        return self._fill(images, known, temperature, generator, naive=naive, batch_size=batch_size, progress=progress)
 
     @torch.no_grad()
     def complete(
@@ -147,26 +160,74 @@ class PixelModel(nn.Module):
         *,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        naive: bool = False,
+        batch_size: int | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
-        """Keep the top ``keep_rows`` rows of each image and sample the rest (Figures 1 and 9)."""
+        """Keep the top ``keep_rows`` rows of each image and sample the rest (Figures 1 and 9).
+
+        The kept sub-pixels are returned unchanged; the options are those of :meth:`sample`.
+        """
         self.check_input(images)
+        if not 0 <= keep_rows <= images.shape[2]:
+            raise ValueError(f"keep_rows must lie in [0, {images.shape[2]}] for images of height {images.shape[2]}; got {keep_rows}")
         known = torch.zeros_like(images, dtype=torch.bool)
         known[:, :, :keep_rows] = True
-        return self._fill(images.to(self.device, torch.long).clone(), known.to(self.device), temperature, generator)
+        return self._fill(images.to(self.device, torch.long).clone(), known.to(self.device), temperature, generator,
+                          naive=naive, batch_size=batch_size, progress=progress)
 
-    def _fill(self, images, known, temperature, generator):
-        """Sample every unknown sub-pixel; the naive way, one full forward pass per sub-pixel."""
+    def _fill(self, images, known, temperature, generator, *, naive=False, batch_size=None, progress=False):
+        """Sample every unknown sub-pixel of ``images`` in place, chunk by chunk of the batch."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
+        count, _, height, _ = images.shape
+        batch_size = count if batch_size is None else batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=-(-count // batch_size) * height, unit="row", desc="naive" if naive else "sampling")
+        try:
+            for start in range(0, count, batch_size):
+                part = slice(start, start + batch_size)
+                images[part] = self._fill_chunk(images[part], known[part], temperature, generator, naive,
+                                                bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        return images
+
+    def _fill_chunk(self, images, known, temperature, generator, naive, row_done=None):
+        """One chunk, in raster order (i, j, c): one uniform drawn per sub-pixel not known in every image.
+
+        naive: one full forward pass per sub-pixel. Otherwise the incremental engine: the same
+        conditionals from cached activations, fed every sub-pixel (drawn or known) in order.
+        """
         _, channels, height, width = images.shape
+        known_everywhere = known.all(dim=0).tolist()  # (C, H, W) Python bools: no device sync per sub-pixel
+        if naive:
+            def conditional(i, j, c):
+                return self.logits_from_scaled(self.scale(images))[:, c, :, i, j]
+
+            def feed(i, j, c, values):
+                pass
+        else:
+            from ..incremental import make_engine
+
+            engine = make_engine(self)
+            engine.reset(images.shape[0], height, width)
+            conditional, feed = engine.logits, engine.advance
         for i in range(height):
             for j in range(width):
                 for c in range(channels):
-                    if bool(known[:, c, i, j].all()):
-                        continue
-                    logits = self.logits_from_scaled(self.scale(images))[:, c, :, i, j]
-                    drawn = sample_categorical(logits, temperature, generator)
-                    images[:, c, i, j] = torch.where(known[:, c, i, j], images[:, c, i, j], drawn)
+                    if not known_everywhere[c][i][j]:
+                        drawn = sample_categorical(conditional(i, j, c), temperature, generator)
+                        images[:, c, i, j] = torch.where(known[:, c, i, j], images[:, c, i, j], drawn)
+                    feed(i, j, c, images[:, c, i, j])
+            if row_done is not None:
+                row_done(1)
         return images
 
 

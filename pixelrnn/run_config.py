@@ -1,0 +1,187 @@
+"""Run configuration: TOML/JSON files, presets and ``--set key=value`` overrides, resolved once.
+
+A run configuration has three sections::
+
+    [model]  preset (optional), arch, hidden, layers, residual, skip, ... (ModelConfig fields;
+             channels and levels come from the dataset)
+    [data]   dataset, data_dir, download, train_split, valid_split, test_split
+    [train]  steps, batch_size, optimizer, lr, schedule, ... (TrainConfig fields)
+
+The resolved configuration (every default filled in) is saved as ``config.json`` in the run
+folder, so a run is reproducible from its folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ARCHITECTURES, ConfigError, ModelConfig
+from .presets import PRESETS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+OPTIMIZERS = ("rmsprop", "adam")
+SCHEDULES = ("constant", "exponential", "cosine")
+DEVICES_HELP = "auto, cpu, cuda, cuda:N"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    train_split: str = "train"
+    valid_split: str = "valid"
+    test_split: str = "test"
+
+
+@dataclass
+class TrainConfig:
+    """The paper's recipe by default: RMSProp, batch 16, no augmentation (section 5.2)."""
+
+    steps: int = 10000
+    batch_size: int = 16
+    optimizer: str = "rmsprop"
+    lr: float = 1e-3
+    schedule: str = "constant"
+    lr_decay: float = 0.99999  # per step, for the exponential schedule
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max global gradient norm of the per-dimension loss; 0 disables
+    ema_decay: float = 0.0  # Polyak/EMA of the weights used for evaluation and sampling; 0 disables
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 500
+    eval_images: int = 0  # validation images used at each evaluation; 0 = the whole split
+    eval_batch_size: int = 64
+    checkpoint_every: int = 200
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none
+    device: str = "auto"
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig}
+MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"channels", "levels"} | {"preset"}
+
+
+@dataclass
+class RunConfig:
+    model: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {"model": dict(self.model), "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train)}
+
+    def model_config(self, channels: int, levels: int) -> ModelConfig:
+        """The network for a dataset of ``channels`` x ``levels``: preset, then explicit keys."""
+        values = dict(self.model)
+        preset_name = values.pop("preset", None)
+        merged = {}
+        if preset_name:
+            merged.update(PRESETS[preset_name].config.to_dict())
+            for key, wanted in (("channels", channels), ("levels", levels)):
+                if merged[key] != wanted:
+                    raise ConfigError(f"preset {preset_name!r} is for {key}={merged[key]}, but the dataset has {key}={wanted}")
+        merged.update(values)
+        merged.update(channels=channels, levels=levels)
+        merged.setdefault("output_hidden", 32 if channels == 1 else 1024)
+        if "arch" not in merged:
+            raise ConfigError(f"no model architecture given; set model.arch to one of {', '.join(ARCHITECTURES)} or model.preset")
+        return ModelConfig.from_dict(merged)
+
+
+def parse_value(text: str):
+    """A command-line value as TOML would read it (numbers, booleans, strings, lists)."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from None
+
+
+def set_key(raw: dict, dotted: str, value) -> None:
+    section, _, key = dotted.partition(".")
+    if not key:
+        raise ConfigError(f"override {dotted!r} must name a section and a key, e.g. model.hidden=32 or train.lr=3e-4")
+    raw.setdefault(section, {})[key] = value
+
+
+def resolve(raw: dict) -> RunConfig:
+    """Check every key and type and fill in defaults."""
+    unknown_sections = sorted(set(raw) - {"model", "data", "train"})
+    if unknown_sections:
+        raise ConfigError(f"unknown config section(s) {', '.join(unknown_sections)}; sections are model, data, train")
+    model = dict(raw.get("model", {}))
+    unknown = sorted(set(model) - MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)}; known: {', '.join(sorted(MODEL_KEYS))}")
+    if "preset" in model and model["preset"] not in PRESETS:
+        raise ConfigError(f"unknown preset {model['preset']!r}; choose one of {', '.join(PRESETS)}")
+    if "arch" in model and model["arch"] not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {model['arch']!r}; choose one of {', '.join(ARCHITECTURES)}")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = dict(raw.get(name, {}))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {name}.{f', {name}.'.join(unknown)}; known: {', '.join(sorted(fields))}")
+        defaults = cls()
+        for key, value in values.items():
+            expected = type(getattr(defaults, key))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                values[key] = float(value)
+            elif getattr(defaults, key) is not None and not isinstance(value, expected):
+                raise ConfigError(f"{name}.{key}={value!r} should be of type {expected.__name__}")
+        sections[name] = cls(**values)
+    config = RunConfig(model=model, **sections)
+    check_train(config.train)
+    return config
+
+
+def check_train(train: TrainConfig) -> None:
+    if train.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer={train.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if train.schedule not in SCHEDULES:
+        raise ConfigError(f"train.schedule={train.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    for key in ("steps", "batch_size", "log_every", "eval_every", "eval_batch_size", "checkpoint_every"):
+        if getattr(train, key) < 1:
+            raise ConfigError(f"train.{key}={getattr(train, key)} must be at least 1")
+    if train.lr <= 0:
+        raise ConfigError(f"train.lr={train.lr} must be positive")
+    if not 0.0 <= train.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay={train.ema_decay} must be in [0, 1)")
+
+
+def build_run_config(config_file=None, overrides=(), **shortcuts) -> RunConfig:
+    """Config file, then shortcut flags (``dataset=``, ``arch=``, ...), then ``--set`` overrides."""
+    raw = load_file(config_file) if config_file else {}
+    raw = {section: dict(values) for section, values in raw.items()}
+    for dotted, value in shortcuts.items():
+        if value is not None:
+            set_key(raw, dotted, value)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. model.hidden=32")
+        set_key(raw, key.strip(), parse_value(value.strip()))
+    return resolve(raw)

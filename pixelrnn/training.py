@@ -1,0 +1,335 @@
+"""Training: the paper's recipe (section 5.2), resumable exactly, interrupted safely.
+
+A run folder holds::
+
+    config.json          the resolved run configuration
+    metrics.jsonl        one JSON object a line: {"step", "split", "nats", "bits_per_dim", ...}
+    state.safetensors    everything needed to resume: weights, EMA weights, optimizer state,
+                         RNG state, step, best validation score (JSON in the metadata)
+    last.safetensors     model checkpoint of the latest step (evaluation weights)
+    best.safetensors     model checkpoint with the best validation NLL (evaluation weights)
+
+Evaluation weights are the EMA (Polyak) average when ``train.ema_decay > 0``, else the raw
+weights. Every file is written to a temporary name and renamed, so an interruption at any
+moment leaves the previous version intact.
+
+Exact resume: the batch of step ``s`` is a pure function of (seed, s) (one permutation per
+epoch), the learning rate a pure function of s, and the optimizer and RNG states are restored,
+so a run that is interrupted and resumed gives the same losses as one that is not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from .checkpoint import atomic_write, save_model
+from .config import ModelConfig
+from .evaluation import evaluate_images
+from .models import PixelModel, model_from_config
+from .run_config import RunConfig
+
+STATE_FORMAT = "pixelrnn.train_state.v1"
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a non-finite loss, an unreadable state); one-line message."""
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu")
+    return device
+
+
+def learning_rate(train, step: int) -> float:
+    """Learning rate at ``step`` (0-based) as a pure function of the step."""
+    if train.schedule == "exponential":
+        rate = train.lr * train.lr_decay**step
+    elif train.schedule == "cosine":
+        rate = 0.5 * train.lr * (1.0 + math.cos(math.pi * min(step, train.steps) / train.steps))
+    else:
+        rate = train.lr
+    if train.warmup_steps and step < train.warmup_steps:
+        rate *= (step + 1) / train.warmup_steps
+    return rate
+
+
+class BatchOrder:
+    """Batch ``s`` of a run: one seeded permutation per epoch, incomplete last batches dropped."""
+
+    def __init__(self, count: int, batch_size: int, seed: int):
+        if count < batch_size:
+            raise TrainingError(f"the training split has {count} images, fewer than batch_size={batch_size}")
+        self.count, self.batch_size, self.seed = count, batch_size, seed
+        self.per_epoch = count // batch_size
+        self._epoch, self._permutation = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._permutation = epoch, torch.randperm(self.count, generator=generator)
+        return self._permutation[position * self.batch_size : (position + 1) * self.batch_size]
+
+
+# ----------------------------------------------------------------------------- state files
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimizer state dict into tensors and JSON-able values (no pickle)."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer/{index}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}/{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_state(tensors: dict, meta: dict) -> dict:
+    state: dict = {}
+    for name, value in tensors.items():
+        _, index, key = name.split("/", 2)
+        state.setdefault(int(index), {})[key] = value
+    for name, value in meta["scalars"].items():
+        index, key = name.split("/", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+@dataclass
+class TrainResult:
+    step: int
+    stopped: str  # "finished", "budget", "signal:SIGINT", ...
+    best_valid_nats: float | None
+    run_dir: Path
+
+
+class Trainer:
+    """One training run in ``run_dir``; ``resume=True`` continues from its state file."""
+
+    def __init__(self, config: RunConfig, run_dir: str | os.PathLike, train_images: np.ndarray,
+                 valid_images: np.ndarray | None, levels: int, *, dataset_name: str = "",
+                 resume: bool = False, progress: bool = True):
+        self.config, self.train_cfg = config, config.train
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.dataset_name = dataset_name
+        if self.train_cfg.num_threads:
+            torch.set_num_threads(self.train_cfg.num_threads)
+        self.device = choose_device(self.train_cfg.device)
+        self.train_images = torch.from_numpy(np.ascontiguousarray(train_images))
+        self.valid_images = None if valid_images is None or len(valid_images) == 0 else torch.from_numpy(np.ascontiguousarray(valid_images))
+        _, channels, height, width = self.train_images.shape
+        self.image_size = (height, width)
+        self.dims = channels * height * width
+        torch.manual_seed(self.train_cfg.seed)
+        self.model_config: ModelConfig = config.model_config(channels, levels)
+        self.model = model_from_config(self.model_config).to(self.device)
+        self.ema_model = None
+        if self.train_cfg.ema_decay > 0:
+            self.ema_model = model_from_config(self.model_config).to(self.device)
+            self.ema_model.load_state_dict(self.model.state_dict())
+            self.ema_model.requires_grad_(False)
+        self.optimizer = self._make_optimizer()
+        self.order = BatchOrder(len(self.train_images), self.train_cfg.batch_size, self.train_cfg.seed)
+        self.step = 0
+        self.best_valid = None
+        self.saved_step = None
+        self._stop_signal = None
+        if resume:
+            self._load_state()
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.run_dir / "config.json", lambda temp: Path(temp).write_text(json.dumps(config.to_dict(), indent=2) + "\n"))
+            atomic_write(self.metrics_path, lambda temp: Path(temp).write_text(""))
+
+    # ------------------------------------------------------------------ set-up
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg, params = self.train_cfg, self.model.parameters()
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / "state.safetensors"
+
+    @property
+    def eval_model(self) -> PixelModel:
+        return self.ema_model if self.ema_model is not None else self.model
+
+    # ------------------------------------------------------------------ state
+    def save_state(self) -> None:
+        tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        if self.ema_model is not None:
+            tensors.update({f"ema/{k}": v.detach().cpu().contiguous() for k, v in self.ema_model.state_dict().items()})
+        optimizer_tensors, optimizer_meta = _optimizer_tensors(self.optimizer)
+        tensors.update(optimizer_tensors)
+        tensors["rng/torch"] = torch.get_rng_state()
+        metadata = {
+            "format": STATE_FORMAT,
+            "step": str(self.step),
+            "best_valid": json.dumps(self.best_valid),
+            "optimizer": json.dumps(optimizer_meta),
+            "model_config": self.model_config.to_json(),
+        }
+        atomic_write(self.state_path, lambda temp: save_file(tensors, temp, metadata=metadata))
+        save_model(self.eval_model, self.run_dir / "last.safetensors", self.checkpoint_metadata())
+        self.saved_step = self.step
+
+    def checkpoint_metadata(self) -> dict[str, str]:
+        return {"step": str(self.step), "dataset": self.dataset_name, "image_size": f"{self.image_size[0]}x{self.image_size[1]}"}
+
+    def _load_state(self) -> None:
+        path = self.state_path
+        if not path.is_file():
+            raise TrainingError(f"cannot resume: {path} does not exist")
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as error:  # safetensors raises several types for a damaged file
+            raise TrainingError(f"cannot resume: {path} is not readable ({str(error).splitlines()[0]})") from None
+        if metadata.get("format") != STATE_FORMAT:
+            raise TrainingError(f"cannot resume: {path} is not a pixelrnn training state")
+        if ModelConfig.from_json(metadata["model_config"]) != self.model_config:
+            raise TrainingError(f"cannot resume: the model in {path} differs from the configured one")
+        part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        self.model.load_state_dict(part("model/"))
+        if self.ema_model is not None:
+            ema = part("ema/")
+            self.ema_model.load_state_dict(ema if ema else self.model.state_dict())
+        optimizer_tensors = {k: v.to(self.device) for k, v in tensors.items() if k.startswith("optimizer/")}
+        self.optimizer.load_state_dict(_optimizer_state(optimizer_tensors, json.loads(metadata["optimizer"])))
+        torch.set_rng_state(tensors["rng/torch"])
+        self.step = self.saved_step = int(metadata["step"])
+        self.best_valid = json.loads(metadata["best_valid"])
+        self._truncate_metrics(self.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after the state being resumed, so the log reads as one run."""
+        lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        atomic_write(self.metrics_path, lambda temp: Path(temp).write_text("".join(line + "\n" for line in kept)))
+
+    def log(self, record: dict) -> None:
+        with open(self.metrics_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------------ loop
+    def _on_signal(self, signum, frame) -> None:
+        self._stop_signal = signal.Signals(signum).name
+
+    def validate(self) -> dict | None:
+        if self.valid_images is None:
+            return None
+        images = self.valid_images[: self.train_cfg.eval_images] if self.train_cfg.eval_images else self.valid_images
+        summary = evaluate_images(self.eval_model, images, batch_size=self.train_cfg.eval_batch_size, device=self.device)
+        record = {"step": self.step, "split": "valid", "nats": summary["nats_per_image"],
+                  "bits_per_dim": summary["bits_per_dim"], "nats_stderr": summary["nats_per_image_stderr"],
+                  "images": summary["images"]}
+        self.log(record)
+        if self.best_valid is None or summary["nats_per_image"] < self.best_valid:
+            self.best_valid = summary["nats_per_image"]
+            save_model(self.eval_model, self.run_dir / "best.safetensors", self.checkpoint_metadata())
+        return record
+
+    def _update_ema(self) -> None:
+        decay = self.train_cfg.ema_decay
+        with torch.no_grad():
+            for average, current in zip(self.ema_model.parameters(), self.model.parameters()):
+                average.lerp_(current, 1.0 - decay)
+
+    def train(self) -> TrainResult:
+        cfg = self.train_cfg
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: signals stay with the caller
+                pass
+        started = time.monotonic()
+        stopped = "finished"
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not self.progress, unit="step", dynamic_ncols=True)
+        window_images, window_start, running = 0, time.monotonic(), None
+        self.model.train()
+        try:
+            while self.step < cfg.steps:
+                if self._stop_signal:
+                    stopped = f"signal:{self._stop_signal}"
+                    break
+                if cfg.max_minutes and time.monotonic() - started > 60 * cfg.max_minutes:
+                    stopped = "budget"
+                    break
+                nats = self.train_step()
+                running = nats if running is None else 0.98 * running + 0.02 * nats
+                window_images += cfg.batch_size
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    speed = window_images / max(time.monotonic() - window_start, 1e-9)
+                    self.log({"step": self.step, "split": "train", "nats": nats, "bits_per_dim": nats / (self.dims * math.log(2)),
+                              "lr": learning_rate(cfg, self.step - 1), "images_per_second": speed})
+                    bar.set_postfix(nats=f"{running:.2f}", bpd=f"{running / (self.dims * math.log(2)):.3f}", img_s=f"{speed:.0f}")
+                    window_images, window_start = 0, time.monotonic()
+                bar.update(1)
+                if self.step % cfg.eval_every == 0:
+                    self.validate()
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_state()
+            if stopped == "finished" and (not self.metrics_has_valid_at(self.step)):
+                self.validate()
+        finally:
+            bar.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if self.saved_step != self.step:
+            self.save_state()
+        if self.best_valid is None and not (self.run_dir / "best.safetensors").exists():
+            save_model(self.eval_model, self.run_dir / "best.safetensors", self.checkpoint_metadata())
+        return TrainResult(self.step, stopped, self.best_valid, self.run_dir)
+
+    def metrics_has_valid_at(self, step: int) -> bool:
+        return self.valid_images is None or step % self.train_cfg.eval_every == 0
+
+    def train_step(self) -> float:
+        """One optimisation step on batch ``self.step``; returns its loss in nats per image."""
+        cfg = self.train_cfg
+        batch = self.train_images[self.order.indices(self.step)].to(self.device).long()
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, self.step)
+        nats = self.model.nll(batch)
+        loss = nats.mean() / self.dims  # nats per dimension: a scale that does not depend on the image size
+        if not torch.isfinite(loss):
+            where = f"the last good checkpoint is {self.state_path} (step {self.saved_step})" if self.saved_step is not None else "no checkpoint was written yet"
+            raise TrainingError(f"non-finite loss at step {self.step + 1}; training stopped, {where}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        if self.ema_model is not None:
+            self._update_ema()
+        self.step += 1
+        return float(nats.detach().mean())

@@ -1,0 +1,219 @@
+"""Training pipeline: exact resume, safe interruption, schedules, configs, CLI errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from pixelrnn import load_model_from
+from pixelrnn.cli import main
+from pixelrnn.config import ConfigError
+from pixelrnn.run_config import build_run_config
+from pixelrnn.training import BatchOrder, Trainer, TrainingError, learning_rate
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    """A 4-level, 1x6x5 dataset in the npz layout the data module reads."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, train=rng.integers(0, 4, (40, 1, 6, 5), dtype=np.uint8),
+             valid=rng.integers(0, 4, (12, 1, 6, 5), dtype=np.uint8),
+             test=rng.integers(0, 4, (10, 1, 6, 5), dtype=np.uint8), levels=np.array(4))
+    return path
+
+
+def tiny_config(steps, **train):
+    overrides = [f"train.{k}={json.dumps(v)}" for k, v in {
+        "steps": steps, "batch_size": 8, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine", "warmup_steps": 2,
+        "ema_decay": 0.9, "log_every": 1, "eval_every": 4, "checkpoint_every": 3, **train}.items()]
+    return build_run_config(None, overrides + ["model.hidden=4", "model.layers=2", "model.output_hidden=8"],
+                            **{"model.arch": "diagonal_bilstm", "data.dataset": "tiny"})
+
+
+def data(path):
+    arrays = np.load(path)
+    return arrays["train"], arrays["valid"]
+
+
+def state_tensors(run_dir):
+    with safe_open(str(run_dir / "state.safetensors"), framework="pt") as handle:
+        return {key: handle.get_tensor(key) for key in handle.keys()}
+
+
+def train_losses(run_dir):
+    return [(r["step"], r["split"], r["nats"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+
+
+def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_npz):
+    train, valid = data(tiny_npz)
+    straight = Trainer(tiny_config(11), tmp_path / "a", train, valid, 4, progress=False)
+    assert straight.train().stopped == "finished"
+
+    interrupted = Trainer(tiny_config(11), tmp_path / "b", train, valid, 4, progress=False)
+    original_step = interrupted.train_step
+
+    def step_then_signal():  # SIGTERM arrives during step 5: the step finishes, then the run stops
+        loss = original_step()
+        if interrupted.step == 5:
+            interrupted._on_signal(signal.SIGTERM, None)
+        return loss
+
+    interrupted.train_step = step_then_signal
+    result = interrupted.train()
+    assert (result.step, result.stopped) == (5, "signal:SIGTERM")
+    resumed = Trainer(tiny_config(11), tmp_path / "b", train, valid, 4, progress=False, resume=True)
+    assert resumed.step == 5
+    assert resumed.train().step == 11
+
+    assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b")
+    a, b = state_tensors(tmp_path / "a"), state_tensors(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_from_an_older_checkpoint_drops_later_log_lines(tmp_path, tiny_npz):
+    train, valid = data(tiny_npz)
+    Trainer(tiny_config(4, checkpoint_every=2), tmp_path / "run", train, valid, 4, progress=False).train()
+    # a crash after step 4's log but before its checkpoint: simulate by rewinding the state file
+    log = train_losses(tmp_path / "run")
+    assert max(step for step, _, _ in log) == 4
+    trainer = Trainer(tiny_config(4, checkpoint_every=2), tmp_path / "run", train, valid, 4, progress=False, resume=True)
+    assert trainer.step == 4  # final state was saved at the end
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, tiny_npz):
+    train, valid = data(tiny_npz)
+    trainer = Trainer(tiny_config(10), tmp_path / "run", train, valid, 4, progress=False)
+    original = trainer.model.nll
+
+    def poisoned(x):
+        out = original(x)
+        return out * float("nan") if trainer.step == 4 else out
+
+    trainer.model.nll = poisoned
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 5.*step 3"):
+        trainer.train()
+    assert int(safe_open(str(tmp_path / "run" / "state.safetensors"), "pt").metadata()["step"]) == 3
+    assert load_model_from(tmp_path / "run") is not None
+
+
+def test_batch_order_is_a_seeded_permutation_per_epoch():
+    order = BatchOrder(10, 3, seed=7)
+    epoch0 = torch.cat([order.indices(s) for s in range(3)])
+    assert len(set(epoch0.tolist())) == 9
+    again = BatchOrder(10, 3, seed=7)
+    assert torch.equal(again.indices(4), order.indices(4))  # any step, in any order, gives the same batch
+    assert not torch.equal(BatchOrder(10, 3, seed=8).indices(0), BatchOrder(10, 3, seed=7).indices(0))
+    with pytest.raises(TrainingError, match="fewer than batch_size"):
+        BatchOrder(2, 3, seed=0)
+
+
+def test_learning_rate_schedules():
+    train = tiny_config(100, schedule="cosine", warmup_steps=10, lr=1.0).train
+    assert learning_rate(train, 0) == pytest.approx(0.1 * (0.5 * (1 + np.cos(0))))
+    assert learning_rate(train, 50) == pytest.approx(0.5)
+    assert learning_rate(train, 100) == pytest.approx(0.0)
+    exponential = tiny_config(100, schedule="exponential", lr_decay=0.5, warmup_steps=0, lr=1.0).train
+    assert learning_rate(exponential, 3) == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_config_resolves_to_a_model(path):
+    config = build_run_config(path)
+    channels, levels = {"binarized_mnist": (1, 2), "digits": (1, 17)}.get(config.data.dataset, (1, 256) if config.data.dataset == "mnist" else (3, 256))
+    model_config = config.model_config(channels, levels)
+    assert model_config.channels == channels and model_config.levels == levels
+
+
+def test_config_errors_name_the_bad_key():
+    with pytest.raises(ConfigError, match="model.dropout"):
+        build_run_config(None, ["model.dropout=0.1"])
+    with pytest.raises(ConfigError, match="train.optimizer='sgd'"):
+        build_run_config(None, ["train.optimizer=sgd"])
+    with pytest.raises(ConfigError, match="train.steps"):
+        build_run_config(None, ["train.steps=fast"])
+    with pytest.raises(ConfigError, match="is for channels=1"):
+        build_run_config(None, ["model.preset=mnist_pixelcnn"]).model_config(3, 256)
+    assert build_run_config(CONFIGS / "mnist_pixelcnn.toml", ["model.hidden=32"]).model_config(1, 2).hidden == 32
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "pixelrnn", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_train_evaluate_and_user_errors(tmp_path, tiny_npz, capsys):
+    run = tmp_path / "run"
+    common = ["--dataset", f"npz:{tiny_npz}", "--arch", "pixelcnn", "--set", "model.hidden=4", "--set", "model.layers=2", "--set", "model.output_hidden=8",
+              "--set", "train.batch_size=8", "--set", "train.eval_every=3", "-q"]
+    assert main(["train", *common, "--steps", "3", "--out", str(run)]) == 0
+    assert {"config.json", "metrics.jsonl", "state.safetensors", "last.safetensors", "best.safetensors"} <= {p.name for p in run.iterdir()}
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--split", "test", "--train", "--json", str(report), "-q"]) == 0
+    result = json.loads(report.read_text())
+    model = load_model_from(run)
+    test_images = torch.from_numpy(np.load(tiny_npz)["test"]).long()
+    expected = model.nll(test_images).double().mean().item()
+    assert result["nats_per_image"] == pytest.approx(expected, rel=1e-6)
+    assert result["bits_per_dim"] == pytest.approx(expected / (30 * np.log(2)), rel=1e-6)
+    assert result["train"]["images"] == 40
+    capsys.readouterr()
+
+    bad_cases = [
+        ["train", "--arch", "gru", "--dataset", f"npz:{tiny_npz}", "--out", str(tmp_path / "x")],
+        ["train", "--arch", "pixelcnn", "--dataset", "imagenet9", "--out", str(tmp_path / "x")],
+        ["train", "--arch", "pixelcnn", "--dataset", f"npz:{tiny_npz}", "--set", "train.lrr=1", "--out", str(tmp_path / "x")],
+        ["train", *common, "--out", str(run)],  # refuses to overwrite a run
+        ["evaluate", str(tmp_path / "missing")],
+        ["evaluate", str(run), "--dataset", "digits", "-q"],  # 17 levels and 8x8: not this model's data
+    ]
+    for args in bad_cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "Traceback" not in err and "error:" in err, err
+    # a pickle posing as a checkpoint is refused without being unpickled
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(b"\x80\x04\x95" + b"cos\nsystem\n" + b"\x00" * 20)
+    assert main(["evaluate", str(evil), "--dataset", f"npz:{tiny_npz}"]) == 2
+    assert "not a readable" in capsys.readouterr().err
+    # nothing already written was lost
+    assert (run / "best.safetensors").exists() and (run / "state.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_sigint_saves_and_resume_matches_an_uninterrupted_run(tmp_path, tiny_npz):
+    common = ["train", "--dataset", f"npz:{tiny_npz}", "--arch", "row_lstm", "--set", "model.hidden=4", "--set", "model.layers=2",
+              "--set", "model.output_hidden=8", "--set", "train.batch_size=8", "--set", "train.log_every=1",
+              "--set", "train.checkpoint_every=1000", "--set", "train.eval_every=1000", "--set", "train.schedule='exponential'",
+              "--set", "train.lr_decay=0.97", "-q"]
+    steps = "400"
+    process = subprocess.Popen([sys.executable, "-m", "pixelrnn", *common, "--steps", steps, "--out", str(tmp_path / "b")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "b" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 5):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "--resume" in out
+    stopped_at = int(safe_open(str(tmp_path / "b" / "state.safetensors"), "pt").metadata()["step"])
+    assert 5 <= stopped_at < 400
+    # The exponential schedule does not depend on train.steps, so both runs may end early.
+    final = str(stopped_at + 5)
+    resumed = run_cli("train", "--resume", str(tmp_path / "b"), "--steps", final, "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run_cli(*common, "--steps", final, "--out", str(tmp_path / "a"))
+    assert straight.returncode == 0, straight.stderr
+    assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b")
