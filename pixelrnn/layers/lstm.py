@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .masked_conv import MaskedConv2d, channel_groups, gate_groups
+from .scan import DiagonalRecurrence, RowRecurrence, lstm_scan
 from .skew import skew, unskew
 
 
@@ -71,7 +72,17 @@ class RowLSTM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         gates = self.input_to_state(x)  # (B, 4h, H, W)
-        # One unbind instead of indexing per step: autograd then accumulates row slices cheaply.
+        rows = gates.permute(2, 1, 0, 3).reshape(height, 1, 4 * self.hidden, batch * width)  # (T=H, D=1, 4h, B*W)
+        kernel = self.state_to_state.kernel_size[0]
+        # conv1d weight (4h, h, k) as one matrix over the k shifted copies of the state: (1, 4h, k*h)
+        weight = self.state_to_state.weight.permute(0, 2, 1).reshape(1, 4 * self.hidden, kernel * self.hidden)
+        states = lstm_scan(rows, weight, self.initial_hidden[None], self.initial_cell[None], RowRecurrence(batch, width, kernel))
+        return states.view(height, self.hidden, batch, width).permute(2, 1, 0, 3)  # (B, h, H, W)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function step by step through autograd (slow; the tests' reference)."""
+        batch, _, height, width = x.shape
+        gates = self.input_to_state(x)  # (B, 4h, H, W)
         rows = gates.permute(2, 0, 1, 3).unbind(0)  # H x (B, 4h, W)
         hidden, cell = self.initial_state(batch, width)
         outputs = []
@@ -123,6 +134,25 @@ class DiagonalBiLSTM(nn.Module):
         batch, _, height, width = x.shape
         hidden_size, steps = self.hidden, width + height - 1
         gates = skew(self.direction_gates(x))  # (2, B, 4h, H, W + H - 1)
+        columns = gates.permute(4, 0, 2, 1, 3).reshape(steps, 2, 4 * hidden_size, batch * height)  # (T, 2, 4h, B*H)
+        states = lstm_scan(columns, self.state_to_state, self.initial_hidden, self.initial_cell,
+                           DiagonalRecurrence(batch, height, x.device))  # (T, 2, h, B*H)
+        skewed = states.view(steps, 2, hidden_size, batch, height).permute(1, 3, 2, 4, 0)  # (2, B, h, H, T)
+        return self._combine(unskew(skewed, width))
+
+    def _combine(self, states: torch.Tensor) -> torch.Tensor:
+        """(2, B, h, H, W) states of both directions -> the layer's output (B, h, H, W)."""
+        height = states.shape[3]
+        left_to_right, right_to_left = states[0], states[1].flip(-1)
+        # Shift down one row: pixel (i, j) sees the right-to-left state of (i-1, j), never its own row.
+        shifted = F.pad(right_to_left, (0, 0, 1, 0))[:, :, :height]
+        return left_to_right + shifted
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function step by step through autograd (slow; the tests' reference)."""
+        batch, _, height, width = x.shape
+        hidden_size, steps = self.hidden, width + height - 1
+        gates = skew(self.direction_gates(x))  # (2, B, 4h, H, W + H - 1)
         columns = gates.permute(4, 0, 2, 1, 3).reshape(steps, 2, 4 * hidden_size, batch * height).unbind(0)
         state_shape = (2, hidden_size, batch, height)
         initial_hidden = self.initial_hidden[:, :, None, None].expand(state_shape)
@@ -148,11 +178,7 @@ class DiagonalBiLSTM(nn.Module):
             hidden, cell = new_hidden, new_cell
             outputs.append(hidden)
         skewed = torch.stack(outputs, dim=-1)  # (2, h, B, H, W + H - 1)
-        states = unskew(skewed, width).permute(0, 2, 1, 3, 4)  # (2, B, h, H, W)
-        left_to_right, right_to_left = states[0], states[1].flip(-1)
-        # Shift down one row: pixel (i, j) sees the right-to-left state of (i-1, j), never its own row.
-        shifted = F.pad(right_to_left, (0, 0, 1, 0))[:, :, :height]
-        return left_to_right + shifted
+        return self._combine(unskew(skewed, width).permute(0, 2, 1, 3, 4))  # (2, B, h, H, W)
 
 
 class LSTMResidualBlock(nn.Module):

@@ -1,0 +1,77 @@
+"""Training throughput (images/s) of every preset at its native image size.
+
+    python benchmarks/train_speed.py [--presets a,b] [--batch 16] [--seconds 20] [--device cpu]
+
+Each preset trains on random images for a warm-up of 3 steps, then for at least ``--seconds``
+(and at least 3 steps); forward, backward and an RMSProp step are timed together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+from pixelrnn.models import model_from_config
+from pixelrnn.presets import PRESETS
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def measure(preset, batch: int, seconds: float, device: torch.device) -> float:
+    torch.manual_seed(0)
+    cfg = preset.config
+    model = model_from_config(cfg).to(device)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4)
+    x = torch.randint(0, cfg.levels, (batch, cfg.channels, *preset.image_size), device=device)
+
+    def step():
+        loss = model.nll(x).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    steps, start = 0, time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    print(f"# training throughput, batch {args.batch}, {hardware}, torch {torch.__version__}, >= {args.seconds:.0f} s per preset\n")
+    print("| preset | image | images/s |")
+    print("| --- | --- | ---: |")
+    for name in args.presets.split(","):
+        preset = PRESETS[name]
+        speed = measure(preset, args.batch, args.seconds, device)
+        size = f"{preset.config.channels}x{preset.image_size[0]}x{preset.image_size[1]}"
+        print(f"| {name} | {size} | {speed:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
