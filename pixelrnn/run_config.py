@@ -29,6 +29,7 @@ else:  # pragma: no cover
 
 OPTIMIZERS = ("rmsprop", "adam")
 SCHEDULES = ("constant", "exponential", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES_HELP = "auto, cpu, cuda, cuda:N"
 
 
@@ -64,6 +65,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     max_minutes: float = 0.0  # wall-clock budget; 0 = none
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32; fp32; bf16
+    compile: bool = False  # torch.compile the model for training
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
 
 
@@ -166,6 +169,8 @@ def check_train(train: TrainConfig) -> None:
     for key in ("steps", "batch_size", "log_every", "eval_every", "eval_batch_size", "checkpoint_every"):
         if getattr(train, key) < 1:
             raise ConfigError(f"train.{key}={getattr(train, key)} must be at least 1")
+    if train.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision={train.precision!r}; choose one of {', '.join(PRECISIONS)}")
     if train.lr <= 0:
         raise ConfigError(f"train.lr={train.lr} must be positive")
     if not 0.0 <= train.ema_decay < 1.0:

@@ -34,10 +34,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from . import distributed
 from .checkpoint import atomic_write, save_model
 from .config import ModelConfig
-from .evaluation import evaluate_images
+from .evaluation import nll_per_image, summarize
 from .models import PixelModel, model_from_config
+from .models.base import nll_from_logits
 from .run_config import RunConfig
 
 STATE_FORMAT = "pixelrnn.train_state.v1"
@@ -135,7 +137,10 @@ class Trainer:
         self.dataset_name = dataset_name
         if self.train_cfg.num_threads:
             torch.set_num_threads(self.train_cfg.num_threads)
-        self.device = choose_device(self.train_cfg.device)
+        self.dist = distributed.setup(choose_device(self.train_cfg.device))
+        self.device = self.dist.device
+        if self.train_cfg.batch_size % self.dist.world_size:
+            raise TrainingError(f"train.batch_size={self.train_cfg.batch_size} must be a multiple of the {self.dist.world_size} processes")
         self.train_images = torch.from_numpy(np.ascontiguousarray(train_images))
         self.valid_images = None if valid_images is None or len(valid_images) == 0 else torch.from_numpy(np.ascontiguousarray(valid_images))
         _, channels, height, width = self.train_images.shape
@@ -150,6 +155,14 @@ class Trainer:
             self.ema_model.load_state_dict(self.model.state_dict())
             self.ema_model.requires_grad_(False)
         self.optimizer = self._make_optimizer()
+        self.autocast_dtype = self._autocast_dtype()
+        self.train_model = self.model
+        if self.train_cfg.compile:
+            self.train_model = torch.compile(self.train_model)
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.train_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.order = BatchOrder(len(self.train_images), self.train_cfg.batch_size, self.train_cfg.seed)
         self.step = 0
         self.best_valid = None
@@ -157,10 +170,11 @@ class Trainer:
         self._stop_signal = None
         if resume:
             self._load_state()
-        else:
+        elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.run_dir / "config.json", lambda temp: Path(temp).write_text(json.dumps(config.to_dict(), indent=2) + "\n"))
             atomic_write(self.metrics_path, lambda temp: Path(temp).write_text(""))
+        distributed.barrier(self.dist)
 
     # ------------------------------------------------------------------ set-up
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -168,6 +182,18 @@ class Trainer:
         if cfg.optimizer == "adam":
             return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        precision = self.train_cfg.precision
+        if precision == "fp32" or self.device.type != "cuda":
+            if precision == "bf16" and self.device.type != "cuda":
+                raise TrainingError("train.precision='bf16' needs a CUDA device; use 'auto' or 'fp32' on the CPU")
+            return None
+        if not torch.cuda.is_bf16_supported():
+            if precision == "bf16":
+                raise TrainingError(f"train.precision='bf16' is not supported by {torch.cuda.get_device_name(self.device)}")
+            return None
+        return torch.bfloat16
 
     @property
     def metrics_path(self) -> Path:
@@ -183,6 +209,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def save_state(self) -> None:
+        self.saved_step = self.step
+        if not self.dist.is_main:
+            distributed.barrier(self.dist)
+            return
         tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         if self.ema_model is not None:
             tensors.update({f"ema/{k}": v.detach().cpu().contiguous() for k, v in self.ema_model.state_dict().items()})
@@ -198,7 +228,7 @@ class Trainer:
         }
         atomic_write(self.state_path, lambda temp: save_file(tensors, temp, metadata=metadata))
         save_model(self.eval_model, self.run_dir / "last.safetensors", self.checkpoint_metadata())
-        self.saved_step = self.step
+        distributed.barrier(self.dist)
 
     def checkpoint_metadata(self) -> dict[str, str]:
         return {"step": str(self.step), "dataset": self.dataset_name, "image_size": f"{self.image_size[0]}x{self.image_size[1]}"}
@@ -227,7 +257,8 @@ class Trainer:
         torch.set_rng_state(tensors["rng/torch"])
         self.step = self.saved_step = int(metadata["step"])
         self.best_valid = json.loads(metadata["best_valid"])
-        self._truncate_metrics(self.step)
+        if self.dist.is_main:
+            self._truncate_metrics(self.step)
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log lines written after the state being resumed, so the log reads as one run."""
@@ -236,6 +267,8 @@ class Trainer:
         atomic_write(self.metrics_path, lambda temp: Path(temp).write_text("".join(line + "\n" for line in kept)))
 
     def log(self, record: dict) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.metrics_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -247,14 +280,23 @@ class Trainer:
         if self.valid_images is None:
             return None
         images = self.valid_images[: self.train_cfg.eval_images] if self.train_cfg.eval_images else self.valid_images
-        summary = evaluate_images(self.eval_model, images, batch_size=self.train_cfg.eval_batch_size, device=self.device)
+        # Each process scores its share of the images; sums of nats and squares are pooled.
+        nats = nll_per_image(self.eval_model, images[self.dist.rank :: self.dist.world_size],
+                             batch_size=self.train_cfg.eval_batch_size, device=self.device)
+        pooled = torch.tensor([len(nats), nats.sum(), (nats**2).sum()], dtype=torch.float64, device=self.device)
+        count, total, squares = distributed.all_reduce_sum(pooled, self.dist).tolist()
+        summary = summarize(np.array([total / count]), images[0].numel())
+        variance = max(squares / count - (total / count) ** 2, 0.0) * count / max(count - 1, 1)
+        summary["nats_per_image_stderr"] = math.sqrt(variance / count)
+        summary["images"] = int(count)
         record = {"step": self.step, "split": "valid", "nats": summary["nats_per_image"],
                   "bits_per_dim": summary["bits_per_dim"], "nats_stderr": summary["nats_per_image_stderr"],
                   "images": summary["images"]}
         self.log(record)
         if self.best_valid is None or summary["nats_per_image"] < self.best_valid:
             self.best_valid = summary["nats_per_image"]
-            save_model(self.eval_model, self.run_dir / "best.safetensors", self.checkpoint_metadata())
+            if self.dist.is_main:
+                save_model(self.eval_model, self.run_dir / "best.safetensors", self.checkpoint_metadata())
         return record
 
     def _update_ema(self) -> None:
@@ -273,18 +315,16 @@ class Trainer:
                 pass
         started = time.monotonic()
         stopped = "finished"
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not (self.progress and self.dist.is_main), unit="step", dynamic_ncols=True)
         window_images, window_start, running = 0, time.monotonic(), None
         self.model.train()
         try:
             while self.step < cfg.steps:
-                if self._stop_signal:
-                    stopped = f"signal:{self._stop_signal}"
+                over_budget = bool(cfg.max_minutes) and time.monotonic() - started > 60 * cfg.max_minutes
+                nats, stop_votes = self.train_step(stop_request=bool(self._stop_signal) or over_budget)
+                if stop_votes:  # every process stops at the same step, before this batch is used
+                    stopped = f"signal:{self._stop_signal}" if self._stop_signal else ("budget" if over_budget else "signal")
                     break
-                if cfg.max_minutes and time.monotonic() - started > 60 * cfg.max_minutes:
-                    stopped = "budget"
-                    break
-                nats = self.train_step()
                 running = nats if running is None else 0.98 * running + 0.02 * nats
                 window_images += cfg.batch_size
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
@@ -306,22 +346,36 @@ class Trainer:
                 signal.signal(sig, handler)
         if self.saved_step != self.step:
             self.save_state()
-        if self.best_valid is None and not (self.run_dir / "best.safetensors").exists():
+        if self.dist.is_main and self.best_valid is None and not (self.run_dir / "best.safetensors").exists():
             save_model(self.eval_model, self.run_dir / "best.safetensors", self.checkpoint_metadata())
+        distributed.barrier(self.dist)
         return TrainResult(self.step, stopped, self.best_valid, self.run_dir)
 
     def metrics_has_valid_at(self, step: int) -> bool:
         return self.valid_images is None or step % self.train_cfg.eval_every == 0
 
-    def train_step(self) -> float:
-        """One optimisation step on batch ``self.step``; returns its loss in nats per image."""
+    def train_step(self, stop_request: bool = False) -> tuple[float, bool]:
+        """One optimisation step on batch ``self.step``.
+
+        Returns the batch's mean loss in nats per image (over the global batch) and whether any
+        process asked to stop; then no update is made, on any process.
+        """
         cfg = self.train_cfg
-        batch = self.train_images[self.order.indices(self.step)].to(self.device).long()
+        indices = self.order.indices(self.step)
+        share = len(indices) // self.dist.world_size
+        batch = self.train_images[indices[self.dist.rank * share : (self.dist.rank + 1) * share]].to(self.device).long()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
-        nats = self.model.nll(batch)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            logits = self.train_model(batch)
+        nats = self.model_nll(logits, batch)
         loss = nats.mean() / self.dims  # nats per dimension: a scale that does not depend on the image size
-        if not torch.isfinite(loss):
+        # One collective per step: the global mean loss and the stop votes of all processes.
+        pooled = distributed.all_reduce_sum(torch.stack([nats.detach().sum().double(), torch.tensor(float(stop_request), dtype=torch.float64, device=nats.device)]), self.dist)
+        if pooled[1].item() > 0:
+            return float("nan"), True
+        mean_nats = pooled[0].item() / len(indices)
+        if not math.isfinite(mean_nats):
             where = f"the last good checkpoint is {self.state_path} (step {self.saved_step})" if self.saved_step is not None else "no checkpoint was written yet"
             raise TrainingError(f"non-finite loss at step {self.step + 1}; training stopped, {where}")
         self.optimizer.zero_grad(set_to_none=True)
@@ -332,4 +386,8 @@ class Trainer:
         if self.ema_model is not None:
             self._update_ema()
         self.step += 1
-        return float(nats.detach().mean())
+        return mean_nats, False
+
+    @staticmethod
+    def model_nll(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        return nll_from_logits(logits, batch)

@@ -63,11 +63,11 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny
     interrupted = Trainer(tiny_config(11), tmp_path / "b", train, valid, 4, progress=False)
     original_step = interrupted.train_step
 
-    def step_then_signal():  # SIGTERM arrives during step 5: the step finishes, then the run stops
-        loss = original_step()
+    def step_then_signal(stop_request=False):  # SIGTERM arrives during step 5: the step finishes, then the run stops
+        result = original_step(stop_request)
         if interrupted.step == 5:
             interrupted._on_signal(signal.SIGTERM, None)
-        return loss
+        return result
 
     interrupted.train_step = step_then_signal
     result = interrupted.train()
@@ -96,13 +96,13 @@ def test_resume_from_an_older_checkpoint_drops_later_log_lines(tmp_path, tiny_np
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, tiny_npz):
     train, valid = data(tiny_npz)
     trainer = Trainer(tiny_config(10), tmp_path / "run", train, valid, 4, progress=False)
-    original = trainer.model.nll
+    original = trainer.model_nll
 
-    def poisoned(x):
-        out = original(x)
+    def poisoned(logits, batch):
+        out = original(logits, batch)
         return out * float("nan") if trainer.step == 4 else out
 
-    trainer.model.nll = poisoned
+    trainer.model_nll = poisoned
     with pytest.raises(TrainingError, match=r"non-finite loss at step 5.*step 3"):
         trainer.train()
     assert int(safe_open(str(tmp_path / "run" / "state.safetensors"), "pt").metadata()["step"]) == 3

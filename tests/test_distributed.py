@@ -1,0 +1,83 @@
+"""Data parallel training under torchrun: 2 CPU processes (gloo) against 1 process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pixelrnn.run_config import build_run_config
+from pixelrnn.training import Trainer
+
+WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
+
+
+def torchrun(*args, processes=2):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, train=rng.integers(0, 4, (32, 1, 5, 4), dtype=np.uint8),
+             valid=rng.integers(0, 4, (6, 1, 5, 4), dtype=np.uint8), levels=np.array(4))
+    return path
+
+
+def single_process_run(path, run_dir, steps):
+    config = build_run_config(None, [f"train.steps={steps}", "train.batch_size=8", "train.log_every=1", "train.eval_every=2",
+                                     "train.checkpoint_every=100", "train.optimizer='adam'", "train.lr=3e-3", "train.ema_decay=0.9",
+                                     "model.hidden=4", "model.layers=2", "model.output_hidden=8"],
+                              **{"model.arch": "row_lstm", "data.dataset": "tiny"})
+    arrays = np.load(path)
+    trainer = Trainer(config, run_dir, arrays["train"], arrays["valid"], 4, progress=False)
+    trainer.train()
+    return trainer
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_hold_identical_weights_and_match_one_process(tmp_path, tiny_npz):
+    torchrun(WORKER, tiny_npz, tmp_path / "ddp", 5)
+    assert json.loads((tmp_path / "ddp" / "rank1.json").read_text())["world_size"] == 2
+    rank0, rank1 = load_file(tmp_path / "ddp" / "rank0.safetensors"), load_file(tmp_path / "ddp" / "rank1.safetensors")
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+
+    single = single_process_run(tiny_npz, tmp_path / "single", 5)
+    for name, value in single.model.state_dict().items():
+        assert torch.allclose(rank0[name], value, rtol=1e-4, atol=1e-5), name
+    ddp_log, single_log = metrics(tmp_path / "ddp"), metrics(tmp_path / "single")
+    assert [(r["step"], r["split"]) for r in ddp_log] == [(r["step"], r["split"]) for r in single_log]
+    for a, b in zip(ddp_log, single_log):
+        assert a["nats"] == pytest.approx(b["nats"], rel=1e-5), (a, b)  # global-batch loss and pooled validation
+    # only rank 0 wrote the run files
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir() if not p.name.startswith("rank")) == sorted(
+        p.name for p in (tmp_path / "single").iterdir())
+
+
+def test_resume_across_a_change_of_world_size(tmp_path, tiny_npz):
+    common = ["-m", "pixelrnn", "train", "--dataset", f"npz:{tiny_npz}", "--arch", "pixelcnn", "--set", "model.hidden=4",
+              "--set", "model.layers=1", "--set", "model.output_hidden=8", "--set", "train.batch_size=8",
+              "--set", "train.log_every=1", "--set", "train.checkpoint_every=100", "--set", "train.eval_every=100", "-q"]
+    torchrun(*common, "--steps", 3, "--out", tmp_path / "run")
+    resumed = subprocess.run([sys.executable, "-m", "pixelrnn", "train", "--resume", str(tmp_path / "run"), "--steps", "6", "-q"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run([sys.executable, *common, "--steps", "6", "--out", str(tmp_path / "straight")],
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr
+    a = [r["nats"] for r in metrics(tmp_path / "run") if r["split"] == "train"]
+    b = [r["nats"] for r in metrics(tmp_path / "straight") if r["split"] == "train"]
+    assert len(a) == len(b) == 6
+    assert a == pytest.approx(b, rel=1e-5)
