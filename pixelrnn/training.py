@@ -338,7 +338,7 @@ class Trainer:
                     self.validate()
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_state()
-            if stopped == "finished" and (not self.metrics_has_valid_at(self.step)):
+            if stopped in ("finished", "budget") and not self.metrics_has_valid_at(self.step):
                 self.validate()
         finally:
             bar.close()

@@ -1,0 +1,76 @@
+"""Binarized MNIST under a wall-clock budget: test NLL of each network next to the paper's.
+
+    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/binarized_mnist.py --minutes 20 [--archs pixelcnn,row_lstm,diagonal_bilstm]
+
+Each network of configs/mnist_<arch>.toml trains for ``--minutes`` of wall-clock time on this
+machine (Adam, lr 1e-3, batch 16, EMA 0.995 for a short budget; the configs keep the paper's
+RMSProp for full runs), picks its best checkpoint on 1000 validation images, and is evaluated
+on the whole test set (10000 images, the fixed binarization). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+PAPER_NATS = {"pixelcnn": 81.30, "row_lstm": 80.54, "diagonal_bilstm": 79.20}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def run(args: list[str]) -> None:
+    print("$", " ".join(args), flush=True)
+    subprocess.run(args, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--archs", default="pixelcnn,row_lstm,diagonal_bilstm")
+    parser.add_argument("--out", default="runs/benchmark_binarized_mnist")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--eval-limit", type=int, default=0, help="evaluate only the first N test images (0 = all 10000)")
+    args = parser.parse_args()
+    if not os.environ.get("PIXELRNN_DATA_DIR"):
+        sys.exit("set PIXELRNN_DATA_DIR to a folder holding binarized_mnist/*.amat (or train with --download first)")
+    rows = []
+    for arch in args.archs.split(","):
+        run_dir = Path(args.out) / arch
+        started = time.time()
+        run([sys.executable, "-m", "pixelrnn", "train", "--config", str(ROOT / "configs" / f"mnist_{arch}.toml"), "--out", str(run_dir),
+             "--device", args.device, "--steps", "10000000", "--set", f"train.max_minutes={args.minutes}",
+             "--set", "train.optimizer='adam'", "--set", "train.schedule='constant'", "--set", "train.ema_decay=0.995",
+             "--set", "train.eval_every=500", "--set", "train.eval_images=1000", "--set", "train.checkpoint_every=500", "-q"])
+        report = run_dir / "test.json"
+        evaluate = [sys.executable, "-m", "pixelrnn", "evaluate", str(run_dir), "--split", "test", "--json", str(report), "-q", "--device", args.device]
+        if args.eval_limit:
+            evaluate += ["--limit", str(args.eval_limit)]
+        run(evaluate)
+        result = json.loads(report.read_text())
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        steps = max(json.loads(line)["step"] for line in lines)
+        test = result["test"]
+        rows.append((arch, test["nats_per_image"], test["nats_per_image_stderr"], steps, test["images"], time.time() - started))
+    print(f"\n# binarized MNIST, {args.minutes:g} min of training per network on {hardware()}, torch {torch.__version__}\n")
+    print("| network | test NLL (nats) | paper | steps (batch 16) | test images |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for arch, nats, stderr, steps, images, _ in rows:
+        print(f"| {arch} | {nats:.2f} ± {stderr:.2f} | {PAPER_NATS[arch]:.2f} | {steps} | {images} |")
+
+
+if __name__ == "__main__":
+    main()
