@@ -18,7 +18,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ConfigError, ModelConfig
-from .models import PixelModel, model_from_config
+from .models.multiscale import MultiScaleConfig
+from .models import PixelModel, config_from_json, model_from_config
 
 FORMAT = "pixelrnn.checkpoint.v1"
 
@@ -48,7 +49,7 @@ def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, s
     return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
+def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleConfig, dict[str, torch.Tensor], dict[str, str]]:
     """Config, tensors and metadata of a checkpoint, with one-line errors for bad files."""
     path = Path(path)
     if not path.is_file():
@@ -63,7 +64,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, tor
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a pixelrnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
     try:
-        config = ModelConfig.from_json(metadata["pixelrnn.config"])
+        config = config_from_json(metadata["pixelrnn.config"])
     except (KeyError, json.JSONDecodeError, ConfigError, TypeError) as error:
         raise CheckpointError(f"{path} holds no valid model configuration ({error})") from None
     return config, tensors, metadata

@@ -28,6 +28,8 @@ class ModelConfig:
     row_kernel: Row LSTM input-to-state and state-to-state kernel width k (1 x k, k = 3).
     output_hidden / output_layers: the ReLU + 1x1 mask-B output stack (1024 maps for colour
         images, 32 for MNIST in the paper; two layers), followed by the logits layer.
+    condition_channels: c of the conditioning map of a multi-scale network's conditional
+        stage (section 3.6); 0 for an unconditional network.
     """
 
     arch: str
@@ -42,11 +44,12 @@ class ModelConfig:
     row_kernel: int = 3
     output_hidden: int = 1024
     output_layers: int = 2
+    condition_channels: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        positive = {"channels": 1, "levels": 2, "hidden": 1, "layers": 1, "output_hidden": 1, "output_layers": 0}
+        positive = {"channels": 1, "levels": 2, "hidden": 1, "layers": 1, "output_hidden": 1, "output_layers": 0, "condition_channels": 0}
         for name, least in positive.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:

@@ -72,6 +72,7 @@ class TrainConfig:
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig}
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"channels", "levels"} | {"preset"}
+MULTISCALE_KEYS = {"arch", "factor", "small", "large"}
 
 
 @dataclass
@@ -83,8 +84,14 @@ class RunConfig:
     def to_dict(self) -> dict:
         return {"model": dict(self.model), "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train)}
 
-    def model_config(self, channels: int, levels: int) -> ModelConfig:
+    def model_config(self, channels: int, levels: int):
         """The network for a dataset of ``channels`` x ``levels``: preset, then explicit keys."""
+        if self.model.get("arch") == "multiscale":
+            from .models.multiscale import MultiScaleConfig
+
+            stages = {stage: RunConfig(model=dict(self.model.get(stage, {}))).model_config(channels, levels).to_dict()
+                      for stage in ("small", "large")}
+            return MultiScaleConfig.from_dict({**self.model, **stages})
         values = dict(self.model)
         preset_name = values.pop("preset", None)
         merged = {}
@@ -122,10 +129,15 @@ def load_file(path: str | Path) -> dict:
 
 
 def set_key(raw: dict, dotted: str, value) -> None:
-    section, _, key = dotted.partition(".")
-    if not key:
+    *path, key = dotted.split(".")
+    if not path or not key:
         raise ConfigError(f"override {dotted!r} must name a section and a key, e.g. model.hidden=32 or train.lr=3e-4")
-    raw.setdefault(section, {})[key] = value
+    table = raw
+    for part in path:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"override {dotted!r}: {part} is a value, not a section")
+    table[key] = value
 
 
 def resolve(raw: dict) -> RunConfig:
@@ -134,13 +146,16 @@ def resolve(raw: dict) -> RunConfig:
     if unknown_sections:
         raise ConfigError(f"unknown config section(s) {', '.join(unknown_sections)}; sections are model, data, train")
     model = dict(raw.get("model", {}))
-    unknown = sorted(set(model) - MODEL_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)}; known: {', '.join(sorted(MODEL_KEYS))}")
-    if "preset" in model and model["preset"] not in PRESETS:
-        raise ConfigError(f"unknown preset {model['preset']!r}; choose one of {', '.join(PRESETS)}")
-    if "arch" in model and model["arch"] not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {model['arch']!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if model.get("arch") == "multiscale":
+        unknown = sorted(set(model) - MULTISCALE_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)} for a multi-scale model; known: {', '.join(sorted(MULTISCALE_KEYS))}")
+        for stage in ("small", "large"):
+            if not isinstance(model.get(stage), dict):
+                raise ConfigError(f"a multi-scale model needs a [model.{stage}] section")
+            check_model_keys(model[stage], f"model.{stage}.")
+    else:
+        check_model_keys(model, "model.")
     sections = {}
     for name, cls in SECTIONS.items():
         values = dict(raw.get(name, {}))
@@ -159,6 +174,16 @@ def resolve(raw: dict) -> RunConfig:
     config = RunConfig(model=model, **sections)
     check_train(config.train)
     return config
+
+
+def check_model_keys(model: dict, prefix: str) -> None:
+    unknown = sorted(set(model) - MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {prefix}{f', {prefix}'.join(unknown)}; known: {', '.join(sorted(MODEL_KEYS))}")
+    if "preset" in model and model["preset"] not in PRESETS:
+        raise ConfigError(f"unknown preset {model['preset']!r}; choose one of {', '.join(PRESETS)}")
+    if "arch" in model and model["arch"] not in ARCHITECTURES + ("multiscale",):
+        raise ConfigError(f"unknown architecture {model['arch']!r}; choose one of {', '.join(ARCHITECTURES)}, multiscale")
 
 
 def check_train(train: TrainConfig) -> None:

@@ -38,7 +38,7 @@ from . import distributed
 from .checkpoint import atomic_write, save_model
 from .config import ModelConfig
 from .evaluation import nll_per_image, summarize
-from .models import PixelModel, model_from_config
+from .models import PixelModel, config_from_json, model_from_config
 from .models.base import nll_from_logits
 from .run_config import RunConfig
 
@@ -245,7 +245,7 @@ class Trainer:
             raise TrainingError(f"cannot resume: {path} is not readable ({str(error).splitlines()[0]})") from None
         if metadata.get("format") != STATE_FORMAT:
             raise TrainingError(f"cannot resume: {path} is not a pixelrnn training state")
-        if ModelConfig.from_json(metadata["model_config"]) != self.model_config:
+        if config_from_json(metadata["model_config"]) != self.model_config:
             raise TrainingError(f"cannot resume: the model in {path} differs from the configured one")
         part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.model.load_state_dict(part("model/"))
@@ -367,8 +367,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            logits = self.train_model(batch)
-        nats = self.model_nll(logits, batch)
+            output = self.train_model(batch)  # logits, or nats per image for a multi-scale model
+        nats = output if output.dim() == 1 else self.model_nll(output, batch)
         loss = nats.mean() / self.dims  # nats per dimension: a scale that does not depend on the image size
         # One collective per step: the global mean loss and the stop votes of all processes.
         pooled = distributed.all_reduce_sum(torch.stack([nats.detach().sum().double(), torch.tensor(float(stop_request), dtype=torch.float64, device=nats.device)]), self.dist)

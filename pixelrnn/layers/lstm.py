@@ -69,9 +69,14 @@ class RowLSTM(nn.Module):
         """Advance one row: ``row_gates`` (B, 4h, W) from the input, state (B, h, W) of the row above."""
         return lstm_cell(row_gates + self.state_to_state(hidden), cell)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    condition_width = property(lambda self: 4 * self.hidden)
+
+    def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
+        """``condition_gates`` (B, 4h, H, W), if given, biases the input-to-state map (section 3.6)."""
         batch, _, height, width = x.shape
         gates = self.input_to_state(x)  # (B, 4h, H, W)
+        if condition_gates is not None:
+            gates = gates + condition_gates
         rows = gates.permute(2, 1, 0, 3).reshape(height, 1, 4 * self.hidden, batch * width)  # (T=H, D=1, 4h, B*W)
         kernel = self.state_to_state.kernel_size[0]
         # conv1d weight (4h, h, k) as one matrix over the k shifted copies of the state: (1, 4h, k*h)
@@ -120,9 +125,17 @@ class DiagonalBiLSTM(nn.Module):
         self.initial_hidden = nn.Parameter(torch.zeros(self.directions, hidden))
         self.initial_cell = nn.Parameter(torch.zeros(self.directions, hidden))
 
-    def direction_gates(self, x: torch.Tensor) -> torch.Tensor:
-        """Input-to-state gates of both directions, the second mirrored: (2, B, 4h, H, W)."""
-        left_to_right, right_to_left = self.input_to_state(x).chunk(2, dim=1)  # (B, 4h, H, W) each
+    condition_width = property(lambda self: self.directions * 4 * self.hidden)
+
+    def direction_gates(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
+        """Input-to-state gates of both directions, the second mirrored: (2, B, 4h, H, W).
+
+        ``condition_gates`` (B, 8h, H, W), if given, biases both directions (section 3.6).
+        """
+        gates = self.input_to_state(x)
+        if condition_gates is not None:
+            gates = gates + condition_gates
+        left_to_right, right_to_left = gates.chunk(2, dim=1)  # (B, 4h, H, W) each
         return torch.stack([left_to_right, right_to_left.flip(-1)])
 
     def step(self, column_gates, hidden_above, hidden_left, cell_left):
@@ -130,10 +143,10 @@ class DiagonalBiLSTM(nn.Module):
         recurrent = torch.bmm(self.state_to_state, torch.cat([hidden_above, hidden_left], dim=1))  # (2, 4h, N)
         return lstm_cell(column_gates + recurrent, cell_left)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
         batch, _, height, width = x.shape
         hidden_size, steps = self.hidden, width + height - 1
-        gates = skew(self.direction_gates(x))  # (2, B, 4h, H, W + H - 1)
+        gates = skew(self.direction_gates(x, condition_gates))  # (2, B, 4h, H, W + H - 1)
         columns = gates.permute(4, 0, 2, 1, 3).reshape(steps, 2, 4 * hidden_size, batch * height)  # (T, 2, 4h, B*H)
         states = lstm_scan(columns, self.state_to_state, self.initial_hidden, self.initial_cell,
                            DiagonalRecurrence(batch, height, x.device))  # (T, 2, h, B*H)
@@ -196,6 +209,10 @@ class LSTMResidualBlock(nn.Module):
             hidden, 2 * hidden, 1, "B", channel_groups(hidden, image_channels), channel_groups(2 * hidden, image_channels)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.output(self.lstm(x))
+    @property
+    def condition_width(self) -> int:
+        return self.lstm.condition_width
+
+    def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.output(self.lstm(x, condition_gates))
         return x + y if self.residual else y

@@ -5,13 +5,16 @@ from __future__ import annotations
 from ..config import ModelConfig
 from .base import PixelModel, bits_per_dim
 from .diagonal_bilstm import DiagonalBiLSTMNetwork
+from .multiscale import MultiScaleConfig, MultiScalePixelRNN, config_from_dict, config_from_json
 from .pixelcnn import PixelCNN
 from .row_lstm import RowLSTMNetwork
 
 NETWORKS = {"pixelcnn": PixelCNN, "row_lstm": RowLSTMNetwork, "diagonal_bilstm": DiagonalBiLSTMNetwork}
 
 
-def model_from_config(config: ModelConfig) -> PixelModel:
+def model_from_config(config: ModelConfig | MultiScaleConfig) -> PixelModel | MultiScalePixelRNN:
+    if isinstance(config, MultiScaleConfig):
+        return MultiScalePixelRNN(config)
     return NETWORKS[config.arch](config)
 
 
@@ -25,4 +28,4 @@ def build_model(arch: str, *, channels: int, levels: int, hidden: int, layers: i
     return model_from_config(ModelConfig.from_dict(dict(arch=arch, channels=channels, levels=levels, hidden=hidden, layers=layers, **options)))
 
 
-__all__ = ["NETWORKS", "PixelModel", "bits_per_dim", "build_model", "model_from_config", "PixelCNN", "RowLSTMNetwork", "DiagonalBiLSTMNetwork"]
+__all__ = ["MultiScaleConfig", "MultiScalePixelRNN", "config_from_dict", "config_from_json", "NETWORKS", "PixelModel", "bits_per_dim", "build_model", "model_from_config", "PixelCNN", "RowLSTMNetwork", "DiagonalBiLSTMNetwork"]

@@ -15,6 +15,7 @@ Subclasses provide the residual blocks; this class owns scaling, the output stac
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -28,6 +29,18 @@ from ..layers.masked_conv import MaskedConv2d, channel_groups
 def bits_per_dim(nats_per_image: torch.Tensor | float, dims: int) -> torch.Tensor | float:
     """Convert a negative log-likelihood in nats per image to bits per sub-pixel (H*W*C dims)."""
     return nats_per_image / (dims * math.log(2.0))
+
+
+def subpixel_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Nats of every sub-pixel (B, C, H, W) from logits (B, C, K, H, W) and integers x (B, C, H, W)."""
+    if logits.dtype not in (torch.float32, torch.float64):  # half-precision logits: the softmax in float32
+        logits = logits.float()
+    return F.cross_entropy(logits.transpose(1, 2), x.long(), reduction="none")
+
+
+def nll_from_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Nats per image (B,) from logits (B, C, K, H, W) and the observed integers x (B, C, H, W)."""
+    return subpixel_nll(logits, x).flatten(1).sum(1)
 
 
 class OutputStack(nn.Module):
@@ -66,6 +79,13 @@ class PixelModel(nn.Module):
             [MaskedConv2d(maps, maps, 1, "B", groups, groups) for _ in self.blocks] if config.skip else []
         )
         self.output_stack = OutputStack(maps, config.output_hidden, config.output_layers, channels, config.levels)
+        # Multi-scale conditioning (section 3.6): per layer, a 1x1 unmasked map from the c-channel
+        # conditioning map to a bias of that layer's input-to-state map. Unmasked: the condition
+        # is given, not generated, so any position of it may be seen.
+        self.condition_maps = nn.ModuleList(
+            [nn.Conv2d(config.condition_channels, block.condition_width, 1) for block in self.blocks]
+            if config.condition_channels else []
+        )
 
     def build_blocks(self) -> list[nn.Module]:
         raise NotImplementedError
@@ -92,21 +112,28 @@ class PixelModel(nn.Module):
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
             raise ValueError(f"pixel values must lie in [0, {cfg.levels}); got min {int(x.min())}, max {int(x.max())}")
 
-    def features(self, scaled: torch.Tensor) -> torch.Tensor:
+    def features(self, scaled: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Input conv and residual blocks, summed through the skip connections: (B, 2h, H, W)."""
+        if (condition is None) != (not self.config.condition_channels):
+            raise ValueError(f"this network takes a {self.config.condition_channels}-channel condition map" if condition is None
+                             else "this network is unconditional; it takes no condition map")
         y = self.input_conv(scaled)
         skip_sum = None
         for index, block in enumerate(self.blocks):
-            y = block(y)
+            y = block(y) if condition is None else block(y, self.condition_maps[index](condition))
             if self.config.skip:
                 contribution = self.skips[index](y)
                 skip_sum = contribution if skip_sum is None else skip_sum + contribution
         return skip_sum if self.config.skip else y
 
-    def logits_from_scaled(self, scaled: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C, K, H, W) from already scaled inputs; differentiable in the input."""
+    def logits_from_scaled(self, scaled: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, C, K, H, W) from already scaled inputs; differentiable in the input.
+
+        ``condition`` (B, c, H, W) is the conditioning map of a multi-scale network's
+        conditional stage (section 3.6); unconditional networks take none.
+        """
         batch, channels, height, width = scaled.shape
-        logits = self.output_stack(self.features(scaled))  # (B, C*K, H, W)
+        logits = self.output_stack(self.features(scaled, condition))  # (B, C*K, H, W)
         return logits.view(batch, channels, self.config.levels, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,9 +143,7 @@ class PixelModel(nn.Module):
 
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of each image in nats, shape (B,)."""
-        logits = self(x)
-        per_subpixel = F.cross_entropy(logits.transpose(1, 2), x.long(), reduction="none")  # (B, C, H, W)
-        return per_subpixel.flatten(1).sum(1)
+        return nll_from_logits(self(x), x)
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
         return bits_per_dim(self.nll(x), x[0].numel())
@@ -191,9 +216,8 @@ class PixelModel(nn.Module):
             bar = tqdm(total=-(-count // batch_size) * height, unit="row", desc="naive" if naive else "sampling")
         try:
             for start in range(0, count, batch_size):
-                part = slice(start, start + batch_size)
-                images[part] = self._fill_chunk(images[part], known[part], temperature, generator, naive,
-                                                bar.update if bar is not None else None)
+                part = slice(start, start + batch_size)  # views: the chunk is filled in place
+                self._fill_chunk(images[part], known[part], temperature, generator, naive, bar.update if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
@@ -206,28 +230,37 @@ class PixelModel(nn.Module):
         conditionals from cached activations, fed every sub-pixel (drawn or known) in order.
         """
         _, channels, height, width = images.shape
-        known_everywhere = known.all(dim=0).tolist()  # (C, H, W) Python bools: no device sync per sub-pixel
+        # (C, H, W) Python bools, so that the loop does not wait on the device per sub-pixel.
+        known_everywhere = known.all(dim=0).tolist()
+        known_somewhere = known.any(dim=0).tolist()
         if naive:
             def conditional(i, j, c):
                 return self.logits_from_scaled(self.scale(images))[:, c, :, i, j]
 
             def feed(i, j, c, values):
                 pass
+
+            threads = contextlib.nullcontext()
         else:
             from ..incremental import make_engine
 
             engine = make_engine(self)
             engine.reset(images.shape[0], height, width)
-            conditional, feed = engine.logits, engine.advance
-        for i in range(height):
-            for j in range(width):
-                for c in range(channels):
-                    if not known_everywhere[c][i][j]:
-                        drawn = sample_categorical(conditional(i, j, c), temperature, generator)
-                        images[:, c, i, j] = torch.where(known[:, c, i, j], images[:, c, i, j], drawn)
-                    feed(i, j, c, images[:, c, i, j])
-            if row_done is not None:
-                row_done(1)
+            conditional, feed, threads = engine.logits, engine.advance, engine.compute_threads()
+        with threads:
+            for i in range(height):
+                for j in range(width):
+                    for c in range(channels):
+                        if not known_everywhere[c][i][j]:
+                            drawn = sample_categorical(conditional(i, j, c), temperature, generator)
+                            if known_somewhere[c][i][j]:
+                                drawn = torch.where(known[:, c, i, j], images[:, c, i, j], drawn)
+                            images[:, c, i, j] = drawn
+                            feed(i, j, c, drawn)
+                        else:
+                            feed(i, j, c, images[:, c, i, j])
+                if row_done is not None:
+                    row_done(1)
         return images
 
 
@@ -237,7 +270,8 @@ def sample_categorical(logits: torch.Tensor, temperature: float, generator: torc
     One uniform per sub-pixel, drawn in a fixed order, makes two engines that compute the same
     logits draw the same samples from the same seed.
     """
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    scaled = logits.double() if temperature == 1.0 else logits.double() / temperature  # x / 1.0 == x: skip the op
+    probs = torch.softmax(scaled, dim=-1)
     uniform = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype)
     cdf = probs.cumsum(-1)
     return (cdf < uniform).sum(-1).clamp_max(probs.shape[-1] - 1)

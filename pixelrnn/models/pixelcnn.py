@@ -13,6 +13,7 @@ pixel above that the LSTM networks reach. No deviation from the paper.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -28,9 +29,14 @@ class PixelCNNBlock(nn.Module):
         self.conv = MaskedConv2d(hidden, hidden, kernel, "B", narrow, narrow)
         self.expand = MaskedConv2d(hidden, 2 * hidden, 1, "B", narrow, wide)
         self.residual = residual
+        self.condition_width = hidden
 
-    def forward(self, x):
-        y = self.expand(F.relu(self.conv(F.relu(self.reduce(F.relu(x))))))
+    def forward(self, x, condition: torch.Tensor | None = None):
+        """``condition`` (B, h, H, W), if given, biases the kxk convolution (section 3.6)."""
+        y = self.conv(F.relu(self.reduce(F.relu(x))))
+        if condition is not None:
+            y = y + condition
+        y = self.expand(F.relu(y))
         return x + y if self.residual else y
 
 
