@@ -43,10 +43,13 @@ def main() -> None:
     parser.add_argument("--archs", default="pixelcnn,row_lstm,diagonal_bilstm")
     parser.add_argument("--out", default="runs/benchmark_binarized_mnist")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per process (0 = torch's default)")
     parser.add_argument("--eval-limit", type=int, default=0, help="evaluate only the first N test images (0 = all 10000)")
     args = parser.parse_args()
     if not os.environ.get("PIXELRNN_DATA_DIR"):
         sys.exit("set PIXELRNN_DATA_DIR to a folder holding binarized_mnist/*.amat (or train with --download first)")
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the train and evaluate processes
     rows = []
     for arch in args.archs.split(","):
         run_dir = Path(args.out) / arch
@@ -65,7 +68,8 @@ def main() -> None:
         steps = max(json.loads(line)["step"] for line in lines)
         test = result["test"]
         rows.append((arch, test["nats_per_image"], test["nats_per_image_stderr"], steps, test["images"], time.time() - started))
-    print(f"\n# binarized MNIST, {args.minutes:g} min of training per network on {hardware()}, torch {torch.__version__}\n")
+    threads = f", {args.threads} thread(s) per process" if args.threads else ""
+    print(f"\n# binarized MNIST, {args.minutes:g} min of training per network on {hardware()}{threads}, torch {torch.__version__}\n")
     print("| network | test NLL (nats) | paper | steps (batch 16) | test images |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for arch, nats, stderr, steps, images, _ in rows:
