@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pixelrnn.layers.lstm import DiagonalBiLSTM, RowLSTM
-from pixelrnn.layers.scan import DiagonalRecurrence, RowRecurrence, lstm_scan
+from pixelrnn.layers.scan import RowRecurrence, diagonal_scan, lstm_scan
 
 
 def make_layer(kind, channels):
@@ -45,19 +45,20 @@ def test_fused_scan_matches_reference_values_and_gradients(kind, shape):
         assert torch.allclose(fast_params[name], slow_params[name], rtol=0, atol=1e-11), name
 
 
-@pytest.mark.parametrize("recurrence", ["row", "diagonal"])
-def test_scan_passes_gradcheck(recurrence):
+@pytest.mark.parametrize("scan", ["row", "diagonal"])
+def test_scans_pass_gradcheck(scan):
     torch.manual_seed(0)
-    steps, directions, size, batch, extent = 4, 2, 2, 2, 3
-    positions = batch * extent
-    if recurrence == "row":
-        rec, z_size = RowRecurrence(batch, extent, 3), 3 * size
+    directions, size, batch, height, width = 2, 2, 2, 3, 4
+    if scan == "row":
+        steps, positions, z_size = height, batch * width, 3 * size
+        run = lambda *a: lstm_scan(*a, RowRecurrence(batch, width, 3))
     else:
-        rec, z_size = DiagonalRecurrence(batch, extent, torch.device("cpu")), 2 * size
+        steps, positions, z_size = width + height - 1, height * batch, 2 * size
+        run = lambda *a: diagonal_scan(*a, height, width)
     inputs = (
         torch.randn(steps, directions, 4 * size, positions, dtype=torch.float64, requires_grad=True),
         torch.randn(directions, 4 * size, z_size, dtype=torch.float64, requires_grad=True),
         torch.randn(directions, size, dtype=torch.float64, requires_grad=True),
         torch.randn(directions, size, dtype=torch.float64, requires_grad=True),
     )
-    assert torch.autograd.gradcheck(lambda *a: lstm_scan(*a, rec), inputs)
+    assert torch.autograd.gradcheck(run, inputs)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .masked_conv import MaskedConv2d, channel_groups, gate_groups
-from .scan import DiagonalRecurrence, RowRecurrence, lstm_scan
+from .scan import RowRecurrence, diagonal_scan, lstm_scan
 from .skew import skew, unskew
 
 
@@ -147,10 +147,9 @@ class DiagonalBiLSTM(nn.Module):
         batch, _, height, width = x.shape
         hidden_size, steps = self.hidden, width + height - 1
         gates = skew(self.direction_gates(x, condition_gates))  # (2, B, 4h, H, W + H - 1)
-        columns = gates.permute(4, 0, 2, 1, 3).reshape(steps, 2, 4 * hidden_size, batch * height)  # (T, 2, 4h, B*H)
-        states = lstm_scan(columns, self.state_to_state, self.initial_hidden, self.initial_cell,
-                           DiagonalRecurrence(batch, height, x.device))  # (T, 2, h, B*H)
-        skewed = states.view(steps, 2, hidden_size, batch, height).permute(1, 3, 2, 4, 0)  # (2, B, h, H, T)
+        columns = gates.permute(4, 0, 2, 3, 1).reshape(steps, 2, 4 * hidden_size, height * batch)  # (T, 2, 4h, H*B)
+        states = diagonal_scan(columns, self.state_to_state, self.initial_hidden, self.initial_cell, height, width)
+        skewed = states.view(steps, 2, hidden_size, height, batch).permute(1, 4, 2, 3, 0)  # (2, B, h, H, T)
         return self._combine(unskew(skewed, width))
 
     def _combine(self, states: torch.Tensor) -> torch.Tensor:
