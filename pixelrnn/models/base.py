@@ -201,7 +201,21 @@ class PixelModel(nn.Module):
         return self._fill(images.to(self.device, torch.long).clone(), known.to(self.device), temperature, generator,
                           naive=naive, batch_size=batch_size, progress=progress)
 
-    def _fill(self, images, known, temperature, generator, *, naive=False, batch_size=None, progress=False):
+    @torch.no_grad()
+    def fill(self, images: torch.Tensor, known: torch.Tensor, *, condition: torch.Tensor | None = None,
+             temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False,
+             batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
+        """Sample every sub-pixel of ``images`` where ``known`` (same shape, bool) is False.
+
+        The general form of ``sample`` and ``complete``: known sub-pixels anywhere are kept and
+        conditioned on where they come earlier. ``condition`` is the conditioning map of a
+        multi-scale network's conditional stage (section 3.6).
+        """
+        self.check_input(images)
+        return self._fill(images.to(self.device, torch.long).clone(), known.to(self.device), temperature, generator,
+                          naive=naive, batch_size=batch_size, progress=progress, condition=condition)
+
+    def _fill(self, images, known, temperature, generator, *, naive=False, batch_size=None, progress=False, condition=None):
         """Sample every unknown sub-pixel of ``images`` in place, chunk by chunk of the batch."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
@@ -217,13 +231,14 @@ class PixelModel(nn.Module):
         try:
             for start in range(0, count, batch_size):
                 part = slice(start, start + batch_size)  # views: the chunk is filled in place
-                self._fill_chunk(images[part], known[part], temperature, generator, naive, bar.update if bar is not None else None)
+                self._fill_chunk(images[part], known[part], temperature, generator, naive, bar.update if bar is not None else None,
+                                 condition=None if condition is None else condition[part])
         finally:
             if bar is not None:
                 bar.close()
         return images
 
-    def _fill_chunk(self, images, known, temperature, generator, naive, row_done=None):
+    def _fill_chunk(self, images, known, temperature, generator, naive, row_done=None, condition=None):
         """One chunk, in raster order (i, j, c): one uniform drawn per sub-pixel not known in every image.
 
         naive: one full forward pass per sub-pixel. Otherwise the incremental engine: the same
@@ -235,7 +250,7 @@ class PixelModel(nn.Module):
         known_somewhere = known.any(dim=0).tolist()
         if naive:
             def conditional(i, j, c):
-                return self.logits_from_scaled(self.scale(images))[:, c, :, i, j]
+                return self.logits_from_scaled(self.scale(images), condition)[:, c, :, i, j]
 
             def feed(i, j, c, values):
                 pass
@@ -245,7 +260,7 @@ class PixelModel(nn.Module):
             from ..incremental import make_engine
 
             engine = make_engine(self)
-            engine.reset(images.shape[0], height, width)
+            engine.reset(images.shape[0], height, width, condition=condition)
             conditional, feed, threads = engine.logits, engine.advance, engine.compute_threads()
         with threads:
             for i in range(height):
