@@ -23,6 +23,8 @@ demo: install
 	rm -rf $(RUN_DIR)
 	$(VENV)/bin/pixelrnn train --config configs/digits_demo.toml --out $(RUN_DIR)
 	$(VENV)/bin/pixelrnn evaluate $(RUN_DIR) --split test --train --json $(RUN_DIR)/test.json
+	$(VENV)/bin/pixelrnn sample $(RUN_DIR) -n 64 --seed 0 --out $(RUN_DIR)/samples.png
+	$(VENV)/bin/pixelrnn complete $(RUN_DIR) --dataset digits --index 0 --index 1 --index 2 --keep-rows 4 -k 8 --seed 0 --out $(RUN_DIR)/completions.png
 	@echo "run folder: $(RUN_DIR)"
 
 test: install

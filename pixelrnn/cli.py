@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="write the results as JSON to this file")
     evaluate.add_argument("-q", "--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    from .generate import add_complete_parser, add_sample_parser
+
+    add_sample_parser(sub)
+    add_complete_parser(sub)
     return parser
 
 

@@ -382,8 +382,18 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"sampling {args.n} images {model.config.channels}x{height}x{width} from {checkpoint} "
           f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
     model.eval()
-    images = model.sample(args.n, height, width, temperature=args.temperature, generator=generator, naive=args.naive,
-                          batch_size=args.batch_size, progress=not args.quiet)
+    options = dict(temperature=args.temperature, generator=generator, naive=args.naive, batch_size=args.batch_size,
+                   progress=not args.quiet)
+    if hasattr(model, "sample_stages"):  # multi-scale: the small image beside the large one (Figure 8)
+        small, images = model.sample_stages(args.n, height, width, **options)
+        factor = model.config.factor
+        enlarged = small.repeat_interleave(factor, 2).repeat_interleave(factor, 3)[:, :, :height, :width]
+        pairs = torch.stack([enlarged, images], dim=1).flatten(0, 1)  # small_0, large_0, small_1, ...
+        columns = 2 * (args.nrow or max(1, int(np.ceil(np.sqrt(args.n)))))
+        stages = save_grid(pairs, model.config.levels, out.with_name(out.stem + "_stages.png"), nrow=columns)
+        print(f"wrote {stages} (each sample: the small stage enlarged, then the full image)")
+    else:
+        images = model.sample(args.n, height, width, **options)
     save_grid(images, model.config.levels, out, nrow=args.nrow)
     npz = save_samples_npz(images, out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
@@ -399,8 +409,11 @@ def add_complete_parser(subparsers) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="an image file (grey -> 1 channel, colour -> 3; 8-bit values v -> v*levels//256)")
     source.add_argument("--npz", help="an npz with an 'images' array (N, C, H, W) of model values, as written by `sample`")
+    source.add_argument("--dataset", help="a dataset name (see `pixelrnn train --help`), with --split and --index")
+    parser.add_argument("--split", default="test", help="with --dataset: the split (default test)")
+    parser.add_argument("--data-dir", help="with --dataset: folder with the dataset files")
     parser.add_argument("--index", type=int, action="append",
-                        help="with --npz: which image (repeatable; default 0)")
+                        help="with --npz or --dataset: which image (repeatable; default 0)")
     parser.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top")
     parser.add_argument("-k", type=int, default=8, help="completions per image (default 8)")
     parser.add_argument("--out", default="completions.png", help="figure to write; the completions go to the .npz beside it")
@@ -465,6 +478,18 @@ def source_images(args: argparse.Namespace, model) -> torch.Tensor:
         if args.index:
             raise _user_error("--index goes with --npz, not with --image")
         return load_image_file(args.image, cfg.channels, cfg.levels)
+    if args.dataset:
+        from .data import load_dataset
+
+        dataset = load_dataset(args.dataset, args.split, data_dir=args.data_dir)
+        indices = args.index or [0]
+        for index in indices:
+            if not 0 <= index < len(dataset):
+                raise _user_error(f"--index {index} is outside {args.dataset}/{args.split}, which holds {len(dataset)} images")
+        if dataset.channels != cfg.channels or dataset.levels != cfg.levels:
+            raise _user_error(f"{args.dataset} has {dataset.channels} channel(s) and {dataset.levels} levels; "
+                              f"the model wants {cfg.channels} and {cfg.levels}")
+        return torch.from_numpy(dataset.images[indices].astype(np.int64))
     return load_npz_images(args.npz, args.index or [0], cfg.channels, cfg.levels)
 
 

@@ -2,6 +2,8 @@
 
 import itertools
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -118,3 +120,16 @@ def test_conditional_engine_matches_the_full_pass_and_sampling_keeps_the_small_i
     assert torch.equal(fast[:, :, ::2, ::2], fast_small)
     completed = model.complete(x, keep_rows=2, generator=torch.Generator().manual_seed(4))
     assert torch.equal(completed[:, :, :2], x[:, :, :2])
+
+
+def test_sample_command_shows_both_stages(tmp_path):
+    from PIL import Image
+
+    from pixelrnn.cli import main
+
+    model = tiny_multiscale("pixelcnn", 1, 2).float()
+    checkpoint = save_model(model, tmp_path / "m.safetensors", {"image_size": "6x4"})
+    assert main(["sample", str(checkpoint), "-n", "3", "--out", str(tmp_path / "s.png"), "--seed", "1", "-q"]) == 0
+    images = np.load(tmp_path / "s.npz")["images"]
+    assert images.shape == (3, 1, 6, 4)
+    assert Image.open(tmp_path / "s_stages.png").size[0] > Image.open(tmp_path / "s.png").size[0] / 2

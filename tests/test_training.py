@@ -217,3 +217,16 @@ def test_sigint_saves_and_resume_matches_an_uninterrupted_run(tmp_path, tiny_npz
     straight = run_cli(*common, "--steps", final, "--out", str(tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
     assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b")
+
+
+def test_complete_from_a_dataset_keeps_the_top_rows(tmp_path, tiny_npz):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"npz:{tiny_npz}", "--arch", "row_lstm", "--set", "model.hidden=4", "--set", "model.layers=1",
+                 "--set", "model.output_hidden=8", "--set", "train.batch_size=8", "--steps", "2", "--out", str(run), "-q"]) == 0
+    out = tmp_path / "completions.png"
+    assert main(["complete", str(run), "--dataset", f"npz:{tiny_npz}", "--index", "2", "--keep-rows", "3", "-k", "4",
+                 "--out", str(out), "--seed", "0", "-q"]) == 0
+    completions = np.load(out.with_suffix(".npz"))["images"]
+    original = np.load(tiny_npz)["test"][2]
+    assert completions.shape == (4, 1, 6, 5)
+    assert (completions[:, :, :3] == original[:, :3]).all()
