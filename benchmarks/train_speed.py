@@ -2,8 +2,8 @@
 
     python benchmarks/train_speed.py [--presets a,b] [--batch 16] [--seconds 20] [--device cpu]
 
-Each preset trains on random images for a warm-up of 3 steps, then for at least ``--seconds``
-(and at least 3 steps); forward, backward and an RMSProp step are timed together.
+Each preset trains on random images for a warm-up of 1 step, then for at least ``--seconds``
+(and at least 2 steps); forward, backward and an RMSProp step are timed together.
 """
 
 from __future__ import annotations
@@ -41,12 +41,11 @@ def measure(preset, batch: int, seconds: float, device: torch.device) -> float:
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
-        step()
+    step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     steps, start = 0, time.perf_counter()
-    while steps < 3 or time.perf_counter() - start < seconds:
+    while steps < 2 or time.perf_counter() - start < seconds:
         step()
         steps += 1
     if device.type == "cuda":
@@ -60,7 +59,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
     print(f"# training throughput, batch {args.batch}, {hardware}, torch {torch.__version__}, >= {args.seconds:.0f} s per preset\n")

@@ -170,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sample_parser(sub)
     add_complete_parser(sub)
+
+    from .compression import add_compress_parser, add_decompress_parser
+
+    add_compress_parser(sub)
+    add_decompress_parser(sub)
     return parser
 
 

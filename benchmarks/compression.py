@@ -1,0 +1,210 @@
+"""Lossless compression with a trained model against PNG, WebP, gzip, bzip2 and xz.
+
+    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/compression.py runs/benchmark_binarized_mnist/pixelcnn
+    python benchmarks/compression.py CHECKPOINT [CHECKPOINT ...] [--dataset binarized_mnist] [--split test]
+                                    [--limit N] [--data-dir DIR] [--batch-size 256] [--dtype float32] [--json FILE]
+
+For each checkpoint (a file or a run folder) and a dataset split (default: the dataset the
+checkpoint was trained on, else binarized MNIST; split test, all images unless ``--limit``):
+
+- the model's coder (:mod:`pixelrnn.compression`): realised bits/dim of the payload and of the
+  whole file (with its header), the model's NLL in bits/dim (``model.nll``, the batched forward
+  pass), the overhead of the payload over the NLL in %, and compression / decompression speed
+  in images/s (one thread, as the coder always runs; the decode is checked bit for bit);
+- PNG (Pillow, ``optimize=True, compress_level=9``) and WebP lossless (Pillow, ``lossless=True,
+  quality=100, method=6``; if Pillow has WebP) of each image: 2-level data as a 1-bit PNG
+  (mode ``1``, the smallest PNG of such data) and as WebP of the 0/255 grey image; other data
+  as 8-bit grey / RGB of the raw values;
+- gzip / bzip2 / xz (Python's standard library, highest level) of the raw uint8 value arrays
+  (C, H, W), per image and for the whole set concatenated.
+
+Per-image figures are the sum of the per-image file sizes in bits over all sub-pixels; "whole
+set" compresses everything at once. Prints markdown tables with the hardware, thread count and
+library versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import gzip
+import io
+import json
+import lzma
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pixelrnn import compression  # noqa: E402
+from pixelrnn.checkpoint import load_model_from, read_checkpoint, resolve_checkpoint  # noqa: E402
+from pixelrnn.data import load_dataset  # noqa: E402
+
+
+def hardware() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
+
+
+def versions() -> str:
+    from importlib.metadata import version
+
+    import PIL
+
+    return (f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), constriction {version('constriction')}, "
+            f"Pillow {PIL.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
+
+
+# --------------------------------------------------------------------- baselines
+def png_bytes(values: np.ndarray, levels: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    if levels == 2 and values.shape[0] == 1:
+        picture = Image.fromarray(values[0].astype(bool))  # mode "1": one bit per pixel
+    elif values.shape[0] == 1:
+        picture = Image.fromarray(values[0], mode="L")
+    else:
+        picture = Image.fromarray(np.ascontiguousarray(values.transpose(1, 2, 0)), mode="RGB")
+    picture.save(buffer, format="PNG", optimize=True, compress_level=9)
+    return buffer.getvalue()
+
+
+def webp_bytes(values: np.ndarray, levels: int) -> bytes:
+    from PIL import Image
+
+    samples = values * np.uint8(255) if levels == 2 else values  # WebP has no 1-bit mode; it palettises by itself
+    picture = Image.fromarray(samples[0], mode="L") if values.shape[0] == 1 else \
+        Image.fromarray(np.ascontiguousarray(samples.transpose(1, 2, 0)), mode="RGB")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="WEBP", lossless=True, quality=100, method=6)
+    return buffer.getvalue()
+
+
+def webp_available() -> bool:
+    from PIL import features
+
+    return bool(features.check("webp"))
+
+
+def xz(raw: bytes) -> bytes:
+    """xz -9e, its dictionary cut to the input's size: the same stream size for inputs that fit in it.
+
+    (The full 64 MiB dictionary costs an allocation per call that makes per-image xz ~100x slower.)
+    """
+    lzma2 = {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": max(1 << 12, min(len(raw), 64 << 20))}
+    return lzma.compress(raw, format=lzma.FORMAT_XZ, filters=[lzma2])
+
+
+STREAM_CODECS = {
+    "gzip -9": lambda raw: gzip.compress(raw, compresslevel=9, mtime=0),
+    "bzip2 -9": lambda raw: bz2.compress(raw, compresslevel=9),
+    "xz -9e": xz,
+}
+
+
+def baselines(values: np.ndarray, levels: int) -> list[dict]:
+    """Bits/dim per image and for the whole set, and encode speed, of every baseline codec."""
+    count, dims = len(values), values.size
+    rows = []
+    image_codecs = {"PNG (optimize, level 9)": png_bytes}
+    if webp_available():
+        image_codecs["WebP lossless (method 6)"] = webp_bytes
+    for name, encode in image_codecs.items():
+        start = time.perf_counter()
+        size = sum(len(encode(image, levels)) for image in values)
+        seconds = time.perf_counter() - start
+        rows.append({"codec": name, "per_image_bits_per_dim": 8 * size / dims, "whole_set_bits_per_dim": None,
+                     "encode_images_per_s": count / seconds})
+    for name, encode in STREAM_CODECS.items():
+        start = time.perf_counter()
+        size = sum(len(encode(image.tobytes())) for image in values)
+        seconds = time.perf_counter() - start
+        whole = len(encode(np.ascontiguousarray(values).tobytes()))
+        rows.append({"codec": f"{name} (raw uint8)", "per_image_bits_per_dim": 8 * size / dims,
+                     "whole_set_bits_per_dim": 8 * whole / dims, "encode_images_per_s": count / seconds})
+    return rows
+
+
+# --------------------------------------------------------------------- the model's coder
+def model_coder(checkpoint, values: np.ndarray, levels: int, batch_size: int, dtype: torch.dtype) -> dict:
+    model = load_model_from(checkpoint, "cpu").eval()
+    images = compression.images_from_array(values, levels)
+    start = time.perf_counter()
+    data = compression.compress(model, images, batch_size=batch_size, dtype=dtype)
+    encode_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = compression.decompress(model, data)
+    decode_seconds = time.perf_counter() - start
+    exact = all(np.array_equal(a.values, b.values) for a, b in zip(decoded, images)) and len(decoded) == len(images)
+    stats = compression.compression_stats(model, images, data)
+    return {
+        "arch": model.config.arch, "parameters": sum(p.numel() for p in model.parameters()),
+        **stats, "compress_images_per_s": len(images) / encode_seconds, "decompress_images_per_s": len(images) / decode_seconds,
+        "bit_exact": exact, "batch_size": batch_size, "dtype": str(dtype).replace("torch.", ""),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint files or run folders")
+    parser.add_argument("--dataset", help="dataset (default: the checkpoint's, else binarized_mnist)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N images (default: all)")
+    parser.add_argument("--data-dir", help="dataset folder (default: PIXELRNN_DATA_DIR)")
+    parser.add_argument("--batch-size", type=int, default=compression.DEFAULT_BATCH_SIZE)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--json", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+
+    results = []
+    baseline_rows: dict[str, list[dict]] = {}
+    for checkpoint in args.checkpoints:
+        path = resolve_checkpoint(checkpoint)
+        dataset = args.dataset or read_checkpoint(path)[2].get("dataset") or "binarized_mnist"
+        image_set = load_dataset(dataset, args.split, data_dir=args.data_dir)
+        values = image_set.images[: args.limit] if args.limit else image_set.images
+        print(f"{path}: {len(values)} images of {dataset}/{args.split}", file=sys.stderr, flush=True)
+        row = model_coder(path, values, image_set.levels, args.batch_size, getattr(torch, args.dtype))
+        row.update(checkpoint=str(path), dataset=f"{dataset}/{args.split}")
+        results.append(row)
+        key = f"{dataset}/{args.split} ({len(values)} images)"
+        if key not in baseline_rows:
+            baseline_rows[key] = baselines(values, image_set.levels)
+
+    print(f"\nHardware: {hardware()}; coding on 1 thread (torch default here: {torch.get_num_threads()}).")
+    print(f"Software: {versions()}.\n")
+    print("| checkpoint | data | images | NLL bits/dim | coded bits/dim | overhead | file bits/dim (with header) "
+          "| compress img/s | decompress img/s | exact |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        print(f"| `{r['checkpoint']}` ({r['arch']}, {r['parameters']:,} params) | {r['dataset']} | {r['images']} "
+              f"| {r['nll_bits_per_dim']:.5f} | {r['bits_per_dim']:.5f} | {r['overhead_percent']:+.3f} % "
+              f"| {r['file_bits_per_dim']:.5f} | {r['compress_images_per_s']:.1f} | {r['decompress_images_per_s']:.1f} "
+              f"| {'yes' if r['bit_exact'] else 'NO'} |")
+    for key, rows in baseline_rows.items():
+        print(f"\nBaselines on {key}:\n")
+        print("| codec | bits/dim, per image | bits/dim, whole set | encode img/s |")
+        print("|---|---:|---:|---:|")
+        for r in rows:
+            whole = "" if r["whole_set_bits_per_dim"] is None else f"{r['whole_set_bits_per_dim']:.4f}"
+            print(f"| {r['codec']} | {r['per_image_bits_per_dim']:.4f} | {whole} | {r['encode_images_per_s']:.0f} |")
+    if args.json:
+        from pixelrnn.checkpoint import atomic_write
+
+        report = {"hardware": hardware(), "software": versions(), "model": results, "baselines": baseline_rows}
+        atomic_write(args.json, lambda temp: Path(temp).write_text(json.dumps(report, indent=2) + "\n"))
+
+
+if __name__ == "__main__":
+    main()

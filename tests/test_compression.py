@@ -1,0 +1,500 @@
+"""Lossless compression with a model and a range coder (pixelrnn.compression).
+
+Round trips on many small random and structured images for every architecture, 1 and 3
+channels, 2 and 256 levels (random-init models: losslessness does not need training); size
+against the model's NLL; the container's layout and its checks (a fuzz test with hypothesis);
+the compress/decompress commands on image files and datasets. With PIXELRNN_DATA_DIR set, a
+round trip over thousands of binarized-MNIST test images.
+"""
+
+import argparse
+import hashlib
+import os
+import struct
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+
+from pixelrnn import build_model, save_model
+from pixelrnn import compression
+from pixelrnn.compression import (MAGIC, PRECISION, VERSION, CodedImage, CompressionError, EnvironmentWarning,
+                                  add_compress_parser, add_decompress_parser, build_container, chunks, compress,
+                                  compression_stats, decompress, model_fingerprint, model_nll_bits, quantise,
+                                  read_container, samples_to_values)
+
+pytest.importorskip("constriction")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny(arch, channels, levels, seed=0, **options):
+    torch.manual_seed(seed)
+    return build_model(arch, channels=channels, levels=levels, hidden=max(4, channels), layers=2,
+                       output_hidden=max(8, channels), **options).eval()
+
+
+def structured(channels, height, width, levels, kind):
+    """Images a compressor meets: flat, extreme, gradients, stripes, checkerboards."""
+    i, j = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    top = levels - 1
+    plane = {
+        "zeros": np.zeros((height, width)),
+        "max": np.full((height, width), top),
+        "gradient": (i + j) * top // max(1, height + width - 2),
+        "stripes": (j % 2) * top,
+        "checker": ((i + j) % 2) * top,
+    }[kind]
+    return np.repeat(plane[None], channels, axis=0).astype(np.uint8)
+
+
+def image_set(channels, levels, count, shapes, seed=0, names="numbered"):
+    rng = np.random.default_rng(seed)
+    kinds = ("zeros", "max", "gradient", "stripes", "checker")
+    images = []
+    for k in range(count):
+        height, width = shapes[k % len(shapes)]
+        if k % 3 == 0:
+            values = structured(channels, height, width, levels, kinds[(k // 3) % len(kinds)])
+        else:
+            values = rng.integers(0, levels, size=(channels, height, width), dtype=np.uint8)
+        name = f"{k:05d}.png" if names == "numbered" else f"image-{k}.png"
+        images.append(CodedImage(name, values, "L" if channels == 1 else "RGB", "raw"))
+    return images
+
+
+def same_images(decoded, originals):
+    return len(decoded) == len(originals) and all(
+        a.name == b.name and a.mode == b.mode and a.mapping == b.mapping and a.values.dtype == np.uint8
+        and np.array_equal(a.values, b.values) for a, b in zip(decoded, originals))
+
+
+def reseal(data):
+    """Recompute both sha256 of a (mutated) file, so that the checks behind them are reached."""
+    if len(data) < 14 + 64:
+        return data
+    body_length = struct.unpack_from("<I", data, 10)[0]
+    head_end = 14 + body_length
+    if head_end + 64 > len(data):
+        return data
+    head = data[:head_end]
+    payload = data[head_end + 32 : -32]
+    return head + hashlib.sha256(head).digest() + payload + hashlib.sha256(payload).digest()
+
+
+# --------------------------------------------------------------------- probabilities
+def test_quantise_gives_exact_integer_weights():
+    torch.manual_seed(0)
+    for levels in (2, 3, 256):
+        logits = torch.randn(50, levels) * 30
+        logits[0] = 0.0
+        logits[1, 0] = 1e4  # one symbol takes (almost) everything
+        logits[2, 0] = float("nan")
+        logits[3, 1] = float("inf")
+        weights = quantise(logits)
+        assert weights.dtype == np.float64 and weights.shape == (50, levels)
+        assert (weights >= 0).all() and (weights == np.floor(weights)).all()
+        assert (weights.sum(1) == (1 << PRECISION) - levels).all()
+        assert np.array_equal(weights, quantise(logits.clone()))
+        assert np.array_equal(weights[2], weights[0]) and np.array_equal(weights[3], weights[0])  # broken rows: uniform
+        probs = torch.softmax(logits[4:].double(), 1).numpy()
+        # Each weight is within one unit of p * 2^24, plus the remainder (< K units) on the most likely symbol.
+        assert np.abs((weights[4:] + 1) / (1 << PRECISION) - probs).max() <= (levels + 1) / (1 << PRECISION)
+
+
+def test_range_coder_codes_exactly_the_quantised_model():
+    constriction = pytest.importorskip("constriction")
+    rng = np.random.default_rng(1)
+    for levels in (2, 256):
+        logits = torch.from_numpy(rng.normal(size=(4000, levels)) * 3)
+        weights = quantise(logits)
+        probs = (weights + 1) / (1 << PRECISION)
+        symbols = np.array([rng.choice(levels, p=p / p.sum()) for p in probs], dtype=np.int32)
+        encoder = constriction.stream.queue.RangeEncoder()
+        family = constriction.stream.model.Categorical(perfect=False)
+        for start in range(0, len(symbols), 100):
+            encoder.encode(symbols[start : start + 100], family, weights[start : start + 100])
+        ideal = compression.code_lengths(weights, symbols).sum()
+        assert ideal <= encoder.num_bits() <= ideal + 64  # the coder adds only its final word(s)
+        decoder = constriction.stream.queue.RangeDecoder(encoder.get_compressed())
+        assert np.array_equal(decoder.decode(family, weights), symbols)
+
+
+def test_chunks_group_by_size_and_respect_the_pixel_budget():
+    shapes = [(2, 2), (3, 3), (2, 2), (2, 2), (3, 3), (2, 2), (2, 2)]
+    assert chunks(shapes, 2, 1 << 20) == [[0, 2], [3, 5], [6], [1, 4]]
+    assert chunks(shapes, 8, 9) == [[0, 2], [3, 5], [6], [1], [4]]  # 9 pixels: two 2x2 images, one 3x3
+    assert chunks([(100, 100)], 8, 9) == [[0]]  # a big image still forms a chunk of one
+
+
+# --------------------------------------------------------------------- round trips
+ROUND_TRIPS = [("pixelcnn", 1, 2), ("row_lstm", 3, 256), ("diagonal_bilstm", 1, 256), ("pixelcnn", 3, 2)]
+
+
+@pytest.mark.parametrize("arch,channels,levels", ROUND_TRIPS)
+def test_round_trip_is_bit_exact(arch, channels, levels):
+    model = tiny(arch, channels, levels)
+    shapes = [(4, 4), (3, 5), (1, 1), (5, 2)] if channels == 1 else [(3, 3), (2, 4), (1, 1), (4, 1)]
+    images = image_set(channels, levels, 220, shapes, seed=len(arch) + channels)
+    data = compress(model, images, batch_size=24)
+    assert same_images(decompress(model, data), images)
+    assert read_container(data).batch_size == 24
+
+
+def test_float64_and_the_thread_count_do_not_change_the_round_trip():
+    model = tiny("row_lstm", 1, 256, seed=3)
+    images = image_set(1, 256, 30, [(4, 5)], names="listed")
+    data = compress(model, images, batch_size=7, dtype=torch.float64)
+    assert read_container(data).dtype == torch.float64
+    torch.set_num_threads(2)
+    try:
+        assert same_images(decompress(model, data), images)
+        assert compress(model, images, batch_size=7, dtype=torch.float64) == data  # coding runs on one thread anyway
+        assert torch.get_num_threads() == 2  # and restores the caller's setting
+    finally:
+        torch.set_num_threads(1)
+    assert compress(model, images, batch_size=7) != data  # float32 is another (equally valid) code
+
+
+def test_training_mode_and_dtype_of_the_callers_model_are_left_alone():
+    model = tiny("pixelcnn", 1, 2).train()
+    images = image_set(1, 2, 10, [(3, 3)])
+    data = compress(model, images, dtype=torch.float64)
+    assert model.training and model.dtype == torch.float32
+    assert same_images(decompress(model, data), images)
+
+
+# --------------------------------------------------------------------- size against the NLL
+def sharpened(arch, channels, levels, factor, seed=0):
+    """A random model with confident conditionals (tiny probabilities: the quantisation's hard case)."""
+    model = tiny(arch, channels, levels, seed=seed)
+    last = model.output_stack.convs[-1]
+    with torch.no_grad():
+        last.weight.mul_(factor)
+        last.bias.mul_(factor)
+    return model
+
+
+@pytest.mark.parametrize("arch,channels,levels,factor", [("pixelcnn", 1, 2, 6.0), ("pixelcnn", 3, 256, 4.0), ("diagonal_bilstm", 1, 256, 8.0)])
+def test_size_is_the_model_nll_plus_a_few_bytes(arch, channels, levels, factor):
+    model = sharpened(arch, channels, levels, factor)
+    height, width = (6, 6) if channels == 1 else (4, 4)
+    samples = model.sample(96, height, width, generator=torch.Generator().manual_seed(0)).numpy().astype(np.uint8)
+    images = [CodedImage(f"{k:05d}.png", values, "L" if channels == 1 else "RGB", "raw") for k, values in enumerate(samples)]
+    data = compress(model, images, batch_size=32)
+    stats = compression_stats(model, images, data)
+    nll_bits = model_nll_bits(model, images)
+    payload_bits = 8 * stats["payload_bytes"]
+    assert nll_bits * 0.99 - 64 <= payload_bits <= nll_bits * 1.01 + 64, (payload_bits, nll_bits)
+    assert stats["header_bytes"] < 300  # numbered names and one size: 12 bytes of image list, the rest fixed
+    assert same_images(decompress(model, data), images)
+
+
+# --------------------------------------------------------------------- container
+def test_container_layout():
+    model = tiny("pixelcnn", 1, 2)
+    images = image_set(1, 2, 5, [(3, 4)], names="listed")
+    data = compress(model, images, batch_size=4)
+    assert data[:8] == MAGIC
+    version, body_length = struct.unpack_from("<HI", data, 8)
+    assert version == VERSION
+    head_end = 14 + body_length
+    assert data[head_end : head_end + 32] == hashlib.sha256(data[:head_end]).digest()
+    assert data[14:46] == model_fingerprint(model)
+    dtype, precision, batch, chunk_pixels, channels, levels, env_length = struct.unpack_from("<BBIIBHH", data, 46)
+    assert (dtype, precision, batch, channels, levels) == (1, 24, 4, 1, 2)
+    assert chunk_pixels == compression.CHUNK_PIXELS
+    env = data[61 : 61 + env_length].decode()
+    assert f"torch={torch.__version__}" in env and "device=cpu" in env
+    payload_length, pixels, count, runs = struct.unpack_from("<Q32sII", data, 61 + env_length)
+    assert pixels == hashlib.sha256(b"".join(image.values.tobytes() for image in images)).digest()
+    assert (count, runs) == (5, 1)
+    assert struct.unpack_from("<IHHBB", data, 61 + env_length + 48) == (5, 3, 4, 2, 0)
+    names = data[61 + env_length + 58 : head_end]
+    assert names[0] == 1 and names[1:] == b"".join(bytes([len(i.name)]) + i.name.encode() for i in images)
+    assert len(data) == head_end + 32 + payload_length + 32
+    assert data[-32:] == hashlib.sha256(data[head_end + 32 : -32]).digest()
+    container = read_container(data)
+    assert container.names == tuple(i.name for i in images) and container.shapes == ((3, 4),) * 5
+
+
+def test_fingerprint_follows_weights_and_config():
+    model = tiny("pixelcnn", 1, 2)
+    same = tiny("pixelcnn", 1, 2)
+    assert model_fingerprint(model) == model_fingerprint(same)
+    with torch.no_grad():
+        same.output_stack.convs[-1].bias[0] += 1e-7
+    assert model_fingerprint(model) != model_fingerprint(same)
+    assert model_fingerprint(model) != model_fingerprint(tiny("pixelcnn", 1, 2, residual=False))
+
+
+def test_another_model_is_refused_before_decoding():
+    images = image_set(1, 2, 4, [(3, 3)])
+    data = compress(tiny("pixelcnn", 1, 2, seed=0), images)
+    with pytest.raises(CompressionError, match="another model"):
+        decompress(tiny("pixelcnn", 1, 2, seed=1), data)
+    with pytest.raises(CompressionError, match="another model"):
+        decompress(tiny("row_lstm", 1, 2), data)
+
+
+def test_environment_differences_warn_and_the_decode_is_still_checked():
+    model = tiny("pixelcnn", 1, 2)
+    images = image_set(1, 2, 6, [(3, 3)])
+    data = compress(model, images)
+    container = read_container(data)
+    other = build_container(fingerprint=container.fingerprint, dtype=container.dtype, batch_size=container.batch_size,
+                            chunk_pixels=container.chunk_pixels, channels=1, levels=2,
+                            environment={**container.environment, "torch": "1.0.0", "isa": "AVX512"},
+                            pixel_digest=container.pixel_digest, images=images, payload=container.payload)
+    with pytest.warns(EnvironmentWarning, match="torch 1.0.0"):
+        assert same_images(decompress(model, other), images)
+
+
+def test_file_limits_and_bad_inputs():
+    model = tiny("pixelcnn", 1, 2)
+    images = image_set(1, 2, 4, [(5, 5)])
+    data = compress(model, images)
+    with pytest.raises(CompressionError, match="more than the limit"):
+        decompress(model, data, max_subpixels=99)
+    for bad in (b"", b"PXRN", b"hello world, not a file" * 4, data[:20], data[:-1], data + b"\0"):
+        with pytest.raises(CompressionError):
+            decompress(model, bad)
+    with pytest.raises(CompressionError, match="version"):
+        decompress(model, data[:8] + struct.pack("<H", 2) + data[10:])
+    value_out_of_range = [CodedImage("a.png", np.full((1, 2, 2), 2, np.uint8), "L", "raw")]
+    with pytest.raises(CompressionError, match="outside"):
+        compress(model, value_out_of_range)
+    duplicate = [CodedImage("a.png", np.zeros((1, 2, 2), np.uint8), "L", "raw")] * 2
+    with pytest.raises(CompressionError, match="both"):
+        compress(model, duplicate)
+    with pytest.raises(CompressionError, match="unsafe"):
+        compress(model, [CodedImage("../a.png", np.zeros((1, 2, 2), np.uint8), "L", "raw")])
+    with pytest.raises(CompressionError, match="nothing"):
+        compress(model, [])
+
+
+def test_unsafe_names_in_a_file_are_refused():
+    model = tiny("pixelcnn", 1, 2)
+    images = [CodedImage("x/a.png", np.zeros((1, 2, 2), np.uint8), "L", "raw")]
+    container = read_container(compress(model, [CodedImage("a.png", images[0].values, "L", "raw")]))
+    crafted = build_container(fingerprint=container.fingerprint, dtype=torch.float32, batch_size=1, chunk_pixels=1 << 20,
+                              channels=1, levels=2, environment=container.environment, pixel_digest=container.pixel_digest,
+                              images=images, payload=container.payload)
+    with pytest.raises(CompressionError, match="unsafe"):
+        decompress(model, crafted)
+
+
+# --------------------------------------------------------------------- fuzzing
+FUZZ_MODEL = tiny("pixelcnn", 1, 4, seed=5)
+FUZZ_IMAGES = image_set(1, 4, 7, [(3, 3), (2, 4)], seed=9, names="listed")
+FUZZ_FILE = compress(FUZZ_MODEL, FUZZ_IMAGES, batch_size=3)
+FUZZ_LIMIT = 4 * sum(image.values.size for image in FUZZ_IMAGES)
+
+
+def mutate(data, edits):
+    data = bytearray(data)
+    for kind, position, value in edits:
+        position %= max(1, len(data) + 1)
+        if kind == "flip" and data:
+            data[min(position, len(data) - 1)] ^= value or 1
+        elif kind == "insert":
+            data[position:position] = bytes([value])
+        elif kind == "delete" and data:
+            del data[min(position, len(data) - 1)]
+        elif kind == "truncate":
+            del data[position:]
+    return bytes(data)
+
+
+EDITS = st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate"]), st.integers(0, 1 << 16), st.integers(0, 255)),
+                 min_size=1, max_size=4)
+
+
+def only_clean_outcomes(data):
+    """A damaged file decodes to the original pixels (checksum verified) or raises CompressionError only."""
+    try:
+        decoded = decompress(FUZZ_MODEL, data, max_subpixels=FUZZ_LIMIT)
+    except CompressionError as error:
+        assert str(error) and "\n" not in str(error)
+        return
+    # Success means the pixel checksum matched: the very same pixels (names may differ after a resealed edit).
+    assert [d.values.tobytes() for d in decoded] == [o.values.tobytes() for o in FUZZ_IMAGES]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EDITS)
+def test_fuzz_damaged_files(edits):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EnvironmentWarning)
+        only_clean_outcomes(mutate(FUZZ_FILE, edits))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EDITS)
+def test_fuzz_damaged_files_with_valid_checksums(edits):
+    # Resealed: the edits reach the field checks, the range decoder and the pixel checksum.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EnvironmentWarning)
+        only_clean_outcomes(reseal(mutate(FUZZ_FILE, edits)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, len(FUZZ_FILE) - 1), st.integers(1, 255))
+def test_fuzz_payload_bytes_with_valid_checksums(position, value):
+    payload_start = read_container(FUZZ_FILE).header_bytes - 32
+    position = payload_start + position % (len(FUZZ_FILE) - 32 - payload_start)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EnvironmentWarning)
+        only_clean_outcomes(reseal(mutate(FUZZ_FILE, [("flip", position, value)])))
+
+
+# --------------------------------------------------------------------- image files
+def test_sample_mapping():
+    values, mapping = samples_to_values(np.array([[0, 255]], np.uint8), 2)
+    assert mapping == "scaled" and values.tolist() == [[0, 1]]
+    values, mapping = samples_to_values(np.array([[0, 1]], np.uint8), 2)
+    assert mapping == "raw" and values.tolist() == [[0, 1]]
+    assert samples_to_values(np.array([[0, 1, 255]], np.uint8), 2) is None
+    values, mapping = samples_to_values(np.arange(256, dtype=np.uint8), 256)
+    assert mapping == "scaled" and np.array_equal(values, np.arange(256))
+    values, mapping = samples_to_values(np.array([0, 5, 16], np.uint8), 17)
+    assert mapping == "raw" and values.tolist() == [0, 5, 16]
+
+
+def cli(argv):
+    parser = argparse.ArgumentParser(prog="pixelrnn")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_compress_parser(sub)
+    add_decompress_parser(sub)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+def pixels(path):
+    with Image.open(path) as image:
+        return image.mode, image.size, np.asarray(image).copy()
+
+
+def test_cli_binary_model_restores_files_bit_for_bit(tmp_path, capsys):
+    model = tiny("pixelcnn", 1, 2)
+    checkpoint = save_model(model, tmp_path / "run" / "best.safetensors", {"image_size": "6x5"})
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bits = rng.integers(0, 2, size=(6, 5)).astype(bool)
+    Image.fromarray(bits).save(folder / "b_one_bit.png")  # mode "1"
+    Image.fromarray((bits * 255).astype(np.uint8), mode="L").save(folder / "c_grey.png")  # L {0, 255}
+    Image.fromarray(bits.astype(np.uint8), mode="L").save(folder / "d_raw.png")  # L {0, 1}
+    rgb = np.repeat((bits * 255).astype(np.uint8)[..., None], 3, axis=2)
+    Image.fromarray(rgb, mode="RGB").save(folder / "e_rgb.bmp")  # grey content in an RGB file
+    single = tmp_path / "a_other.png"
+    Image.fromarray((rng.integers(0, 2, size=(3, 7)) * 255).astype(np.uint8), mode="L").save(single)
+    out = tmp_path / "images.pxrnn"
+    cli(["compress", str(tmp_path / "run"), str(single), str(folder), "-o", str(out), "--stats", "-q", "--batch-size", "2"])
+    printed = capsys.readouterr().out
+    assert "bits/dim" in printed and "model NLL" in printed and "overhead" in printed
+    restored = tmp_path / "out"
+    cli(["decompress", str(checkpoint), str(out), "-o", str(restored), "-q"])
+    sources = [single, folder / "b_one_bit.png", folder / "c_grey.png", folder / "d_raw.png", folder / "e_rgb.bmp"]
+    assert sorted(p.name for p in restored.iterdir()) == sorted(p.stem + ".png" for p in sources)
+    for source in sources:
+        mode, size, array = pixels(source)
+        assert pixels(restored / (source.stem + ".png"))[0] == mode
+        assert pixels(restored / (source.stem + ".png"))[1] == size
+        assert np.array_equal(pixels(restored / (source.stem + ".png"))[2], array)
+    assert [i.mapping for i in decompress(model, out.read_bytes())] == ["scaled", "scaled", "scaled", "raw", "scaled"]
+
+
+def test_cli_colour_model_and_dataset_inputs(tmp_path):
+    model = tiny("diagonal_bilstm", 3, 256)
+    save_model(model, tmp_path / "model.safetensors")
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, size=(4, 3, 3), dtype=np.uint8), mode="RGB").save(folder / "colour.png")
+    Image.fromarray(rng.integers(0, 256, size=(2, 5), dtype=np.uint8), mode="L").save(folder / "grey.png")
+    cli(["compress", str(tmp_path / "model.safetensors"), str(folder), "-o", str(tmp_path / "x.bin"), "-q"])
+    cli(["decompress", str(tmp_path / "model.safetensors"), str(tmp_path / "x.bin"), "-o", str(tmp_path / "out"), "-q"])
+    for name in ("colour.png", "grey.png"):
+        assert all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                   for a, b in zip(pixels(folder / name), pixels(tmp_path / "out" / name)))
+    # Datasets: model values, 2-level data written as 0/255, other levels as the raw value.
+    binary = tiny("pixelcnn", 1, 2)
+    save_model(binary, tmp_path / "binary.safetensors")
+    data = rng.integers(0, 2, size=(12, 1, 4, 4), dtype=np.uint8)
+    np.savez(tmp_path / "set.npz", test=data, levels=2)
+    cli(["compress", str(tmp_path / "binary.safetensors"), "--dataset", f"npz:{tmp_path / 'set.npz'}", "--split", "test",
+         "--limit", "10", "-o", str(tmp_path / "set.bin"), "-q"])
+    cli(["decompress", str(tmp_path / "binary.safetensors"), str(tmp_path / "set.bin"), "-o", str(tmp_path / "set"), "-q"])
+    written = sorted((tmp_path / "set").iterdir())
+    assert [p.name for p in written] == [f"{k:05d}.png" for k in range(10)]
+    for k, path in enumerate(written):
+        mode, _, array = pixels(path)
+        assert mode == "L" and np.array_equal(array, data[k, 0] * 255)
+    assert read_container((tmp_path / "set.bin").read_bytes()).header_bytes < 300
+
+
+def test_cli_user_errors(tmp_path):
+    from pixelrnn.cli import UserError
+
+    model = tiny("pixelcnn", 1, 2)
+    save_model(model, tmp_path / "m.safetensors")
+    save_model(tiny("pixelcnn", 1, 2, seed=4), tmp_path / "other.safetensors")
+    ckpt = str(tmp_path / "m.safetensors")
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (3, 3)).save(rgba)
+    palette = tmp_path / "palette.png"
+    Image.new("P", (3, 3)).save(palette)
+    grey7 = tmp_path / "grey7.png"
+    Image.fromarray(np.full((3, 3), 7, np.uint8), mode="L").save(grey7)
+    colour = tmp_path / "colour.png"
+    Image.fromarray(np.arange(27, dtype=np.uint8).reshape(3, 3, 3), mode="RGB").save(colour)
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    Image.new("L", (2, 2)).save(twins / "a.png")
+    Image.new("L", (2, 2)).save(twins / "a.bmp")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        ([str(rgba)], "mode RGBA"), ([str(palette)], "mode P"), ([str(grey7)], "cannot be coded exactly"),
+        ([str(colour)], "colour image"), ([str(twins)], "both decompress"), ([str(tmp_path / "missing.png")], "does not exist"),
+        ([str(tmp_path / "empty")], "no image files"), ([], "nothing to compress"),
+    ]
+    for inputs, message in cases:
+        with pytest.raises(UserError, match=message):
+            cli(["compress", ckpt, *inputs, "-o", str(tmp_path / "x.bin"), "-q"])
+    assert not (tmp_path / "x.bin").exists()
+    with pytest.raises(UserError, match="batch-size"):
+        cli(["compress", ckpt, str(twins / "a.png"), "-o", str(tmp_path / "x.bin"), "--batch-size", "0"])
+    cli(["compress", ckpt, str(twins / "a.png"), "-o", str(tmp_path / "x.bin"), "-q"])
+    with pytest.raises(UserError, match="another model"):
+        cli(["decompress", str(tmp_path / "other.safetensors"), str(tmp_path / "x.bin"), "-o", str(tmp_path / "out"), "-q"])
+    (tmp_path / "bad.bin").write_bytes((tmp_path / "x.bin").read_bytes()[:-3])
+    with pytest.raises(UserError, match="truncated"):
+        cli(["decompress", ckpt, str(tmp_path / "bad.bin"), "-o", str(tmp_path / "out"), "-q"])
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------- real data
+@pytest.mark.slow
+def test_binarized_mnist_round_trip():
+    data_dir = os.environ.get("PIXELRNN_DATA_DIR")
+    if not data_dir:
+        pytest.skip("set PIXELRNN_DATA_DIR to a folder with binarized_mnist/*.amat for the real-data round trip")
+    from pixelrnn.data import load_dataset
+
+    test_set = load_dataset("binarized_mnist", "test", data_dir=data_dir)
+    model = tiny("pixelcnn", 1, 2, seed=2)
+    images = compression.images_from_array(test_set.images[:3000], 2)
+    data = compress(model, images, batch_size=1000)
+    assert same_images(decompress(model, data), images)
+    stats = compression_stats(model, images, data)
+    assert abs(stats["overhead_percent"]) < 0.5, stats
