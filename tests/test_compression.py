@@ -29,12 +29,7 @@ from pixelrnn.compression import (MAGIC, PRECISION, VERSION, CodedImage, Compres
 pytest.importorskip("constriction")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(arch, channels, levels, seed=0, **options):

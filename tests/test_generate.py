@@ -17,12 +17,7 @@ from pixelrnn.generate import (GRID_PADDING, PADDING_VALUE, completion_grid, loa
 from dependency import earlier_mask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_png(path):

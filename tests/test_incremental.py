@@ -18,13 +18,7 @@ SHAPES = [(1, 3, 5), (3, 5, 3), (3, 4, 4), (1, 6, 2)]  # (channels, height, widt
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny products: thread hand-offs would dominate on a busy machine (as in ``compute_threads``)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(arch, channels, *, levels=5, dtype=torch.float64, seed=0, **options):
