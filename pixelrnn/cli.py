@@ -12,8 +12,7 @@ from pathlib import Path
 import torch
 
 
-class UserError(Exception):
-    """A mistake in the command line or its files; printed as one line without a traceback."""
+from .errors import UserError  # noqa: F401  (re-exported: pixelrnn.cli.UserError)
 
 
 def cmd_presets(args: argparse.Namespace) -> None:

@@ -76,6 +76,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from .errors import UserError
+
 # --------------------------------------------------------------------- constants of format 1
 MAGIC = b"PXRNNCMP"
 VERSION = 1
@@ -776,12 +778,6 @@ def compression_stats(model, images: Sequence[CodedImage], data: bytes) -> dict:
 
 
 # --------------------------------------------------------------------- command line
-def _user_error(message: str):
-    from .cli import UserError  # imported here: pixelrnn.cli imports this module's parsers
-
-    return UserError(message)
-
-
 def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     """``pixelrnn compress RUN_DIR_OR_CHECKPOINT INPUT... -o FILE`` (or ``--dataset NAME --split SPLIT``)."""
     parser = subparsers.add_parser(
@@ -826,21 +822,21 @@ def _inputs(args: argparse.Namespace, model) -> list[CodedImage]:
     config = model.config
     if args.dataset:
         if args.inputs:
-            raise _user_error("give image files/folders or --dataset, not both")
+            raise UserError("give image files/folders or --dataset, not both")
         if args.limit < 0:
-            raise _user_error(f"--limit must be >= 0; got {args.limit}")
+            raise UserError(f"--limit must be >= 0; got {args.limit}")
         from .data import load_dataset
 
         image_set = load_dataset(args.dataset, args.split, data_dir=args.data_dir)
         if image_set.channels != config.channels or image_set.levels != config.levels:
-            raise _user_error(f"{args.dataset}/{args.split} has {image_set.channels} channel(s) and {image_set.levels} levels; "
+            raise UserError(f"{args.dataset}/{args.split} has {image_set.channels} channel(s) and {image_set.levels} levels; "
                               f"the model codes {config.channels} and {config.levels}")
         chosen = image_set.images[: args.limit] if args.limit else image_set.images
         return images_from_array(chosen, image_set.levels)
     if args.limit or args.data_dir:
-        raise _user_error("--limit and --data-dir go with --dataset")
+        raise UserError("--limit and --data-dir go with --dataset")
     if not args.inputs:
-        raise _user_error("nothing to compress: give image files or folders, or --dataset NAME")
+        raise UserError("nothing to compress: give image files or folders, or --dataset NAME")
     return [image_from_file(path, config.channels, config.levels) for path in image_files(args.inputs)]
 
 
@@ -848,7 +844,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     from .checkpoint import atomic_write
 
     if not 1 <= args.batch_size <= MAX_BATCH:
-        raise _user_error(f"--batch-size must lie in 1..{MAX_BATCH}; got {args.batch_size}")
+        raise UserError(f"--batch-size must lie in 1..{MAX_BATCH}; got {args.batch_size}")
     try:
         model = _load_model(args.checkpoint)
         _check_model(model)
@@ -857,7 +853,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
         data = compress(model, images, batch_size=args.batch_size, dtype=getattr(torch, args.dtype), progress=not args.quiet)
         seconds = time.perf_counter() - start
     except CompressionError as error:
-        raise _user_error(str(error)) from None
+        raise UserError(str(error)) from None
     atomic_write(args.out, lambda temp: Path(temp).write_bytes(data))
     dims = sum(image.values.size for image in images)
     print(f"compressed {len(images)} image(s), {dims:,} sub-pixels, into {args.out}: {len(data):,} bytes, "
@@ -873,7 +869,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
 def cmd_decompress(args: argparse.Namespace) -> None:
     path = Path(args.file)
     if not path.is_file():
-        raise _user_error(f"compressed file {path} does not exist")
+        raise UserError(f"compressed file {path} does not exist")
     try:
         data = path.read_bytes()
         model = _load_model(args.checkpoint)
@@ -887,6 +883,6 @@ def cmd_decompress(args: argparse.Namespace) -> None:
                     print(f"pixelrnn decompress: warning: {warning.message}", file=sys.stderr)
         seconds = time.perf_counter() - start
     except CompressionError as error:
-        raise _user_error(f"{path}: {error}") from None
+        raise UserError(f"{path}: {error}") from None
     save_images(images, model.config.levels, args.out)
     print(f"restored {len(images)} image(s) into {args.out} ({len(images) / seconds:.1f} images/s)")

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import UserError
+
 GRID_PADDING = 2
 PADDING_VALUE = 128  # mid grey between tiles
 UNKNOWN_DARK, UNKNOWN_LIGHT = 96, 160  # checkerboard marking the sub-pixels to be completed
@@ -297,12 +299,6 @@ def plot_training_curve(metrics_jsonl_path, path) -> Path:
 
 
 # --------------------------------------------------------------------- command line
-def _user_error(message: str):
-    from .cli import UserError  # imported here: pixelrnn.cli imports this module's parsers
-
-    return UserError(message)
-
-
 def _load_checkpoint(path, device):
     from .checkpoint import load_model_from, read_checkpoint, resolve_checkpoint
     from .training import choose_device
@@ -319,12 +315,12 @@ def _image_size(metadata: dict, height: int | None, width: int | None) -> tuple[
         try:
             trained_height, trained_width = (int(v) for v in trained.lower().split("x"))
         except ValueError:
-            raise _user_error(f"the checkpoint's image_size {trained!r} is not HxW; pass --height and --width") from None
+            raise UserError(f"the checkpoint's image_size {trained!r} is not HxW; pass --height and --width") from None
         height, width = height or trained_height, width or trained_width
     if not height or not width:
-        raise _user_error("the checkpoint does not record its image size; pass --height and --width")
+        raise UserError("the checkpoint does not record its image size; pass --height and --width")
     if height < 1 or width < 1:
-        raise _user_error(f"--height and --width must be >= 1; got {height}x{width}")
+        raise UserError(f"--height and --width must be >= 1; got {height}x{width}")
     return height, width
 
 
@@ -336,15 +332,15 @@ def _generator(seed: int | None, device) -> tuple[torch.Generator, int]:
 def _png_path(out: str) -> Path:
     path = Path(out)
     if path.suffix.lower() != ".png":
-        raise _user_error(f"--out must name a .png file (the .npz goes beside it); got {out}")
+        raise UserError(f"--out must name a .png file (the .npz goes beside it); got {out}")
     return path
 
 
 def _check_common(args) -> None:
     if args.temperature <= 0:
-        raise _user_error(f"--temperature must be > 0; got {args.temperature}")
+        raise UserError(f"--temperature must be > 0; got {args.temperature}")
     if args.batch_size is not None and args.batch_size < 1:
-        raise _user_error(f"--batch-size must be >= 1; got {args.batch_size}")
+        raise UserError(f"--batch-size must be >= 1; got {args.batch_size}")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -375,7 +371,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     out = _png_path(args.out)
     _check_common(args)
     if args.n < 1:
-        raise _user_error(f"-n must be >= 1; got {args.n}")
+        raise UserError(f"-n must be >= 1; got {args.n}")
     model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
     height, width = _image_size(metadata, args.height, args.width)
     generator, seed = _generator(args.seed, model.device)
@@ -442,12 +438,12 @@ def load_image_file(path: str | os.PathLike, channels: int, levels: int) -> torc
             else:
                 array = np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise _user_error(f"cannot read image {path}: {error}") from None
+        raise UserError(f"cannot read image {path}: {error}") from None
     if array.ndim == 3 and channels == 1 and (array == array[..., :1]).all():
         array = array[..., 0]  # colour file holding a grey image
     found = 1 if array.ndim == 2 else 3
     if found != channels:
-        raise _user_error(f"{path} is a {'grey' if found == 1 else 'colour'} image; the model wants {channels} channel(s)")
+        raise UserError(f"{path} is a {'grey' if found == 1 else 'colour'} image; the model wants {channels} channel(s)")
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
     values = array.astype(np.int64) * levels // 256
     return torch.from_numpy(values)[None]
@@ -459,15 +455,15 @@ def load_npz_images(path: str | os.PathLike, indices: list[int], channels: int, 
         images = load_samples_npz(path)
     except (OSError, ValueError, KeyError) as error:
         reason = error.args[0] if error.args else type(error).__name__
-        raise _user_error(f"cannot read {path}: {reason}") from None
+        raise UserError(f"cannot read {path}: {reason}") from None
     for index in indices:
         if not 0 <= index < len(images):
-            raise _user_error(f"--index {index} is outside {path}, which holds {len(images)} images")
+            raise UserError(f"--index {index} is outside {path}, which holds {len(images)} images")
     chosen = images[indices]
     if chosen.shape[1] != channels:
-        raise _user_error(f"{path} holds {chosen.shape[1]}-channel images; the model wants {channels}")
+        raise UserError(f"{path} holds {chosen.shape[1]}-channel images; the model wants {channels}")
     if chosen.numel() and (int(chosen.min()) < 0 or int(chosen.max()) >= levels):
-        raise _user_error(f"{path} has values in [{int(chosen.min())}, {int(chosen.max())}]; the model's are [0, {levels})")
+        raise UserError(f"{path} has values in [{int(chosen.min())}, {int(chosen.max())}]; the model's are [0, {levels})")
     return chosen
 
 
@@ -476,7 +472,7 @@ def source_images(args: argparse.Namespace, model) -> torch.Tensor:
     cfg = model.config
     if args.image:
         if args.index:
-            raise _user_error("--index goes with --npz, not with --image")
+            raise UserError("--index goes with --npz, not with --image")
         return load_image_file(args.image, cfg.channels, cfg.levels)
     if args.dataset:
         from .data import load_dataset
@@ -485,9 +481,9 @@ def source_images(args: argparse.Namespace, model) -> torch.Tensor:
         indices = args.index or [0]
         for index in indices:
             if not 0 <= index < len(dataset):
-                raise _user_error(f"--index {index} is outside {args.dataset}/{args.split}, which holds {len(dataset)} images")
+                raise UserError(f"--index {index} is outside {args.dataset}/{args.split}, which holds {len(dataset)} images")
         if dataset.channels != cfg.channels or dataset.levels != cfg.levels:
-            raise _user_error(f"{args.dataset} has {dataset.channels} channel(s) and {dataset.levels} levels; "
+            raise UserError(f"{args.dataset} has {dataset.channels} channel(s) and {dataset.levels} levels; "
                               f"the model wants {cfg.channels} and {cfg.levels}")
         return torch.from_numpy(dataset.images[indices].astype(np.int64))
     return load_npz_images(args.npz, args.index or [0], cfg.channels, cfg.levels)
@@ -499,9 +495,9 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace) -> tup
     _check_common(args)
     height = images.shape[2]
     if not 0 <= args.keep_rows <= height:
-        raise _user_error(f"--keep-rows must lie in [0, {height}] for images of height {height}; got {args.keep_rows}")
+        raise UserError(f"--keep-rows must lie in [0, {height}] for images of height {height}; got {args.keep_rows}")
     if args.k < 1:
-        raise _user_error(f"-k must be >= 1; got {args.k}")
+        raise UserError(f"-k must be >= 1; got {args.k}")
     generator, seed = _generator(args.seed, model.device)
     print(f"completing {len(images)} image(s) x {args.k}, keeping {args.keep_rows} of {height} rows "
           f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
