@@ -582,7 +582,7 @@ def _load_digits(ctx: _Ctx, split: str) -> tuple[np.ndarray, int]:
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
-def _image_array(path: Path) -> np.ndarray:
+def read_image(path: str | os.PathLike) -> np.ndarray:
     """One image file as (C, H, W) uint8, grey-like images with C = 1, others RGB."""
     from PIL import Image, UnidentifiedImageError
 
@@ -610,9 +610,9 @@ def _load_folder(path: Path, name: str, split: str) -> tuple[np.ndarray, int]:
                    key=lambda p: p.relative_to(path).as_posix())
     if not files:
         raise DatasetError(f"{name}: no PNG/JPEG/BMP/GIF/WEBP images under {path}")
-    arrays = [_image_array(files[0])]
+    arrays = [read_image(files[0])]
     for f in files[1:]:
-        a = _image_array(f)
+        a = read_image(f)
         if a.shape != arrays[0].shape:
             (c0, h0, w0), (c, h, w) = arrays[0].shape, a.shape
             raise DatasetError(f"{name}: {f} is {w}x{h} with {c} channel(s), expected {w0}x{h0} "

@@ -426,25 +426,16 @@ def load_image_file(path: str | os.PathLike, channels: int, levels: int) -> torc
     values v become v * levels // 256 (equal bins; for levels = 256 unchanged, for binary
     images 0..127 -> 0 and 128..255 -> 1). Raises the CLI's UserError on mismatch.
     """
-    from PIL import Image, UnidentifiedImageError
+    from .data import DatasetError, read_image
 
     try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode.startswith("I;16"):
-                array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
-            elif mode in ("1", "L", "LA", "La"):
-                array = np.asarray(image.convert("L"))
-            else:
-                array = np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise UserError(f"cannot read image {path}: {error}") from None
-    if array.ndim == 3 and channels == 1 and (array == array[..., :1]).all():
-        array = array[..., 0]  # colour file holding a grey image
-    found = 1 if array.ndim == 2 else 3
-    if found != channels:
-        raise UserError(f"{path} is a {'grey' if found == 1 else 'colour'} image; the model wants {channels} channel(s)")
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
+        array = read_image(path)  # (C, H, W) uint8, grey-like files with C = 1
+    except DatasetError as error:
+        raise UserError(str(error)) from None
+    if array.shape[0] == 3 and channels == 1 and (array == array[:1]).all():
+        array = array[:1]  # colour file holding a grey image
+    if array.shape[0] != channels:
+        raise UserError(f"{path} is a {'grey' if array.shape[0] == 1 else 'colour'} image; the model wants {channels} channel(s)")
     values = array.astype(np.int64) * levels // 256
     return torch.from_numpy(values)[None]
 
