@@ -49,18 +49,23 @@ def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, s
     return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleConfig, dict[str, torch.Tensor], dict[str, str]]:
-    """Config, tensors and metadata of a checkpoint, with one-line errors for bad files."""
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a safetensors file; a damaged or foreign file is a CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({first_line})") from None
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """Config, tensors and metadata of a checkpoint, with one-line errors for bad files."""
+    path = Path(path)
+    metadata, tensors = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a pixelrnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
     try:

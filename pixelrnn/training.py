@@ -30,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
 from . import distributed
-from .checkpoint import atomic_write, save_model
+from .checkpoint import CheckpointError, atomic_write, read_safetensors, save_model
 from .config import ModelConfig
 from .evaluation import nll_per_image, summarize
 from .models import PixelModel, config_from_json, model_from_config
@@ -235,14 +234,10 @@ class Trainer:
 
     def _load_state(self) -> None:
         path = self.state_path
-        if not path.is_file():
-            raise TrainingError(f"cannot resume: {path} does not exist")
         try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        except Exception as error:  # safetensors raises several types for a damaged file
-            raise TrainingError(f"cannot resume: {path} is not readable ({str(error).splitlines()[0]})") from None
+            metadata, tensors = read_safetensors(path)
+        except CheckpointError as error:
+            raise TrainingError(f"cannot resume: {error}") from None
         if metadata.get("format") != STATE_FORMAT:
             raise TrainingError(f"cannot resume: {path} is not a pixelrnn training state")
         if config_from_json(metadata["model_config"]) != self.model_config:
