@@ -32,7 +32,7 @@ class RowRecurrence:
     def __init__(self, batch: int, width: int, kernel: int):
         self.batch, self.width, self.kernel = batch, width, kernel
 
-    def gather(self, hidden: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+    def gather(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., h, B*W) -> (..., k*h, B*W), tap-major: block s holds h shifted by s - k//2."""
         *lead, size, _ = hidden.shape
         pad = self.kernel // 2
@@ -40,15 +40,15 @@ class RowRecurrence:
         taps = [grid[..., s : s + self.width] for s in range(self.kernel)]
         return torch.cat(taps, dim=-3).reshape(*lead, self.kernel * size, -1)
 
-    def scatter(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Adjoint of ``gather``: (D, k*h, N) -> gradient of the state (D, h, N); none for h0."""
+    def scatter(self, grad: torch.Tensor) -> torch.Tensor:
+        """Adjoint of ``gather``: (D, k*h, N) -> gradient of the state (D, h, N)."""
         directions, taps_size, _ = grad.shape
         size, pad = taps_size // self.kernel, self.kernel // 2
         taps = grad.reshape(directions, self.kernel, size, self.batch, self.width)
         grid = grad.new_zeros(directions, size, self.batch, self.width + 2 * pad)
         for s in range(self.kernel):
             grid[..., s : s + self.width] += taps[:, s]
-        return grid[..., pad : pad + self.width].reshape(directions, size, -1), None
+        return grid[..., pad : pad + self.width].reshape(directions, size, -1)
 
 
 
@@ -64,7 +64,7 @@ class LSTMScan(torch.autograd.Function):
         cells = gates_in.new_empty(steps, directions, size, positions)
         hiddens = gates_in.new_empty(steps, directions, size, positions)
         for t in range(steps):
-            gates = torch.baddbmm(gates_in[t], weight, recurrence.gather(hidden, initial_hidden))
+            gates = torch.baddbmm(gates_in[t], weight, recurrence.gather(hidden))
             act = activations[t]
             torch.sigmoid(gates[:, : 3 * size], out=act[:, : 3 * size])
             torch.tanh(gates[:, 3 * size :], out=act[:, 3 * size :])
@@ -85,8 +85,6 @@ class LSTMScan(torch.autograd.Function):
         init_h = initial_hidden[:, :, None].expand(directions, size, positions)
         init_c = initial_cell[:, :, None].expand(directions, size, positions)
         grad_gates = activations.new_empty(steps, directions, four_h, positions)
-        grad_init_h = initial_hidden.new_zeros(directions, size)
-        grad_init_c = initial_cell.new_zeros(directions, size)
         weight_t = weight.transpose(1, 2)
         carry_h = torch.zeros_like(init_h)
         carry_c = torch.zeros_like(init_c)
@@ -104,13 +102,11 @@ class LSTMScan(torch.autograd.Function):
             torch.mul(grad_c * content, input_gate * (1 - input_gate), out=i_grad)
             torch.mul(grad_c * input_gate, 1 - content * content, out=g_grad)
             carry_c = grad_c * forget_gate
-            carry_h, grad_top = recurrence.scatter(torch.bmm(weight_t, gate_grad))
-            if grad_top is not None:
-                grad_init_h += grad_top
-        grad_init_h += carry_h.sum(-1)  # step 0 read the initial state everywhere
-        grad_init_c += carry_c.sum(-1)
+            carry_h = recurrence.scatter(torch.bmm(weight_t, gate_grad))
+        grad_init_h = carry_h.sum(-1)  # step 0 read the initial state everywhere
+        grad_init_c = carry_c.sum(-1)
         previous = torch.cat([init_h.unsqueeze(0), hiddens[:-1]])  # (T, D, h, N): the state each step read
-        recurrent_inputs = recurrence.gather(previous, initial_hidden)  # (T, D, Z, N)
+        recurrent_inputs = recurrence.gather(previous)  # (T, D, Z, N)
         grad_weight = torch.einsum("tdan,tdzn->daz", grad_gates, recurrent_inputs)
         return grad_gates, grad_weight, grad_init_h, grad_init_c, None
 
