@@ -84,13 +84,24 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny
 
 
 def test_resume_from_an_older_checkpoint_drops_later_log_lines(tmp_path, tiny_npz):
+    """A crash after step 4 was logged but before it was saved: the log is cut back to the state."""
+    import shutil
+
     train, valid = data(tiny_npz)
-    Trainer(tiny_config(4, checkpoint_every=2), tmp_path / "run", train, valid, 4, progress=False).train()
-    # a crash after step 4's log but before its checkpoint: simulate by rewinding the state file
-    log = train_losses(tmp_path / "run")
-    assert max(step for step, _, _ in log) == 4
-    trainer = Trainer(tiny_config(4, checkpoint_every=2), tmp_path / "run", train, valid, 4, progress=False, resume=True)
-    assert trainer.step == 4  # final state was saved at the end
+    Trainer(tiny_config(2, schedule="constant"), tmp_path / "run", train, valid, 4, progress=False).train()
+    shutil.copy(tmp_path / "run" / "state.safetensors", tmp_path / "state_at_2")
+    Trainer(tiny_config(4, schedule="constant"), tmp_path / "run", train, valid, 4, progress=False, resume=True).train()
+    assert max(step for step, _, _ in train_losses(tmp_path / "run")) == 4
+    shutil.copy(tmp_path / "state_at_2", tmp_path / "run" / "state.safetensors")  # the step-4 save never happened
+
+    trainer = Trainer(tiny_config(4, schedule="constant"), tmp_path / "run", train, valid, 4, progress=False, resume=True)
+    assert trainer.step == 2
+    assert max(step for step, _, _ in train_losses(tmp_path / "run")) == 2
+    trainer.train()
+    Trainer(tiny_config(4, schedule="constant"), tmp_path / "straight", train, valid, 4, progress=False).train()
+    # the 2-step run validated at its end; apart from that, one run
+    train_only = lambda run: [line for line in train_losses(run) if line[1] == "train"]
+    assert train_only(tmp_path / "run") == train_only(tmp_path / "straight")
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, tiny_npz):
