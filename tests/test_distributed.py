@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pixelrnn.run_config import build_run_config
 from pixelrnn.training import Trainer
+
+from ddp_worker import tiny_run_config
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 
@@ -33,10 +34,7 @@ def tiny_npz(tmp_path):
 
 
 def single_process_run(path, run_dir, steps):
-    config = build_run_config(None, [f"train.steps={steps}", "train.batch_size=8", "train.log_every=1", "train.eval_every=2",
-                                     "train.checkpoint_every=100", "train.optimizer='adam'", "train.lr=3e-3", "train.ema_decay=0.9",
-                                     "model.hidden=4", "model.layers=2", "model.output_hidden=8"],
-                              **{"model.arch": "row_lstm", "data.dataset": "tiny"})
+    config = tiny_run_config(steps)
     arrays = np.load(path)
     trainer = Trainer(config, run_dir, arrays["train"], arrays["valid"], 4, progress=False)
     trainer.train()
