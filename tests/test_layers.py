@@ -50,13 +50,13 @@ def test_scans_pass_gradcheck(scan):
     torch.manual_seed(0)
     directions, size, batch, height, width = 2, 2, 2, 3, 4
     if scan == "row":
-        steps, positions, z_size = height, batch * width, 3 * size
+        gates_shape, z_size = (height, directions, 4 * size, batch * width), 3 * size
         run = lambda *a: lstm_scan(*a, RowRecurrence(batch, width, 3))
     else:
-        steps, positions, z_size = width + height - 1, height * batch, 2 * size
-        run = lambda *a: diagonal_scan(*a, height, width)
+        gates_shape, z_size = (directions, batch, height, width, 4 * size), 2 * size
+        run = diagonal_scan
     inputs = (
-        torch.randn(steps, directions, 4 * size, positions, dtype=torch.float64, requires_grad=True),
+        torch.randn(gates_shape, dtype=torch.float64, requires_grad=True),
         torch.randn(directions, 4 * size, z_size, dtype=torch.float64, requires_grad=True),
         torch.randn(directions, size, dtype=torch.float64, requires_grad=True),
         torch.randn(directions, size, dtype=torch.float64, requires_grad=True),

@@ -144,13 +144,16 @@ class DiagonalBiLSTM(nn.Module):
         return lstm_cell(column_gates + recurrent, cell_left)
 
     def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        hidden_size, steps = self.hidden, width + height - 1
-        gates = skew(self.direction_gates(x, condition_gates))  # (2, B, 4h, H, W + H - 1)
-        columns = gates.permute(4, 0, 2, 3, 1).reshape(steps, 2, 4 * hidden_size, height * batch)  # (T, 2, 4h, H*B)
-        states = diagonal_scan(columns, self.state_to_state, self.initial_hidden, self.initial_cell, height, width)
-        skewed = states.view(steps, 2, hidden_size, height, batch).permute(1, 4, 2, 3, 0)  # (2, B, h, H, T)
-        return self._combine(unskew(skewed, width))
+        # Channels last, so that each diagonal step reads contiguous runs of 4h gates and
+        # the gates of both directions are one cheap copy away from the scan's layout.
+        gates = self.input_to_state(x.contiguous(memory_format=torch.channels_last))
+        if condition_gates is not None:
+            gates = gates + condition_gates
+        gates = gates.permute(0, 2, 3, 1)  # (B, H, W, 8h)
+        size = 4 * self.hidden
+        gates = torch.stack([gates[..., :size], gates[..., size:].flip(2)])  # (2, B, H, W, 4h), the second mirrored
+        states = diagonal_scan(gates, self.state_to_state, self.initial_hidden, self.initial_cell)  # (2, B, H, W, h)
+        return self._combine(states.permute(0, 1, 4, 2, 3))
 
     def _combine(self, states: torch.Tensor) -> torch.Tensor:
         """(2, B, h, H, W) states of both directions -> the layer's output (B, h, H, W)."""

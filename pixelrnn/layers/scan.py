@@ -116,97 +116,120 @@ def lstm_scan(gates_in, weight, initial_hidden, initial_cell, recurrence) -> tor
     return LSTMScan.apply(gates_in, weight, initial_hidden, initial_cell, recurrence)
 
 
+def _diagonal(buffer: torch.Tensor, step: int, first_row: int, rows: int, row_offset: int, col_offset: int) -> torch.Tensor:
+    """View (D, B, rows, k) of ``buffer`` (D, B, R, C, k) at the diagonal ``row - row_offset + col - col_offset = step``.
+
+    Row ``first_row + r`` of the view is the buffer's position ``(first_row + r + row_offset,
+    step - first_row - r + col_offset)``: consecutive rows are one row down and one column left.
+    """
+    stride_d, stride_b, stride_row, stride_col, _ = buffer.stride()
+    directions, batch, _, _, size = buffer.shape
+    offset = buffer.storage_offset() + (first_row + row_offset) * stride_row + (step - first_row + col_offset) * stride_col
+    return buffer.as_strided((directions, batch, rows, size), (stride_d, stride_b, stride_row - stride_col, 1), offset)
+
+
 class DiagonalScan(torch.autograd.Function):
-    """The Diagonal BiLSTM scan over the active diagonal only.
+    """The Diagonal BiLSTM scan, computed in image coordinates (no skewed copy of anything).
 
-    At step t of the skewed map only rows ``max(0, t-W+1) .. min(H-1, t)`` hold image pixels;
-    the others are padding that the layer discards. In a row-major (H*B) layout of positions
-    those rows are one contiguous block, so each step reads and writes one slice. Rows keep
-    their latest state in a buffer with an extra row -1 that holds the initial state (the
-    "row above" of row 0); rows that have not started hold the initial state, so no reset is
-    needed. At image positions it computes exactly what the step-by-step reference
-    ``DiagonalBiLSTM.forward_reference`` computes (tested); padding positions of the output
-    hold the initial state.
+    Step t computes the diagonal ``i + j = t`` of the image, which is column t of the skewed
+    map of Figure 3; on a row-major buffer a diagonal is a strided view (one row down, one
+    column left), so each step reads its gates and writes its states in place. The states
+    live in buffers padded with a row -1 and a column -1 that hold the learned initial
+    state: the "state above" of row 0 and the "state to the left" of column 0. Every image
+    position is visited once, so the buffers are the image's size and nothing needs resetting.
 
-    Layout: gates_in (T, D, 4h, H*B), weight (D, 4h, 2h) over [above ; left], output
-    (T, D, h, H*B).
+        buffer (H+1) x (W+1), padded:    step t reads   above (i-1, j)   and   left (i, j-1),
+          c  c  c  c  c                  both on diagonal t-1, and writes (i, j):
+          c  .  .  .  .
+          c  .  .  .  .                  c: initial state   .: image positions
+          c  .  .  .  .
+
+    Layout: gates_in (D, B, H, W, 4h), weight (D, 4h, 2h) over [above ; left], initial
+    states (D, h); returns the hidden states (D, B, H, W, h). It computes exactly what the
+    step-by-step reference ``DiagonalBiLSTM.forward_reference`` computes (tested).
     """
 
     @staticmethod
-    def forward(ctx, gates_in, weight, initial_hidden, initial_cell, height, width):
-        steps, directions, four_h, positions = gates_in.shape
-        size, batch = four_h // 4, positions // height
-        # Every stored state starts as the initial state; row -1 is prepended to the positions.
-        hiddens = initial_hidden[None, :, :, None].expand(steps, directions, size, positions + batch).contiguous()
-        cells = initial_cell[None, :, :, None].expand(steps, directions, size, positions).contiguous()
-        activations = gates_in.new_zeros(steps, directions, four_h, positions)
-        hidden_now = hiddens[0].clone()  # (D, h, (H+1)*B): latest state of every row
-        cell_now = cells[0].clone()
-        for t in range(steps):
+    def forward(ctx, gates_in, weight, initial_hidden, initial_cell):
+        directions, batch, height, width, four_h = gates_in.shape
+        size = four_h // 4
+        padded = (directions, batch, height + 1, width + 1, size)
+        hidden = gates_in.new_empty(padded)
+        cell = gates_in.new_empty(padded)
+        initial_h = initial_hidden[:, None, None, :]  # (D, 1, 1, h)
+        hidden[:, :, 0] = initial_h
+        hidden[:, :, :, 0] = initial_h
+        cell[:, :, :, 0] = initial_cell[:, None, None, :]  # a cell reads only its left neighbour
+        activations = gates_in.new_empty(directions, batch, height, width, four_h)
+        tanh_cells = gates_in.new_empty(directions, batch, height, width, size)
+        weight_t = weight.transpose(1, 2)  # (D, 2h, 4h)
+        for t in range(height + width - 1):
             lo, hi = max(0, t - width + 1), min(height - 1, t)
-            rows = slice(lo * batch, (hi + 1) * batch)
-            shifted = slice((lo + 1) * batch, (hi + 2) * batch)
-            recurrent = torch.cat([hidden_now[:, :, rows], hidden_now[:, :, shifted]], dim=1)  # (D, 2h, n)
-            gates = torch.baddbmm(gates_in[t][:, :, rows], weight, recurrent)
-            act = activations[t][:, :, rows]
-            torch.sigmoid(gates[:, : 3 * size], out=act[:, : 3 * size])
-            torch.tanh(gates[:, 3 * size :], out=act[:, 3 * size :])
-            output_gate, forget_gate, input_gate, content = act.split(size, dim=1)
-            cell = torch.addcmul(forget_gate * cell_now[:, :, rows], input_gate, content)
-            hidden = output_gate * torch.tanh(cell)
-            cells[t][:, :, rows] = cell
-            cell_now[:, :, rows] = cell
-            hiddens[t][:, :, shifted] = hidden
-            hidden_now[:, :, shifted] = hidden
-        ctx.shape = (height, width)
-        ctx.save_for_backward(weight, initial_hidden, initial_cell, activations, cells, hiddens)
-        return hiddens[:, :, :, batch:]
+            n = hi - lo + 1
+            recurrent = torch.cat([_diagonal(hidden, t, lo, n, 0, 1), _diagonal(hidden, t, lo, n, 1, 0)], dim=-1)  # (D, B, n, 2h)
+            gates = torch.bmm(recurrent.view(directions, batch * n, 2 * size), weight_t).view(directions, batch, n, four_h)
+            gates += _diagonal(gates_in, t, lo, n, 0, 0)
+            act = _diagonal(activations, t, lo, n, 0, 0)
+            torch.sigmoid(gates[..., : 3 * size], out=act[..., : 3 * size])
+            torch.tanh(gates[..., 3 * size :], out=act[..., 3 * size :])
+            output_gate, forget_gate, input_gate, content = act.split(size, dim=-1)
+            cell_here = _diagonal(cell, t, lo, n, 1, 1)
+            torch.mul(forget_gate, _diagonal(cell, t, lo, n, 1, 0), out=cell_here).addcmul_(input_gate, content)
+            tanh_cell = _diagonal(tanh_cells, t, lo, n, 0, 0)
+            torch.tanh(cell_here, out=tanh_cell)
+            torch.mul(output_gate, tanh_cell, out=_diagonal(hidden, t, lo, n, 1, 1))
+        ctx.save_for_backward(weight, activations, cell, tanh_cells, hidden)
+        return hidden[:, :, 1:, 1:]
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_hiddens):
-        weight, initial_hidden, initial_cell, activations, cells, hiddens = ctx.saved_tensors
-        height, width = ctx.shape
-        steps, directions, four_h, positions = activations.shape
-        size, batch = four_h // 4, positions // height
-        grad_gates = torch.zeros_like(activations)
-        grad_hidden_now = hiddens.new_zeros(directions, size, positions + batch)
-        grad_cell_now = cells.new_zeros(directions, size, positions)
-        weight_t = weight.transpose(1, 2)
-        for t in range(steps - 1, -1, -1):
+    def backward(ctx, grad_output):
+        weight, activations, cell, tanh_cells, hidden = ctx.saved_tensors
+        directions, batch, height, width, four_h = activations.shape
+        size = four_h // 4
+        grad_hidden = hidden.new_zeros(hidden.shape)
+        grad_hidden[:, :, 1:, 1:] = grad_output
+        grad_cell = cell.new_zeros(cell.shape)  # the gradient carried from the right neighbour
+        grad_gates = activations.new_empty(activations.shape)
+        for t in range(height + width - 2, -1, -1):
             lo, hi = max(0, t - width + 1), min(height - 1, t)
-            rows = slice(lo * batch, (hi + 1) * batch)
-            shifted = slice((lo + 1) * batch, (hi + 2) * batch)
-            grad_h = grad_hiddens[t][:, :, rows] + grad_hidden_now[:, :, shifted]
-            output_gate, forget_gate, input_gate, content = activations[t][:, :, rows].split(size, dim=1)
-            cell_prev = cells[t - 1][:, :, rows] if t > 0 else initial_cell[:, :, None].expand_as(grad_h)
-            tanh_cell = torch.tanh(cells[t][:, :, rows])
-            grad_c = grad_cell_now[:, :, rows] + grad_h * output_gate * (1 - tanh_cell * tanh_cell)
-            gate_grad = grad_gates[t][:, :, rows]
-            o_grad, f_grad, i_grad, g_grad = gate_grad.split(size, dim=1)
-            torch.mul(grad_h * tanh_cell, output_gate * (1 - output_gate), out=o_grad)
-            torch.mul(grad_c * cell_prev, forget_gate * (1 - forget_gate), out=f_grad)
-            torch.mul(grad_c * content, input_gate * (1 - input_gate), out=i_grad)
-            torch.mul(grad_c * input_gate, 1 - content * content, out=g_grad)
-            grad_cell_now[:, :, rows] = grad_c * forget_gate  # now the gradient of the states at t-1
-            grad_recurrent = torch.bmm(weight_t, gate_grad)  # (D, 2h, n): [above ; left]
-            grad_hidden_now[:, :, shifted] = grad_recurrent[:, size:]
-            grad_hidden_now[:, :, rows] += grad_recurrent[:, :size]
-        # What is left in the buffers reached the initial state: row -1 and rows before their start;
-        # so did the output's padding positions, which hold the initial state.
-        step = torch.arange(steps, device=grad_hiddens.device)[:, None]
-        row = torch.arange(height, device=grad_hiddens.device)[None, :]
-        padding = ((row > step) | (row < step - width + 1)).to(grad_hiddens.dtype)  # (T, H)
-        grad_padding = torch.einsum("tdhib,ti->dh", grad_hiddens.reshape(steps, directions, size, height, batch), padding)
-        grad_init_h = grad_hidden_now.sum(-1) + grad_padding
-        grad_init_c = grad_cell_now.sum(-1)
-        start = initial_hidden[None, :, :, None].expand(1, directions, size, positions + batch)
-        previous = torch.cat([start, hiddens[:-1]])  # (T, D, h, (H+1)*B): the states each step read
-        recurrent_inputs = torch.cat([previous[..., :positions], previous[..., batch:]], dim=2)  # (T, D, 2h, H*B)
-        grad_weight = torch.einsum("tdan,tdzn->daz", grad_gates, recurrent_inputs)
-        return grad_gates, grad_weight, grad_init_h, grad_init_c, None, None
+            n = hi - lo + 1
+            grad_h = _diagonal(grad_hidden, t, lo, n, 1, 1)
+            act = _diagonal(activations, t, lo, n, 0, 0)
+            output_gate, forget_gate, input_gate, content = act.split(size, dim=-1)
+            tanh_cell = _diagonal(tanh_cells, t, lo, n, 0, 0)
+            # dL/dc: through h = o tanh(c), plus what the right neighbour's cell carried back
+            grad_c = torch.mul(tanh_cell, tanh_cell).neg_().add_(1).mul_(output_gate).mul_(grad_h)
+            grad_c += _diagonal(grad_cell, t, lo, n, 1, 1)
+            local = grad_h.new_empty(directions, batch, n, four_h)  # dL/d(pre-activation gates)
+            grad_o, grad_f, grad_i, grad_g = local.split(size, dim=-1)
+            torch.mul(grad_h, tanh_cell, out=grad_o)
+            torch.mul(grad_c, _diagonal(cell, t, lo, n, 1, 0), out=grad_f)
+            torch.mul(grad_c, content, out=grad_i)
+            torch.mul(grad_c, input_gate, out=grad_g)
+            sigmoids = act[..., : 3 * size]
+            local[..., : 3 * size].mul_(torch.addcmul(sigmoids, sigmoids, sigmoids, value=-1))
+            grad_g.mul_(torch.mul(content, content).neg_().add_(1))
+            _diagonal(grad_gates, t, lo, n, 0, 0).copy_(local)
+            _diagonal(grad_cell, t, lo, n, 1, 0).addcmul_(grad_c, forget_gate)
+            grad_recurrent = torch.bmm(local.view(directions, batch * n, four_h), weight).view(directions, batch, n, 2 * size)
+            _diagonal(grad_hidden, t, lo, n, 0, 1).add_(grad_recurrent[..., :size])
+            _diagonal(grad_hidden, t, lo, n, 1, 0).add_(grad_recurrent[..., size:])
+        # What reached the padding reached the initial state: row -1 (read as "above" by row 0)
+        # and column -1 (read as "left" by column 0); the corner is never read.
+        grad_initial_hidden = grad_hidden[:, :, 0, 1:].sum((1, 2)) + grad_hidden[:, :, 1:, 0].sum((1, 2))
+        grad_initial_cell = grad_cell[:, :, 1:, 0].sum((1, 2))
+        recurrent = torch.cat([hidden[:, :, :-1, 1:], hidden[:, :, 1:, :-1]], dim=-1)  # (D, B, H, W, 2h): what each position read
+        grad_weight = torch.bmm(grad_gates.view(directions, -1, four_h).transpose(1, 2), recurrent.view(directions, -1, 2 * size))
+        return grad_gates, grad_weight, grad_initial_hidden, grad_initial_cell
 
 
-def diagonal_scan(gates_in, weight, initial_hidden, initial_cell, height: int, width: int) -> torch.Tensor:
-    """Hidden states (T, D, h, H*B) of the Diagonal BiLSTM scan; see :class:`DiagonalScan`."""
-    return DiagonalScan.apply(gates_in, weight, initial_hidden, initial_cell, height, width)
+def diagonal_scan(gates_in, weight, initial_hidden, initial_cell) -> torch.Tensor:
+    """Hidden states (D, B, H, W, h) of the Diagonal BiLSTM scan; see :class:`DiagonalScan`.
+
+    ``gates_in`` is (D, B, H, W, 4h). Under autocast the scan runs in float32: its many
+    additions through time are where half precision would lose the most.
+    """
+    dtype = torch.promote_types(gates_in.dtype, torch.float32)
+    with torch.autocast(gates_in.device.type, enabled=False):
+        return DiagonalScan.apply(gates_in.to(dtype).contiguous(), weight.to(dtype), initial_hidden.to(dtype), initial_cell.to(dtype))
