@@ -62,3 +62,29 @@ def test_scans_pass_gradcheck(scan):
         torch.randn(directions, size, dtype=torch.float64, requires_grad=True),
     )
     assert torch.autograd.gradcheck(run, inputs)
+
+
+@pytest.mark.parametrize("kind", ["row", "diagonal"])
+def test_scans_run_in_float32_under_bf16_autocast(kind, monkeypatch):
+    """Under autocast the convolutions run in bf16, the recurrences in float32 (their sums through time)."""
+    import pixelrnn.layers.lstm as lstm_module
+
+    torch.manual_seed(0)
+    layer = RowLSTM(6, 8, 1) if kind == "row" else DiagonalBiLSTM(6, 8, 1)
+    x = torch.randn(2, 6, 5, 7, requires_grad=True)
+    exact = layer(x)
+    name = "lstm_scan" if kind == "row" else "diagonal_scan"
+    scan, scan_dtypes = getattr(lstm_module, name), []
+
+    def recording_scan(*args):
+        out = scan(*args)
+        scan_dtypes.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(lstm_module, name, recording_scan)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = layer(x)
+    assert scan_dtypes == [torch.float32]
+    assert torch.allclose(mixed.float(), exact, atol=0.05)
+    mixed.float().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

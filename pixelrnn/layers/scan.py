@@ -112,8 +112,10 @@ class LSTMScan(torch.autograd.Function):
 
 
 def lstm_scan(gates_in, weight, initial_hidden, initial_cell, recurrence) -> torch.Tensor:
-    """Hidden states (T, D, h, N) of the scan described in the module docstring."""
-    return LSTMScan.apply(gates_in, weight, initial_hidden, initial_cell, recurrence)
+    """Hidden states (T, D, h, N) of the scan described in the module docstring (float32 under autocast)."""
+    dtype = torch.promote_types(gates_in.dtype, torch.float32)
+    with torch.autocast(gates_in.device.type, enabled=False):
+        return LSTMScan.apply(gates_in.to(dtype), weight.to(dtype), initial_hidden.to(dtype), initial_cell.to(dtype), recurrence)
 
 
 def _diagonal(buffer: torch.Tensor, step: int, first_row: int, rows: int, row_offset: int, col_offset: int) -> torch.Tensor:
