@@ -107,6 +107,9 @@ class DiagonalBiLSTM(nn.Module):
     receives only states of rows above, and then added to the first direction's output.
 
     Both directions run in one scan: their state-to-state steps are one batched matmul.
+    ``forward`` computes skew, scan and unskew without building the skewed map: column t of
+    the skewed map is diagonal t of the image, a strided view (``layers/scan.py``).
+    ``forward_reference`` builds it, step by step, and is what the tests compare against.
     """
 
     directions = 2
