@@ -193,6 +193,7 @@ class DiagonalScan(torch.autograd.Function):
         grad_hidden[:, :, 1:, 1:] = grad_output
         grad_cell = cell.new_zeros(cell.shape)  # the gradient carried from the right neighbour
         grad_gates = activations.new_empty(activations.shape)
+        one = activations.new_ones(())  # 1 - x^2 as one addcmul
         for t in range(height + width - 2, -1, -1):
             lo, hi = max(0, t - width + 1), min(height - 1, t)
             n = hi - lo + 1
@@ -200,9 +201,9 @@ class DiagonalScan(torch.autograd.Function):
             act = _diagonal(activations, t, lo, n, 0, 0)
             output_gate, forget_gate, input_gate, content = act.split(size, dim=-1)
             tanh_cell = _diagonal(tanh_cells, t, lo, n, 0, 0)
-            # dL/dc: through h = o tanh(c), plus what the right neighbour's cell carried back
-            grad_c = torch.mul(tanh_cell, tanh_cell).neg_().add_(1).mul_(output_gate).mul_(grad_h)
-            grad_c += _diagonal(grad_cell, t, lo, n, 1, 1)
+            # dL/dc: what the right neighbour's cell carried back, plus the path through h = o tanh(c)
+            tanh_derivative = torch.addcmul(one, tanh_cell, tanh_cell, value=-1)
+            grad_c = torch.addcmul(_diagonal(grad_cell, t, lo, n, 1, 1), grad_h * output_gate, tanh_derivative)
             local = grad_h.new_empty(directions, batch, n, four_h)  # dL/d(pre-activation gates)
             grad_o, grad_f, grad_i, grad_g = local.split(size, dim=-1)
             torch.mul(grad_h, tanh_cell, out=grad_o)
@@ -211,7 +212,7 @@ class DiagonalScan(torch.autograd.Function):
             torch.mul(grad_c, input_gate, out=grad_g)
             sigmoids = act[..., : 3 * size]
             local[..., : 3 * size].mul_(torch.addcmul(sigmoids, sigmoids, sigmoids, value=-1))
-            grad_g.mul_(torch.mul(content, content).neg_().add_(1))
+            grad_g.mul_(torch.addcmul(one, content, content, value=-1))
             _diagonal(grad_gates, t, lo, n, 0, 0).copy_(local)
             _diagonal(grad_cell, t, lo, n, 1, 0).addcmul_(grad_c, forget_gate)
             grad_recurrent = torch.bmm(local.view(directions, batch * n, four_h), weight).view(directions, batch, n, 2 * size)
