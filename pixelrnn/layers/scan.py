@@ -26,6 +26,23 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 
+def _tanh(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """tanh(x) = 2 sigmoid(2x) - 1: torch's CPU tanh takes about twice as long as its sigmoid."""
+    out = torch.mul(x, 2, out=out) if out is not None else x * 2
+    return out.sigmoid_().mul_(2).sub_(1)
+
+
+def _sigmoid_and_tanh(gates: torch.Tensor, size: int, out: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``out`` = [sigmoid(o, f, i) | tanh(g)] of pre-activations ``[o|f|i|g]`` along ``dim``; ``gates`` is scratch.
+
+    One sigmoid covers all four gates: tanh(g) = 2 sigmoid(2g) - 1.
+    """
+    gates.narrow(dim, 3 * size, size).mul_(2)
+    torch.sigmoid(gates, out=out)
+    out.narrow(dim, 3 * size, size).mul_(2).sub_(1)
+    return out
+
+
 class RowRecurrence:
     """Row LSTM: ``z`` is the previous row seen through a 1 x k window (zero padded)."""
 
@@ -66,11 +83,10 @@ class LSTMScan(torch.autograd.Function):
         for t in range(steps):
             gates = torch.baddbmm(gates_in[t], weight, recurrence.gather(hidden))
             act = activations[t]
-            torch.sigmoid(gates[:, : 3 * size], out=act[:, : 3 * size])
-            torch.tanh(gates[:, 3 * size :], out=act[:, 3 * size :])
+            _sigmoid_and_tanh(gates, size, out=act, dim=1)
             output_gate, forget_gate, input_gate, content = act.split(size, dim=1)
             cell = torch.mul(forget_gate, cell, out=cells[t]).addcmul_(input_gate, content)
-            hidden = torch.mul(output_gate, torch.tanh(cell), out=hiddens[t])
+            hidden = torch.mul(output_gate, _tanh(cell), out=hiddens[t])
         ctx.recurrence = recurrence
         ctx.save_for_backward(weight, initial_hidden, initial_cell, activations, cells, hiddens)
         return hiddens
@@ -172,13 +188,12 @@ class DiagonalScan(torch.autograd.Function):
             gates = torch.bmm(recurrent.view(directions, batch * n, 2 * size), weight_t).view(directions, batch, n, four_h)
             gates += _diagonal(gates_in, t, lo, n, 0, 0)
             act = _diagonal(activations, t, lo, n, 0, 0)
-            torch.sigmoid(gates[..., : 3 * size], out=act[..., : 3 * size])
-            torch.tanh(gates[..., 3 * size :], out=act[..., 3 * size :])
+            _sigmoid_and_tanh(gates, size, out=act)
             output_gate, forget_gate, input_gate, content = act.split(size, dim=-1)
             cell_here = _diagonal(cell, t, lo, n, 1, 1)
             torch.mul(forget_gate, _diagonal(cell, t, lo, n, 1, 0), out=cell_here).addcmul_(input_gate, content)
             tanh_cell = _diagonal(tanh_cells, t, lo, n, 0, 0)
-            torch.tanh(cell_here, out=tanh_cell)
+            _tanh(cell_here, out=tanh_cell)
             torch.mul(output_gate, tanh_cell, out=_diagonal(hidden, t, lo, n, 1, 1))
         ctx.save_for_backward(weight, activations, cell, tanh_cells, hidden)
         return hidden[:, :, 1:, 1:]
