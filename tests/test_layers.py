@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pixelrnn.layers.lstm import DiagonalBiLSTM, RowLSTM
+import pixelrnn.layers.scan as scan_module
 from pixelrnn.layers.scan import RowRecurrence, diagonal_scan, lstm_scan
 
 
@@ -22,9 +23,12 @@ def make_layer(kind, channels):
     return layer
 
 
+@pytest.mark.parametrize("tanh", ["via_sigmoid", "torch_tanh"])
 @pytest.mark.parametrize("kind", ["row", "row5", "diagonal"])
 @pytest.mark.parametrize("shape", [(2, 4, 5), (1, 6, 3), (3, 1, 4), (2, 5, 1)])
-def test_fused_scan_matches_reference_values_and_gradients(kind, shape):
+def test_fused_scan_matches_reference_values_and_gradients(kind, shape, tanh, monkeypatch):
+    if tanh == "torch_tanh":  # the GPU branch of the scans, exercised here on the CPU
+        monkeypatch.setattr(scan_module, "SIGMOID_TANH_DEVICES", set())
     layer = make_layer(kind, channels=1)
     batch, height, width = shape
     x = torch.randn(batch, 6, height, width, dtype=torch.float64, requires_grad=True)

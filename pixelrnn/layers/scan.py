@@ -26,8 +26,15 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 
+# Devices where tanh goes through sigmoid: torch's CPU tanh is several times slower than its
+# sigmoid (benchmarks/scan_speed.py). On a GPU each extra operation is an extra kernel launch.
+SIGMOID_TANH_DEVICES = {"cpu"}
+
+
 def _tanh(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """tanh(x) = 2 sigmoid(2x) - 1: torch's CPU tanh takes about twice as long as its sigmoid."""
+    """tanh(x), on the devices of ``SIGMOID_TANH_DEVICES`` as 2 sigmoid(2x) - 1."""
+    if x.device.type not in SIGMOID_TANH_DEVICES:
+        return torch.tanh(x, out=out) if out is not None else torch.tanh(x)
     out = torch.mul(x, 2, out=out) if out is not None else x * 2
     return out.sigmoid_().mul_(2).sub_(1)
 
@@ -35,8 +42,12 @@ def _tanh(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
 def _sigmoid_and_tanh(gates: torch.Tensor, size: int, out: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``out`` = [sigmoid(o, f, i) | tanh(g)] of pre-activations ``[o|f|i|g]`` along ``dim``; ``gates`` is scratch.
 
-    One sigmoid covers all four gates: tanh(g) = 2 sigmoid(2g) - 1.
+    On the devices of ``SIGMOID_TANH_DEVICES`` one sigmoid covers all four gates: tanh(g) = 2 sigmoid(2g) - 1.
     """
+    if gates.device.type not in SIGMOID_TANH_DEVICES:
+        torch.sigmoid(gates.narrow(dim, 0, 3 * size), out=out.narrow(dim, 0, 3 * size))
+        torch.tanh(gates.narrow(dim, 3 * size, size), out=out.narrow(dim, 3 * size, size))
+        return out
     gates.narrow(dim, 3 * size, size).mul_(2)
     torch.sigmoid(gates, out=out)
     out.narrow(dim, 3 * size, size).mul_(2).sub_(1)
