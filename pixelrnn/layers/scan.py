@@ -253,6 +253,9 @@ class DiagonalScan(torch.autograd.Function):
         return grad_gates, grad_weight, grad_initial_hidden, grad_initial_cell
 
 
+# Opaque to torch.compile: every diagonal is a view of a different shape, so dynamo would re-trace
+# the loop step by step until its recompile limit. (The Row LSTM's scan traces through without breaks.)
+@torch.compiler.disable
 def diagonal_scan(gates_in, weight, initial_hidden, initial_cell) -> torch.Tensor:
     """Hidden states (D, B, H, W, h) of the Diagonal BiLSTM scan; see :class:`DiagonalScan`.
 
