@@ -11,12 +11,12 @@ and back-propagates through time by hand:
                           c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
 
 ``R`` is linear (shifts of the state, zero padded), so the backward pass needs its adjoint
-``R^T`` only (:class:`LSTMScan`, used by the Row LSTM). The Diagonal BiLSTM has its own scan,
-:class:`DiagonalScan`, that visits only the image positions of each diagonal. The weight gradient is one matmul over all steps
-at the end. ``tests/test_layers.py`` checks it against autograd through the step-by-step
-reference and with ``torch.autograd.gradcheck`` in float64.
-
-Layout: X (T, D, 4h, N), W (D, 4h, Z), h0 / c0 (D, h); D directions, N = batch x positions.
+``R^T`` only (:class:`LSTMScan`, used by the Row LSTM; layout X (T, D, 4h, N), W (D, 4h, Z),
+h0 / c0 (D, h), D directions, N = batch x positions). The Diagonal BiLSTM has its own scan,
+:class:`DiagonalScan`, which works in image coordinates: each diagonal is a strided view.
+Both compute the weight gradient as one matmul over all steps at the end.
+``tests/test_layers.py`` checks both against autograd through the step-by-step reference and
+with ``torch.autograd.gradcheck`` in float64.
 """
 
 from __future__ import annotations
