@@ -131,15 +131,18 @@ class DiagonalBiLSTM(nn.Module):
     condition_width = property(lambda self: self.directions * 4 * self.hidden)
 
     def direction_gates(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
-        """Input-to-state gates of both directions, the second mirrored: (2, B, 4h, H, W).
+        """Input-to-state gates of both directions, the second mirrored: (2, B, H, W, 4h).
 
         ``condition_gates`` (B, 8h, H, W), if given, biases both directions (section 3.6).
+        The convolution runs channels last, so that each diagonal step of the scan reads
+        contiguous runs of 4h gates and the two directions are one cheap copy away.
         """
-        gates = self.input_to_state(x)
+        gates = self.input_to_state(x.contiguous(memory_format=torch.channels_last))
         if condition_gates is not None:
             gates = gates + condition_gates
-        left_to_right, right_to_left = gates.chunk(2, dim=1)  # (B, 4h, H, W) each
-        return torch.stack([left_to_right, right_to_left.flip(-1)])
+        gates = gates.permute(0, 2, 3, 1)  # (B, H, W, 8h)
+        size = 4 * self.hidden
+        return torch.stack([gates[..., :size], gates[..., size:].flip(2)])
 
     def step(self, column_gates, hidden_above, hidden_left, cell_left):
         """One diagonal step for both directions; all tensors are (2, channels, N)."""
@@ -147,14 +150,7 @@ class DiagonalBiLSTM(nn.Module):
         return lstm_cell(column_gates + recurrent, cell_left)
 
     def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
-        # Channels last, so that each diagonal step reads contiguous runs of 4h gates and
-        # the gates of both directions are one cheap copy away from the scan's layout.
-        gates = self.input_to_state(x.contiguous(memory_format=torch.channels_last))
-        if condition_gates is not None:
-            gates = gates + condition_gates
-        gates = gates.permute(0, 2, 3, 1)  # (B, H, W, 8h)
-        size = 4 * self.hidden
-        gates = torch.stack([gates[..., :size], gates[..., size:].flip(2)])  # (2, B, H, W, 4h), the second mirrored
+        gates = self.direction_gates(x, condition_gates)  # (2, B, H, W, 4h)
         states = diagonal_scan(gates, self.state_to_state, self.initial_hidden, self.initial_cell)  # (2, B, H, W, h)
         return self._combine(states.permute(0, 1, 4, 2, 3))
 
@@ -170,7 +166,7 @@ class DiagonalBiLSTM(nn.Module):
         """The same function step by step through autograd (slow; the tests' reference)."""
         batch, _, height, width = x.shape
         hidden_size, steps = self.hidden, width + height - 1
-        gates = skew(self.direction_gates(x))  # (2, B, 4h, H, W + H - 1)
+        gates = skew(self.direction_gates(x).permute(0, 1, 4, 2, 3))  # (2, B, 4h, H, W + H - 1)
         columns = gates.permute(4, 0, 2, 1, 3).reshape(steps, 2, 4 * hidden_size, batch * height).unbind(0)
         state_shape = (2, hidden_size, batch, height)
         initial_hidden = self.initial_hidden[:, :, None, None].expand(state_shape)

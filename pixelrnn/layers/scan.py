@@ -54,6 +54,41 @@ def _sigmoid_and_tanh(gates: torch.Tensor, size: int, out: torch.Tensor, dim: in
     return out
 
 
+def _cell_forward(gates, cell_prev, size: int, dim: int, activations, cell, tanh_cell, hidden) -> None:
+    """One LSTM update into the given outputs: gates ``[o|f|i|g]`` along ``dim`` (scratch), ``c = f c_prev + i g``, ``h = o tanh(c)``."""
+    _sigmoid_and_tanh(gates, size, out=activations, dim=dim)
+    output_gate, forget_gate, input_gate, content = activations.split(size, dim=dim)
+    torch.mul(forget_gate, cell_prev, out=cell).addcmul_(input_gate, content)
+    _tanh(cell, out=tanh_cell)
+    torch.mul(output_gate, tanh_cell, out=hidden)
+
+
+def _cell_backward(grad_h, grad_c_carried, activations, tanh_cell, cell_prev, size: int, dim: int, grad_gates, one) -> torch.Tensor:
+    """Back through :func:`_cell_forward`: writes dL/d(pre-activation gates) into ``grad_gates``, returns dL/dc.
+
+    ``grad_c_carried`` is what the next step's cell sent back; ``one`` is a scalar 1 (``1 - x^2`` as one addcmul).
+    """
+    output_gate, _, input_gate, content = activations.split(size, dim=dim)
+    grad_c = torch.addcmul(grad_c_carried, grad_h * output_gate, torch.addcmul(one, tanh_cell, tanh_cell, value=-1))
+    grad_o, grad_f, grad_i, grad_g = grad_gates.split(size, dim=dim)
+    torch.mul(grad_h, tanh_cell, out=grad_o)
+    torch.mul(grad_c, cell_prev, out=grad_f)
+    torch.mul(grad_c, content, out=grad_i)
+    torch.mul(grad_c, input_gate, out=grad_g)
+    sigmoids = activations.narrow(dim, 0, 3 * size)
+    grad_gates.narrow(dim, 0, 3 * size).mul_(torch.addcmul(sigmoids, sigmoids, sigmoids, value=-1))
+    grad_g.mul_(torch.addcmul(one, content, content, value=-1))
+    return grad_c
+
+
+def _in_float32(scan, gates_in, weight, initial_hidden, initial_cell, *options) -> torch.Tensor:
+    """Run ``scan.apply`` with autocast off and float32 (or wider) inputs: its sums through time
+    are where half precision would lose the most."""
+    dtype = torch.promote_types(gates_in.dtype, torch.float32)
+    with torch.autocast(gates_in.device.type, enabled=False):
+        return scan.apply(gates_in.to(dtype).contiguous(), weight.to(dtype), initial_hidden.to(dtype), initial_cell.to(dtype), *options)
+
+
 class RowRecurrence:
     """Row LSTM: ``z`` is the previous row seen through a 1 x k window (zero padded)."""
 
@@ -90,22 +125,20 @@ class LSTMScan(torch.autograd.Function):
         hidden, cell = init_h, init_c
         activations = gates_in.new_empty(steps, directions, four_h, positions)
         cells = gates_in.new_empty(steps, directions, size, positions)
+        tanh_cells = gates_in.new_empty(steps, directions, size, positions)
         hiddens = gates_in.new_empty(steps, directions, size, positions)
         for t in range(steps):
             gates = torch.baddbmm(gates_in[t], weight, recurrence.gather(hidden))
-            act = activations[t]
-            _sigmoid_and_tanh(gates, size, out=act, dim=1)
-            output_gate, forget_gate, input_gate, content = act.split(size, dim=1)
-            cell = torch.mul(forget_gate, cell, out=cells[t]).addcmul_(input_gate, content)
-            hidden = torch.mul(output_gate, _tanh(cell), out=hiddens[t])
+            _cell_forward(gates, cell, size, 1, activations[t], cells[t], tanh_cells[t], hiddens[t])
+            hidden, cell = hiddens[t], cells[t]
         ctx.recurrence = recurrence
-        ctx.save_for_backward(weight, initial_hidden, initial_cell, activations, cells, hiddens)
+        ctx.save_for_backward(weight, initial_hidden, initial_cell, activations, cells, tanh_cells, hiddens)
         return hiddens
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_hiddens):
-        weight, initial_hidden, initial_cell, activations, cells, hiddens = ctx.saved_tensors
+        weight, initial_hidden, initial_cell, activations, cells, tanh_cells, hiddens = ctx.saved_tensors
         recurrence = ctx.recurrence
         steps, directions, four_h, positions = activations.shape
         size = four_h // 4
@@ -113,23 +146,14 @@ class LSTMScan(torch.autograd.Function):
         init_c = initial_cell[:, :, None].expand(directions, size, positions)
         grad_gates = activations.new_empty(steps, directions, four_h, positions)
         weight_t = weight.transpose(1, 2)
+        one = activations.new_ones(())
         carry_h = torch.zeros_like(init_h)
         carry_c = torch.zeros_like(init_c)
         for t in range(steps - 1, -1, -1):
-            grad_h = grad_hiddens[t] + carry_h
-            grad_c = carry_c
-            output_gate, forget_gate, input_gate, content = activations[t].split(size, dim=1)
             cell_prev = cells[t - 1] if t > 0 else init_c
-            tanh_cell = torch.tanh(cells[t])
-            grad_c = grad_c + grad_h * output_gate * (1 - tanh_cell * tanh_cell)
-            gate_grad = grad_gates[t]
-            o_grad, f_grad, i_grad, g_grad = gate_grad.split(size, dim=1)
-            torch.mul(grad_h * tanh_cell, output_gate * (1 - output_gate), out=o_grad)
-            torch.mul(grad_c * cell_prev, forget_gate * (1 - forget_gate), out=f_grad)
-            torch.mul(grad_c * content, input_gate * (1 - input_gate), out=i_grad)
-            torch.mul(grad_c * input_gate, 1 - content * content, out=g_grad)
-            carry_c = grad_c * forget_gate
-            carry_h = recurrence.scatter(torch.bmm(weight_t, gate_grad))
+            grad_c = _cell_backward(grad_hiddens[t] + carry_h, carry_c, activations[t], tanh_cells[t], cell_prev, size, 1, grad_gates[t], one)
+            carry_c = grad_c * activations[t].narrow(1, size, size)  # through the forget gate
+            carry_h = recurrence.scatter(torch.bmm(weight_t, grad_gates[t]))
         grad_init_h = carry_h.sum(-1)  # step 0 read the initial state everywhere
         grad_init_c = carry_c.sum(-1)
         previous = torch.cat([init_h.unsqueeze(0), hiddens[:-1]])  # (T, D, h, N): the state each step read
@@ -139,10 +163,8 @@ class LSTMScan(torch.autograd.Function):
 
 
 def lstm_scan(gates_in, weight, initial_hidden, initial_cell, recurrence) -> torch.Tensor:
-    """Hidden states (T, D, h, N) of the scan described in the module docstring (float32 under autocast)."""
-    dtype = torch.promote_types(gates_in.dtype, torch.float32)
-    with torch.autocast(gates_in.device.type, enabled=False):
-        return LSTMScan.apply(gates_in.to(dtype), weight.to(dtype), initial_hidden.to(dtype), initial_cell.to(dtype), recurrence)
+    """Hidden states (T, D, h, N) of the scan described in the module docstring; float32 under autocast."""
+    return _in_float32(LSTMScan, gates_in, weight, initial_hidden, initial_cell, recurrence)
 
 
 def _diagonal(buffer: torch.Tensor, step: int, first_row: int, rows: int, row_offset: int, col_offset: int) -> torch.Tensor:
@@ -198,14 +220,8 @@ class DiagonalScan(torch.autograd.Function):
             recurrent = torch.cat([_diagonal(hidden, t, lo, n, 0, 1), _diagonal(hidden, t, lo, n, 1, 0)], dim=-1)  # (D, B, n, 2h)
             gates = torch.bmm(recurrent.view(directions, batch * n, 2 * size), weight_t).view(directions, batch, n, four_h)
             gates += _diagonal(gates_in, t, lo, n, 0, 0)
-            act = _diagonal(activations, t, lo, n, 0, 0)
-            _sigmoid_and_tanh(gates, size, out=act)
-            output_gate, forget_gate, input_gate, content = act.split(size, dim=-1)
-            cell_here = _diagonal(cell, t, lo, n, 1, 1)
-            torch.mul(forget_gate, _diagonal(cell, t, lo, n, 1, 0), out=cell_here).addcmul_(input_gate, content)
-            tanh_cell = _diagonal(tanh_cells, t, lo, n, 0, 0)
-            _tanh(cell_here, out=tanh_cell)
-            torch.mul(output_gate, tanh_cell, out=_diagonal(hidden, t, lo, n, 1, 1))
+            _cell_forward(gates, _diagonal(cell, t, lo, n, 1, 0), size, -1, _diagonal(activations, t, lo, n, 0, 0),
+                          _diagonal(cell, t, lo, n, 1, 1), _diagonal(tanh_cells, t, lo, n, 0, 0), _diagonal(hidden, t, lo, n, 1, 1))
         ctx.save_for_backward(weight, activations, cell, tanh_cells, hidden)
         return hidden[:, :, 1:, 1:]
 
@@ -223,24 +239,12 @@ class DiagonalScan(torch.autograd.Function):
         for t in range(height + width - 2, -1, -1):
             lo, hi = max(0, t - width + 1), min(height - 1, t)
             n = hi - lo + 1
-            grad_h = _diagonal(grad_hidden, t, lo, n, 1, 1)
             act = _diagonal(activations, t, lo, n, 0, 0)
-            output_gate, forget_gate, input_gate, content = act.split(size, dim=-1)
-            tanh_cell = _diagonal(tanh_cells, t, lo, n, 0, 0)
-            # dL/dc: what the right neighbour's cell carried back, plus the path through h = o tanh(c)
-            tanh_derivative = torch.addcmul(one, tanh_cell, tanh_cell, value=-1)
-            grad_c = torch.addcmul(_diagonal(grad_cell, t, lo, n, 1, 1), grad_h * output_gate, tanh_derivative)
-            local = grad_h.new_empty(directions, batch, n, four_h)  # dL/d(pre-activation gates)
-            grad_o, grad_f, grad_i, grad_g = local.split(size, dim=-1)
-            torch.mul(grad_h, tanh_cell, out=grad_o)
-            torch.mul(grad_c, _diagonal(cell, t, lo, n, 1, 0), out=grad_f)
-            torch.mul(grad_c, content, out=grad_i)
-            torch.mul(grad_c, input_gate, out=grad_g)
-            sigmoids = act[..., : 3 * size]
-            local[..., : 3 * size].mul_(torch.addcmul(sigmoids, sigmoids, sigmoids, value=-1))
-            grad_g.mul_(torch.addcmul(one, content, content, value=-1))
+            local = activations.new_empty(directions, batch, n, four_h)  # dL/d(pre-activation gates), contiguous for the bmm
+            grad_c = _cell_backward(_diagonal(grad_hidden, t, lo, n, 1, 1), _diagonal(grad_cell, t, lo, n, 1, 1), act,
+                                    _diagonal(tanh_cells, t, lo, n, 0, 0), _diagonal(cell, t, lo, n, 1, 0), size, -1, local, one)
             _diagonal(grad_gates, t, lo, n, 0, 0).copy_(local)
-            _diagonal(grad_cell, t, lo, n, 1, 0).addcmul_(grad_c, forget_gate)
+            _diagonal(grad_cell, t, lo, n, 1, 0).addcmul_(grad_c, act[..., size : 2 * size])  # through the forget gate
             grad_recurrent = torch.bmm(local.view(directions, batch * n, four_h), weight).view(directions, batch, n, 2 * size)
             _diagonal(grad_hidden, t, lo, n, 0, 1).add_(grad_recurrent[..., :size])
             _diagonal(grad_hidden, t, lo, n, 1, 0).add_(grad_recurrent[..., size:])
@@ -259,9 +263,6 @@ class DiagonalScan(torch.autograd.Function):
 def diagonal_scan(gates_in, weight, initial_hidden, initial_cell) -> torch.Tensor:
     """Hidden states (D, B, H, W, h) of the Diagonal BiLSTM scan; see :class:`DiagonalScan`.
 
-    ``gates_in`` is (D, B, H, W, 4h). Under autocast the scan runs in float32: its many
-    additions through time are where half precision would lose the most.
+    ``gates_in`` is (D, B, H, W, 4h). Under autocast the scan runs in float32.
     """
-    dtype = torch.promote_types(gates_in.dtype, torch.float32)
-    with torch.autocast(gates_in.device.type, enabled=False):
-        return DiagonalScan.apply(gates_in.to(dtype).contiguous(), weight.to(dtype), initial_hidden.to(dtype), initial_cell.to(dtype))
+    return _in_float32(DiagonalScan, gates_in, weight, initial_hidden, initial_cell)
