@@ -64,7 +64,7 @@ def time_naive(model, batch, height, width, steps, threads):
         with torch.no_grad():
             model.logits_from_scaled(model.scale(images))  # warm-up (allocations, kernel choice)
         start = time.perf_counter()
-        model._fill(images, known, 1.0, torch.Generator().manual_seed(0), naive=True)
+        model.fill(images, known, generator=torch.Generator().manual_seed(0), naive=True)
         elapsed = time.perf_counter() - start
     finally:
         torch.set_num_threads(previous)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, ModelConfig
-from .base import PixelModel, subpixel_nll
+from .base import PixelModel, bits_per_dim, subpixel_nll
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class MultiScalePixelRNN(nn.Module):
         return self.nll(x)
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nll(x) / (x[0].numel() * math.log(2.0))
+        return bits_per_dim(self.nll(x), x[0].numel())
 
     @torch.no_grad()
     def sample(self, n: int, height: int, width: int, **options) -> torch.Tensor:
