@@ -77,6 +77,8 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .evaluation import nll_per_image
+from .generate import to_uint8
 
 # --------------------------------------------------------------------- constants of format 1
 MAGIC = b"PXRNNCMP"
@@ -633,8 +635,8 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, progress
 
 # --------------------------------------------------------------------- images <-> PNG samples
 def _scale_table(levels: int) -> np.ndarray:
-    """8-bit sample of each model value under ``scaled``: round(255 v / (K-1)) (as generate.to_uint8)."""
-    return np.rint(np.arange(levels, dtype=np.float64) * (255.0 / (levels - 1))).astype(np.uint8)
+    """8-bit sample of each model value under ``scaled``: the mapping of ``generate.to_uint8``."""
+    return to_uint8(np.arange(levels), levels)
 
 
 def samples_to_values(samples: np.ndarray, levels: int) -> tuple[np.ndarray, str] | None:
@@ -748,18 +750,8 @@ def model_nll_bits(model, images: Sequence[CodedImage], batch_size: int = 64) ->
     by_shape: dict[tuple, list[np.ndarray]] = {}
     for image in images:
         by_shape.setdefault(image.values.shape, []).append(image.values)
-    total = 0.0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for group in by_shape.values():
-                for start in range(0, len(group), batch_size):
-                    batch = torch.from_numpy(np.stack(group[start : start + batch_size]).astype(np.int64)).to(model.device)
-                    total += float(model.nll(batch).double().sum())
-    finally:
-        model.train(was_training)
-    return total / math.log(2.0)
+    nats = sum(float(nll_per_image(model, np.stack(group), batch_size=batch_size).sum()) for group in by_shape.values())
+    return nats / math.log(2.0)
 
 
 def compression_stats(model, images: Sequence[CodedImage], data: bytes) -> dict:

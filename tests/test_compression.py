@@ -9,6 +9,7 @@ round trip over thousands of binarized-MNIST test images.
 
 import argparse
 import hashlib
+import math
 import os
 import struct
 import warnings
@@ -23,7 +24,7 @@ from pixelrnn import build_model, save_model
 from pixelrnn import compression
 from pixelrnn.compression import (MAGIC, PRECISION, VERSION, CodedImage, CompressionError, EnvironmentWarning,
                                   add_compress_parser, add_decompress_parser, build_container, chunks, compress,
-                                  compression_stats, decompress, model_fingerprint, model_nll_bits, quantise,
+                                  compression_stats, decompress, model_fingerprint, quantise,
                                   read_container, samples_to_values)
 
 pytest.importorskip("constriction")
@@ -145,15 +146,24 @@ def test_round_trip_is_bit_exact(arch, channels, levels):
     assert read_container(data).batch_size == 24
 
 
-def test_float64_and_the_thread_count_do_not_change_the_round_trip():
+def test_float64_and_the_thread_count_do_not_change_the_round_trip(monkeypatch):
     model = tiny("row_lstm", 1, 256, seed=3)
     images = image_set(1, 256, 30, [(4, 5)], names="listed")
     data = compress(model, images, batch_size=7, dtype=torch.float64)
     assert read_container(data).dtype == torch.float64
+    threads_while_coding = set()
+    quantise = compression.quantise
+
+    def recording_quantise(logits):
+        threads_while_coding.add(torch.get_num_threads())
+        return quantise(logits)
+
+    monkeypatch.setattr(compression, "quantise", recording_quantise)
     torch.set_num_threads(2)
     try:
         assert same_images(decompress(model, data), images)
-        assert compress(model, images, batch_size=7, dtype=torch.float64) == data  # coding runs on one thread anyway
+        assert compress(model, images, batch_size=7, dtype=torch.float64) == data
+        assert threads_while_coding == {1}  # coding runs on one thread, whatever the caller set
         assert torch.get_num_threads() == 2  # and restores the caller's setting
     finally:
         torch.set_num_threads(1)
@@ -187,8 +197,14 @@ def test_size_is_the_model_nll_plus_a_few_bytes(arch, channels, levels, factor):
     images = [CodedImage(f"{k:05d}.png", values, "L" if channels == 1 else "RGB", "raw") for k, values in enumerate(samples)]
     data = compress(model, images, batch_size=32)
     stats = compression_stats(model, images, data)
-    nll_bits = model_nll_bits(model, images)
+    dims = len(images) * channels * height * width
+    nll_bits = float(model.nll(torch.from_numpy(samples).long()).double().sum()) / math.log(2.0)
     payload_bits = 8 * stats["payload_bytes"]
+    assert stats["subpixels"] == dims
+    assert stats["nll_bits_per_dim"] * dims == pytest.approx(nll_bits, rel=1e-6)
+    assert stats["bits_per_dim"] * dims == pytest.approx(payload_bits)
+    assert stats["overhead_percent"] == pytest.approx(100 * (payload_bits - nll_bits) / nll_bits, rel=1e-6)
+    assert stats["file_bits_per_dim"] * dims == pytest.approx(8 * len(data))
     assert nll_bits * 0.99 - 64 <= payload_bits <= nll_bits * 1.01 + 64, (payload_bits, nll_bits)
     assert stats["header_bytes"] < 300  # numbered names and one size: 12 bytes of image list, the rest fixed
     assert same_images(decompress(model, data), images)
