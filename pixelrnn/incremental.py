@@ -138,9 +138,8 @@ class IncrementalEngine:
     """
 
     #: CPU threads inside ``compute_threads()`` (None: leave torch's setting). A step is a long
-    #: chain of small products; handing each to several threads costs more than it saves
-    #: (measured: 1.2-1.4x faster with 2 threads for the CIFAR PixelCNN at batch 16-64, but 5-20x
-    #: slower for the LSTMs and for every MNIST model on a busy 2-core machine), so one thread.
+    #: chain of small products; handing each to several threads costs more than it saves for
+    #: the small models (docs/sampling.md), so one thread.
     threads: int | None = 1
 
     def __init__(self, model):
