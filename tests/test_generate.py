@@ -212,10 +212,14 @@ def test_complete_command_keeps_the_top_rows(tmp_path, checkpoint):
     _, grid = read_png(out)
     assert grid.shape == (GRID_PADDING + 5 + GRID_PADDING, GRID_PADDING + 5 * (4 + GRID_PADDING))
     # From an npz of samples, two chosen images.
-    save_samples_npz(torch.randint(0, 2, (4, 1, 5, 4)), tmp_path / "pool.npz")
+    pool = torch.randint(0, 2, (4, 1, 5, 4), generator=torch.Generator().manual_seed(0))
+    save_samples_npz(pool, tmp_path / "pool.npz")
     run(["complete", str(run_dir), "--npz", str(tmp_path / "pool.npz"), "--index", "3", "--index", "1",
          "--keep-rows", "1", "-k", "2", "--out", str(tmp_path / "more.png"), "-q", "--device", "cpu"])
-    assert load_samples_npz(tmp_path / "more.npz").shape == (4, 1, 5, 4)
+    more = load_samples_npz(tmp_path / "more.npz")
+    assert more.shape == (4, 1, 5, 4)
+    assert torch.equal(more[:2, :, :1], pool[3:4, :, :1].expand(2, -1, -1, -1))  # k completions of image 3, then of image 1
+    assert torch.equal(more[2:, :, :1], pool[1:2, :, :1].expand(2, -1, -1, -1))
 
 
 def test_complete_command_user_errors(tmp_path, checkpoint):

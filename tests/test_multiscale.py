@@ -9,6 +9,7 @@ import torch
 
 from pixelrnn import load_model, save_model
 from pixelrnn.config import ConfigError, ModelConfig
+from pixelrnn.generate import GRID_PADDING, to_uint8
 from pixelrnn.models import MultiScaleConfig, model_from_config
 
 from dependency import dependency_map, earlier_mask
@@ -132,4 +133,11 @@ def test_sample_command_shows_both_stages(tmp_path):
     assert main(["sample", str(checkpoint), "-n", "3", "--out", str(tmp_path / "s.png"), "--seed", "1", "-q"]) == 0
     images = np.load(tmp_path / "s.npz")["images"]
     assert images.shape == (3, 1, 6, 4)
-    assert Image.open(tmp_path / "s_stages.png").size[0] > Image.open(tmp_path / "s.png").size[0] / 2
+    # Pairs in a grid of 2 * ceil(sqrt(3)) = 4 columns: the small stage enlarged, then the full sample.
+    stages = np.asarray(Image.open(tmp_path / "s_stages.png").convert("L"))
+    for k in range(3):
+        small = images[k, 0, ::2, ::2].repeat(2, axis=0).repeat(2, axis=1)
+        for tile, expected in ((2 * k, small), (2 * k + 1, images[k, 0])):
+            row, column = divmod(tile, 4)
+            top, left = GRID_PADDING + row * (6 + GRID_PADDING), GRID_PADDING + column * (4 + GRID_PADDING)
+            assert np.array_equal(stages[top : top + 6, left : left + 4], to_uint8(expected, 2)), (k, tile)
