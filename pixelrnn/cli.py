@@ -80,11 +80,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .checkpoint import read_checkpoint, resolve_checkpoint, load_model
+    from .checkpoint import load_model_with_metadata, resolve_checkpoint
     from .evaluation import evaluate_images
 
     path = resolve_checkpoint(args.checkpoint)
-    _, _, metadata = read_checkpoint(path)
+    model, metadata = load_model_with_metadata(path, _device(args.device))
     dataset = args.dataset or metadata.get("dataset")
     if not dataset:
         raise UserError(f"{path} does not say which dataset it was trained on; pass --dataset NAME")
@@ -92,7 +92,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     run_config = path.parent / "config.json"
     if data_dir is None and run_config.is_file():
         data_dir = json.loads(run_config.read_text()).get("data", {}).get("data_dir")
-    model = load_model(path, _device(args.device))
     report = {"checkpoint": str(path), "dataset": dataset, "step": int(metadata.get("step", -1))}
     splits = [args.split] + (["train"] if args.train else [])
     for split in splits:

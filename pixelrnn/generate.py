@@ -300,13 +300,12 @@ def plot_training_curve(metrics_jsonl_path, path) -> Path:
 
 # --------------------------------------------------------------------- command line
 def _load_checkpoint(path, device):
-    from .checkpoint import load_model_from, read_checkpoint, resolve_checkpoint
-    from .training import choose_device
+    from .checkpoint import load_model_with_metadata, resolve_checkpoint
+    from .cli import _device
 
-    device = choose_device(device or "auto")
     checkpoint = resolve_checkpoint(path)
-    metadata = read_checkpoint(checkpoint)[2]
-    return load_model_from(checkpoint, device), metadata, checkpoint
+    model, metadata = load_model_with_metadata(checkpoint, _device(device))
+    return model, metadata, checkpoint
 
 
 def _image_size(metadata: dict, height: int | None, width: int | None) -> tuple[int, int]:
