@@ -178,6 +178,9 @@ def _save_figure(figure, path) -> Path:
 
 
 def _single_image(model, image) -> torch.Tensor:
+    if not hasattr(model, "logits_from_scaled"):
+        raise ValueError(f"these figures read one network's logits; {type(model).__name__} has none "
+                         "(for a multi-scale model, pass its unconditional stage, model.small)")
     image = torch.as_tensor(image)
     if image.dim() == 3:
         image = image[None]

@@ -141,3 +141,14 @@ def test_sample_command_shows_both_stages(tmp_path):
             row, column = divmod(tile, 4)
             top, left = GRID_PADDING + row * (6 + GRID_PADDING), GRID_PADDING + column * (4 + GRID_PADDING)
             assert np.array_equal(stages[top : top + 6, left : left + 4], to_uint8(expected, 2)), (k, tile)
+
+
+def test_figures_of_one_network_refuse_a_multiscale_model_clearly(tmp_path):
+    from pixelrnn.generate import plot_dependency_field, plot_softmax_distributions
+
+    model = tiny_multiscale("pixelcnn", 1, 2).float()
+    image = torch.zeros(1, 6, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="model.small"):
+        plot_softmax_distributions(model, image, [(0, 1, 1)], tmp_path / "f.png")
+    with pytest.raises(ValueError, match="model.small"):
+        plot_dependency_field(model, image, (2, 2), tmp_path / "d.png")
