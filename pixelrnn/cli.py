@@ -120,10 +120,27 @@ def _device(name: str | None):
     return choose_device(name or "auto")
 
 
-def _check_images_fit(model, images, levels: int, metadata: dict, source: str) -> None:
+def add_dataset_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--split`` and ``--data-dir``, for a command that can read its images from ``--dataset NAME``."""
+    parser.add_argument("--split", default="test", help="with --dataset: the split (default test)")
+    parser.add_argument("--data-dir", help="with --dataset: folder with the dataset files")
+
+
+def load_split_for(model, dataset: str, split: str, data_dir, download: bool = False):
+    """A dataset split whose channels and levels are the model's (a one-line error otherwise)."""
+    image_set = _load_split(dataset, split, data_dir, download)
+    _check_channels_and_levels(model, image_set.images, image_set.levels, f"{dataset}/{split}")
+    return image_set
+
+
+def _check_channels_and_levels(model, images, levels: int, source: str) -> None:
     cfg = model.config
     if images.shape[1] != cfg.channels or levels != cfg.levels:
         raise UserError(f"{source} has {images.shape[1]} channels and {levels} levels; the model wants {cfg.channels} and {cfg.levels}")
+
+
+def _check_images_fit(model, images, levels: int, metadata: dict, source: str) -> None:
+    _check_channels_and_levels(model, images, levels, source)
     trained = metadata.get("image_size")
     if trained and trained != f"{images.shape[2]}x{images.shape[3]}":
         raise UserError(f"{source} images are {images.shape[2]}x{images.shape[3]}; the model was trained on {trained}")

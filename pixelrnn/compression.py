@@ -772,6 +772,8 @@ def compression_stats(model, images: Sequence[CodedImage], data: bytes) -> dict:
 # --------------------------------------------------------------------- command line
 def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     """``pixelrnn compress RUN_DIR_OR_CHECKPOINT INPUT... -o FILE`` (or ``--dataset NAME --split SPLIT``)."""
+    from .cli import add_dataset_split_arguments
+
     parser = subparsers.add_parser(
         "compress", help="losslessly compress images with a trained model",
         description="Entropy-code images with the model's conditionals (range coding). Inputs are image files "
@@ -780,9 +782,8 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, or folders (their image files, sorted by name)")
     parser.add_argument("-o", "--out", required=True, help="compressed file to write")
     parser.add_argument("--dataset", help="compress a dataset split instead of files (name as for `pixelrnn train`)")
-    parser.add_argument("--split", default="test", help="with --dataset: the split (default test)")
+    add_dataset_split_arguments(parser)
     parser.add_argument("--limit", type=int, default=0, help="with --dataset: only the first N images")
-    parser.add_argument("--data-dir", help="with --dataset: folder with the dataset files")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"images coded at once (default {DEFAULT_BATCH_SIZE}; stored in the file)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="model dtype while coding (default float32)")
     parser.add_argument("--stats", action="store_true", help="print achieved bits/dim, the model's NLL and the overhead")
@@ -817,12 +818,9 @@ def _inputs(args: argparse.Namespace, model) -> list[CodedImage]:
             raise UserError("give image files/folders or --dataset, not both")
         if args.limit < 0:
             raise UserError(f"--limit must be >= 0; got {args.limit}")
-        from .data import load_dataset
+        from .cli import load_split_for
 
-        image_set = load_dataset(args.dataset, args.split, data_dir=args.data_dir)
-        if image_set.channels != config.channels or image_set.levels != config.levels:
-            raise UserError(f"{args.dataset}/{args.split} has {image_set.channels} channel(s) and {image_set.levels} levels; "
-                              f"the model codes {config.channels} and {config.levels}")
+        image_set = load_split_for(model, args.dataset, args.split, args.data_dir)
         chosen = image_set.images[: args.limit] if args.limit else image_set.images
         return images_from_array(chosen, image_set.levels)
     if args.limit or args.data_dir:

@@ -399,6 +399,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def add_complete_parser(subparsers) -> argparse.ArgumentParser:
     """``pixelrnn complete CHECKPOINT (--image FILE | --npz FILE --index I) --keep-rows R -k 8 --out completions.png``"""
+    from .cli import add_dataset_split_arguments
+
     parser = subparsers.add_parser(
         "complete", help="complete the bottom of images (keep the top rows, sample the rest)",
         description="Keep the top --keep-rows rows of each source image and sample the rest k times. "
@@ -408,8 +410,7 @@ def add_complete_parser(subparsers) -> argparse.ArgumentParser:
     source.add_argument("--image", help="an image file (grey -> 1 channel, colour -> 3; 8-bit values v -> v*levels//256)")
     source.add_argument("--npz", help="an npz with an 'images' array (N, C, H, W) of model values, as written by `sample`")
     source.add_argument("--dataset", help="a dataset name (see `pixelrnn train --help`), with --split and --index")
-    parser.add_argument("--split", default="test", help="with --dataset: the split (default test)")
-    parser.add_argument("--data-dir", help="with --dataset: folder with the dataset files")
+    add_dataset_split_arguments(parser)
     parser.add_argument("--index", type=int, action="append",
                         help="with --npz or --dataset: which image (repeatable; default 0)")
     parser.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top")
@@ -468,16 +469,13 @@ def source_images(args: argparse.Namespace, model) -> torch.Tensor:
             raise UserError("--index goes with --npz, not with --image")
         return load_image_file(args.image, cfg.channels, cfg.levels)
     if args.dataset:
-        from .data import load_dataset
+        from .cli import load_split_for
 
-        dataset = load_dataset(args.dataset, args.split, data_dir=args.data_dir)
+        dataset = load_split_for(model, args.dataset, args.split, args.data_dir)
         indices = args.index or [0]
         for index in indices:
             if not 0 <= index < len(dataset):
                 raise UserError(f"--index {index} is outside {args.dataset}/{args.split}, which holds {len(dataset)} images")
-        if dataset.channels != cfg.channels or dataset.levels != cfg.levels:
-            raise UserError(f"{args.dataset} has {dataset.channels} channel(s) and {dataset.levels} levels; "
-                              f"the model wants {cfg.channels} and {cfg.levels}")
         return torch.from_numpy(dataset.images[indices].astype(np.int64))
     return load_npz_images(args.npz, args.index or [0], cfg.channels, cfg.levels)
 
