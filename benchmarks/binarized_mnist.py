@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ from pathlib import Path
 
 import torch
 
+from machine import hardware
+
 PAPER_NATS = {"pixelcnn": 81.30, "row_lstm": 80.54, "diagonal_bilstm": 79.20}
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def run(args: list[str]) -> None:

@@ -31,7 +31,6 @@ import gzip
 import io
 import json
 import lzma
-import os
 import platform
 import sys
 import time
@@ -45,15 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pixelrnn import compression  # noqa: E402
 from pixelrnn.checkpoint import load_model_from, read_checkpoint, resolve_checkpoint  # noqa: E402
 from pixelrnn.data import load_dataset  # noqa: E402
-
-
-def hardware() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
-    except OSError:
-        name = ""
-    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
+from machine import hardware  # noqa: E402
 
 
 def versions() -> str:

@@ -28,12 +28,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 
 import torch
 
+from machine import cpu_name
 from pixelrnn import PRESETS, model_from_config
 
 SIZES = {
@@ -71,17 +71,6 @@ def time_naive(model, batch, height, width, steps, threads):
     return elapsed / steps * channels * height * width
 
 
-def hardware() -> str:
-    model_name = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model_name = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return f"{model_name}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and naive steps (extrapolated)")
@@ -102,7 +91,7 @@ def main(argv=None) -> int:
 
     repeat = args.repeat or (1 if args.quick else 2)
     default_threads = torch.get_num_threads()
-    print(f"hardware: {hardware()}")
+    print(f"hardware: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}")
     print(f"load average at start (other work on the machine): {os.getloadavg()[0]:.2f}")
     print(f"command: python benchmarks/sampling_speed.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     print()

@@ -9,23 +9,13 @@ Each preset trains on random images for a warm-up of 1 step, then for at least `
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 
+from machine import cpu_name
 from pixelrnn.models import model_from_config
 from pixelrnn.presets import PRESETS
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def measure(preset, batch: int, seconds: float, device: torch.device) -> float:
