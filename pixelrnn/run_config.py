@@ -72,7 +72,6 @@ class TrainConfig:
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig}
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"channels", "levels"} | {"preset"}
-MULTISCALE_KEYS = {"arch", "factor", "small", "large"}
 
 
 @dataclass
@@ -147,12 +146,10 @@ def resolve(raw: dict) -> RunConfig:
         raise ConfigError(f"unknown config section(s) {', '.join(unknown_sections)}; sections are model, data, train")
     model = dict(raw.get("model", {}))
     if model.get("arch") == "multiscale":
-        unknown = sorted(set(model) - MULTISCALE_KEYS)
-        if unknown:
-            raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)} for a multi-scale model; known: {', '.join(sorted(MULTISCALE_KEYS))}")
+        from .models.multiscale import MultiScaleConfig
+
+        MultiScaleConfig.check_keys(model)
         for stage in ("small", "large"):
-            if not isinstance(model.get(stage), dict):
-                raise ConfigError(f"a multi-scale model needs a [model.{stage}] section")
             check_model_keys(model[stage], f"model.{stage}.")
     else:
         check_model_keys(model, "model.")
@@ -182,8 +179,10 @@ def check_model_keys(model: dict, prefix: str) -> None:
         raise ConfigError(f"unknown key(s) {prefix}{f', {prefix}'.join(unknown)}; known: {', '.join(sorted(MODEL_KEYS))}")
     if "preset" in model and model["preset"] not in PRESETS:
         raise ConfigError(f"unknown preset {model['preset']!r}; choose one of {', '.join(PRESETS)}")
-    if "arch" in model and model["arch"] not in ARCHITECTURES + ("multiscale",):
-        raise ConfigError(f"unknown architecture {model['arch']!r}; choose one of {', '.join(ARCHITECTURES)}, multiscale")
+    if "arch" in model and model["arch"] not in ARCHITECTURES:
+        # a whole config with arch = "multiscale" never comes here; its stages must be single networks
+        extra = ", multiscale" if prefix == "model." else ""
+        raise ConfigError(f"unknown architecture {model['arch']!r} for {prefix}arch; choose one of {', '.join(ARCHITECTURES)}{extra}")
 
 
 def check_train(train: TrainConfig) -> None:

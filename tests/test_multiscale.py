@@ -1,6 +1,7 @@
 """Multi-Scale PixelRNN (section 3.6): causality, exact normalisation, checkpoints, sampling."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 
@@ -152,3 +153,12 @@ def test_figures_of_one_network_refuse_a_multiscale_model_clearly(tmp_path):
         plot_softmax_distributions(model, image, [(0, 1, 1)], tmp_path / "f.png")
     with pytest.raises(ValueError, match="model.small"):
         plot_dependency_field(model, image, (2, 2), tmp_path / "d.png")
+
+
+def test_a_stage_must_be_a_single_network():
+    from pixelrnn.run_config import build_run_config
+
+    with pytest.raises(ConfigError, match="model.small.arch"):
+        build_run_config(Path(__file__).resolve().parent.parent / "configs" / "mnist_multiscale.toml", ["model.small.arch='multiscale'"])
+    with pytest.raises(ConfigError, match="model.sizes for a multi-scale model"):
+        build_run_config(Path(__file__).resolve().parent.parent / "configs" / "mnist_multiscale.toml", ["model.sizes=3"])

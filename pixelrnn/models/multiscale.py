@@ -60,14 +60,21 @@ class MultiScaleConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    KEYS = ("arch", "factor", "small", "large")
+
     @classmethod
-    def from_dict(cls, values: dict) -> "MultiScaleConfig":
-        unknown = sorted(set(values) - {"arch", "factor", "small", "large"})
+    def check_keys(cls, values: dict) -> None:
+        """Only multi-scale keys, and a section for each stage (one-line errors)."""
+        unknown = sorted(set(values) - set(cls.KEYS))
         if unknown:
-            raise ConfigError(f"unknown multi-scale option(s) {', '.join(unknown)}; known: arch, factor, small, large")
+            raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)} for a multi-scale model; known: {', '.join(cls.KEYS)}")
         for stage in ("small", "large"):
             if not isinstance(values.get(stage), dict):
                 raise ConfigError(f"a multi-scale model needs a [model.{stage}] section")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "MultiScaleConfig":
+        cls.check_keys(values)
         return cls(small=ModelConfig.from_dict(values["small"]), large=ModelConfig.from_dict(values["large"]),
                    factor=values.get("factor", 2), arch=values.get("arch", "multiscale"))
 
