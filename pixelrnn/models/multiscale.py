@@ -165,18 +165,20 @@ class MultiScalePixelRNN(nn.Module):
         factor = self.config.factor
         small = self.small.sample(n, -(-height // factor), -(-width // factor), **options)
         large = torch.zeros(n, self.config.channels, height, width, dtype=torch.long, device=self.device)
-        large[:, :, ::factor, ::factor] = small
-        known = self.fixed_positions(height, width).expand_as(large).clone()
-        return small, self.large.fill(large, known, condition=self.condition(small, height, width), **options)
+        return small, self._fill_large(large, small, keep_rows=0, **options)
 
     @torch.no_grad()
     def complete(self, images: torch.Tensor, keep_rows: int, **options) -> torch.Tensor:
         """Keep the top rows; the small image's unknown pixels are sampled first, then the rest."""
         self.check_input(images)
         images = images.to(self.device, torch.long).clone()
-        _, _, height, width = images.shape
+        small = self.small.complete(self.subsample(images), -(-keep_rows // self.config.factor), **options)
+        return self._fill_large(images, small, keep_rows, **options)
+
+    def _fill_large(self, images: torch.Tensor, small: torch.Tensor, keep_rows: int, **options) -> torch.Tensor:
+        """The conditional stage: ``small`` copied into its fixed pixels, the top ``keep_rows`` kept, the rest sampled."""
         factor = self.config.factor
-        small = self.small.complete(self.subsample(images), -(-keep_rows // factor), **options)
+        height, width = images.shape[2:]
         images[:, :, ::factor, ::factor] = small
         known = self.fixed_positions(height, width).expand_as(images).clone()
         known[:, :, :keep_rows] = True
