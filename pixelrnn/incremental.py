@@ -133,7 +133,8 @@ class IncrementalEngine:
     """Shared part: cursor, input image cache, mask-A input convolution, skips, output stack.
 
     Subclasses cache their blocks' state and implement ``_setup_blocks()``, ``_block(index,
-    x, i, j)`` (the block's output at (i, j) from its input there), ``_start_blocks_row(i)``
+    x, i, j)`` (the block's branch at (i, j) from its input there; ``_column`` adds the
+    residual), ``_start_blocks_row(i)``
     (work once row i-1 is final) and ``_block_caches()``.
     """
 
@@ -254,7 +255,8 @@ class IncrementalEngine:
         x = self.input_conv.at(j)  # (B, 2h)
         outputs = []
         for index in range(len(self.model.blocks)):
-            x = self._block(index, x, i, j)
+            y = self._block(index, x, i, j)
+            x = x + y if self.residual[index] else y
             outputs.append(x)
         if self.model.skips:
             x = torch.addmm(self.skip_bias, torch.cat(outputs, dim=1), self.skip_t)  # (B, layers*2h) -> (B, 2h)
@@ -262,9 +264,9 @@ class IncrementalEngine:
             x = conv(torch.relu(x))
         return x.view(self.batch, self.channels, self.levels)  # (B, C*K) -> (B, C, K)
 
-    def _condition(self, index: int, i: int, j: int) -> torch.Tensor | None:
-        """Layer ``index``'s conditioning bias at (i, j), (B, width), or None."""
-        return None if self.condition_bias is None else self.condition_bias[index][i, j]
+    def _conditioned(self, index: int, i: int, j: int, gates: torch.Tensor) -> torch.Tensor:
+        """``gates`` (B, width) of layer ``index`` at (i, j) plus its conditioning bias, if the network has one."""
+        return gates if self.condition_bias is None else gates + self.condition_bias[index][i, j]
 
     def _setup_blocks(self) -> None:
         raise NotImplementedError
@@ -299,12 +301,8 @@ class PixelCNNEngine(IncrementalEngine):
         slot = conv.slot(j)
         torch.addmm(reduce.bias, torch.relu(x), reduce.weight_t, out=slot)
         slot.relu_()
-        hidden = conv.at(j)
-        bias = self._condition(index, i, j)
-        if bias is not None:
-            hidden = hidden + bias
-        y = self.expand[index](torch.relu(hidden))
-        return x + y if self.residual[index] else y
+        hidden = self._conditioned(index, i, j, conv.at(j))
+        return self.expand[index](torch.relu(hidden))
 
     def _block_caches(self):
         caches = {}
@@ -353,15 +351,11 @@ class RowLSTMEngine(IncrementalEngine):
         layer = self.layers[index]
         input_to_state = layer["input_to_state"]
         input_to_state.write(j, x)
-        gates = input_to_state.at(j, base=layer["state_gates"][j])  # (B, 4h)
-        bias = self._condition(index, i, j)
-        if bias is not None:
-            gates = gates + bias
+        gates = self._conditioned(index, i, j, input_to_state.at(j, base=layer["state_gates"][j]))  # (B, 4h)
         hidden, cell = lstm_cell(gates, layer["cell_above"][:, :, j])
         layer["hidden"][:, :, j] = hidden
         layer["cell"][:, :, j] = cell
-        y = layer["output"](hidden)
-        return x + y if self.residual[index] else y
+        return layer["output"](hidden)
 
     def _block_caches(self):
         names = ("row_input", "hidden", "cell_above", "cell", "state_gates")
@@ -423,10 +417,7 @@ class DiagonalBiLSTMEngine(IncrementalEngine):
     def _block(self, index, x, i, j):
         layer = self.layers[index]
         four_h = 4 * layer["hidden_size"]
-        gates = layer["input_to_state"](x)  # (B, 8h)
-        bias = self._condition(index, i, j)  # both directions, at the unmirrored column j
-        if bias is not None:
-            gates = gates + bias
+        gates = self._conditioned(index, i, j, layer["input_to_state"](x))  # (B, 8h): both directions, at the unmirrored column j
         layer["reverse_gates"][j] = gates[:, four_h:]
         if j > 0:
             left, cell_left = layer["hidden"][j - 1], layer["cell"][j - 1]
@@ -438,8 +429,7 @@ class DiagonalBiLSTMEngine(IncrementalEngine):
         layer["cell"][j] = cell
         if layer["reverse_shifted"] is not None:  # row 0 receives zeros from the shift
             hidden = hidden + layer["reverse_shifted"][j]
-        y = layer["output"](hidden)
-        return x + y if self.residual[index] else y
+        return layer["output"](hidden)
 
     def _block_caches(self):
         names = ("hidden_above", "hidden", "cell", "reverse_gates", "reverse_above")
