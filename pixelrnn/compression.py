@@ -837,7 +837,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
         raise UserError(f"--batch-size must lie in 1..{MAX_BATCH}; got {args.batch_size}")
     try:
         model = _load_model(args.checkpoint)
-        _check_model(model)
+        _check_model(model)  # before reading the inputs, which may be a whole dataset
         images = _inputs(args, model)
         start = time.perf_counter()
         data = compress(model, images, batch_size=args.batch_size, dtype=getattr(torch, args.dtype), progress=not args.quiet)
