@@ -1,13 +1,19 @@
 """pixelrnn: Pixel Recurrent Neural Networks (van den Oord et al., ICML 2016) in PyTorch."""
 
-from .checkpoint import CheckpointError, load_model, load_model_from, resolve_checkpoint, save_model
-from .config import ARCHITECTURES, ConfigError, ModelConfig
-from .models import PixelModel, bits_per_dim, build_model, model_from_config
+from .checkpoint import load_model, save_model
+from .config import ARCHITECTURES, ModelConfig, MultiScaleConfig
+from .errors import CheckpointError, CompressionError, ConfigError, DatasetError, ImageError, PixelRNNError, TrainingError
+from .models import MultiScalePixelRNN, PixelModel, build_model, model_from_config
 from .presets import PRESETS, get_preset
+from .sampling import complete, fill, sample
+from .training.run_folder import load_model_from, resolve_checkpoint
+from .utils import bits_per_dim
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ARCHITECTURES", "CheckpointError", "ConfigError", "ModelConfig", "PRESETS", "PixelModel",
-    "bits_per_dim", "build_model", "get_preset", "load_model", "load_model_from", "resolve_checkpoint", "model_from_config", "save_model",
+    "ARCHITECTURES", "CheckpointError", "CompressionError", "ConfigError", "DatasetError", "ImageError", "ModelConfig",
+    "MultiScaleConfig", "MultiScalePixelRNN", "PRESETS", "PixelModel", "PixelRNNError", "TrainingError", "bits_per_dim",
+    "build_model", "complete", "fill", "get_preset", "load_model", "load_model_from", "model_from_config",
+    "resolve_checkpoint", "sample", "save_model",
 ]

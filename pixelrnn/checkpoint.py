@@ -10,36 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config import ConfigError, ModelConfig
-from .models.multiscale import MultiScaleConfig
-from .models import PixelModel, config_from_json, model_from_config
+from .config import ModelConfig, MultiScaleConfig, config_from_json
+from .errors import CheckpointError, ConfigError
+from .models import PixelModel, model_from_config
+from .utils import atomic_write
 
 FORMAT = "pixelrnn.checkpoint.v1"
-
-
-class CheckpointError(Exception):
-    """A file that is not a readable pixelrnn checkpoint; the message says which and why."""
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(temp_path)`` then rename the result onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
@@ -88,24 +70,3 @@ def load_model_with_metadata(path: str | os.PathLike, device: str | torch.device
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PixelModel:
     return load_model_with_metadata(path, device)[0]
-
-
-CHECKPOINT_NAMES = ("best.safetensors", "last.safetensors")
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its best checkpoint, else its last one)."""
-    path = Path(path)
-    if path.is_dir():
-        for name in CHECKPOINT_NAMES:
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(f"run folder {path} holds no checkpoint ({' or '.join(CHECKPOINT_NAMES)})")
-    if not path.exists():
-        raise CheckpointError(f"checkpoint or run folder {path} does not exist")
-    return path
-
-
-def load_model_from(path: str | os.PathLike, device: str | torch.device = "cpu") -> PixelModel:
-    """Load from a checkpoint file or a run folder."""
-    return load_model(resolve_checkpoint(path), device)

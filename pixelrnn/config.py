@@ -1,4 +1,9 @@
-"""Model configuration: one frozen dataclass that rebuilds any network of the library."""
+"""Model configuration: frozen dataclasses that rebuild any network of the library.
+
+:class:`ModelConfig` describes one of the three networks of section 3 (PixelCNN, Row LSTM,
+Diagonal BiLSTM); :class:`MultiScaleConfig` pairs two of them as the Multi-Scale PixelRNN of
+section 3.6. Both serialise to JSON, which checkpoints carry beside the weights.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,9 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 ARCHITECTURES = ("pixelcnn", "row_lstm", "diagonal_bilstm")
-
-
-class ConfigError(ValueError):
-    """A configuration value that no model accepts; the message names it and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,58 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
         return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class MultiScaleConfig:
+    small: ModelConfig
+    large: ModelConfig
+    factor: int = 2
+    arch: str = "multiscale"
+
+    def __post_init__(self) -> None:
+        if self.arch != "multiscale":
+            raise ConfigError(f"a multi-scale configuration has arch 'multiscale', not {self.arch!r}")
+        if not isinstance(self.factor, int) or self.factor < 2 or self.factor & (self.factor - 1):
+            raise ConfigError(f"factor={self.factor!r} is invalid; the subsampling factor must be a power of two >= 2")
+        if (self.small.channels, self.small.levels) != (self.large.channels, self.large.levels):
+            raise ConfigError("the small and large networks must model the same channels and levels")
+        if self.small.condition_channels:
+            raise ConfigError("the small (unconditional) network takes no condition: drop small.condition_channels")
+        if not self.large.condition_channels:
+            raise ConfigError("the large (conditional) network needs condition_channels >= 1 (the c of section 3.6)")
+
+    channels = property(lambda self: self.large.channels)
+    levels = property(lambda self: self.large.levels)
+
+    def to_dict(self) -> dict:
+        return {"arch": self.arch, "factor": self.factor, "small": self.small.to_dict(), "large": self.large.to_dict()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    KEYS = ("arch", "factor", "small", "large")
+
+    @classmethod
+    def check_keys(cls, values: dict) -> None:
+        """Only multi-scale keys, and a section for each stage (one-line errors)."""
+        unknown = sorted(set(values) - set(cls.KEYS))
+        if unknown:
+            raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)} for a multi-scale model; known: {', '.join(cls.KEYS)}")
+        for stage in ("small", "large"):
+            if not isinstance(values.get(stage), dict):
+                raise ConfigError(f"a multi-scale model needs a [model.{stage}] section")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "MultiScaleConfig":
+        cls.check_keys(values)
+        return cls(small=ModelConfig.from_dict(values["small"]), large=ModelConfig.from_dict(values["large"]),
+                   factor=values.get("factor", 2), arch=values.get("arch", "multiscale"))
+
+
+def config_from_dict(values: dict) -> ModelConfig | MultiScaleConfig:
+    return MultiScaleConfig.from_dict(values) if values.get("arch") == "multiscale" else ModelConfig.from_dict(values)
+
+
+def config_from_json(text: str) -> ModelConfig | MultiScaleConfig:
+    return config_from_dict(json.loads(text))

@@ -1,5 +1,34 @@
-"""The error type for a user's mistake, shared by the command-line modules."""
+"""The library's exception types: every mistake a user can make with a value or a file.
+
+Each carries a one-line message that names the bad value and what would be accepted. The
+library raises these and nothing else for a user's mistake; the command line prints them as
+one line and exits with status 2.
+"""
 
 
-class UserError(Exception):
-    """A mistake in the command line or its files; printed as one line without a traceback."""
+class PixelRNNError(Exception):
+    """Base of every error the library reports to a user; the message is one line."""
+
+
+class ConfigError(PixelRNNError, ValueError):
+    """A configuration value that no model accepts; the message names it and what is allowed."""
+
+
+class CheckpointError(PixelRNNError):
+    """A file that is not a readable pixelrnn checkpoint; the message says which and why."""
+
+
+class DatasetError(PixelRNNError):
+    """A dataset cannot be found, verified or parsed."""
+
+
+class ImageError(PixelRNNError):
+    """An image file that cannot be read, or whose values a model cannot take."""
+
+
+class TrainingError(PixelRNNError):
+    """Training cannot go on (a non-finite loss, an unreadable state)."""
+
+
+class CompressionError(PixelRNNError):
+    """A file that cannot be decoded, or images that cannot be coded."""

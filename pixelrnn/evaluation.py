@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .utils import bits_per_dim
+
 
 @torch.no_grad()
 def nll_per_image(model, images: np.ndarray | torch.Tensor, *, batch_size: int = 64, device=None,
@@ -37,7 +39,7 @@ def summarize(nats: np.ndarray, dims: int) -> dict:
     count = len(nats)
     mean = float(np.mean(nats)) if count else float("nan")
     stderr = float(np.std(nats, ddof=1) / math.sqrt(count)) if count > 1 else float("nan")
-    to_bits = 1.0 / (dims * math.log(2.0))
+    to_bits = bits_per_dim(1.0, dims)
     return {
         "images": count,
         "dims": dims,

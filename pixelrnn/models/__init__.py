@@ -1,21 +1,21 @@
-"""The networks of the paper, one file each, on the shared probabilistic base."""
+"""The networks of the paper and their likelihood, one file each, on the shared probabilistic base."""
 
 from __future__ import annotations
 
-from ..config import ModelConfig
-from .base import PixelModel, bits_per_dim
+from ..config import ModelConfig, MultiScaleConfig
+from ..utils import bits_per_dim
+from .base import PixelModel
 from .diagonal_bilstm import DiagonalBiLSTMNetwork
-from .multiscale import MultiScaleConfig, MultiScalePixelRNN, config_from_dict, config_from_json
+from .multiscale import MultiScaleLogits, MultiScalePixelRNN
 from .pixelcnn import PixelCNN
+from .registry import NETWORKS, network_from_config
 from .row_lstm import RowLSTMNetwork
-
-NETWORKS = {"pixelcnn": PixelCNN, "row_lstm": RowLSTMNetwork, "diagonal_bilstm": DiagonalBiLSTMNetwork}
 
 
 def model_from_config(config: ModelConfig | MultiScaleConfig) -> PixelModel | MultiScalePixelRNN:
     if isinstance(config, MultiScaleConfig):
         return MultiScalePixelRNN(config)
-    return NETWORKS[config.arch](config)
+    return network_from_config(config)
 
 
 def build_model(arch: str, *, channels: int, levels: int, hidden: int, layers: int, **options) -> PixelModel:
@@ -28,4 +28,5 @@ def build_model(arch: str, *, channels: int, levels: int, hidden: int, layers: i
     return model_from_config(ModelConfig.from_dict(dict(arch=arch, channels=channels, levels=levels, hidden=hidden, layers=layers, **options)))
 
 
-__all__ = ["MultiScaleConfig", "MultiScalePixelRNN", "config_from_dict", "config_from_json", "NETWORKS", "PixelModel", "bits_per_dim", "build_model", "model_from_config", "PixelCNN", "RowLSTMNetwork", "DiagonalBiLSTMNetwork"]
+__all__ = ["NETWORKS", "PixelModel", "bits_per_dim", "build_model", "model_from_config", "network_from_config",
+           "MultiScaleLogits", "MultiScalePixelRNN", "PixelCNN", "RowLSTMNetwork", "DiagonalBiLSTMNetwork"]

@@ -9,14 +9,11 @@ Each factor is a softmax over ``levels`` discrete values. A network is:
       --> output stack: [ReLU, 1x1 mask-B conv] x output_layers, ReLU, 1x1 mask-B conv to C*K
       --> logits (B, C, K, H, W), channel c's K logits from colour group c only.
 
-Subclasses provide the residual blocks; this class owns scaling, the output stack, ``nll``,
-``sample`` and ``complete``.
+Subclasses provide the residual blocks; this class owns scaling, the output stack and
+``nll``. Generation (sampling, completion) lives in :mod:`pixelrnn.sampling`.
 """
 
 from __future__ import annotations
-
-import contextlib
-import math
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +21,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..layers.masked_conv import MaskedConv2d, channel_groups
-
-
-def bits_per_dim(nats_per_image: torch.Tensor | float, dims: int) -> torch.Tensor | float:
-    """Convert a negative log-likelihood in nats per image to bits per sub-pixel (H*W*C dims)."""
-    return nats_per_image / (dims * math.log(2.0))
+from ..utils import bits_per_dim
 
 
 def subpixel_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -147,146 +140,3 @@ class PixelModel(nn.Module):
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
         return bits_per_dim(self.nll(x), x[0].numel())
-
-    # ----------------------------------------------------------------- generation
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        height: int,
-        width: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        naive: bool = False,
-        batch_size: int | None = None,
-        progress: bool = False,
-    ) -> torch.Tensor:
-        """Draw ``n`` images (n, C, H, W) sub-pixel by sub-pixel in raster order (R, then G, then B).
-
-        By default the exact incremental engine of :mod:`pixelrnn.incremental` computes each
-        conditional; ``naive=True`` reruns the whole network per sub-pixel instead. Both draw
-        one uniform per sub-pixel in the same order, so with the same ``generator`` state they
-        return the same images. ``batch_size`` splits the ``n`` images into chunks sampled one
-        after the other (the draws then follow the chunks: another batch size gives other
-        images); ``progress`` shows a bar over rows.
-        """
-        if n < 1 or height < 1 or width < 1:
-            raise ValueError(f"n, height and width must be >= 1; got {n}, {height}, {width}")
-        images = torch.zeros(n, self.config.channels, height, width, dtype=torch.long, device=self.device)
-        known = torch.zeros_like(images, dtype=torch.bool)
-        return self._fill(images, known, temperature, generator, naive=naive, batch_size=batch_size, progress=progress)
-
-    @torch.no_grad()
-    def complete(
-        self,
-        images: torch.Tensor,
-        keep_rows: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        naive: bool = False,
-        batch_size: int | None = None,
-        progress: bool = False,
-    ) -> torch.Tensor:
-        """Keep the top ``keep_rows`` rows of each image and sample the rest (Figures 1 and 9).
-
-        The kept sub-pixels are returned unchanged; the options are those of :meth:`sample`.
-        """
-        self.check_input(images)
-        if not 0 <= keep_rows <= images.shape[2]:
-            raise ValueError(f"keep_rows must lie in [0, {images.shape[2]}] for images of height {images.shape[2]}; got {keep_rows}")
-        known = torch.zeros_like(images, dtype=torch.bool)
-        known[:, :, :keep_rows] = True
-        return self._fill(images.to(self.device, torch.long).clone(), known.to(self.device), temperature, generator,
-                          naive=naive, batch_size=batch_size, progress=progress)
-
-    @torch.no_grad()
-    def fill(self, images: torch.Tensor, known: torch.Tensor, *, condition: torch.Tensor | None = None,
-             temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False,
-             batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-        """Sample every sub-pixel of ``images`` where ``known`` (same shape, bool) is False.
-
-        The general form of ``sample`` and ``complete``: known sub-pixels anywhere are kept and
-        conditioned on where they come earlier. ``condition`` is the conditioning map of a
-        multi-scale network's conditional stage (section 3.6).
-        """
-        self.check_input(images)
-        return self._fill(images.to(self.device, torch.long).clone(), known.to(self.device), temperature, generator,
-                          naive=naive, batch_size=batch_size, progress=progress, condition=condition)
-
-    def _fill(self, images, known, temperature, generator, *, naive=False, batch_size=None, progress=False, condition=None):
-        """Sample every unknown sub-pixel of ``images`` in place, chunk by chunk of the batch."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}")
-        count, _, height, _ = images.shape
-        batch_size = count if batch_size is None else batch_size
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=-(-count // batch_size) * height, unit="row", desc="naive" if naive else "sampling")
-        try:
-            for start in range(0, count, batch_size):
-                part = slice(start, start + batch_size)  # views: the chunk is filled in place
-                self._fill_chunk(images[part], known[part], temperature, generator, naive, bar.update if bar is not None else None,
-                                 condition=None if condition is None else condition[part])
-        finally:
-            if bar is not None:
-                bar.close()
-        return images
-
-    def _fill_chunk(self, images, known, temperature, generator, naive, row_done=None, condition=None):
-        """One chunk, in raster order (i, j, c): one uniform drawn per sub-pixel not known in every image.
-
-        naive: one full forward pass per sub-pixel. Otherwise the incremental engine: the same
-        conditionals from cached activations, fed every sub-pixel (drawn or known) in order.
-        """
-        _, channels, height, width = images.shape
-        # (C, H, W) Python bools, so that the loop does not wait on the device per sub-pixel.
-        known_everywhere = known.all(dim=0).tolist()
-        known_somewhere = known.any(dim=0).tolist()
-        if naive:
-            def conditional(i, j, c):
-                return self.logits_from_scaled(self.scale(images), condition)[:, c, :, i, j]
-
-            def feed(i, j, c, values):
-                pass
-
-            threads = contextlib.nullcontext()
-        else:
-            from ..incremental import make_engine
-
-            engine = make_engine(self)
-            engine.reset(images.shape[0], height, width, condition=condition)
-            conditional, feed, threads = engine.logits, engine.advance, engine.compute_threads()
-        with threads:
-            for i in range(height):
-                for j in range(width):
-                    for c in range(channels):
-                        if not known_everywhere[c][i][j]:
-                            drawn = sample_categorical(conditional(i, j, c), temperature, generator)
-                            if known_somewhere[c][i][j]:
-                                drawn = torch.where(known[:, c, i, j], images[:, c, i, j], drawn)
-                            images[:, c, i, j] = drawn
-                            feed(i, j, c, drawn)
-                        else:
-                            feed(i, j, c, images[:, c, i, j])
-                if row_done is not None:
-                    row_done(1)
-        return images
-
-
-def sample_categorical(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Inverse-CDF draw from softmax(logits / T) with one uniform per row: (N, K) -> (N,).
-
-    One uniform per sub-pixel, drawn in a fixed order, makes two engines that compute the same
-    logits draw the same samples from the same seed.
-    """
-    scaled = logits.double() if temperature == 1.0 else logits.double() / temperature  # x / 1.0 == x: skip the op
-    probs = torch.softmax(scaled, dim=-1)
-    uniform = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype)
-    cdf = probs.cumsum(-1)
-    return (cdf < uniform).sum(-1).clamp_max(probs.shape[-1] - 1)

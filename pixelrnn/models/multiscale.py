@@ -14,69 +14,28 @@ function of the large image and the likelihood is exact::
 
 Positions fixed by the small image are not predicted a second time; sampling copies them.
 NLL is reported over all n x n x C dimensions, so it compares directly with single-scale
-models. Deviation: the paper does not say how the small image is obtained; subsampling (rather
+models. ``forward`` returns the logits of both stages, as every network returns logits;
+generation (small image first, then the large one around it) is in :mod:`pixelrnn.sampling`. Deviation: the paper does not say how the small image is obtained; subsampling (rather
 than averaging) is what makes the factorisation above exact.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ..config import ConfigError, ModelConfig
-from .base import PixelModel, bits_per_dim, subpixel_nll
+from ..config import MultiScaleConfig
+from ..utils import bits_per_dim
+from .base import PixelModel, nll_from_logits, subpixel_nll
+from .registry import network_from_config
 
 
-@dataclass(frozen=True)
-class MultiScaleConfig:
-    small: ModelConfig
-    large: ModelConfig
-    factor: int = 2
-    arch: str = "multiscale"
-
-    def __post_init__(self) -> None:
-        if self.arch != "multiscale":
-            raise ConfigError(f"a multi-scale configuration has arch 'multiscale', not {self.arch!r}")
-        if not isinstance(self.factor, int) or self.factor < 2 or self.factor & (self.factor - 1):
-            raise ConfigError(f"factor={self.factor!r} is invalid; the subsampling factor must be a power of two >= 2")
-        if (self.small.channels, self.small.levels) != (self.large.channels, self.large.levels):
-            raise ConfigError("the small and large networks must model the same channels and levels")
-        if self.small.condition_channels:
-            raise ConfigError("the small (unconditional) network takes no condition: drop small.condition_channels")
-        if not self.large.condition_channels:
-            raise ConfigError("the large (conditional) network needs condition_channels >= 1 (the c of section 3.6)")
-
-    channels = property(lambda self: self.large.channels)
-    levels = property(lambda self: self.large.levels)
-
-    def to_dict(self) -> dict:
-        return {"arch": self.arch, "factor": self.factor, "small": self.small.to_dict(), "large": self.large.to_dict()}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    KEYS = ("arch", "factor", "small", "large")
-
-    @classmethod
-    def check_keys(cls, values: dict) -> None:
-        """Only multi-scale keys, and a section for each stage (one-line errors)."""
-        unknown = sorted(set(values) - set(cls.KEYS))
-        if unknown:
-            raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)} for a multi-scale model; known: {', '.join(cls.KEYS)}")
-        for stage in ("small", "large"):
-            if not isinstance(values.get(stage), dict):
-                raise ConfigError(f"a multi-scale model needs a [model.{stage}] section")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "MultiScaleConfig":
-        cls.check_keys(values)
-        return cls(small=ModelConfig.from_dict(values["small"]), large=ModelConfig.from_dict(values["large"]),
-                   factor=values.get("factor", 2), arch=values.get("arch", "multiscale"))
+class MultiScaleLogits(NamedTuple):
+    small: torch.Tensor  # (B, C, K, ceil(H/f), ceil(W/f)): p_small of the subsampled image
+    large: torch.Tensor  # (B, C, K, H, W): p_large given the small image
 
 
 class Upsampler(nn.Module):
@@ -101,15 +60,13 @@ class Upsampler(nn.Module):
 
 
 class MultiScalePixelRNN(nn.Module):
-    """p(x) = p_small(x_small) p_large(x | x_small); ``forward`` returns nats per image (B,)."""
+    """p(x) = p_small(x_small) p_large(x | x_small); ``forward`` returns both stages' logits."""
 
     def __init__(self, config: MultiScaleConfig):
         super().__init__()
-        from . import model_from_config
-
         self.config = config
-        self.small: PixelModel = model_from_config(config.small)
-        self.large: PixelModel = model_from_config(config.large)
+        self.small: PixelModel = network_from_config(config.small)
+        self.large: PixelModel = network_from_config(config.large)
         self.upsample = Upsampler(config.channels, config.large.condition_channels, config.factor)
 
     dtype = property(lambda self: self.large.dtype)
@@ -137,57 +94,21 @@ class MultiScalePixelRNN(nn.Module):
         _, _, height, width = x.shape
         return self.large.logits_from_scaled(self.large.scale(x), self.condition(self.subsample(x), height, width))
 
-    def conditional_nll(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> MultiScaleLogits:
+        """Logits of both stages: the small image's (B, C, K, H/f, W/f) and the large one's (B, C, K, H, W)."""
+        self.check_input(x)
+        return MultiScaleLogits(self.small(self.subsample(x)), self.conditional_logits(x))
+
+    def conditional_nll(self, x: torch.Tensor, large_logits: torch.Tensor | None = None) -> torch.Tensor:
         """-log p_large(x | x_small), summed over the sub-pixels the small image does not fix: (B,)."""
-        per_subpixel = subpixel_nll(self.conditional_logits(x), x)  # (B, C, H, W)
+        logits = self.conditional_logits(x) if large_logits is None else large_logits
         free = ~self.fixed_positions(x.shape[2], x.shape[3])
-        return (per_subpixel * free).flatten(1).sum(1)
+        return (subpixel_nll(logits, x) * free).flatten(1).sum(1)  # (B, C, H, W) -> (B,)
 
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         """Nats per image (B,) over all H*W*C dimensions."""
-        self.check_input(x)
-        return self.small.nll(self.subsample(x)) + self.conditional_nll(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nll(x)
+        logits = self(x)
+        return nll_from_logits(logits.small, self.subsample(x)) + self.conditional_nll(x, logits.large)
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
         return bits_per_dim(self.nll(x), x[0].numel())
-
-    @torch.no_grad()
-    def sample(self, n: int, height: int, width: int, **options) -> torch.Tensor:
-        """Sample the small image, then the large one around its fixed pixels (Figure 8)."""
-        return self.sample_stages(n, height, width, **options)[1]
-
-    @torch.no_grad()
-    def sample_stages(self, n: int, height: int, width: int, **options) -> tuple[torch.Tensor, torch.Tensor]:
-        """(small, large) samples, for showing both stages side by side."""
-        factor = self.config.factor
-        small = self.small.sample(n, -(-height // factor), -(-width // factor), **options)
-        large = torch.zeros(n, self.config.channels, height, width, dtype=torch.long, device=self.device)
-        return small, self._fill_large(large, small, keep_rows=0, **options)
-
-    @torch.no_grad()
-    def complete(self, images: torch.Tensor, keep_rows: int, **options) -> torch.Tensor:
-        """Keep the top rows; the small image's unknown pixels are sampled first, then the rest."""
-        self.check_input(images)
-        images = images.to(self.device, torch.long).clone()
-        small = self.small.complete(self.subsample(images), -(-keep_rows // self.config.factor), **options)
-        return self._fill_large(images, small, keep_rows, **options)
-
-    def _fill_large(self, images: torch.Tensor, small: torch.Tensor, keep_rows: int, **options) -> torch.Tensor:
-        """The conditional stage: ``small`` copied into its fixed pixels, the top ``keep_rows`` kept, the rest sampled."""
-        factor = self.config.factor
-        height, width = images.shape[2:]
-        images[:, :, ::factor, ::factor] = small
-        known = self.fixed_positions(height, width).expand_as(images).clone()
-        known[:, :, :keep_rows] = True
-        return self.large.fill(images, known, condition=self.condition(small, height, width), **options)
-
-
-def config_from_dict(values: dict) -> ModelConfig | MultiScaleConfig:
-    return MultiScaleConfig.from_dict(values) if values.get("arch") == "multiscale" else ModelConfig.from_dict(values)
-
-
-def config_from_json(text: str) -> ModelConfig | MultiScaleConfig:
-    return config_from_dict(json.loads(text))

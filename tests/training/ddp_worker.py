@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from pixelrnn.run_config import build_run_config
+from pixelrnn.training import build_run_config
 from pixelrnn.training import Trainer
 
 

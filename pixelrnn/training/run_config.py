@@ -19,8 +19,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ARCHITECTURES, ConfigError, ModelConfig
-from .presets import PRESETS
+from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig
+from ..errors import ConfigError
+from ..presets import PRESETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +31,6 @@ else:  # pragma: no cover
 OPTIMIZERS = ("rmsprop", "adam")
 SCHEDULES = ("constant", "exponential", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES_HELP = "auto, cpu, cuda, cuda:N"
 
 
 @dataclass
@@ -86,8 +86,6 @@ class RunConfig:
     def model_config(self, channels: int, levels: int):
         """The network for a dataset of ``channels`` x ``levels``: preset, then explicit keys."""
         if self.model.get("arch") == "multiscale":
-            from .models.multiscale import MultiScaleConfig
-
             stages = {stage: RunConfig(model=dict(self.model.get(stage, {}))).model_config(channels, levels).to_dict()
                       for stage in ("small", "large")}
             return MultiScaleConfig.from_dict({**self.model, **stages})
@@ -146,8 +144,6 @@ def resolve(raw: dict) -> RunConfig:
         raise ConfigError(f"unknown config section(s) {', '.join(unknown_sections)}; sections are model, data, train")
     model = dict(raw.get("model", {}))
     if model.get("arch") == "multiscale":
-        from .models.multiscale import MultiScaleConfig
-
         MultiScaleConfig.check_keys(model)
         for stage in ("small", "large"):
             check_model_keys(model[stage], f"model.{stage}.")

@@ -1,24 +1,23 @@
-"""Command-line interface: ``pixelrnn <command> ...``; errors for users are one line, exit 2."""
+"""``pixelrnn presets``, ``pixelrnn train`` and ``pixelrnn evaluate``: the paper's networks, trained and scored."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 
-import torch
-
-
-from .errors import UserError  # noqa: F401  (re-exported: pixelrnn.cli.UserError)
+from ..checkpoint import load_model_with_metadata
+from ..evaluation import evaluate_images
+from ..models import model_from_config
+from ..presets import PRESETS
+from ..training import RunFolder, Trainer, build_run_config, resolve_checkpoint
+from ..utils import atomic_write
+from .common import UserError, check_images_fit, device, load_split, user_errors
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
-    from .models import model_from_config
-    from .presets import PRESETS
-
     print(f"{'preset':32s} {'arch':16s} {'layers':>6s} {'h':>5s} {'image':>9s} {'parameters':>12s}")
     for name, preset in PRESETS.items():
         cfg = preset.config
@@ -29,16 +28,7 @@ def cmd_presets(args: argparse.Namespace) -> None:
             print(f"    {preset.description}")
 
 
-def _load_split(dataset: str, split: str, data_dir, download: bool):
-    from .data import load_dataset
-
-    return load_dataset(dataset, split, data_dir=data_dir, download=download)
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    from .run_config import RunConfig, build_run_config, resolve
-    from .training import Trainer
-
     overrides = list(args.set or [])
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
@@ -48,23 +38,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.config or args.dataset or args.arch or args.data_dir:
             raise UserError("--resume continues a run with its saved config; only --steps, --device and --set train.KEY=VALUE may change")
         run_dir = Path(args.resume)
-        saved = run_dir / "config.json"
-        if not saved.is_file():
-            raise UserError(f"cannot resume: {saved} does not exist")
-        raw = json.loads(saved.read_text())
-        for item in overrides:
-            if not item.startswith("train."):
-                raise UserError(f"cannot change {item.split('=')[0]} when resuming; only train.* keys may change")
-        config = build_run_config(None, overrides, **{f"{section}.{key}": value for section, values in raw.items() for key, value in values.items()})
+        config = RunFolder(run_dir).resume_config(overrides)
     else:
         config = build_run_config(args.config, overrides, **{"data.dataset": args.dataset, "model.arch": args.arch, "data.data_dir": args.data_dir,
                                                              "data.download": True if args.download else None})
         run_dir = Path(args.out) if args.out else Path("runs") / time.strftime(f"{config.data.dataset.replace(':', '_').replace('/', '_')}-%Y%m%d-%H%M%S")
-        if (run_dir / "state.safetensors").exists():
+        if RunFolder(run_dir).holds_run():
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     data = config.data
-    train_set = _load_split(data.dataset, data.train_split, data.data_dir, data.download)
-    valid_set = _load_split(data.dataset, data.valid_split, data.data_dir, data.download) if data.valid_split else None
+    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download)
+    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
                       dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
     params = sum(p.numel() for p in trainer.model.parameters())
@@ -80,23 +63,17 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .checkpoint import load_model_with_metadata, resolve_checkpoint
-    from .evaluation import evaluate_images
-
     path = resolve_checkpoint(args.checkpoint)
-    model, metadata = load_model_with_metadata(path, _device(args.device))
+    model, metadata = load_model_with_metadata(path, device(args.device))
     dataset = args.dataset or metadata.get("dataset")
     if not dataset:
         raise UserError(f"{path} does not say which dataset it was trained on; pass --dataset NAME")
-    data_dir = args.data_dir
-    run_config = path.parent / "config.json"
-    if data_dir is None and run_config.is_file():
-        data_dir = json.loads(run_config.read_text()).get("data", {}).get("data_dir")
+    data_dir = args.data_dir if args.data_dir is not None else RunFolder(path.parent).data_dir()
     report = {"checkpoint": str(path), "dataset": dataset, "step": int(metadata.get("step", -1))}
     splits = [args.split] + (["train"] if args.train else [])
     for split in splits:
-        images = _load_split(dataset, split, data_dir, args.download)
-        _check_images_fit(model, images.images, images.levels, metadata, f"{dataset}/{split}")
+        images = load_split(dataset, split, data_dir, args.download)
+        check_images_fit(model, images.images, images.levels, metadata, f"{dataset}/{split}")
         chosen = images.images[: args.limit] if args.limit else images.images
         summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=not args.quiet, description=split)
         report[split] = summary
@@ -109,49 +86,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"as in the paper's tables: {main['bits_per_dim']:.2f} ({report['train_bits_per_dim']:.2f}) bits/dim, "
               f"{main['nats_per_image']:.2f} ({report['train']['nats_per_image']:.2f}) nats")
     if args.json:
-        from .checkpoint import atomic_write
-
         atomic_write(args.json, lambda temp: Path(temp).write_text(json.dumps(report, indent=2) + "\n"))
 
 
-def _device(name: str | None):
-    from .training import choose_device
-
-    return choose_device(name or "auto")
-
-
-def add_dataset_split_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--split`` and ``--data-dir``, for a command that can read its images from ``--dataset NAME``."""
-    parser.add_argument("--split", default="test", help="with --dataset: the split (default test)")
-    parser.add_argument("--data-dir", help="with --dataset: folder with the dataset files")
-
-
-def load_split_for(model, dataset: str, split: str, data_dir, download: bool = False):
-    """A dataset split whose channels and levels are the model's (a one-line error otherwise)."""
-    image_set = _load_split(dataset, split, data_dir, download)
-    _check_channels_and_levels(model, image_set.images, image_set.levels, f"{dataset}/{split}")
-    return image_set
-
-
-def _check_channels_and_levels(model, images, levels: int, source: str) -> None:
-    cfg = model.config
-    if images.shape[1] != cfg.channels or levels != cfg.levels:
-        raise UserError(f"{source} has {images.shape[1]} channels and {levels} levels; the model wants {cfg.channels} and {cfg.levels}")
-
-
-def _check_images_fit(model, images, levels: int, metadata: dict, source: str) -> None:
-    _check_channels_and_levels(model, images, levels, source)
-    trained = metadata.get("image_size")
-    if trained and trained != f"{images.shape[2]}x{images.shape[3]}":
-        raise UserError(f"{source} images are {images.shape[2]}x{images.shape[3]}; the model was trained on {trained}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixelrnn", description="Pixel Recurrent Neural Networks: train, evaluate, sample.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parsers(sub) -> None:
+    """``presets``, ``train`` and ``evaluate``."""
     presets = sub.add_parser("presets", help="list the paper's networks with their parameter counts")
     presets.add_argument("-v", "--verbose", action="store_true", help="also print each preset's description")
-    presets.set_defaults(func=cmd_presets)
+    presets.set_defaults(func=user_errors(cmd_presets))
 
     train = sub.add_parser("train", help="train a model (the paper's recipe by default)")
     train.add_argument("--config", help="TOML or JSON run configuration (see configs/)")
@@ -165,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run folder to create (default runs/<dataset>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=user_errors(cmd_train))
 
     evaluate = sub.add_parser("evaluate", help="NLL of a checkpoint on a split, in nats/image and bits/dim")
     evaluate.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
@@ -179,46 +121,4 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device")
     evaluate.add_argument("--json", help="write the results as JSON to this file")
     evaluate.add_argument("-q", "--quiet", action="store_true")
-    evaluate.set_defaults(func=cmd_evaluate)
-
-    from .generate import add_complete_parser, add_sample_parser
-
-    add_sample_parser(sub)
-    add_complete_parser(sub)
-
-    from .compression import add_compress_parser, add_decompress_parser
-
-    add_compress_parser(sub)
-    add_decompress_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as exit_request:
-        return int(exit_request.code or 0)
-    except USER_ERRORS() as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"pixelrnn {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def USER_ERRORS() -> tuple[type[BaseException], ...]:
-    """Exceptions that report a user's mistake: printed as one line, never a traceback."""
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DatasetError
-    from .training import TrainingError
-
-    return (UserError, CheckpointError, ConfigError, DatasetError, TrainingError, FileNotFoundError, PermissionError, IsADirectoryError)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    evaluate.set_defaults(func=user_errors(cmd_evaluate))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pixelrnn import ARCHITECTURES, build_model
-from pixelrnn.incremental import make_engine
+from pixelrnn.sampling import complete, make_engine, sample
 
 CONNECTIONS = [(True, True), (True, False), (False, True), (False, False)]
 SHAPES = [(1, 3, 5), (3, 5, 3), (3, 4, 4), (1, 6, 2)]  # (channels, height, width): H < W, H > W, square
@@ -106,18 +106,18 @@ def test_a_corrupted_cache_breaks_the_comparison(arch):
 @pytest.mark.parametrize("channels,height,width", [(1, 5, 3), (3, 3, 4)])
 def test_engine_and_naive_sampling_draw_identical_images(arch, channels, height, width):
     model = small_model(arch, channels, levels=4, dtype=torch.float32)
-    fast = model.sample(3, height, width, generator=torch.Generator().manual_seed(7))
-    slow = model.sample(3, height, width, generator=torch.Generator().manual_seed(7), naive=True)
+    fast = sample(model, 3, height, width, generator=torch.Generator().manual_seed(7))
+    slow = sample(model, 3, height, width, generator=torch.Generator().manual_seed(7), naive=True)
     assert fast.shape == (3, channels, height, width) and fast.dtype == torch.long
     assert torch.equal(fast, slow)
-    other = model.sample(3, height, width, generator=torch.Generator().manual_seed(8))
+    other = sample(model, 3, height, width, generator=torch.Generator().manual_seed(8))
     assert not torch.equal(fast, other)  # the seed matters: equality above is not vacuous
 
 
 def test_chunked_sampling_matches_between_paths():
     model = small_model("diagonal_bilstm", 3, levels=4, dtype=torch.float32)
-    fast = model.sample(5, 3, 3, generator=torch.Generator().manual_seed(9), batch_size=2)
-    slow = model.sample(5, 3, 3, generator=torch.Generator().manual_seed(9), batch_size=2, naive=True)
+    fast = sample(model, 5, 3, 3, generator=torch.Generator().manual_seed(9), batch_size=2)
+    slow = sample(model, 5, 3, 3, generator=torch.Generator().manual_seed(9), batch_size=2, naive=True)
     assert torch.equal(fast, slow)
 
 
@@ -125,40 +125,40 @@ def test_chunked_sampling_matches_between_paths():
 def test_complete_keeps_the_kept_rows_bit_for_bit(arch):
     model = small_model(arch, 3, levels=256, dtype=torch.float32)
     images = torch.randint(0, 256, (4, 3, 5, 4), generator=torch.Generator().manual_seed(10))
-    done = model.complete(images, 2, generator=torch.Generator().manual_seed(11))
+    done = complete(model, images, 2, generator=torch.Generator().manual_seed(11))
     assert done.shape == images.shape
     assert torch.equal(done[:, :, :2], images[:, :, :2])
     assert not torch.equal(done[:, :, 2:], images[:, :, 2:])  # the rest was sampled
-    naive = model.complete(images, 2, generator=torch.Generator().manual_seed(11), naive=True)
+    naive = complete(model, images, 2, generator=torch.Generator().manual_seed(11), naive=True)
     assert torch.equal(done, naive)
     # Nothing kept: a completion is a sample drawn in the same order.
-    assert torch.equal(model.complete(images, 0, generator=torch.Generator().manual_seed(12)),
-                       model.sample(4, 5, 4, generator=torch.Generator().manual_seed(12)))
-    assert torch.equal(model.complete(images, 5), images)
+    assert torch.equal(complete(model, images, 0, generator=torch.Generator().manual_seed(12)),
+                       sample(model, 4, 5, 4, generator=torch.Generator().manual_seed(12)))
+    assert torch.equal(complete(model, images, 5), images)
     with pytest.raises(ValueError, match="keep_rows"):
-        model.complete(images, 6)
+        complete(model, images, 6)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_a_tiny_temperature_gives_the_argmax(arch):
     model = small_model(arch, 3, levels=6)
-    images = model.sample(3, 3, 4, temperature=1e-6, generator=torch.Generator().manual_seed(13))
+    images = sample(model, 3, 3, 4, temperature=1e-6, generator=torch.Generator().manual_seed(13))
     # Greedy decoding: every sub-pixel is the most likely value given the ones before it.
     assert torch.equal(images, model(images).argmax(dim=2))
     with pytest.raises(ValueError, match="temperature"):
-        model.sample(1, 2, 2, temperature=0.0)
+        sample(model, 1, 2, 2, temperature=0.0)
 
 
 def test_sample_uses_the_engine_unless_naive(monkeypatch):
-    import pixelrnn.incremental as incremental
+    import pixelrnn.sampling.generation as generation
 
     calls = []
-    original = incremental.make_engine
-    monkeypatch.setattr(incremental, "make_engine", lambda model: calls.append(model) or original(model))
+    original = generation.make_engine
+    monkeypatch.setattr(generation, "make_engine", lambda model: calls.append(model) or original(model))
     model = small_model("row_lstm", 1, levels=2, dtype=torch.float32)
-    model.sample(2, 2, 2)
+    sample(model, 2, 2, 2)
     assert len(calls) == 1
-    model.sample(2, 2, 2, naive=True)
+    sample(model, 2, 2, 2, naive=True)
     assert len(calls) == 1
 
 
@@ -194,7 +194,7 @@ def test_the_engine_reads_the_weights_at_reset():
 
 def test_progress_bar_counts_rows(capsys):
     model = small_model("pixelcnn", 1, levels=2, dtype=torch.float32)
-    model.sample(3, 4, 2, progress=True, batch_size=2)
+    sample(model, 3, 4, 2, progress=True, batch_size=2)
     assert "8/8" in capsys.readouterr().err  # 2 chunks x 4 rows
 
 
@@ -204,6 +204,6 @@ def test_cuda_engine_matches_the_full_pass_and_the_naive_path(arch):
     model = small_model(arch, 3).cuda()
     images = torch.randint(0, 5, (2, 3, 4, 3), generator=torch.Generator().manual_seed(15)).cuda()
     assert max(teacher_forced_errors(model, images)) <= 1e-9
-    fast = model.sample(2, 3, 3, generator=torch.Generator("cuda").manual_seed(16))
-    slow = model.sample(2, 3, 3, generator=torch.Generator("cuda").manual_seed(16), naive=True)
+    fast = sample(model, 2, 3, 3, generator=torch.Generator("cuda").manual_seed(16))
+    slow = sample(model, 2, 3, 3, generator=torch.Generator("cuda").manual_seed(16), naive=True)
     assert fast.is_cuda and torch.equal(fast, slow)

@@ -56,8 +56,3 @@ def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
 def barrier(context: Context) -> None:
     if context.active:
         dist.barrier()
-
-
-def teardown(context: Context) -> None:
-    if context.active and dist.is_initialized():
-        dist.destroy_process_group()

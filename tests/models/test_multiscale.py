@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from pixelrnn import load_model, save_model
-from pixelrnn.config import ConfigError, ModelConfig
-from pixelrnn.generate import GRID_PADDING, to_uint8
-from pixelrnn.models import MultiScaleConfig, model_from_config
+from pixelrnn.config import ConfigError, ModelConfig, MultiScaleConfig
+from pixelrnn.images import GRID_PADDING, to_uint8
+from pixelrnn.models import model_from_config
+from pixelrnn.sampling import complete, sample, sample_stages
 
 from dependency import dependency_map, earlier_mask
 
@@ -103,7 +104,7 @@ def test_config_errors():
 
 @pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
 def test_conditional_engine_matches_the_full_pass_and_sampling_keeps_the_small_image(arch):
-    from pixelrnn.incremental import make_engine
+    from pixelrnn.sampling import make_engine
 
     model = tiny_multiscale(arch, 3, 4)
     height, width = 4, 5
@@ -116,11 +117,11 @@ def test_conditional_engine_matches_the_full_pass_and_sampling_keeps_the_small_i
         assert torch.allclose(engine.logits(i, j, c), full[:, c, :, i, j], rtol=0, atol=1e-9)
         engine.advance(i, j, c, x[:, c, i, j])
 
-    fast_small, fast = model.sample_stages(2, height, width, generator=torch.Generator().manual_seed(3))
-    slow = model.sample(2, height, width, generator=torch.Generator().manual_seed(3), naive=True)
+    fast_small, fast = sample_stages(model, 2, height, width, generator=torch.Generator().manual_seed(3))
+    slow = sample(model, 2, height, width, generator=torch.Generator().manual_seed(3), naive=True)
     assert torch.equal(fast, slow)
     assert torch.equal(fast[:, :, ::2, ::2], fast_small)
-    completed = model.complete(x, keep_rows=2, generator=torch.Generator().manual_seed(4))
+    completed = complete(model, x, keep_rows=2, generator=torch.Generator().manual_seed(4))
     assert torch.equal(completed[:, :, :2], x[:, :, :2])
 
 
@@ -145,7 +146,7 @@ def test_sample_command_shows_both_stages(tmp_path):
 
 
 def test_figures_of_one_network_refuse_a_multiscale_model_clearly(tmp_path):
-    from pixelrnn.generate import plot_dependency_field, plot_softmax_distributions
+    from pixelrnn.figures import plot_dependency_field, plot_softmax_distributions
 
     model = tiny_multiscale("pixelcnn", 1, 2).float()
     image = torch.zeros(1, 6, 4, dtype=torch.long)
@@ -156,9 +157,9 @@ def test_figures_of_one_network_refuse_a_multiscale_model_clearly(tmp_path):
 
 
 def test_a_stage_must_be_a_single_network():
-    from pixelrnn.run_config import build_run_config
+    from pixelrnn.training import build_run_config
 
     with pytest.raises(ConfigError, match="model.small.arch"):
-        build_run_config(Path(__file__).resolve().parent.parent / "configs" / "mnist_multiscale.toml", ["model.small.arch='multiscale'"])
+        build_run_config(Path(__file__).resolve().parents[2] / "configs" / "mnist_multiscale.toml", ["model.small.arch='multiscale'"])
     with pytest.raises(ConfigError, match="model.sizes for a multi-scale model"):
-        build_run_config(Path(__file__).resolve().parent.parent / "configs" / "mnist_multiscale.toml", ["model.sizes=3"])
+        build_run_config(Path(__file__).resolve().parents[2] / "configs" / "mnist_multiscale.toml", ["model.sizes=3"])

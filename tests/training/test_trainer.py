@@ -1,7 +1,6 @@
 """Training pipeline: exact resume, safe interruption, schedules, configs, CLI errors."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,10 +15,10 @@ from safetensors import safe_open
 from pixelrnn import load_model_from
 from pixelrnn.cli import main
 from pixelrnn.config import ConfigError
-from pixelrnn.run_config import build_run_config
+from pixelrnn.training import build_run_config
 from pixelrnn.training import BatchOrder, Trainer, TrainingError, learning_rate
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture
@@ -107,13 +106,13 @@ def test_resume_from_an_older_checkpoint_drops_later_log_lines(tmp_path, tiny_np
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, tiny_npz):
     train, valid = data(tiny_npz)
     trainer = Trainer(tiny_config(10), tmp_path / "run", train, valid, 4, progress=False)
-    original = trainer.model_nll
+    original = trainer.model.nll
 
-    def poisoned(logits, batch):
-        out = original(logits, batch)
+    def poisoned(batch):
+        out = original(batch)
         return out * float("nan") if trainer.step == 4 else out
 
-    trainer.model_nll = poisoned
+    trainer.model.nll = poisoned  # what the training objective calls
     with pytest.raises(TrainingError, match=r"non-finite loss at step 5.*step 3"):
         trainer.train()
     assert int(safe_open(str(tmp_path / "run" / "state.safetensors"), "pt").metadata()["step"]) == 3

@@ -25,6 +25,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from pixelrnn import data as D
+from pixelrnn.data import fetch
 from pixelrnn.data import DATASETS, DatasetError, ImageSet, data_dir_from_env, load_dataset
 
 FAST = settings(max_examples=15, deadline=None)
@@ -197,7 +198,7 @@ def test_checksum_mismatch_cache_and_unknown_checksum(tmp_path, monkeypatch):
     assert all(s in msg for s in (str(path), "0" * 64, sha, url))
     monkeypatch.setitem(D.FILES, path.name, D.RemoteFile(url, path.stat().st_size, sha))
     assert load_dataset("binarized_mnist", "test", data_dir=tmp_path).images.sum() == 2 * 784
-    monkeypatch.setattr(D.hashlib, "new", None)  # a second load must reuse the cached digest
+    monkeypatch.setattr(fetch.hashlib, "new", None)  # a second load must reuse the cached digest
     assert len(load_dataset("binarized_mnist", "test", data_dir=tmp_path, verify=True)) == 2
     monkeypatch.setitem(D.FILES, path.name, D.RemoteFile(url))
     with pytest.raises(DatasetError, match="no checksum is known"):
@@ -238,7 +239,7 @@ def test_download_is_atomic_verified_and_idempotent(tmp_path, monkeypatch):
         load_dataset("binarized_mnist", "valid", download=True, cache_dir=cache)
     assert sorted(p.name for p in (cache / "binarized_mnist").iterdir()) == [src.name]
     with pytest.raises(DatasetError, match="failed"):  # unreachable URL
-        D._download(D.RemoteFile(dead), tmp_path / "c2" / "x")
+        fetch._download(D.RemoteFile(dead), tmp_path / "c2" / "x")
     assert list((tmp_path / "c2").iterdir()) == []
 
 

@@ -1,17 +1,8 @@
 """Training: the paper's recipe (section 5.2), resumable exactly, interrupted safely.
 
-A run folder holds::
-
-    config.json          the resolved run configuration
-    metrics.jsonl        one JSON object a line: {"step", "split", "nats", "bits_per_dim", ...}
-    state.safetensors    everything needed to resume: weights, EMA weights, optimizer state,
-                         RNG state, step, best validation score (JSON in the metadata)
-    last.safetensors     model checkpoint of the latest step (evaluation weights)
-    best.safetensors     model checkpoint with the best validation NLL (evaluation weights)
-
-Evaluation weights are the EMA (Polyak) average when ``train.ema_decay > 0``, else the raw
-weights. Every file is written to a temporary name and renamed, so an interruption at any
-moment leaves the previous version intact.
+The files of a run are described in :mod:`pixelrnn.training.run_folder`, the state file in
+:mod:`pixelrnn.training.state`. Evaluation weights are the EMA (Polyak) average when
+``train.ema_decay > 0``, else the raw weights.
 
 Exact resume: the batch of step ``s`` is a pure function of (seed, s) (one permutation per
 epoch), the learning rate a pure function of s, and the optimizer and RNG states are restored,
@@ -20,7 +11,6 @@ so a run that is interrupted and resumed gives the same losses as one that is no
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -30,34 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from torch import nn
 from tqdm import tqdm
 
+from ..checkpoint import save_model
+from ..config import ModelConfig
+from ..errors import TrainingError
+from ..evaluation import nll_per_image, summarize
+from ..models import PixelModel, model_from_config
+from ..utils import bits_per_dim, choose_device
 from . import distributed
-from .checkpoint import CheckpointError, atomic_write, read_safetensors, save_model
-from .config import ModelConfig
-from .evaluation import nll_per_image, summarize
-from .models import PixelModel, config_from_json, model_from_config
-from .models.base import nll_from_logits
 from .run_config import RunConfig
-
-STATE_FORMAT = "pixelrnn.train_state.v1"
-
-
-class TrainingError(Exception):
-    """Training cannot go on (a non-finite loss, an unreadable state); one-line message."""
-
-
-def choose_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu")
-    return device
+from .run_folder import RunFolder
+from .state import TrainingState
 
 
 def learning_rate(train, step: int) -> float:
@@ -91,29 +66,19 @@ class BatchOrder:
         return self._permutation[position * self.batch_size : (position + 1) * self.batch_size]
 
 
-# ----------------------------------------------------------------------------- state files
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Split an optimizer state dict into tensors and JSON-able values (no pickle)."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer/{index}/{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{index}/{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+class NLLObjective(nn.Module):
+    """The training objective of any model: its nats per image (B,).
 
+    Wrapping ``model.nll`` as a module's ``forward`` lets DistributedDataParallel and
+    ``torch.compile`` see the whole loss, for single networks and multi-scale models alike.
+    """
 
-def _optimizer_state(tensors: dict, meta: dict) -> dict:
-    state: dict = {}
-    for name, value in tensors.items():
-        _, index, key = name.split("/", 2)
-        state.setdefault(int(index), {})[key] = value
-    for name, value in meta["scalars"].items():
-        index, key = name.split("/", 1)
-        state.setdefault(int(index), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.nll(images)
 
 
 @dataclass
@@ -132,6 +97,7 @@ class Trainer:
                  resume: bool = False, progress: bool = True):
         self.config, self.train_cfg = config, config.train
         self.run_dir = Path(run_dir)
+        self.folder = RunFolder(self.run_dir)
         self.progress = progress
         self.dataset_name = dataset_name
         if self.train_cfg.num_threads:
@@ -153,27 +119,31 @@ class Trainer:
             self.ema_model = model_from_config(self.model_config).to(self.device)
             self.ema_model.load_state_dict(self.model.state_dict())
             self.ema_model.requires_grad_(False)
-        self.optimizer = self._make_optimizer()
+        self.state = TrainingState(self.model, self.ema_model, self._make_optimizer())
+        self.optimizer = self.state.optimizer
         self.autocast_dtype = self._autocast_dtype()
-        self.train_model = self.model
-        if self.train_cfg.compile:
-            self.train_model = torch.compile(self.train_model)
+        objective = NLLObjective(self.model)
+        self.train_objective = torch.compile(objective) if self.train_cfg.compile else objective
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.train_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.train_objective = DistributedDataParallel(objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.order = BatchOrder(len(self.train_images), self.train_cfg.batch_size, self.train_cfg.seed)
-        self.step = 0
-        self.best_valid = None
         self.saved_step = None
         self._stop_signal = None
         if resume:
-            self._load_state()
+            self.state.load(self.folder.state, self.model_config, self.device)
+            self.saved_step = self.step
+            if self.dist.is_main:
+                self.folder.truncate_metrics(self.step)
         elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.run_dir / "config.json", lambda temp: Path(temp).write_text(json.dumps(config.to_dict(), indent=2) + "\n"))
-            atomic_write(self.metrics_path, lambda temp: Path(temp).write_text(""))
+            self.folder.write_config(config)
+            self.folder.reset_metrics()
         distributed.barrier(self.dist)
+
+    step = property(lambda self: self.state.step)
+    best_valid = property(lambda self: self.state.best_valid)
 
     # ------------------------------------------------------------------ set-up
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -195,77 +165,24 @@ class Trainer:
         return torch.bfloat16
 
     @property
-    def metrics_path(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
-
-    @property
-    def state_path(self) -> Path:
-        return self.run_dir / "state.safetensors"
-
-    @property
     def eval_model(self) -> PixelModel:
         return self.ema_model if self.ema_model is not None else self.model
 
     # ------------------------------------------------------------------ state
     def save_state(self) -> None:
         self.saved_step = self.step
-        if not self.dist.is_main:
-            distributed.barrier(self.dist)
-            return
-        tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        if self.ema_model is not None:
-            tensors.update({f"ema/{k}": v.detach().cpu().contiguous() for k, v in self.ema_model.state_dict().items()})
-        optimizer_tensors, optimizer_meta = _optimizer_tensors(self.optimizer)
-        tensors.update(optimizer_tensors)
-        tensors["rng/torch"] = torch.get_rng_state()
-        metadata = {
-            "format": STATE_FORMAT,
-            "step": str(self.step),
-            "best_valid": json.dumps(self.best_valid),
-            "optimizer": json.dumps(optimizer_meta),
-            "model_config": self.model_config.to_json(),
-        }
-        atomic_write(self.state_path, lambda temp: save_file(tensors, temp, metadata=metadata))
-        save_model(self.eval_model, self.run_dir / "last.safetensors", self.checkpoint_metadata())
+        if self.dist.is_main:
+            self.state.save(self.folder.state, self.model_config)
+            save_model(self.eval_model, self.folder.last, self.checkpoint_metadata())
         distributed.barrier(self.dist)
 
     def checkpoint_metadata(self) -> dict[str, str]:
         return {"step": str(self.step), "dataset": self.dataset_name, "image_size": f"{self.image_size[0]}x{self.image_size[1]}"}
 
-    def _load_state(self) -> None:
-        path = self.state_path
-        try:
-            metadata, tensors = read_safetensors(path)
-        except CheckpointError as error:
-            raise TrainingError(f"cannot resume: {error}") from None
-        if metadata.get("format") != STATE_FORMAT:
-            raise TrainingError(f"cannot resume: {path} is not a pixelrnn training state")
-        if config_from_json(metadata["model_config"]) != self.model_config:
-            raise TrainingError(f"cannot resume: the model in {path} differs from the configured one")
-        part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        self.model.load_state_dict(part("model/"))
-        if self.ema_model is not None:
-            ema = part("ema/")
-            self.ema_model.load_state_dict(ema if ema else self.model.state_dict())
-        optimizer_tensors = {k: v.to(self.device) for k, v in tensors.items() if k.startswith("optimizer/")}
-        self.optimizer.load_state_dict(_optimizer_state(optimizer_tensors, json.loads(metadata["optimizer"])))
-        torch.set_rng_state(tensors["rng/torch"])
-        self.step = self.saved_step = int(metadata["step"])
-        self.best_valid = json.loads(metadata["best_valid"])
-        if self.dist.is_main:
-            self._truncate_metrics(self.step)
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop log lines written after the state being resumed, so the log reads as one run."""
-        lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
-        atomic_write(self.metrics_path, lambda temp: Path(temp).write_text("".join(line + "\n" for line in kept)))
-
     def log(self, record: dict) -> None:
         if not self.dist.is_main:
             return
-        with open(self.metrics_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        self.folder.append_metrics(record)
 
     # ------------------------------------------------------------------ loop
     def _on_signal(self, signum, frame) -> None:
@@ -289,9 +206,9 @@ class Trainer:
                   "images": summary["images"]}
         self.log(record)
         if self.best_valid is None or summary["nats_per_image"] < self.best_valid:
-            self.best_valid = summary["nats_per_image"]
+            self.state.best_valid = summary["nats_per_image"]
             if self.dist.is_main:
-                save_model(self.eval_model, self.run_dir / "best.safetensors", self.checkpoint_metadata())
+                save_model(self.eval_model, self.folder.best, self.checkpoint_metadata())
         return record
 
     def _update_ema(self) -> None:
@@ -324,9 +241,9 @@ class Trainer:
                 window_images += cfg.batch_size
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     speed = window_images / max(time.monotonic() - window_start, 1e-9)
-                    self.log({"step": self.step, "split": "train", "nats": nats, "bits_per_dim": nats / (self.dims * math.log(2)),
+                    self.log({"step": self.step, "split": "train", "nats": nats, "bits_per_dim": bits_per_dim(nats, self.dims),
                               "lr": learning_rate(cfg, self.step - 1), "images_per_second": speed})
-                    bar.set_postfix(nats=f"{running:.2f}", bpd=f"{running / (self.dims * math.log(2)):.3f}", img_s=f"{speed:.0f}")
+                    bar.set_postfix(nats=f"{running:.2f}", bpd=f"{bits_per_dim(running, self.dims):.3f}", img_s=f"{speed:.0f}")
                     window_images, window_start = 0, time.monotonic()
                 bar.update(1)
                 if self.step % cfg.eval_every == 0:
@@ -341,8 +258,8 @@ class Trainer:
                 signal.signal(sig, handler)
         if self.saved_step != self.step:
             self.save_state()
-        if self.dist.is_main and self.best_valid is None and not (self.run_dir / "best.safetensors").exists():
-            save_model(self.eval_model, self.run_dir / "best.safetensors", self.checkpoint_metadata())
+        if self.dist.is_main and self.best_valid is None and not self.folder.best.exists():
+            save_model(self.eval_model, self.folder.best, self.checkpoint_metadata())
         distributed.barrier(self.dist)
         return TrainResult(self.step, stopped, self.best_valid, self.run_dir)
 
@@ -362,8 +279,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            output = self.train_model(batch)  # logits, or nats per image for a multi-scale model
-        nats = output if output.dim() == 1 else self.model_nll(output, batch)
+            nats = self.train_objective(batch)  # (B,) nats per image
         loss = nats.mean() / self.dims  # nats per dimension: a scale that does not depend on the image size
         # One collective per step: the global mean loss and the stop votes of all processes.
         pooled = distributed.all_reduce_sum(torch.stack([nats.detach().sum().double(), torch.tensor(float(stop_request), dtype=torch.float64, device=nats.device)]), self.dist)
@@ -371,7 +287,7 @@ class Trainer:
             return float("nan"), True
         mean_nats = pooled[0].item() / len(indices)
         if not math.isfinite(mean_nats):
-            where = f"the last good checkpoint is {self.state_path} (step {self.saved_step})" if self.saved_step is not None else "no checkpoint was written yet"
+            where = f"the last good checkpoint is {self.folder.state} (step {self.saved_step})" if self.saved_step is not None else "no checkpoint was written yet"
             raise TrainingError(f"non-finite loss at step {self.step + 1}; training stopped, {where}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -380,9 +296,5 @@ class Trainer:
         self.optimizer.step()
         if self.ema_model is not None:
             self._update_ema()
-        self.step += 1
+        self.state.step += 1
         return mean_nats, False
-
-    @staticmethod
-    def model_nll(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        return nll_from_logits(logits, batch)

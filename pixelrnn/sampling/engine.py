@@ -1,4 +1,4 @@
-"""Exact incremental sampling: per new sub-pixel, compute only what its value changes.
+"""The incremental engine's shared part: per new sub-pixel, compute only what its value changes.
 
 Generation is sequential (paper section 2: "the generation of an image is sequential"): the
 naive sampler runs the whole network once per sub-pixel, i.e. 3·H·W full forward passes per
@@ -38,7 +38,7 @@ position, whose patch is a view of the cache); the skip convolutions are one pro
 the concatenated block outputs. The sums are regrouped, so the logits agree with the full
 forward pass to rounding (about 1e-7 in float32, 1e-16 in float64), not bit for bit.
 
-Interface of an engine (``make_engine(model)``)::
+Interface of an engine (``make_engine(model)`` in :mod:`pixelrnn.sampling.engines`)::
 
     engine.reset(batch, height, width)        # empty image, cursor at sub-pixel (0, 0, 0)
     logits = engine.logits(i, j, c)           # (batch, levels) for the cursor's sub-pixel
@@ -53,12 +53,10 @@ at ``reset``; everything runs under ``torch.no_grad()`` on the model's device an
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from .layers.lstm import lstm_cell
-from .layers.masked_conv import MaskedConv2d
+from ..layers.masked_conv import MaskedConv2d
+from ..utils import torch_threads
 
 
 # --------------------------------------------------------------------- per-position convolutions
@@ -218,18 +216,9 @@ class IncrementalEngine:
         """The cached tensors by name (for inspection, and for tests that corrupt a cache)."""
         return {"image": self.image, "input_conv.base": self.input_conv.base, **self._block_caches()}
 
-    @contextlib.contextmanager
     def compute_threads(self):
-        """Run the body (a sampling loop) with ``self.threads`` CPU threads; restored after."""
-        if self.threads is None or self.like.device.type != "cpu":
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+        """A context that runs its body (a sampling loop) with ``self.threads`` CPU threads."""
+        return torch_threads(self.threads if self.like.device.type == "cpu" else None)
 
     # ------------------------------------------------------------- internals
     def _check(self, i: int, j: int, c: int) -> None:
@@ -279,170 +268,3 @@ class IncrementalEngine:
 
     def _block_caches(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
-
-
-class PixelCNNEngine(IncrementalEngine):
-    """PixelCNN (section 3.5): each block caches the input map of its k x k mask-B convolution."""
-
-    def _setup_blocks(self) -> None:
-        self.reduce, self.conv, self.expand = [], [], []
-        for block in self.model.blocks:
-            self.reduce.append(_Pointwise(block.reduce))
-            self.conv.append(_MaskedConvAt(block.conv, self.batch, self.height, self.width, self.like))
-            self.expand.append(_Pointwise(block.expand))
-
-    def _start_blocks_row(self, i: int) -> None:
-        for conv in self.conv:
-            conv.start_row(i)
-
-    def _block(self, index, x, i, j):
-        conv, reduce = self.conv[index], self.reduce[index]
-        # relu(reduce(relu(x))) computed straight into the conv's input cache (saves two copies).
-        slot = conv.slot(j)
-        torch.addmm(reduce.bias, torch.relu(x), reduce.weight_t, out=slot)
-        slot.relu_()
-        hidden = self._conditioned(index, i, j, conv.at(j))
-        return self.expand[index](torch.relu(hidden))
-
-    def _block_caches(self):
-        caches = {}
-        for k, conv in enumerate(self.conv):
-            caches[f"block{k}.conv_input"] = conv.cache
-            caches[f"block{k}.conv_base"] = conv.base
-        return caches
-
-
-class RowLSTMEngine(IncrementalEngine):
-    """Row LSTM (section 3.1): per layer, the state-to-state gates of the row and the cells above.
-
-    State maps are (B, h, W), the layout of the layer's own state-to-state ``Conv1d``. The
-    hidden states of the row above are read once, by that convolution when the row starts,
-    so one hidden buffer serves both rows: it holds the finished row until the new row's
-    positions overwrite it. The cells above are read at every position (and again for every
-    colour of a pixel), so the cells have two buffers, swapped per row.
-    """
-
-    def _setup_blocks(self) -> None:
-        self.layers = []
-        for block in self.model.blocks:
-            lstm = block.lstm
-            # The 1 x k input-to-state convolution caches one row of the layer's input.
-            input_to_state = _MaskedConvAt(lstm.input_to_state, self.batch, 1, self.width, self.like)
-            input_to_state.start_row(0)
-            hidden, cell = lstm.initial_state(self.batch, self.width)  # row -1: the learned initial state
-            layer = {
-                "module": lstm, "input_to_state": input_to_state, "output": _Pointwise(block.output),
-                "row_input": input_to_state.cache,  # (B, 1, W + 2*(k//2), 2h)
-                "hidden": hidden.detach().clone(),  # (B, h, W)
-                "cell_above": cell.detach().clone(),
-                "cell": torch.zeros_like(cell),
-            }
-            self.layers.append(layer)
-
-    def _start_blocks_row(self, i: int) -> None:
-        for layer in self.layers:
-            if i > 0:  # the finished row's cells become the cells above
-                layer["cell_above"], layer["cell"] = layer["cell"], layer["cell_above"]
-            # State-to-state 1 x k convolution over the whole row above, plus the input-to-state bias.
-            gates = layer["module"].state_to_state(layer["hidden"])  # (B, 4h, W)
-            layer["state_gates"] = (gates + layer["input_to_state"].bias[:, None]).permute(2, 0, 1).contiguous()  # (W, B, 4h)
-
-    def _block(self, index, x, i, j):
-        layer = self.layers[index]
-        input_to_state = layer["input_to_state"]
-        input_to_state.write(j, x)
-        gates = self._conditioned(index, i, j, input_to_state.at(j, base=layer["state_gates"][j]))  # (B, 4h)
-        hidden, cell = lstm_cell(gates, layer["cell_above"][:, :, j])
-        layer["hidden"][:, :, j] = hidden
-        layer["cell"][:, :, j] = cell
-        return layer["output"](hidden)
-
-    def _block_caches(self):
-        names = ("row_input", "hidden", "cell_above", "cell", "state_gates")
-        return {f"block{k}.{name}": layer[name] for k, layer in enumerate(self.layers) for name in names}
-
-
-class DiagonalBiLSTMEngine(IncrementalEngine):
-    """Diagonal BiLSTM (section 3.2): left-to-right per position, right-to-left per finished row.
-
-    Row caches are column-major, ``(W, B, channels)``, so one column is a contiguous (B, ch).
-    """
-
-    def _setup_blocks(self) -> None:
-        self.layers = []
-        batch, width = self.batch, self.width
-        for block in self.model.blocks:
-            lstm = block.lstm
-            hidden_size = lstm.hidden
-            state_to_state = lstm.state_to_state.detach()  # (2, 4h, 2h) over [state above ; state to the left]
-            initial_hidden = lstm.initial_hidden.detach()[:, None, :].expand(2, batch, hidden_size)  # (2, B, h)
-            layer = {
-                "input_to_state": _Pointwise(lstm.input_to_state),  # 2h -> [left-to-right 4h | right-to-left 4h]
-                "forward_t": state_to_state[0].t().contiguous(),  # (2h, 4h)
-                "reverse_t": state_to_state[1].t().contiguous(),
-                "output": _Pointwise(block.output),
-                "hidden_size": hidden_size,
-                "initial_hidden": initial_hidden,
-                "initial_cell": lstm.initial_cell.detach()[:, None, :].expand(2, batch, hidden_size),
-            }
-            # Left-to-right: hidden states of row i-1 (row -1: the initial state), states of row i.
-            layer["hidden_above"] = initial_hidden[0].expand(width, batch, hidden_size).clone()
-            layer["hidden"] = torch.zeros_like(layer["hidden_above"])
-            layer["cell"] = torch.zeros_like(layer["hidden_above"])
-            # Right-to-left: input gates of the current row, hidden states of the row above.
-            layer["reverse_gates"] = self.like.new_zeros(width, batch, 4 * hidden_size)
-            layer["reverse_above"] = initial_hidden[1].expand(width, batch, hidden_size).clone()
-            layer["reverse_shifted"] = None  # what the layer adds to row i: row i-1's right-to-left states
-            self.layers.append(layer)
-
-    def _start_blocks_row(self, i: int) -> None:
-        if i == 0:
-            return
-        for layer in self.layers:
-            self._right_to_left(layer)
-            layer["hidden_above"], layer["hidden"] = layer["hidden"], layer["hidden_above"]
-
-    def _right_to_left(self, layer) -> None:
-        """Scan the finished row from its right end: the mirrored map's left-to-right recurrence."""
-        hidden, cell = layer["initial_hidden"][1], layer["initial_cell"][1]  # right of the last column
-        above, gates = layer["reverse_above"], layer["reverse_gates"]
-        states = torch.empty_like(above)
-        for j in reversed(range(self.width)):
-            recurrent = torch.addmm(gates[j], torch.cat([above[j], hidden], dim=1), layer["reverse_t"])  # (B, 4h)
-            hidden, cell = lstm_cell(recurrent, cell)
-            states[j] = hidden
-        # Row i-1's states are both the row above of row i's scan and the layer's shifted output at row i.
-        layer["reverse_above"] = layer["reverse_shifted"] = states
-
-    def _block(self, index, x, i, j):
-        layer = self.layers[index]
-        four_h = 4 * layer["hidden_size"]
-        gates = self._conditioned(index, i, j, layer["input_to_state"](x))  # (B, 8h): both directions, at the unmirrored column j
-        layer["reverse_gates"][j] = gates[:, four_h:]
-        if j > 0:
-            left, cell_left = layer["hidden"][j - 1], layer["cell"][j - 1]
-        else:  # a row's left neighbour before its first pixel is the initial state
-            left, cell_left = layer["initial_hidden"][0], layer["initial_cell"][0]
-        pre_activation = torch.addmm(gates[:, :four_h], torch.cat([layer["hidden_above"][j], left], dim=1), layer["forward_t"])
-        hidden, cell = lstm_cell(pre_activation, cell_left)
-        layer["hidden"][j] = hidden
-        layer["cell"][j] = cell
-        if layer["reverse_shifted"] is not None:  # row 0 receives zeros from the shift
-            hidden = hidden + layer["reverse_shifted"][j]
-        return layer["output"](hidden)
-
-    def _block_caches(self):
-        names = ("hidden_above", "hidden", "cell", "reverse_gates", "reverse_above")
-        return {f"block{k}.{name}": layer[name] for k, layer in enumerate(self.layers) for name in names}
-
-
-ENGINES = {"pixelcnn": PixelCNNEngine, "row_lstm": RowLSTMEngine, "diagonal_bilstm": DiagonalBiLSTMEngine}
-
-
-def make_engine(model) -> IncrementalEngine:
-    """The incremental engine of a model's architecture (``model.config.arch``)."""
-    try:
-        engine_class = ENGINES[model.config.arch]
-    except KeyError:
-        raise ValueError(f"no incremental engine for architecture {model.config.arch!r}") from None
-    return engine_class(model)

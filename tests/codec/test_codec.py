@@ -1,4 +1,4 @@
-"""Lossless compression with a model and a range coder (pixelrnn.compression).
+"""Lossless compression with a model and a range coder (pixelrnn.codec).
 
 Round trips on many small random and structured images for every architecture, 1 and 3
 channels, 2 and 256 levels (random-init models: losslessness does not need training); size
@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from pixelrnn import build_model, save_model
-from pixelrnn import compression
-from pixelrnn.compression import (MAGIC, PRECISION, VERSION, CodedImage, CompressionError, EnvironmentWarning,
-                                  add_compress_parser, add_decompress_parser, build_container, chunks, compress,
-                                  compression_stats, decompress, model_fingerprint, quantise,
-                                  read_container, samples_to_values)
+from pixelrnn import codec as compression
+from pixelrnn.cli.codec import add_compress_parser, add_decompress_parser
+from pixelrnn.codec import (CodedImage, CompressionError, EnvironmentWarning, build_container, chunks, coder, compress,
+                            compression_stats, decompress, model_fingerprint, quantise, read_container, samples_to_values)
+from pixelrnn.codec.container import CHUNK_PIXELS, MAGIC, PRECISION, VERSION
+from pixelrnn.sampling import sample
 
 pytest.importorskip("constriction")
 
@@ -152,13 +153,13 @@ def test_float64_and_the_thread_count_do_not_change_the_round_trip(monkeypatch):
     data = compress(model, images, batch_size=7, dtype=torch.float64)
     assert read_container(data).dtype == torch.float64
     threads_while_coding = set()
-    quantise = compression.quantise
+    quantise = coder.quantise
 
     def recording_quantise(logits):
         threads_while_coding.add(torch.get_num_threads())
         return quantise(logits)
 
-    monkeypatch.setattr(compression, "quantise", recording_quantise)
+    monkeypatch.setattr(coder, "quantise", recording_quantise)
     torch.set_num_threads(2)
     try:
         assert same_images(decompress(model, data), images)
@@ -193,7 +194,7 @@ def sharpened(arch, channels, levels, factor, seed=0):
 def test_size_is_the_model_nll_plus_a_few_bytes(arch, channels, levels, factor):
     model = sharpened(arch, channels, levels, factor)
     height, width = (6, 6) if channels == 1 else (4, 4)
-    samples = model.sample(96, height, width, generator=torch.Generator().manual_seed(0)).numpy().astype(np.uint8)
+    samples = sample(model, 96, height, width, generator=torch.Generator().manual_seed(0)).numpy().astype(np.uint8)
     images = [CodedImage(f"{k:05d}.png", values, "L" if channels == 1 else "RGB", "raw") for k, values in enumerate(samples)]
     data = compress(model, images, batch_size=32)
     stats = compression_stats(model, images, data)
@@ -223,7 +224,7 @@ def test_container_layout():
     assert data[14:46] == model_fingerprint(model)
     dtype, precision, batch, chunk_pixels, channels, levels, env_length = struct.unpack_from("<BBIIBHH", data, 46)
     assert (dtype, precision, batch, channels, levels) == (1, 24, 4, 1, 2)
-    assert chunk_pixels == compression.CHUNK_PIXELS
+    assert chunk_pixels == CHUNK_PIXELS
     env = data[61 : 61 + env_length].decode()
     assert f"torch={torch.__version__}" in env and "device=cpu" in env
     payload_length, pixels, count, runs = struct.unpack_from("<Q32sII", data, 61 + env_length)

@@ -1,0 +1,50 @@
+"""Command-line interface: ``pixelrnn <command> ...``; a user's mistake is one line on stderr, exit 2.
+
+A thin layer over the library that nothing in the library imports: one module per group of
+commands (:mod:`.train`: presets, train, evaluate; :mod:`.generate`: sample, complete;
+:mod:`.codec`: compress, decompress). Every command turns the library's errors
+(:class:`pixelrnn.errors.PixelRNNError`) into :class:`UserError` with the same message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import codec, generate, train
+from .common import UserError
+
+# A user's mistake: printed as one line, never a traceback. The library's own errors arrive as
+# UserError; these are the operating system's answers about files the user named.
+USER_ERRORS = (UserError, FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixelrnn", description="Pixel Recurrent Neural Networks: train, evaluate, sample.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train.add_parsers(sub)
+    generate.add_sample_parser(sub)
+    generate.add_complete_parser(sub)
+    codec.add_compress_parser(sub)
+    codec.add_decompress_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    except USER_ERRORS as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"pixelrnn {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+__all__ = ["UserError", "build_parser", "main"]

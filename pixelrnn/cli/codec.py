@@ -1,0 +1,112 @@
+"""``pixelrnn compress`` and ``pixelrnn decompress``: image files to one compressed file and back."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..codec import (DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats, decompress,
+                     image_files, image_from_file, images_from_array, save_images)
+from ..codec.coding_model import check_model
+from ..errors import CompressionError
+from ..training import load_model_from
+from ..utils import atomic_write
+from .common import UserError, add_dataset_split_arguments, load_split_for, user_errors
+
+
+def add_compress_parser(subparsers) -> argparse.ArgumentParser:
+    """``pixelrnn compress RUN_DIR_OR_CHECKPOINT INPUT... -o FILE`` (or ``--dataset NAME --split SPLIT``)."""
+    parser = subparsers.add_parser(
+        "compress", help="losslessly compress images with a trained model",
+        description="Entropy-code images with the model's conditionals (range coding). Inputs are image files "
+                    "(mode 1, L or RGB) and folders of them, or a dataset split. See docs/compression.md.")
+    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, or folders (their image files, sorted by name)")
+    parser.add_argument("-o", "--out", required=True, help="compressed file to write")
+    parser.add_argument("--dataset", help="compress a dataset split instead of files (name as for `pixelrnn train`)")
+    add_dataset_split_arguments(parser)
+    parser.add_argument("--limit", type=int, default=0, help="with --dataset: only the first N images")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"images coded at once (default {DEFAULT_BATCH_SIZE}; stored in the file)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="model dtype while coding (default float32)")
+    parser.add_argument("--stats", action="store_true", help="print achieved bits/dim, the model's NLL and the overhead")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=user_errors(cmd_compress))
+    return parser
+
+
+def add_decompress_parser(subparsers) -> argparse.ArgumentParser:
+    """``pixelrnn decompress RUN_DIR_OR_CHECKPOINT FILE -o DIR``"""
+    parser = subparsers.add_parser(
+        "decompress", help="restore images compressed by `pixelrnn compress`",
+        description="Decode a file written by `pixelrnn compress` with the same model; writes one PNG per image into DIR.")
+    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("file", metavar="FILE")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created; same names are overwritten)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=user_errors(cmd_decompress))
+    return parser
+
+
+def _inputs(args: argparse.Namespace, model) -> list[CodedImage]:
+    config = model.config
+    if args.dataset:
+        if args.inputs:
+            raise UserError("give image files/folders or --dataset, not both")
+        if args.limit < 0:
+            raise UserError(f"--limit must be >= 0; got {args.limit}")
+        image_set = load_split_for(model, args.dataset, args.split, args.data_dir)
+        chosen = image_set.images[: args.limit] if args.limit else image_set.images
+        return images_from_array(chosen, image_set.levels)
+    if args.limit or args.data_dir:
+        raise UserError("--limit and --data-dir go with --dataset")
+    if not args.inputs:
+        raise UserError("nothing to compress: give image files or folders, or --dataset NAME")
+    return [image_from_file(path, config.channels, config.levels) for path in image_files(args.inputs)]
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise UserError(f"--batch-size must lie in 1..{MAX_BATCH}; got {args.batch_size}")
+    model = load_model_from(args.checkpoint, "cpu")
+    check_model(model)  # before reading the inputs, which may be a whole dataset
+    images = _inputs(args, model)
+    start = time.perf_counter()
+    data = compress(model, images, batch_size=args.batch_size, dtype=getattr(torch, args.dtype), progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    atomic_write(args.out, lambda temp: Path(temp).write_bytes(data))
+    dims = sum(image.values.size for image in images)
+    print(f"compressed {len(images)} image(s), {dims:,} sub-pixels, into {args.out}: {len(data):,} bytes, "
+          f"{8 * len(data) / dims:.4f} bits/dim ({len(images) / seconds:.1f} images/s)")
+    if args.stats:
+        stats = compression_stats(model, images, data)
+        print(f"achieved {stats['bits_per_dim']:.5f} bits/dim (payload {stats['payload_bytes']:,} bytes; "
+              f"whole file {stats['file_bits_per_dim']:.5f} with the {stats['header_bytes']:,}-byte header)")
+        print(f"model NLL {stats['nll_bits_per_dim']:.5f} bits/dim; overhead {stats['overhead_percent']:+.3f} % "
+              f"(whole file {stats['file_overhead_percent']:+.3f} %)")
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"compressed file {path} does not exist")
+    data = path.read_bytes()
+    model = load_model_from(args.checkpoint, "cpu")
+    try:
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EnvironmentWarning)
+            try:
+                images = decompress(model, data, progress=not args.quiet)
+            finally:
+                for warning in caught:
+                    print(f"pixelrnn decompress: warning: {warning.message}", file=sys.stderr)
+        seconds = time.perf_counter() - start
+    except CompressionError as error:
+        raise UserError(f"{path}: {error}") from None
+    save_images(images, model.config.levels, args.out)
+    print(f"restored {len(images)} image(s) into {args.out} ({len(images) / seconds:.1f} images/s)")

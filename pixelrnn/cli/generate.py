@@ -1,0 +1,180 @@
+"""``pixelrnn sample`` and ``pixelrnn complete``: images drawn from a model, as a PNG grid and an npz."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_model_with_metadata
+from ..images import completion_grid, load_image, load_npz_images, save_grid, save_png, save_samples_npz
+from ..models import MultiScalePixelRNN
+from ..sampling import complete_images, sample, sample_stages
+from ..training import resolve_checkpoint
+from .common import UserError, add_dataset_split_arguments, device, load_split_for, user_errors
+
+
+def _load_checkpoint(path, device_name):
+    checkpoint = resolve_checkpoint(path)
+    model, metadata = load_model_with_metadata(checkpoint, device(device_name))
+    return model, metadata, checkpoint
+
+
+def _image_size(metadata: dict, height: int | None, width: int | None) -> tuple[int, int]:
+    trained = metadata.get("image_size")
+    if trained:
+        try:
+            trained_height, trained_width = (int(v) for v in trained.lower().split("x"))
+        except ValueError:
+            raise UserError(f"the checkpoint's image_size {trained!r} is not HxW; pass --height and --width") from None
+        height, width = height or trained_height, width or trained_width
+    if not height or not width:
+        raise UserError("the checkpoint does not record its image size; pass --height and --width")
+    if height < 1 or width < 1:
+        raise UserError(f"--height and --width must be >= 1; got {height}x{width}")
+    return height, width
+
+
+def _generator(seed: int | None, on) -> tuple[torch.Generator, int]:
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    return torch.Generator(device=on).manual_seed(seed), seed
+
+
+def _png_path(out: str) -> Path:
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise UserError(f"--out must name a .png file (the .npz goes beside it); got {out}")
+    return path
+
+
+def _check_common(args) -> None:
+    if args.temperature <= 0:
+        raise UserError(f"--temperature must be > 0; got {args.temperature}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1; got {args.batch_size}")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sample from softmax(logits / T) (default 1)")
+    parser.add_argument("--batch-size", type=int, help="images sampled at once (default: all)")
+    parser.add_argument("--naive", action="store_true", help="rerun the whole network per sub-pixel (slow; same samples)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_sample_parser(subparsers) -> argparse.ArgumentParser:
+    """``pixelrnn sample RUN_DIR_OR_CHECKPOINT -n 64 --out samples.png ...``"""
+    parser = subparsers.add_parser("sample", help="draw images from a trained model",
+                                   description="Draw images sub-pixel by sub-pixel; writes a PNG grid and the integers as .npz beside it.")
+    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("-n", type=int, default=64, help="number of images (default 64)")
+    parser.add_argument("--out", default="samples.png", help="PNG grid to write; the images also go to the .npz of the same stem")
+    parser.add_argument("--height", type=int, help="image height (default: the checkpoint's image_size)")
+    parser.add_argument("--width", type=int, help="image width (default: the checkpoint's image_size)")
+    parser.add_argument("--nrow", type=int, help="images per grid row (default: a square grid)")
+    _add_common(parser)
+    parser.set_defaults(func=user_errors(cmd_sample))
+    return parser
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    out = _png_path(args.out)
+    _check_common(args)
+    if args.n < 1:
+        raise UserError(f"-n must be >= 1; got {args.n}")
+    model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
+    height, width = _image_size(metadata, args.height, args.width)
+    generator, seed = _generator(args.seed, model.device)
+    print(f"sampling {args.n} images {model.config.channels}x{height}x{width} from {checkpoint} "
+          f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
+    model.eval()
+    options = dict(temperature=args.temperature, generator=generator, naive=args.naive, batch_size=args.batch_size,
+                   progress=not args.quiet)
+    if isinstance(model, MultiScalePixelRNN):  # the small image beside the large one (Figure 8)
+        small, images = sample_stages(model, args.n, height, width, **options)
+        factor = model.config.factor
+        enlarged = small.repeat_interleave(factor, 2).repeat_interleave(factor, 3)[:, :, :height, :width]
+        pairs = torch.stack([enlarged, images], dim=1).flatten(0, 1)  # small_0, large_0, small_1, ...
+        columns = 2 * (args.nrow or max(1, int(np.ceil(np.sqrt(args.n)))))
+        stages = save_grid(pairs, model.config.levels, out.with_name(out.stem + "_stages.png"), nrow=columns)
+        print(f"wrote {stages} (each sample: the small stage enlarged, then the full image)")
+    else:
+        images = sample(model, args.n, height, width, **options)
+    save_grid(images, model.config.levels, out, nrow=args.nrow)
+    npz = save_samples_npz(images, out.with_suffix(".npz"))
+    print(f"wrote {out} and {npz}")
+
+
+def add_complete_parser(subparsers) -> argparse.ArgumentParser:
+    """``pixelrnn complete CHECKPOINT (--image FILE | --npz FILE --index I) --keep-rows R -k 8 --out completions.png``"""
+    parser = subparsers.add_parser(
+        "complete", help="complete the bottom of images (keep the top rows, sample the rest)",
+        description="Keep the top --keep-rows rows of each source image and sample the rest k times. "
+                    "The figure has one row per source: occluded input, the k completions, the original.")
+    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", help="an image file (grey -> 1 channel, colour -> 3); 8-bit samples become model values as for compress "
+                        "(0/255 -> 0/1 for binary models, values already below levels kept), else v*levels//256")
+    source.add_argument("--npz", help="an npz with an 'images' array (N, C, H, W) of model values, as written by `sample`")
+    source.add_argument("--dataset", help="a dataset name (see `pixelrnn train --help`), with --split and --index")
+    add_dataset_split_arguments(parser)
+    parser.add_argument("--index", type=int, action="append",
+                        help="with --npz or --dataset: which image (repeatable; default 0)")
+    parser.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top")
+    parser.add_argument("-k", type=int, default=8, help="completions per image (default 8)")
+    parser.add_argument("--out", default="completions.png", help="figure to write; the completions go to the .npz beside it")
+    _add_common(parser)
+    parser.set_defaults(func=user_errors(cmd_complete))
+    return parser
+
+
+def source_images(args: argparse.Namespace, model) -> torch.Tensor:
+    """The source images of ``pixelrnn complete``, (N, C, H, W), from --image or --npz/--index."""
+    cfg = model.config
+    if args.image:
+        if args.index:
+            raise UserError("--index goes with --npz, not with --image")
+        return load_image(args.image, cfg.channels, cfg.levels)
+    if args.dataset:
+        dataset = load_split_for(model, args.dataset, args.split, args.data_dir)
+        indices = args.index or [0]
+        for index in indices:
+            if not 0 <= index < len(dataset):
+                raise UserError(f"--index {index} is outside {args.dataset}/{args.split}, which holds {len(dataset)} images")
+        return torch.from_numpy(dataset.images[indices].astype(np.int64))
+    return load_npz_images(args.npz, args.index or [0], cfg.channels, cfg.levels)
+
+
+def run_completion(model, images: torch.Tensor, args: argparse.Namespace) -> tuple[Path, Path]:
+    """Complete ``images`` (N, C, H, W) as the parsed ``complete`` arguments say; write figure and npz."""
+    out = _png_path(args.out)
+    _check_common(args)
+    height = images.shape[2]
+    if not 0 <= args.keep_rows <= height:
+        raise UserError(f"--keep-rows must lie in [0, {height}] for images of height {height}; got {args.keep_rows}")
+    if args.k < 1:
+        raise UserError(f"-k must be >= 1; got {args.k}")
+    generator, seed = _generator(args.seed, model.device)
+    print(f"completing {len(images)} image(s) x {args.k}, keeping {args.keep_rows} of {height} rows "
+          f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
+    model.eval()
+    images = images.to(model.device)
+    completions = complete_images(model, images, args.keep_rows, args.k, temperature=args.temperature, generator=generator,
+                                  naive=args.naive, batch_size=args.batch_size, progress=not args.quiet)
+    known = torch.zeros(images.shape[2:], dtype=torch.bool)
+    known[: args.keep_rows] = True
+    figure = completion_grid(images.cpu(), completions.cpu(), images.cpu(), levels=model.config.levels, known=known)
+    save_png(figure, out)
+    npz = save_samples_npz(completions.flatten(0, 1), out.with_suffix(".npz"))
+    print(f"wrote {out} and {npz}")
+    return out, npz
+
+
+def cmd_complete(args: argparse.Namespace) -> None:
+    model, _, _ = _load_checkpoint(args.checkpoint, args.device)
+    run_completion(model, source_images(args, model), args)

@@ -1,0 +1,151 @@
+"""The coding model: a model's identity, and its conditionals as the range coder's integer frequencies.
+
+The paper (section 5.1) reads the negative log-likelihood in bits/dim as the size that a
+compression scheme built on the model would reach, up to a small arithmetic-coding overhead.
+
+Bit-exact probabilities on both sides
+-------------------------------------
+The decoder only knows x_<i, so it must rebuild every conditional exactly as the encoder saw
+it: one differing bit in one quantised probability desynchronises the range coder and garbles
+everything after it. So both sides
+
+- compute the logits with the same code path: the exact incremental engine of
+  :mod:`pixelrnn.incremental` (the encoder teacher-forces it with the known values; it never
+  uses the batched forward pass, whose sums are grouped differently);
+- code the images in the same fixed chunks (images of one size, ``batch_size`` of them at a
+  time, both stored in the header): the engine's matrix products see the same shapes;
+- run the model on the CPU in the same dtype (stored) with one torch thread (a reduction's
+  order can depend on the thread count);
+- turn the logits into integer frequencies with :func:`quantise`, which this module owns:
+  softmax in float64, ``floor(p * (2^24 - K))`` per symbol, the remainder to the most likely
+  symbol. ``constriction``'s categorical model (``perfect=False``) adds one to each weight,
+  so the coder's model is exactly ``(w_k + 1) / 2^24``: every symbol stays codable and no
+  float arithmetic of ``constriction`` is involved (all values are integers below 2^24).
+
+That makes a file decode bit for bit on the machine type and torch build that wrote it. Another
+CPU instruction set or torch version may compute a logit differently in its last bit; the header
+records torch's version, the device and the CPU capability, and decoding warns when they differ
+(the pixel checksum then tells whether the decode was right; it never returns wrong pixels).
+
+The container format is documented byte by byte in ``docs/compression.md`` and in
+:func:`build_container` / :func:`read_container`. Every field of a file is checked against the
+file's size and fixed limits before anything is allocated from it; a bad file raises
+:class:`CompressionError` (a one-line message).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import platform
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig
+from ..errors import CompressionError
+from ..sampling import engine_class
+from ..utils import torch_threads
+from .container import PRECISION
+
+
+def one_thread():
+    """One torch thread while coding (a reduction's order may depend on the thread count)."""
+    return torch_threads(1)
+
+
+def check_model(model) -> None:
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig) or engine_class(model) is None:
+        raise CompressionError("compression needs a single-scale network (pixelcnn, row_lstm or diagonal_bilstm)")
+    if config.condition_channels:
+        raise CompressionError("compression needs an unconditional network; this one takes a condition map")
+    if config.levels > 256 or config.channels > 255:
+        raise CompressionError(f"compression codes at most 256 levels and 255 channels; the model has {config.levels} and {config.channels}")
+
+
+def model_fingerprint(model) -> bytes:
+    """sha256 identifying a model: its config JSON, then every state tensor in sorted key order.
+
+    For each tensor: ``\\0 key \\0 dtype \\0 shape \\0`` (UTF-8), then its bytes in C order as
+    stored in memory (little-endian on every machine torch supports). Parameters and buffers
+    both count, so any weight change, any config change gives another fingerprint.
+    """
+    digest = hashlib.sha256(b"pixelrnn-model\0")
+    digest.update(model.config.to_json().encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"\0{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.digest()
+
+
+def environment() -> dict[str, str]:
+    """What the probabilities depend on besides the model and the file: recorded, compared on decode."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        coder = version("constriction")
+    except PackageNotFoundError:  # pragma: no cover - the import of constriction fails first
+        coder = "unknown"
+    return {
+        "torch": torch.__version__,
+        "device": "cpu",
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine() or "unknown",
+        "constriction": coder,
+    }
+
+
+def quantise(logits: torch.Tensor) -> np.ndarray:
+    """(N, K) logits -> (N, K) float64 integer weights w >= 0 with sum exactly 2^24 - K.
+
+    The coder's model is (w_k + 1) / 2^24 (``constriction`` adds the one). Softmax in float64,
+    ``floor(p * (2^24 - K))``, the remainder (< K) added to the first most likely symbol. A row
+    with a non-finite probability (a broken model: NaN or infinite logits) becomes uniform, the
+    same on both sides. After the softmax everything is exact integer arithmetic in float64
+    (values below 2^24): elementwise or sums of integers, whose order cannot change the result.
+    """
+    levels = logits.shape[-1]
+    free = float((1 << PRECISION) - levels)
+    probs = torch.softmax(logits.to(torch.float64), dim=-1).numpy()  # a fresh tensor: writable, ours
+    weights = np.floor(probs * free)
+    remainder = free - weights.sum(axis=1)
+    if not np.isfinite(remainder).all():  # cheap test on (N,) instead of (N, K)
+        broken = ~np.isfinite(remainder)
+        probs[broken] = 1.0 / levels
+        weights[broken] = np.floor(probs[broken] * free)
+        remainder = free - weights.sum(axis=1)
+    weights[np.arange(len(weights)), probs.argmax(axis=1)] += remainder
+    return weights
+
+
+def code_lengths(weights: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """Ideal bits of ``symbols`` (N,) under the quantised model of ``weights`` (N, K)."""
+    chosen = weights[np.arange(len(symbols)), symbols] + 1.0
+    return PRECISION - np.log2(chosen)
+
+
+def coding_model(model, dtype: torch.dtype):
+    """The model on the CPU in ``dtype``, in eval mode: the caller's model if it already is, else a copy."""
+    if model.device.type == "cpu" and model.dtype == dtype and not model.training:
+        return model
+    return copy.deepcopy(model).to(device="cpu", dtype=dtype).eval()
+
+
+def chunks(shapes: Sequence[tuple[int, int]], batch_size: int, chunk_pixels: int) -> list[list[int]]:
+    """Image indices in coding order: grouped by size (in order of first appearance), then chunked.
+
+    Within a size group, images keep their order; a chunk holds min(batch_size,
+    max(1, chunk_pixels // (H*W))) images (the last one of a group fewer). Encoder and decoder
+    both derive the chunks from the header, so the engine sees the same batches.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(index)
+    result = []
+    for (height, width), indices in groups.items():
+        size = min(batch_size, max(1, chunk_pixels // (height * width)))
+        result.extend(indices[start : start + size] for start in range(0, len(indices), size))
+    return result

@@ -1,0 +1,271 @@
+"""The compressed file format (version 1): header, payload and checksums, written and parsed.
+
+Every field of a file is checked against the file's size and fixed limits before anything is
+allocated from it; a bad file raises :class:`CompressionError` with a one-line message. The
+format is documented byte by byte in ``docs/compression.md`` and in :func:`build_container`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import CompressionError
+
+
+MAGIC = b"PXRNNCMP"
+VERSION = 1
+PRECISION = 24  # bits of the range coder's probabilities (constriction's RangeEncoder: 24)
+DTYPES = {1: torch.float32, 2: torch.float64}
+DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items()}
+MODES = {1: "1", 2: "L", 3: "RGB"}
+MODE_CODES = {mode: code for code, mode in MODES.items()}
+MAPPINGS = {0: "raw", 1: "scaled"}
+MAPPING_CODES = {name: code for code, name in MAPPINGS.items()}
+
+DEFAULT_BATCH_SIZE = 256
+# A chunk holds at most this many pixels (but at least one image): the engines cache every layer
+# over the whole chunk, so big images are coded a few at a time. Stored in the header.
+CHUNK_PIXELS = 1 << 20
+
+# Sane limits, checked on both sides, so that no header field can size an absurd allocation.
+MAX_BATCH = 4096
+MAX_SIDE = 16384
+MAX_IMAGE_PIXELS = 1 << 24
+MAX_CHUNK_PIXELS = 1 << 24
+MAX_IMAGES = 1 << 21
+MAX_NAME_DIGITS = 20
+MAX_HEADER = 64 << 20
+MAX_ENVIRONMENT = 1024
+MAX_NAME = 255
+DIGEST = 32
+
+_PREFIX = struct.Struct("<8sHI")  # magic, version, header body length
+_FIXED = struct.Struct("<32sBBIIBHH")  # fingerprint, dtype, precision, batch, chunk pixels, channels, levels, env length
+_COUNTS = struct.Struct("<Q32sII")  # payload length, pixel digest, image count, run count
+_RUN = struct.Struct("<IHHBB")  # images in the run, height, width, mode, mapping
+NAMES_NUMBERED, NAMES_LISTED = 0, 1
+
+
+@dataclass(frozen=True, eq=False)
+class CodedImage:
+    """One image as the model codes it, and how to write it back.
+
+    name: the file name decompression writes (``something.png``).
+    values: (C, H, W) uint8 model values in [0, levels).
+    mode: the PNG mode to write back: ``"1"``, ``"L"`` or ``"RGB"``.
+    mapping: ``"scaled"`` or ``"raw"``, how a model value becomes an 8-bit sample (module docstring).
+    """
+
+    name: str
+    values: np.ndarray
+    mode: str
+    mapping: str
+
+
+@dataclass(frozen=True)
+class Container:
+    """The parsed header of a compressed file (see :func:`read_container`)."""
+
+    fingerprint: bytes
+    dtype: torch.dtype
+    precision: int
+    batch_size: int
+    chunk_pixels: int
+    channels: int
+    levels: int
+    environment: dict[str, str]
+    pixel_digest: bytes
+    shapes: tuple[tuple[int, int], ...]  # (height, width) per image
+    modes: tuple[str, ...]
+    mappings: tuple[str, ...]
+    names: tuple[str, ...]
+    payload: bytes
+    header_bytes: int  # everything but the payload
+
+    @property
+    def subpixels(self) -> int:
+        return sum(self.channels * h * w for h, w in self.shapes)
+
+
+def environment_text(values: dict[str, str]) -> bytes:
+    return ";".join(f"{key}={value}" for key, value in values.items()).encode()
+
+
+def numbered_digits(names: Sequence[str]) -> int | None:
+    """D if the names are exactly f"{k:0D}.png" for k = 0, 1, ... (stored as one byte), else None."""
+    digits = len(names[0]) - len(".png") if names else 0
+    if not 1 <= digits <= MAX_NAME_DIGITS:
+        return None
+    return digits if all(name == f"{index:0{digits}d}.png" for index, name in enumerate(names)) else None
+
+
+def _runs(images: Sequence[CodedImage]) -> list[list]:
+    """Consecutive images with the same (height, width, mode, mapping) as [count, height, width, mode, mapping]."""
+    runs: list[list] = []
+    for image in images:
+        key = [*image.values.shape[1:], MODE_CODES[image.mode], MAPPING_CODES[image.mapping]]
+        if runs and runs[-1][1:] == key:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, *key])
+    return runs
+
+
+def build_container(*, fingerprint: bytes, dtype: torch.dtype, batch_size: int, chunk_pixels: int, channels: int, levels: int,
+                    environment: dict[str, str], pixel_digest: bytes, images: Sequence[CodedImage], payload: bytes) -> bytes:
+    """Assemble format 1 (all integers little-endian; ``docs/compression.md`` has the table)::
+
+        magic "PXRNNCMP" | u16 version | u32 body length N | body (N bytes)
+        | sha256(all bytes before it) | payload | sha256(payload)
+
+    body: 32-byte model fingerprint | u8 dtype (1 float32, 2 float64) | u8 precision (24)
+    | u32 batch size | u32 chunk pixels | u8 channels | u16 levels | u16 E | E bytes environment
+    | u64 payload length | 32-byte sha256 of the decoded values | u32 image count | u32 run count R
+    | R runs: u32 images, u16 height, u16 width, u8 mode (1 "1", 2 "L", 3 "RGB"), u8 mapping
+    (0 raw, 1 scaled) | u8 naming: 0 numbered (then u8 digits D: image k is named f"{k:0D}.png")
+    or 1 listed (then per image u8 length L, L bytes UTF-8).
+    """
+    env = environment_text(environment)[:MAX_ENVIRONMENT]
+    runs = _runs(images)
+    body = [_FIXED.pack(fingerprint, DTYPE_CODES[dtype], PRECISION, batch_size, chunk_pixels, channels, levels, len(env)), env,
+            _COUNTS.pack(len(payload), pixel_digest, len(images), len(runs))]
+    body.extend(_RUN.pack(*run) for run in runs)
+    names = [image.name for image in images]
+    digits = numbered_digits(names)
+    if digits is not None:  # dataset-style names cost two bytes in all
+        body.append(bytes([NAMES_NUMBERED, digits]))
+    else:
+        body.append(bytes([NAMES_LISTED]))
+        for name in names:
+            encoded = name.encode()
+            body.append(bytes([len(encoded)]) + encoded)
+    body_bytes = b"".join(body)
+    head = _PREFIX.pack(MAGIC, VERSION, len(body_bytes)) + body_bytes
+    return b"".join([head, hashlib.sha256(head).digest(), payload, hashlib.sha256(payload).digest()])
+
+
+class _Reader:
+    """Bounded reads from the header body: running past its end is a CompressionError."""
+
+    def __init__(self, data: bytes):
+        self.data, self.offset = data, 0
+
+    def take(self, size: int) -> bytes:
+        if size > len(self.data) - self.offset:
+            raise CompressionError("corrupted header: a field runs past the header's end")
+        part = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return part
+
+    def unpack(self, layout: struct.Struct) -> tuple:
+        return layout.unpack(self.take(layout.size))
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.offset
+
+
+def check_name(name: str) -> str:
+    """A plain file name ending in .png: no folders, no '..', no control characters, <= 255 bytes."""
+    try:
+        encoded = name.encode()
+    except UnicodeEncodeError:  # an undecodable file name from the file system
+        raise CompressionError(f"image name {name[:80]!r} is not valid UTF-8; rename the file") from None
+    if (not name or len(encoded) > MAX_NAME or name in (".", "..") or any(ch in name for ch in "/\\")
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or not name.lower().endswith(".png")):
+        raise CompressionError(f"unsafe or invalid image name {name[:80]!r} (a plain file name ending in .png is required)")
+    return name
+
+
+def read_container(data: bytes) -> Container:
+    """Parse and check a compressed file without a model; CompressionError for any defect.
+
+    Checks, in order: size and magic, version, header length against the file, the header's
+    sha256, each field against fixed limits and the remaining header bytes (counts are bounded
+    by the bytes that would describe them), the total size, then the payload's sha256.
+    """
+    if data[: len(MAGIC)] != MAGIC[: len(data)] or not data:
+        raise CompressionError("not a pixelrnn compressed file (wrong magic bytes)" if data else "empty file")
+    if len(data) < _PREFIX.size:
+        raise CompressionError(f"truncated file ({len(data)} bytes)")
+    magic, version, body_length = _PREFIX.unpack_from(data)
+    if version != VERSION:
+        raise CompressionError(f"unsupported format version {version} (this pixelrnn reads version {VERSION})")
+    if body_length > MAX_HEADER or _PREFIX.size + body_length + 2 * DIGEST > len(data):
+        raise CompressionError(f"truncated or corrupted file: header of {body_length} bytes in a {len(data)}-byte file")
+    head_end = _PREFIX.size + body_length
+    if hashlib.sha256(data[:head_end]).digest() != data[head_end : head_end + DIGEST]:
+        raise CompressionError("corrupted header (sha256 mismatch)")
+    reader = _Reader(data[_PREFIX.size : head_end])
+    fingerprint, dtype_code, precision, batch_size, chunk_pixels, channels, levels, env_length = reader.unpack(_FIXED)
+    if dtype_code not in DTYPES:
+        raise CompressionError(f"corrupted header: unknown dtype code {dtype_code}")
+    if precision != PRECISION:
+        raise CompressionError(f"unsupported coder precision {precision} bits (this pixelrnn codes with {PRECISION})")
+    if not 1 <= batch_size <= MAX_BATCH or not 1 <= chunk_pixels <= MAX_CHUNK_PIXELS:
+        raise CompressionError(f"corrupted header: batch size {batch_size} or chunk size {chunk_pixels} outside the limits")
+    if channels < 1 or not 2 <= levels <= 256:
+        raise CompressionError(f"corrupted header: {channels} channels, {levels} levels")
+    if env_length > MAX_ENVIRONMENT:
+        raise CompressionError(f"corrupted header: environment of {env_length} bytes")
+    try:
+        env_text = reader.take(env_length).decode()
+    except UnicodeDecodeError:
+        raise CompressionError("corrupted header: environment is not UTF-8") from None
+    env = dict(item.partition("=")[::2] for item in env_text.split(";") if item)
+    payload_length, pixel_digest, count, run_count = reader.unpack(_COUNTS)
+    if not 1 <= count <= MAX_IMAGES or not 1 <= run_count <= count or run_count * _RUN.size > reader.left:
+        raise CompressionError(f"corrupted header: {count} images in {run_count} runs cannot be described by {reader.left} header bytes")
+    shapes, modes, mappings = [], [], []
+    for _ in range(run_count):
+        length, height, width, mode, mapping = reader.unpack(_RUN)
+        if not 1 <= length <= count - len(shapes):
+            raise CompressionError(f"corrupted header: a run of {length} images where {count - len(shapes)} remain")
+        if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_IMAGE_PIXELS):
+            raise CompressionError(f"corrupted header: image size {width}x{height} outside the limits")
+        if mode not in MODES or mapping not in MAPPINGS:
+            raise CompressionError(f"corrupted header: mode code {mode}, mapping code {mapping}")
+        shapes.extend([(height, width)] * length)
+        modes.extend([MODES[mode]] * length)
+        mappings.extend([MAPPINGS[mapping]] * length)
+    if len(shapes) != count:
+        raise CompressionError(f"corrupted header: the runs describe {len(shapes)} images, not {count}")
+    (naming,) = reader.take(1)
+    if naming == NAMES_NUMBERED:
+        (digits,) = reader.take(1)
+        if not 1 <= digits <= MAX_NAME_DIGITS:
+            raise CompressionError(f"corrupted header: names of {digits} digits")
+        names = [f"{index:0{digits}d}.png" for index in range(count)]
+    elif naming == NAMES_LISTED:
+        if count * 2 > reader.left:
+            raise CompressionError(f"corrupted header: {count} names cannot fit in {reader.left} bytes")
+        names = []
+        for _ in range(count):
+            (length,) = reader.take(1)
+            try:
+                names.append(check_name(reader.take(length).decode()))
+            except UnicodeDecodeError:
+                raise CompressionError("corrupted header: an image name is not UTF-8") from None
+    else:
+        raise CompressionError(f"corrupted header: unknown naming code {naming}")
+    if reader.left:
+        raise CompressionError(f"corrupted header: {reader.left} unexplained bytes after the image list")
+    if len({name.casefold() for name in names}) != len(names):
+        raise CompressionError("corrupted header: two images have the same name")
+    if payload_length % 4:
+        raise CompressionError(f"corrupted header: payload length {payload_length} is not whole 32-bit words")
+    expected = head_end + DIGEST + payload_length + DIGEST
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise CompressionError(f"file {what}: {len(data)} bytes, the header says {expected}")
+    payload = data[head_end + DIGEST : head_end + DIGEST + payload_length]
+    if hashlib.sha256(payload).digest() != data[expected - DIGEST :]:
+        raise CompressionError("corrupted payload (sha256 mismatch)")
+    return Container(fingerprint, DTYPES[dtype_code], precision, batch_size, chunk_pixels, channels, levels, env, pixel_digest,
+                     tuple(shapes), tuple(modes), tuple(mappings), tuple(names), payload, expected - payload_length)

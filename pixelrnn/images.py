@@ -1,0 +1,261 @@
+"""Images outside the model: the one mapping between model values and 8-bit samples, image files, grids.
+
+Model values and 8-bit samples
+------------------------------
+A model codes integers in ``[0, levels)``; files and screens hold 8-bit samples. One mapping
+serves every command (``sample``, ``complete --image``, ``compress``, ``folder:`` datasets):
+
+- writing: value v -> round(255 v / (levels - 1)) (:func:`to_uint8`): binary images become
+  black (0) and white (255); 8-bit images are unchanged;
+- reading (:func:`model_values`), the first that applies:
+  ``scaled``: the inverse of the above, when every sample is exactly the image of a value
+  (a binary model reads {0, 255} as {0, 1}; an 8-bit model reads p as p);
+  ``raw``: v = p, when every sample is already a value (a binary image stored as L {0, 1});
+  ``binned``: v = p * levels // 256 (equal bins), for other images; lossy, so a lossless
+  codec refuses it (:func:`samples_to_values` returns None).
+
+Image files
+-----------
+:func:`read_image` reads any file Pillow opens as (C, H, W) uint8 samples: grey-like images
+(modes 1, L, LA, 16-bit grey, grey palettes) with one channel, everything else RGB (alpha
+dropped); 16-bit samples keep their high byte; multi-frame files give their first frame.
+
+Files are written to a temporary name and renamed (:func:`pixelrnn.utils.atomic_write`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import ImageError
+from .utils import atomic_write
+
+IMAGE_EXTENSIONS = (".png", ".bmp", ".gif", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+GRID_PADDING = 2
+PADDING_VALUE = 128  # mid grey between tiles
+UNKNOWN_DARK, UNKNOWN_LIGHT = 96, 160  # checkerboard marking the sub-pixels to be completed
+
+
+# --------------------------------------------------------------------- values <-> 8-bit samples
+def to_uint8(images: torch.Tensor | np.ndarray, levels: int) -> np.ndarray:
+    """Integer images in [0, levels) to uint8 in [0, 255]: value v -> round(255 v / (levels - 1))."""
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2; got {levels}")
+    array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if array.size and (array.min() < 0 or array.max() >= levels):
+        raise ValueError(f"values must lie in [0, {levels}); got min {array.min()}, max {array.max()}")
+    return np.rint(array.astype(np.float64) * (255.0 / (levels - 1))).astype(np.uint8)
+
+
+def scale_table(levels: int) -> np.ndarray:
+    """The 8-bit sample of each model value under ``scaled`` (:func:`to_uint8`)."""
+    return to_uint8(np.arange(levels), levels)
+
+
+def samples_to_values(samples: np.ndarray, levels: int) -> tuple[np.ndarray, str] | None:
+    """8-bit samples -> (model values, mapping) by an exact mapping, ``scaled`` or ``raw``; None if neither fits."""
+    inverse = np.full(256, -1, dtype=np.int16)
+    inverse[scale_table(levels)] = np.arange(levels)
+    scaled = inverse[samples]
+    if (scaled >= 0).all():
+        return scaled.astype(np.uint8), "scaled"
+    if samples.size == 0 or int(samples.max()) < levels:
+        return samples.astype(np.uint8), "raw"
+    return None
+
+
+def model_values(samples: np.ndarray, levels: int) -> tuple[np.ndarray, str]:
+    """8-bit samples -> (model values, mapping): an exact mapping where one fits, else ``binned``."""
+    exact = samples_to_values(samples, levels)
+    if exact is not None:
+        return exact
+    return (samples.astype(np.int64) * levels // 256).astype(np.uint8), "binned"
+
+
+def values_to_samples(values: np.ndarray, levels: int, mapping: str) -> np.ndarray:
+    """The 8-bit samples of model values read with an exact ``mapping`` (``scaled`` or ``raw``)."""
+    return scale_table(levels)[values] if mapping == "scaled" else values
+
+
+# --------------------------------------------------------------------- files
+@dataclass(frozen=True, eq=False)
+class ImageFile:
+    """An image file's samples (C, H, W) uint8, the mode it was stored in and its frame count."""
+
+    samples: np.ndarray
+    mode: str
+    frames: int
+
+
+def read_image(path: str | os.PathLike) -> ImageFile:
+    """Read one image file (module docstring); an unreadable file is an :class:`ImageError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            frames, mode = getattr(image, "n_frames", 1), image.mode
+            image.seek(0)
+            if mode.startswith("I;16"):
+                array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+            elif mode in ("1", "L", "LA", "La"):
+                array = np.asarray(image.convert("L"))
+            else:
+                array = np.asarray(image.convert("RGB"))
+                if mode in ("P", "PA") and (array == array[..., :1]).all():
+                    array = array[..., 0]  # grey palette
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageError(f"cannot read image {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    samples = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (H, W[, C]) -> (C, H, W)
+    return ImageFile(np.ascontiguousarray(samples), mode, frames)
+
+
+def fit_channels(samples: np.ndarray, channels: int, source) -> np.ndarray:
+    """Samples (C, H, W) for a model of ``channels``: a colour file with equal channels counts as grey, grey repeats for colour."""
+    if samples.shape[0] == 3 and channels == 1 and (samples == samples[:1]).all():
+        return samples[:1]
+    if samples.shape[0] == 1 and channels == 3:
+        return np.repeat(samples, 3, axis=0)
+    if samples.shape[0] != channels:
+        kind = "grey" if samples.shape[0] == 1 else "colour"
+        raise ImageError(f"{source} is a {kind} image; the model wants {channels} channel(s)")
+    return samples
+
+
+def load_image(path: str | os.PathLike, channels: int, levels: int) -> torch.Tensor:
+    """One image file as a (1, C, H, W) LongTensor of model values (:func:`model_values`)."""
+    samples = fit_channels(read_image(path).samples, channels, path)
+    values, _ = model_values(samples, levels)
+    return torch.from_numpy(values.astype(np.int64))[None]
+
+
+def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files named, and the image files directly inside folders named (sorted by name)."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: p.name)
+            if not found:
+                raise ImageError(f"folder {path} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ImageError(f"input {path} does not exist")
+    return files
+
+
+def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a uint8 (H, W, 1 or 3) array as a PNG (grey or RGB), atomically."""
+    from PIL import Image
+
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array, mode="L" if array.shape[-1] == 1 else "RGB")
+    atomic_write(path, lambda temp: image.save(temp, format="PNG"))
+    return Path(path)
+
+
+def save_samples_npz(images, path: str | os.PathLike) -> Path:
+    """Save (N, C, H, W) integer images under the key ``images`` (uint8 when the values fit)."""
+    array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if array.ndim != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W); got {array.shape}")
+    if array.size and array.min() >= 0 and array.max() < 256:
+        array = array.astype(np.uint8)
+
+    def write(temp):
+        with open(temp, "wb") as handle:  # a file object: numpy would append ".npz" to a temp name
+            np.savez_compressed(handle, images=array)
+
+    atomic_write(path, write)
+    return Path(path)
+
+
+def load_samples_npz(path: str | os.PathLike) -> torch.Tensor:
+    """The ``images`` array of an npz written by :func:`save_samples_npz`, as a LongTensor (N, C, H, W)."""
+    with np.load(path, allow_pickle=False) as data:
+        if "images" not in data.files:
+            raise KeyError(f"{path} has no 'images' array (it has {', '.join(data.files) or 'none'})")
+        array = data["images"]
+    if array.ndim != 4:
+        raise ValueError(f"{path}: 'images' has shape {array.shape}, expected (N, C, H, W)")
+    return torch.from_numpy(array.astype(np.int64))
+
+
+def load_npz_images(path: str | os.PathLike, indices: list[int], channels: int, levels: int) -> torch.Tensor:
+    """Images ``indices`` of an npz's ``images`` array (N, C, H, W) of model values."""
+    try:
+        images = load_samples_npz(path)
+    except (OSError, ValueError, KeyError) as error:
+        reason = error.args[0] if error.args else type(error).__name__
+        raise ImageError(f"cannot read {path}: {reason}") from None
+    for index in indices:
+        if not 0 <= index < len(images):
+            raise ImageError(f"--index {index} is outside {path}, which holds {len(images)} images")
+    chosen = images[indices]
+    if chosen.shape[1] != channels:
+        raise ImageError(f"{path} holds {chosen.shape[1]}-channel images; the model wants {channels}")
+    if chosen.numel() and (int(chosen.min()) < 0 or int(chosen.max()) >= levels):
+        raise ImageError(f"{path} has values in [{int(chosen.min())}, {int(chosen.max())}]; the model's are [0, {levels})")
+    return chosen
+
+
+# --------------------------------------------------------------------- grids
+def tile(rows: list[list[np.ndarray]], padding: int = GRID_PADDING, value: int = PADDING_VALUE) -> np.ndarray:
+    """Lay out uint8 tiles (C, H, W), all the same shape, as a (H', W', C) image, ``padding`` apart."""
+    channels, height, width = rows[0][0].shape
+    columns = max(len(row) for row in rows)
+    grid = np.full((padding + len(rows) * (height + padding), padding + columns * (width + padding), channels), value, np.uint8)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = padding + r * (height + padding), padding + c * (width + padding)
+            grid[top : top + height, left : left + width] = image.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+    return grid
+
+
+def grid_array(images, levels: int, nrow: int | None = None, padding: int = GRID_PADDING) -> np.ndarray:
+    """(N, C, H, W) integer images as one uint8 (H', W', C) grid with ``nrow`` images per row.
+
+    ``nrow`` defaults to ceil(sqrt(N)); tile k sits at grid row k // nrow, column k % nrow.
+    """
+    pixels = to_uint8(images, levels)
+    if pixels.ndim != 4 or pixels.shape[0] == 0:
+        raise ValueError(f"expected a non-empty batch of images (N, C, H, W); got shape {pixels.shape}")
+    nrow = nrow or math.ceil(math.sqrt(len(pixels)))
+    return tile([list(pixels[start : start + nrow]) for start in range(0, len(pixels), nrow)], padding)
+
+
+def save_grid(images, levels: int, path: str | os.PathLike, nrow: int | None = None) -> Path:
+    """Save (N, C, H, W) integer images in [0, levels) as a PNG grid (values scaled to 0..255)."""
+    return save_png(grid_array(images, levels, nrow), path)
+
+
+def completion_grid(occluded, completions, original, *, levels: int, known=None, padding: int = GRID_PADDING) -> np.ndarray:
+    """The completion figure as a uint8 (H', W', C) array, one source image per row.
+
+    Row n: ``occluded[n]`` with its unknown sub-pixels shown as a grey checkerboard, the k
+    ``completions[n]``, then ``original[n]``. ``occluded`` and ``original`` are (N, C, H, W)
+    integers, ``completions`` (N, k, C, H, W). ``known`` (bool, broadcastable to (N, C, H, W))
+    marks the kept sub-pixels; without it, negative values of ``occluded`` mark the unknown ones.
+    """
+    occluded = torch.as_tensor(occluded)
+    completions = torch.as_tensor(completions)
+    original = torch.as_tensor(original)
+    if completions.dim() != 5 or occluded.shape != original.shape or completions.shape[0] != occluded.shape[0] \
+            or completions.shape[2:] != occluded.shape[1:]:
+        raise ValueError(f"shapes do not match: occluded {tuple(occluded.shape)}, completions {tuple(completions.shape)} "
+                         f"(expected N, k, C, H, W), original {tuple(original.shape)}")
+    known = (occluded >= 0) if known is None else torch.as_tensor(known, dtype=torch.bool).expand_as(occluded)
+    shown = to_uint8(torch.where(known, occluded, torch.zeros_like(occluded)), levels)
+    _, _, height, width = occluded.shape
+    checker = np.where((np.arange(height)[:, None] // 2 + np.arange(width)[None, :] // 2) % 2 == 0, UNKNOWN_DARK, UNKNOWN_LIGHT)
+    shown = np.where(known.cpu().numpy(), shown, checker.astype(np.uint8)[None, None])
+    samples, sources = to_uint8(completions, levels), to_uint8(original, levels)
+    rows = [[shown[n], *samples[n], sources[n]] for n in range(len(shown))]
+    return tile(rows, padding)

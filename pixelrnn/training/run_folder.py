@@ -1,0 +1,102 @@
+"""A run folder: the one place that names its files, and what a later command reads back from it.
+
+A run folder holds::
+
+    config.json          the resolved run configuration
+    metrics.jsonl        one JSON object a line: {"step", "split", "nats", "bits_per_dim", ...}
+    state.safetensors    everything needed to resume: weights, EMA weights, optimizer state,
+                         RNG state, step, best validation score (JSON in the metadata)
+    last.safetensors     model checkpoint of the latest step (evaluation weights)
+    best.safetensors     model checkpoint with the best validation NLL (evaluation weights)
+
+Every file is written to a temporary name and renamed, so an interruption at any moment leaves
+the previous version intact. Any command that takes a checkpoint takes a run folder too
+(:func:`resolve_checkpoint`: its best checkpoint, else its last one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_model
+from ..errors import CheckpointError, TrainingError
+from ..utils import atomic_write
+from .run_config import RunConfig, build_run_config
+
+CHECKPOINT_NAMES = ("best.safetensors", "last.safetensors")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    def __init__(self, path: str | os.PathLike):
+        object.__setattr__(self, "path", Path(path))
+
+    config = property(lambda self: self.path / "config.json")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    state = property(lambda self: self.path / "state.safetensors")
+    last = property(lambda self: self.path / "last.safetensors")
+    best = property(lambda self: self.path / "best.safetensors")
+
+    def holds_run(self) -> bool:
+        return self.state.exists()
+
+    # ------------------------------------------------------------- configuration
+    def write_config(self, config: RunConfig) -> None:
+        atomic_write(self.config, lambda temp: Path(temp).write_text(json.dumps(config.to_dict(), indent=2) + "\n"))
+
+    def read_config(self) -> dict:
+        """The saved configuration as written (sections of plain values)."""
+        return json.loads(self.config.read_text())
+
+    def data_dir(self) -> str | None:
+        """The data directory the run was trained with, if its configuration names one."""
+        return self.read_config().get("data", {}).get("data_dir") if self.config.is_file() else None
+
+    def resume_config(self, overrides=()) -> RunConfig:
+        """The run's saved configuration with ``train.KEY=VALUE`` overrides: the run continued."""
+        if not self.config.is_file():
+            raise TrainingError(f"cannot resume: {self.config} does not exist")
+        for item in overrides:
+            if not item.startswith("train."):
+                raise TrainingError(f"cannot change {item.split('=')[0]} when resuming; only train.* keys may change")
+        raw = self.read_config()
+        return build_run_config(None, overrides, **{f"{section}.{key}": value for section, values in raw.items() for key, value in values.items()})
+
+    # ------------------------------------------------------------- metrics log
+    def reset_metrics(self) -> None:
+        atomic_write(self.metrics, lambda temp: Path(temp).write_text(""))
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.metrics, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after ``step``, so that a resumed run's log reads as one run."""
+        lines = self.metrics.read_text().splitlines() if self.metrics.exists() else []
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        atomic_write(self.metrics, lambda temp: Path(temp).write_text("".join(line + "\n" for line in kept)))
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder (its best checkpoint, else its last one)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"run folder {path} holds no checkpoint ({' or '.join(CHECKPOINT_NAMES)})")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint or run folder {path} does not exist")
+    return path
+
+
+def load_model_from(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Load from a checkpoint file or a run folder."""
+    return load_model(resolve_checkpoint(path), device)

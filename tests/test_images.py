@@ -1,0 +1,72 @@
+"""Images outside the model (pixelrnn.images): grids, sample files, and the one mapping of 8-bit samples."""
+
+import numpy as np
+import pytest
+import torch
+
+from pixelrnn.images import (GRID_PADDING, PADDING_VALUE, UNKNOWN_DARK, UNKNOWN_LIGHT, completion_grid, load_samples_npz,
+                             save_grid, save_samples_npz)
+
+from pictures import no_temp_files, read_png, tile_at
+
+
+# --------------------------------------------------------------------- grids and npz
+@pytest.mark.parametrize("channels,levels", [(1, 2), (3, 256), (1, 4)])
+def test_grid_png_round_trip(tmp_path, channels, levels):
+    images = torch.randint(0, levels, (5, channels, 3, 4), generator=torch.Generator().manual_seed(0))
+    path = save_grid(images, levels, tmp_path / "grid.png", nrow=2)
+    mode, grid = read_png(path)
+    assert mode == ("L" if channels == 1 else "RGB")
+    # 3 rows of 2 tiles of 3x4, 2 pixels of padding around every tile
+    assert grid.shape[:2] == (GRID_PADDING + 3 * (3 + GRID_PADDING), GRID_PADDING + 2 * (4 + GRID_PADDING))
+    expected = np.rint(images.numpy() * (255 / (levels - 1))).astype(np.uint8)
+    for k in range(5):
+        tile = tile_at(grid, k // 2, k % 2, 3, 4)
+        tile = tile[None] if channels == 1 else tile.transpose(2, 0, 1)
+        assert np.array_equal(tile, expected[k])
+    assert (grid[:GRID_PADDING] == PADDING_VALUE).all()
+    assert (tile_at(grid, 2, 1, 3, 4) == PADDING_VALUE).all()  # the unused sixth tile
+    if levels == 2:
+        assert set(np.unique(grid)) <= {0, 255, PADDING_VALUE}  # binary: black and white
+    assert no_temp_files(tmp_path)
+
+
+def test_grid_rejects_values_outside_the_levels(tmp_path):
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        save_grid(torch.full((1, 1, 2, 2), 2), 2, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_npz_round_trip(tmp_path):
+    images = torch.randint(0, 256, (4, 3, 5, 6))
+    path = save_samples_npz(images, tmp_path / "samples.npz")
+    assert path == tmp_path / "samples.npz" and no_temp_files(tmp_path)
+    with np.load(path) as data:
+        assert data.files == ["images"] and data["images"].shape == (4, 3, 5, 6) and data["images"].dtype == np.uint8
+    assert torch.equal(load_samples_npz(path), images)
+    wide = torch.tensor([[[[0, 1000]]]])  # values beyond 8 bits keep a wider integer type
+    assert torch.equal(load_samples_npz(save_samples_npz(wide, tmp_path / "wide.npz")), wide)
+    save_samples_npz(images[:1], path)  # overwriting replaces the file
+    assert load_samples_npz(path).shape == (1, 3, 5, 6)
+
+
+def test_completion_grid_layout():
+    original = torch.randint(0, 4, (2, 1, 4, 4), generator=torch.Generator().manual_seed(1))
+    completions = torch.randint(0, 4, (2, 3, 1, 4, 4), generator=torch.Generator().manual_seed(2))
+    known = torch.zeros(4, 4, dtype=torch.bool)
+    known[:2] = True
+    grid = completion_grid(original, completions, original, levels=4, known=known)
+    assert grid.shape == (GRID_PADDING + 2 * (4 + GRID_PADDING), GRID_PADDING + 5 * (4 + GRID_PADDING), 1)
+    scale = 255 // 3
+    for n in range(2):
+        occluded = tile_at(grid, n, 0, 4, 4)[..., 0]
+        assert np.array_equal(occluded[:2], original[n, 0, :2].numpy() * scale)
+        marks = set(np.unique(occluded[2:]))
+        assert marks == {UNKNOWN_DARK, UNKNOWN_LIGHT}  # the unknown part: a grey checkerboard
+        for k in range(3):
+            assert np.array_equal(tile_at(grid, n, 1 + k, 4, 4)[..., 0], completions[n, k, 0].numpy() * scale)
+        assert np.array_equal(tile_at(grid, n, 4, 4, 4)[..., 0], original[n, 0].numpy() * scale)
+    # Negative values mark the unknown sub-pixels when no mask is given.
+    marked = original.clone()
+    marked[:, :, 2:] = -1
+    assert np.array_equal(completion_grid(marked, completions, original, levels=4), grid)
