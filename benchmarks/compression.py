@@ -41,8 +41,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pixelrnn import compression  # noqa: E402
-from pixelrnn.checkpoint import load_model_from, read_checkpoint, resolve_checkpoint  # noqa: E402
+from pixelrnn import codec as compression  # noqa: E402
+from pixelrnn.checkpoint import read_checkpoint  # noqa: E402
+from pixelrnn.training import load_model_from, resolve_checkpoint  # noqa: E402
 from pixelrnn.data import load_dataset  # noqa: E402
 from machine import hardware  # noqa: E402
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             whole = "" if r["whole_set_bits_per_dim"] is None else f"{r['whole_set_bits_per_dim']:.4f}"
             print(f"| {r['codec']} | {r['per_image_bits_per_dim']:.4f} | {whole} | {r['encode_images_per_s']:.0f} |")
     if args.json:
-        from pixelrnn.checkpoint import atomic_write
+        from pixelrnn.utils import atomic_write
 
         report = {"hardware": hardware(), "software": versions(), "model": results, "baselines": baseline_rows}
         atomic_write(args.json, lambda temp: Path(temp).write_text(json.dumps(report, indent=2) + "\n"))

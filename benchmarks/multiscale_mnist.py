@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from binarized_mnist import ROOT, evaluate_command, hardware, run, steps_done, train_command
-from pixelrnn.checkpoint import load_model_from
+from pixelrnn.training import load_model_from
 
 
 def parameters(run_dir: Path) -> int:

@@ -8,14 +8,14 @@ levels (``mnist_*``) and 32x32x3 with 256 levels (``cifar10_*``). Speed does not
 weights.
 
 How the numbers are obtained (each is the time of a whole image, divided by the batch):
-- naive (``model.sample(..., naive=True)``): every sub-pixel costs one full forward pass of
+- naive (``sample(model, ..., naive=True)``): every sub-pixel costs one full forward pass of
   the whole batch at the full image size plus one draw, the same work for every sub-pixel, so
   the total is exactly linear in the number of sub-pixels. The first ``naive_steps``
   sub-pixels of an image are timed through the library's naive path and the time per
   sub-pixel is multiplied by C*H*W. The naive path is timed with one thread and with torch's
   default thread count, and the faster is reported (small convolutions can be slower with
   more threads on a busy machine).
-- incremental (``model.sample(...)``): the engine's work per row does not depend on the rows
+- incremental (``sample(model, ...)``): the engine's work per row does not depend on the rows
   below it, so sampling an image of the first ``rows`` rows costs exactly the first ``rows``
   rows of the full image; that time is multiplied by H / rows (``rows`` = H: no
   extrapolation). The engine runs on one thread (``IncrementalEngine.threads``).
@@ -35,6 +35,7 @@ import torch
 
 from machine import cpu_name
 from pixelrnn import PRESETS, model_from_config
+from pixelrnn.sampling import fill, sample
 
 SIZES = {
     # name: (preset prefix, image rows to sample incrementally in full / quick mode, naive steps full / quick)
@@ -47,7 +48,7 @@ ARCHS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
 def time_incremental(model, batch, height, width, rows):
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    model.sample(batch, rows, width, generator=generator)
+    sample(model, batch, rows, width, generator=generator)
     return (time.perf_counter() - start) * height / rows
 
 
@@ -64,7 +65,7 @@ def time_naive(model, batch, height, width, steps, threads):
         with torch.no_grad():
             model.logits_from_scaled(model.scale(images))  # warm-up (allocations, kernel choice)
         start = time.perf_counter()
-        model.fill(images, known, generator=torch.Generator().manual_seed(0), naive=True)
+        fill(model, images, known, generator=torch.Generator().manual_seed(0), naive=True)
         elapsed = time.perf_counter() - start
     finally:
         torch.set_num_threads(previous)
