@@ -208,12 +208,3 @@ ENGINES: dict[type[PixelModel], type[IncrementalEngine]] = {
 def engine_class(model) -> type[IncrementalEngine] | None:
     """The incremental engine of a single-scale network, None for anything else."""
     return next((engine for network, engine in ENGINES.items() if isinstance(model, network)), None)
-
-
-def make_engine(model) -> IncrementalEngine:
-    """The incremental engine of a single-scale network."""
-    engine = engine_class(model)
-    if engine is None:
-        raise ValueError(f"no incremental engine for {type(model).__name__}; engines exist for "
-                         f"{', '.join(network.__name__ for network in ENGINES)}")
-    return engine(model)

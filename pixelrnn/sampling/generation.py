@@ -19,7 +19,7 @@ import contextlib
 import torch
 
 from ..models import MultiScalePixelRNN, PixelModel
-from .engines import make_engine
+from .factory import make_engine
 
 
 def sample_categorical(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:

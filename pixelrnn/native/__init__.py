@@ -1,0 +1,112 @@
+"""Native CPU kernels: the incremental engines' per-position step and the LSTM scans, built on first use.
+
+The engines (section 2's sequential generation) and the scans of the Row LSTM and the Diagonal
+BiLSTM (sections 3.1-3.2) are long chains of small operations; run through torch, each costs
+a few microseconds of dispatch, more than its arithmetic. The C++ sources beside this file do
+a whole position, or a whole scan, in one call with plain loops over small matrices.
+
+They are built by ``torch.utils.cpp_extension`` into torch's extension cache the first time
+they are needed (about a second; the build is keyed by the sources' hash and the CPU's
+instruction set, so a changed source or another CPU builds anew) and called through
+``ctypes`` on the tensors' memory. The pure-PyTorch code stays the reference and the
+fallback: when the kernels cannot be built (no compiler, no ninja), :func:`library` warns
+once and returns None, and every caller takes its PyTorch path. ``PIXELRNN_NATIVE=0`` in the
+environment, or :func:`disabled`, turns the kernels off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE_DIR = Path(__file__).resolve().parent
+SOURCES = ("program.cpp",)
+HEADERS = ("vector_math.h",)
+#: Compiler flags per torch CPU capability: the build may use what torch itself uses on this CPU.
+ISA_FLAGS = {
+    "AVX2": ["-mavx2", "-mfma"],
+    "AVX512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw"],
+}
+#: Every exported function (``<name>_f32``, ``<name>_f64``) and its number of int64 arguments.
+SIGNATURES = {"pixelrnn_run": 6}
+#: Data types the kernels are built for.
+DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+
+class NativeKernelsWarning(UserWarning):
+    """The native kernels could not be built; the slower PyTorch paths are used instead."""
+
+
+_lock = threading.Lock()
+_state: dict = {"tried": False, "library": None, "enabled": os.environ.get("PIXELRNN_NATIVE", "1") != "0"}
+
+
+def extension_name() -> str:
+    """The build's name in torch's extension cache: sources' hash and instruction set."""
+    digest = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        digest.update((SOURCE_DIR / name).read_bytes())
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"pixelrnn_native_{capability.lower()}_{digest.hexdigest()[:16]}"
+
+
+def _build() -> ctypes.CDLL:
+    from torch.utils import cpp_extension
+
+    flags = ["-O3", "-ffp-contract=fast", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+    path = cpp_extension.load(extension_name(), [str(SOURCE_DIR / name) for name in SOURCES], extra_cflags=flags,
+                              extra_include_paths=[str(SOURCE_DIR)], is_python_module=False, verbose=False)
+    library = ctypes.CDLL(path)
+    for name, count in SIGNATURES.items():
+        for suffix in DTYPES.values():
+            function = getattr(library, f"{name}_{suffix}")
+            function.restype, function.argtypes = None, [ctypes.c_int64] * count  # addresses, sizes and strides
+    return library
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, or None when they are turned off or cannot be built here (warns once)."""
+    if not _state["enabled"]:
+        return None
+    if not _state["tried"]:
+        with _lock:
+            if not _state["tried"]:
+                try:
+                    _state["library"] = _build()
+                except Exception as error:  # any failure to build or load: fall back, never fail
+                    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                    warnings.warn(f"pixelrnn: native kernels unavailable ({first_line}); using the slower PyTorch "
+                                  "paths. Install a C++ compiler and ninja to build them.", NativeKernelsWarning, stacklevel=2)
+                finally:
+                    _state["tried"] = True
+    return _state["library"]
+
+
+def kernel(name: str, dtype: torch.dtype):
+    """The function ``name`` of the kernels for ``dtype``, or None where there is none."""
+    lib = library()
+    suffix = DTYPES.get(dtype)
+    return None if lib is None or suffix is None else getattr(lib, f"{name}_{suffix}")
+
+
+def usable(tensor: torch.Tensor) -> bool:
+    """Whether the kernels can run on ``tensor``'s device and dtype (and are built)."""
+    return tensor.device.type == "cpu" and tensor.dtype in DTYPES and library() is not None
+
+
+@contextlib.contextmanager
+def disabled():
+    """Run the block on the PyTorch paths (the reference), whatever the environment says."""
+    previous = _state["enabled"]
+    _state["enabled"] = False
+    try:
+        yield
+    finally:
+        _state["enabled"] = previous
