@@ -27,15 +27,17 @@ from pathlib import Path
 import torch
 
 SOURCE_DIR = Path(__file__).resolve().parent
-SOURCES = ("program.cpp",)
+SOURCES = ("program.cpp", "draw.cpp")
 HEADERS = ("vector_math.h",)
 #: Compiler flags per torch CPU capability: the build may use what torch itself uses on this CPU.
 ISA_FLAGS = {
-    "AVX2": ["-mavx2", "-mfma"],
-    "AVX512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw"],
+    "AVX2": ["-mavx2", "-mfma", "-DPIXELRNN_VECTOR_BYTES=32"],
+    "AVX512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-DPIXELRNN_VECTOR_BYTES=64"],
 }
-#: Every exported function (``<name>_f32``, ``<name>_f64``) and its number of int64 arguments.
-SIGNATURES = {"pixelrnn_run": 6}
+_I, _D = ctypes.c_int64, ctypes.c_double
+#: Every exported function (``<name>_f32``, ``<name>_f64``, each returning an int64) and its arguments:
+#: addresses, sizes and strides as int64.
+SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_draw": [_I] * 5 + [_D, _I, _I]}
 #: Data types the kernels are built for.
 DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -60,14 +62,14 @@ def extension_name() -> str:
 def _build() -> ctypes.CDLL:
     from torch.utils import cpp_extension
 
-    flags = ["-O3", "-ffp-contract=fast", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+    flags = ["-O3", "-ffp-contract=fast", "-fno-trapping-math", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
     path = cpp_extension.load(extension_name(), [str(SOURCE_DIR / name) for name in SOURCES], extra_cflags=flags,
                               extra_include_paths=[str(SOURCE_DIR)], is_python_module=False, verbose=False)
     library = ctypes.CDLL(path)
-    for name, count in SIGNATURES.items():
+    for name, arguments in SIGNATURES.items():
         for suffix in DTYPES.values():
             function = getattr(library, f"{name}_{suffix}")
-            function.restype, function.argtypes = None, [ctypes.c_int64] * count  # addresses, sizes and strides
+            function.restype, function.argtypes = ctypes.c_int64, arguments
     return library
 
 

@@ -1,14 +1,18 @@
-// The incremental engines' per-position work as one call: a list of instructions run at column j.
+// The incremental engines' per-position work as one call: a list of instructions run at (i, j).
 //
-// Python (pixelrnn/native/program.py) encodes, once per image row, everything a network computes
-// at one position: matrix products against cached rows, LSTM cells, sums. Each operand is an
-// address plus strides, so the same list serves every column j of the row (address + j *
-// j_stride). Running the list is then one call instead of about a hundred tensor operations.
+// Python (pixelrnn/native/program.py) encodes, once per batch of images, everything a network
+// computes at one position: matrix products against cached rows, LSTM cells, sums. Each operand
+// is an address plus strides, so the same list serves every position (i, j) of the image.
+// Running the list is then one call instead of about a hundred tensor operations.
 //
-// Matrix layout: element (b, u) of an operand at column j is at
-//     address + (j * j_stride + b * batch_stride + u * unit_stride) * sizeof(T).
+// Element (b, u) of an operand at position (i, j) is at
+//     address + (i * i_stride + j * j_stride + b * batch_stride + u * unit_stride) * sizeof(T);
+// a LINEAR's input may come in segments (rows of a patch): unit u = s * segment + t is at
+//     ... + s * segment_stride + t * unit_stride.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "vector_math.h"
 
@@ -18,7 +22,7 @@ using pixelrnn::sigmoid_;
 using pixelrnn::tanh_;
 
 struct Operand {
-    int64_t address, j_stride, batch_stride, unit_stride;
+    int64_t address, i_stride, j_stride, batch_stride, unit_stride;
 };
 
 enum OpCode : int64_t { LINEAR = 1, LSTM = 2, ADD = 3, COPY = 4 };
@@ -30,10 +34,10 @@ enum Flags : int64_t { RELU_IN = 1, RELU_OUT = 2 };
 //         cell, out = the hidden state, add = the new cell (written): c = f c_prev + i g, h = o tanh(c).
 // ADD:    out = x + base, n_out units.   COPY: out = x, n_out units.
 struct Instruction {
-    int64_t op, n_in, n_out, flags, weight, weight_stride;
+    int64_t op, n_in, n_out, flags, weight, weight_stride, segment, segment_stride;
     Operand out, x, base, add;
 };
-static_assert(sizeof(Instruction) == 22 * sizeof(int64_t), "the layout program.py writes");
+static_assert(sizeof(Instruction) == 28 * sizeof(int64_t), "the layout program.py writes");
 
 template <typename T>
 struct View {
@@ -43,101 +47,194 @@ struct View {
 };
 
 template <typename T>
-View<T> at(const Operand& operand, int64_t j) {
-    T* data = operand.address ? reinterpret_cast<T*>(operand.address) + j * operand.j_stride : nullptr;
+View<T> at(const Operand& operand, int64_t i, int64_t j) {
+    T* data = operand.address ? reinterpret_cast<T*>(operand.address) + i * operand.i_stride + j * operand.j_stride : nullptr;
     return {data, operand.batch_stride, operand.unit_stride};
+}
+
+// The k loop of a LINEAR, segment by segment: visit(k, offset of x[b, k] from x[b, 0]).
+template <typename Visit>
+inline void over_inputs(const Instruction& ins, int64_t unit_stride, Visit visit) {
+    const int64_t segment = ins.segment ? ins.segment : ins.n_in;
+    for (int64_t k0 = 0, offset = 0; k0 < ins.n_in; k0 += segment, offset += ins.segment_stride) {
+        const int64_t length = std::min(segment, ins.n_in - k0);
+        for (int64_t t = 0; t < length; ++t) visit(k0 + t, offset + t * unit_stride);
+    }
 }
 
 template <typename T>
 inline T relu(T v) { return v < T(0) ? T(0) : v; }  // NaN passes, as in torch.relu
 
-// One tile of LINEAR: ROWS batch rows x COLS outputs (COLS = cols when partial), accumulators in
-// registers; the weight row k is read once per tile and used for every row of the tile.
-template <typename T, int ROWS, int COLS, bool FULL>
-inline void linear_tile(const Instruction& ins, const View<T>& out, const View<T>& x, const View<T>& base,
-                        const View<T>& add, const T* weight, int64_t b0, int64_t o0, int64_t cols) {
-    const int64_t n = FULL ? COLS : cols;
-    T acc[ROWS][COLS];
+// LINEAR in tiles of ROWS batch rows x VECTORS * lanes outputs, the accumulators in vector registers
+// (GCC/Clang vector types: the compiler's own vectoriser regroups these loops badly). Weight row k
+// is loaded once per tile and multiplied by each row's x[b, k].
+#ifndef PIXELRNN_VECTOR_BYTES
+#define PIXELRNN_VECTOR_BYTES 16  // SSE2, on every x86-64; the build sets 32 (AVX2) or 64 (AVX-512)
+#endif
+template <typename T> struct VectorOf;
+template <> struct VectorOf<float> { typedef float type __attribute__((vector_size(PIXELRNN_VECTOR_BYTES))); };
+template <> struct VectorOf<double> { typedef double type __attribute__((vector_size(PIXELRNN_VECTOR_BYTES))); };
+template <typename T>
+using Vector = typename VectorOf<T>::type;
+
+template <typename T>
+inline Vector<T> load(const T* p) {
+    Vector<T> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+template <typename T, int ROWS, int VECTORS>
+inline void linear_tile(const Instruction& ins, View<T> out, View<T> x, View<T> base, View<T> add, const T* weight,
+                        int64_t b0, int64_t o0) {
+    constexpr int lanes = sizeof(Vector<T>) / sizeof(T);
+    Vector<T> acc[ROWS][VECTORS];
     for (int r = 0; r < ROWS; ++r)
-        for (int64_t o = 0; o < n; ++o) {
-            T v = base.data ? base(b0 + r, o0 + o) : T(0);
-            if (add.data) v += add(b0 + r, o0 + o);
-            acc[r][o] = v;
+        for (int v = 0; v < VECTORS; ++v) {
+            acc[r][v] = base.data ? load(&base(b0 + r, o0 + v * lanes)) : Vector<T>{};
+            if (add.data) acc[r][v] += load(&add(b0 + r, o0 + v * lanes));
         }
     const bool relu_in = ins.flags & RELU_IN;
-    for (int64_t k = 0; k < ins.n_in; ++k) {
+    const T* rows[ROWS];
+    for (int r = 0; r < ROWS; ++r) rows[r] = &x(b0 + r, 0);
+    over_inputs(ins, x.unit_stride, [&](int64_t k, int64_t offset) {
         const T* w = weight + k * ins.weight_stride + o0;
+        Vector<T> row[VECTORS];
+        for (int v = 0; v < VECTORS; ++v) row[v] = load(w + v * lanes);
         for (int r = 0; r < ROWS; ++r) {
-            T v = x(b0 + r, k);
-            if (relu_in) v = relu(v);
-            for (int64_t o = 0; o < n; ++o) acc[r][o] += v * w[o];
+            T value = rows[r][offset];
+            if (relu_in) value = relu(value);
+            for (int v = 0; v < VECTORS; ++v) acc[r][v] += value * row[v];
         }
-    }
+    });
     const bool relu_out = ins.flags & RELU_OUT;
     for (int r = 0; r < ROWS; ++r)
-        for (int64_t o = 0; o < n; ++o) out(b0 + r, o0 + o) = relu_out ? relu(acc[r][o]) : acc[r][o];
+        for (int v = 0; v < VECTORS; ++v)
+            for (int lane = 0; lane < lanes; ++lane) {
+                const T value = acc[r][v][lane];
+                out(b0 + r, o0 + v * lanes + lane) = relu_out ? relu(value) : value;
+            }
 }
 
-template <typename T, int ROWS>
-void linear_rows(const Instruction& ins, const View<T>& out, const View<T>& x, const View<T>& base,
-                 const View<T>& add, const T* weight, int64_t b0) {
-    constexpr int COLS = 64 / sizeof(T);  // a cache line of outputs
-    int64_t o0 = 0;
-    for (; o0 + COLS <= ins.n_out; o0 += COLS) linear_tile<T, ROWS, COLS, true>(ins, out, x, base, add, weight, b0, o0, COLS);
-    if (o0 < ins.n_out) linear_tile<T, ROWS, COLS, false>(ins, out, x, base, add, weight, b0, o0, ins.n_out - o0);
-}
-
+// The outputs left over by the vector tiles (fewer than a vector's lanes), one at a time.
 template <typename T>
-void linear(const Instruction& ins, int64_t batch, int64_t j) {
-    const View<T> out = at<T>(ins.out, j), x = at<T>(ins.x, j), base = at<T>(ins.base, j), add = at<T>(ins.add, j);
-    const T* weight = reinterpret_cast<const T*>(ins.weight);
+inline void linear_column(const Instruction& ins, View<T> out, View<T> x, View<T> base, View<T> add, const T* weight,
+                          int64_t b, int64_t o) {
+    T acc = base.data ? base(b, o) : T(0);
+    if (add.data) acc += add(b, o);
+    const bool relu_in = ins.flags & RELU_IN;
+    const T* row = &x(b, 0);
+    over_inputs(ins, x.unit_stride, [&](int64_t k, int64_t offset) {
+        T value = row[offset];
+        if (relu_in) value = relu(value);
+        acc += value * weight[k * ins.weight_stride + o];
+    });
+    out(b, o) = (ins.flags & RELU_OUT) ? relu(acc) : acc;
+}
+
+// Tiles of VECTORS vectors of outputs, each for every batch row in turn: the tile's weight columns
+// (n_in x VECTORS vectors) stay in cache while the batch goes through them.
+template <typename T, int VECTORS>
+void linear_columns(const Instruction& ins, int64_t batch, View<T> out, View<T> x, View<T> base, View<T> add,
+                    const T* weight, int64_t o0) {
     int64_t b = 0;
-    for (; b + 4 <= batch; b += 4) linear_rows<T, 4>(ins, out, x, base, add, weight, b);
-    for (; b < batch; ++b) linear_rows<T, 1>(ins, out, x, base, add, weight, b);
+    for (; b + 4 <= batch; b += 4) linear_tile<T, 4, VECTORS>(ins, out, x, base, add, weight, b, o0);
+    for (; b < batch; ++b) linear_tile<T, 1, VECTORS>(ins, out, x, base, add, weight, b, o0);
 }
 
 template <typename T>
-void lstm(const Instruction& ins, int64_t batch, int64_t j) {
-    const View<T> hidden = at<T>(ins.out, j), gates = at<T>(ins.x, j), cell_prev = at<T>(ins.base, j), cell = at<T>(ins.add, j);
+void linear(const Instruction& ins, int64_t batch, int64_t i, int64_t j) {
+    constexpr int lanes = sizeof(Vector<T>) / sizeof(T);
+    const View<T> out = at<T>(ins.out, i, j), x = at<T>(ins.x, i, j), base = at<T>(ins.base, i, j), add = at<T>(ins.add, i, j);
+    const T* weight = reinterpret_cast<const T*>(ins.weight);
+    int64_t o0 = 0;
+    for (; o0 + 2 * lanes <= ins.n_out; o0 += 2 * lanes) linear_columns<T, 2>(ins, batch, out, x, base, add, weight, o0);
+    for (; o0 + lanes <= ins.n_out; o0 += lanes) linear_columns<T, 1>(ins, batch, out, x, base, add, weight, o0);
+    for (; o0 < ins.n_out; ++o0)
+        for (int64_t b = 0; b < batch; ++b) linear_column<T>(ins, out, x, base, add, weight, b, o0);
+}
+
+template <typename T>
+void lstm(const Instruction& ins, int64_t batch, int64_t i, int64_t j) {
+    const View<T> hidden = at<T>(ins.out, i, j), gates = at<T>(ins.x, i, j), cell_prev = at<T>(ins.base, i, j), cell = at<T>(ins.add, i, j);
     const int64_t n = ins.n_out;
+    // The activations first, over contiguous scratch, so that the loops that call exp vectorise.
+    std::vector<T> scratch(5 * n);
+    T* activations = scratch.data();  // [sigmoid(o) | sigmoid(f) | sigmoid(i) | tanh(g)]
+    T* cells = activations + 4 * n;
     for (int64_t b = 0; b < batch; ++b) {
         const T* g = &gates(b, 0);
+        for (int64_t u = 0; u < 3 * n; ++u) activations[u] = sigmoid_(g[u]);
+        for (int64_t u = 3 * n; u < 4 * n; ++u) activations[u] = tanh_(g[u]);
+        for (int64_t u = 0; u < n; ++u) cells[u] = activations[n + u] * cell_prev(b, u) + activations[2 * n + u] * activations[3 * n + u];
         for (int64_t u = 0; u < n; ++u) {
-            const T c = sigmoid_(g[n + u]) * cell_prev(b, u) + sigmoid_(g[2 * n + u]) * tanh_(g[3 * n + u]);
-            cell(b, u) = c;
-            hidden(b, u) = sigmoid_(g[u]) * tanh_(c);
+            cell(b, u) = cells[u];
+            cells[u] = tanh_(cells[u]);
         }
+        for (int64_t u = 0; u < n; ++u) hidden(b, u) = activations[u] * cells[u];
     }
 }
 
 template <typename T>
-void elementwise(const Instruction& ins, int64_t batch, int64_t j) {
-    const View<T> out = at<T>(ins.out, j), x = at<T>(ins.x, j), base = at<T>(ins.base, j);
+void elementwise(const Instruction& ins, int64_t batch, int64_t i, int64_t j) {
+    const View<T> out = at<T>(ins.out, i, j), x = at<T>(ins.x, i, j), base = at<T>(ins.base, i, j);
     for (int64_t b = 0; b < batch; ++b)
         for (int64_t u = 0; u < ins.n_out; ++u) out(b, u) = ins.op == ADD ? x(b, u) + base(b, u) : x(b, u);
 }
 
 template <typename T>
-void run(const Instruction* program, int64_t count, int64_t batch, int64_t j_begin, int64_t j_end, int64_t j_step) {
+void run(const Instruction* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin, int64_t j_end, int64_t j_step) {
     for (int64_t j = j_begin; j != j_end; j += j_step) {
         for (int64_t index = 0; index < count; ++index) {
             const Instruction& ins = program[index];
             switch (ins.op) {
-                case LINEAR: linear<T>(ins, batch, j); break;
-                case LSTM: lstm<T>(ins, batch, j); break;
-                default: elementwise<T>(ins, batch, j); break;
+                case LINEAR: linear<T>(ins, batch, i, j); break;
+                case LSTM: lstm<T>(ins, batch, i, j); break;
+                default: elementwise<T>(ins, batch, i, j); break;
             }
         }
     }
 }
 
-}  // namespace
-
-// Run every instruction at j = j_begin, j_begin + j_step, ... up to (not including) j_end.
-extern "C" void pixelrnn_run_f32(const int64_t* program, int64_t count, int64_t batch, int64_t j_begin, int64_t j_end, int64_t j_step) {
-    run<float>(reinterpret_cast<const Instruction*>(program), count, batch, j_begin, j_end, j_step);
+// out[b] = table[values[b]] for the sub-pixels just fixed; returns how many values lie outside the table.
+template <typename T>
+int64_t write_values(const int64_t* values, int64_t values_stride, const T* table, int64_t levels, T* out,
+                     int64_t out_stride, int64_t batch) {
+    int64_t outside = 0;
+    for (int64_t b = 0; b < batch; ++b) {
+        const int64_t value = values[b * values_stride];
+        if (value < 0 || value >= levels) {
+            ++outside;
+            continue;
+        }
+        out[b * out_stride] = table[value];
+    }
+    return outside;
 }
 
-extern "C" void pixelrnn_run_f64(const int64_t* program, int64_t count, int64_t batch, int64_t j_begin, int64_t j_end, int64_t j_step) {
-    run<double>(reinterpret_cast<const Instruction*>(program), count, batch, j_begin, j_end, j_step);
+}  // namespace
+
+// Run every instruction at row i and columns j = j_begin, j_begin + j_step, ... up to (not including) j_end.
+extern "C" int64_t pixelrnn_run_f32(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,
+                                    int64_t j_end, int64_t j_step) {
+    run<float>(reinterpret_cast<const Instruction*>(program), count, batch, i, j_begin, j_end, j_step);
+    return 0;
+}
+
+extern "C" int64_t pixelrnn_run_f64(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,
+                                    int64_t j_end, int64_t j_step) {
+    run<double>(reinterpret_cast<const Instruction*>(program), count, batch, i, j_begin, j_end, j_step);
+    return 0;
+}
+
+extern "C" int64_t pixelrnn_write_f32(int64_t values, int64_t values_stride, int64_t table, int64_t levels, int64_t out,
+                                      int64_t out_stride, int64_t batch) {
+    return write_values<float>(reinterpret_cast<const int64_t*>(values), values_stride, reinterpret_cast<const float*>(table),
+                               levels, reinterpret_cast<float*>(out), out_stride, batch);
+}
+
+extern "C" int64_t pixelrnn_write_f64(int64_t values, int64_t values_stride, int64_t table, int64_t levels, int64_t out,
+                                      int64_t out_stride, int64_t batch) {
+    return write_values<double>(reinterpret_cast<const int64_t*>(values), values_stride, reinterpret_cast<const double*>(table),
+                                levels, reinterpret_cast<double*>(out), out_stride, batch);
 }

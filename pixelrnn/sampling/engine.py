@@ -184,21 +184,19 @@ class IncrementalEngine:
         self._logits = None
         self._start_row(0)
 
-    @torch.no_grad()
     def logits(self, i: int, j: int, c: int) -> torch.Tensor:
         """Logits (batch, levels) of sub-pixel c at (i, j) given every earlier sub-pixel."""
         self._check(i, j, c)
         self._ensure_column(i, j, c)
         return self._logits[:, c]
 
-    @torch.no_grad()
     def advance(self, i: int, j: int, c: int, values: torch.Tensor) -> None:
         """Fix sub-pixel c at (i, j) to ``values`` (batch,) integers and move the cursor on."""
         self._check(i, j, c)
         values = torch.as_tensor(values, device=self.like.device)
         if values.shape != (self.batch,):
             raise ValueError(f"expected {self.batch} values for sub-pixel {(i, j, c)}; got shape {tuple(values.shape)}")
-        self.input_conv.centre_row[:, j + self.input_conv.side, c] = self.model.scale(values)
+        self._write_input(i, j, c, values)
         if c + 1 < self.channels:
             self.position = (i, j, c + 1)
             return
@@ -221,6 +219,13 @@ class IncrementalEngine:
         return torch_threads(self.threads if self.like.device.type == "cpu" else None)
 
     # ------------------------------------------------------------- internals
+    # The work of ``logits`` and ``advance`` runs without autograd; the native engines, which
+    # call no tensor operations per position, skip the cost of entering no_grad there.
+    @torch.no_grad()
+    def _write_input(self, i: int, j: int, c: int, values: torch.Tensor) -> None:
+        """Put the scaled ``values`` of sub-pixel c at (i, j) into the input convolution's cache."""
+        self.input_conv.centre_row[:, j + self.input_conv.side, c] = self.model.scale(values)
+
     def _check(self, i: int, j: int, c: int) -> None:
         if self.position is None:
             raise ValueError("call reset(batch, height, width) before sampling")
@@ -234,11 +239,13 @@ class IncrementalEngine:
             self._logits = self._column(i, j)
             self._column_at = (i, j, c)
 
+    @torch.no_grad()
     def _start_row(self, i: int) -> None:
         """Row i-1 is final: per-row work of the input convolution and of the blocks."""
         self.input_conv.start_row(i)
         self._start_blocks_row(i)
 
+    @torch.no_grad()
     def _column(self, i: int, j: int) -> torch.Tensor:
         """Every layer at (i, j), caches updated; logits (B, C, K)."""
         x = self.input_conv.at(j)  # (B, 2h)

@@ -18,21 +18,31 @@ import contextlib
 
 import torch
 
+from .. import native
 from ..models import MultiScalePixelRNN, PixelModel
 from .factory import make_engine
 
 
-def sample_categorical(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Inverse-CDF draw from softmax(logits / T) with one uniform per row: (N, K) -> (N,).
+def sample_categorical(logits: torch.Tensor, temperature: float, generator: torch.Generator | None,
+                       out: torch.Tensor | None = None) -> torch.Tensor:
+    """Inverse-CDF draw from softmax(logits / T) with one uniform per row: (N, K) -> (N,), into ``out`` if given.
 
     One uniform per sub-pixel, drawn in a fixed order, makes two engines that compute the same
-    logits draw the same samples from the same seed.
+    logits draw the same samples from the same seed. The native kernels do the same arithmetic
+    in one call where they run (:mod:`pixelrnn.native`, ``draw.cpp``).
     """
+    uniform = torch.rand(logits.shape[0], 1, generator=generator, device=logits.device, dtype=torch.float64)
+    draw = native.kernel("pixelrnn_draw", logits.dtype) if logits.device.type == "cpu" and logits.stride(-1) == 1 else None
+    if draw is not None:
+        out = torch.empty(logits.shape[0], dtype=torch.long) if out is None else out
+        draw(logits.data_ptr(), logits.stride(0), logits.shape[1], logits.shape[0], uniform.data_ptr(), float(temperature),
+             out.data_ptr(), out.stride(0))
+        return out
     scaled = logits.double() if temperature == 1.0 else logits.double() / temperature  # x / 1.0 == x: skip the op
     probs = torch.softmax(scaled, dim=-1)
-    uniform = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype)
     cdf = probs.cumsum(-1)
-    return (cdf < uniform).sum(-1).clamp_max(probs.shape[-1] - 1)
+    drawn = (cdf < uniform).sum(-1).clamp_max(probs.shape[-1] - 1)
+    return drawn if out is None else out.copy_(drawn)
 
 
 @torch.no_grad()
@@ -171,14 +181,13 @@ def _fill_chunk(model, images, known, temperature, generator, naive, row_done=No
         for i in range(height):
             for j in range(width):
                 for c in range(channels):
+                    here = images[:, c, i, j]  # a view: draws are written into the images in place
                     if not known_everywhere[c][i][j]:
-                        drawn = sample_categorical(conditional(i, j, c), temperature, generator)
                         if known_somewhere[c][i][j]:
-                            drawn = torch.where(known[:, c, i, j], images[:, c, i, j], drawn)
-                        images[:, c, i, j] = drawn
-                        feed(i, j, c, drawn)
-                    else:
-                        feed(i, j, c, images[:, c, i, j])
+                            here.copy_(torch.where(known[:, c, i, j], here, sample_categorical(conditional(i, j, c), temperature, generator)))
+                        else:
+                            sample_categorical(conditional(i, j, c), temperature, generator, out=here)
+                    feed(i, j, c, here)
             if row_done is not None:
                 row_done(1)
     return images

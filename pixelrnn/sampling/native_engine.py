@@ -21,13 +21,17 @@ for bit.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..layers.masked_conv import channel_groups
+from .. import native
 from ..native.program import Program, at
 from .engine import _Pointwise
 
 
+@functools.lru_cache(maxsize=None)
 def group_ranges(count: int, channels: int) -> list[tuple[int, int]]:
     """Per colour group, the [start, end) of its maps among ``count`` (contiguous groups)."""
     groups = channel_groups(count, channels).tolist()
@@ -54,12 +58,23 @@ def gate_order(hidden: int, channels: int) -> torch.Tensor:
 
 
 class NativeColumn:
-    """Mixin before a reference engine class: buffers, the common layers, per-group programs."""
+    """Mixin before a reference engine class: buffers, the common layers, the programs.
+
+    Programs are built once per ``reset``; every operand moves with the position (i, j), so
+    nothing is rebuilt per row. Per row, ``row_programs`` (over the columns, left to right)
+    does the work a finished row allows: every masked convolution's rows above the centre,
+    and each network's own row work. A subclass adds its blocks (``_block_program``), its row
+    work (``_block_row_program``) and may add ``reverse_program`` (a scan from the row's right
+    end). Programs for the first row leave out what reads a row -1 that is not there.
+    """
+
+    reverse_program: Program | None = None
 
     def _setup_native(self) -> None:
         model, batch = self.model, self.batch
         channels, maps = self.channels, 2 * model.config.hidden
         self.maps_groups = group_ranges(maps, channels)
+        self._prefixes: dict[tuple, int] = {}
         # features[0]: the input convolution's output; features[k + 1]: block k's. (L+1, B, 2h)
         self.features = self.like.new_zeros(len(model.blocks) + 1, batch, maps)
         self.skip_weights = [_Pointwise(conv) for conv in model.skips]
@@ -67,25 +82,62 @@ class NativeColumn:
         self.skip_bias = sum(skip.bias for skip in self.skip_weights) if self.skip_weights else None
         self.head_layers = [_Pointwise(conv) for conv in model.output_stack.convs]
         self.head_outputs = [self.like.new_zeros(batch, layer.weight_t.shape[1]) for layer in self.head_layers[:-1]]
+        self.column_logits = self.like.new_zeros(batch, self.channels * self.levels)
+        self.scaled_levels = model.scale(torch.arange(self.levels, device=self.like.device))  # advance() looks values up here
+        self.input_base = self._above_base(self.input_conv)
+        self._write = native.kernel("pixelrnn_write", self.like.dtype)
+
+    def _build_programs(self) -> None:
+        """Every program, once the subclass's buffers exist."""
+        self.programs = {first: [self._features_program(c, first) for c in range(self.channels)] for first in (False, True)}
+        self.heads = [self._head_program(c) for c in range(self.channels)]
+        self.row_programs = {first: self._row_program(first) for first in (False, True)}
+
+    def _program(self) -> Program:
+        return Program(self.batch, self.height, self.width, self.like.dtype)
+
+    # ------------------------------------------------------------- masked convolutions at a position
+    def _above_base(self, conv) -> torch.Tensor:
+        """A (B, W, out) buffer for a masked convolution's rows above the centre plus its bias (None: 1-row kernel)."""
+        return self.like.new_zeros(self.batch, self.width, conv.bias.shape[0]) if conv.top else None
+
+    def _above_product(self, program: Program, conv, base: torch.Tensor | None) -> None:
+        """Row work of a masked convolution (``_MaskedConvAt``): its rows above the centre, all columns of the row."""
+        if base is None:
+            return
+        cache, columns = conv.cache, conv.kernel_width
+        patch = cache[:, 0, :columns].reshape(self.batch, -1)  # (B, kw * in): the first of kh//2 rows of the patch
+        program.linear(at(base[:, 0], base.stride(1)), at(patch, cache.stride(2), cache.stride(1)), conv.above_t,
+                       base=at(conv.bias.expand(self.batch, -1)), segments=(patch.shape[1], cache.stride(1)))
+
+    def _centre_product(self, program: Program, conv, base: torch.Tensor | None, c: int, module, out: torch.Tensor,
+                        start: int, end: int, add=None, rows=None) -> None:
+        """Group c's outputs start..end of a masked convolution at (i, j): its centre row, on top of ``base``."""
+        cache = conv.cache
+        seen = conv.side * cache.shape[-1] + self._prefix(module, c, rows=rows, row=conv.top, column=conv.side)
+        patch = cache[:, conv.top, : conv.side + 1].reshape(self.batch, -1)  # (B, (kw//2 + 1) * in), a view
+        above = at(conv.bias[start:end].expand(self.batch, -1)) if base is None else at(base[:, 0, start:end], base.stride(1))
+        program.linear(at(out), at(patch[:, :seen], cache.stride(2), cache.stride(1)), conv.centre_t[:seen, start:end],
+                       base=above, add=add)
 
     # ------------------------------------------------------------- programs
     def _prefix(self, conv, c: int, rows=None, row: int = 0, column: int = 0) -> int:
         """Inputs visible at kernel position (row, column) to group c's outputs of ``conv`` (or to ``rows``)."""
-        if rows is None:
-            start, end = group_ranges(conv.out_channels, self.channels)[c]
-            rows = slice(start, end)
-        return visible_prefix(conv.mask[:, :, row, column], rows)
+        key = (id(conv), c, row, column)  # rows, where given, follow from conv and c
+        if key not in self._prefixes:
+            if rows is None:
+                start, end = group_ranges(conv.out_channels, self.channels)[c]
+                rows = slice(start, end)
+            self._prefixes[key] = visible_prefix(conv.mask[:, :, row, column], rows)
+        return self._prefixes[key]
 
-    def _features_program(self, i: int, c: int) -> Program:
+    def _features_program(self, c: int, first: bool) -> Program:
         """Group c of every layer at (i, j): the input convolution, the blocks, the skip sum."""
-        program = Program(self.batch, self.width, self.like.dtype)
-        conv, (start, end) = self.input_conv, self.maps_groups[c]
-        seen = conv.side * self.channels + self._prefix(self.model.input_conv, c, row=conv.top, column=conv.side)
-        patch = conv.cache[:, i + conv.top, : conv.side + 1].view(self.batch, -1)  # (B, (kw//2 + 1) * C)
-        program.linear(at(self.features[0, :, start:end]), at(patch[:, :seen], self.channels), conv.centre_t[:seen, start:end],
-                       base=at(conv.base[0][:, start:end], conv.base.stride(0)))
+        program = self._program()
+        start, end = self.maps_groups[c]
+        self._centre_product(program, self.input_conv, self.input_base, c, self.model.input_conv, self.features[0, :, start:end], start, end)
         for index in range(len(self.model.blocks)):
-            self._block_program(program, index, i, c)
+            self._block_program(program, index, c, first)
         for index, skip in enumerate(self.skip_weights):
             seen = self._prefix(self.model.skips[index], c)
             # The first skip's product starts from all the skips' biases summed; the others add to it.
@@ -94,48 +146,68 @@ class NativeColumn:
                            skip.weight_t[:seen, start:end], base=base)
         return program
 
-    def _head_program(self, c: int, logits: torch.Tensor) -> Program:
-        """Group c of the output stack: the logits of channel c at (i, j), into ``logits`` (W, B, C*K)."""
-        program = Program(self.batch, self.width, self.like.dtype)
+    def _head_program(self, c: int) -> Program:
+        """Group c of the output stack: the logits of channel c at (i, j)."""
+        program = self._program()
         x = self.skip_sum if self.model.skips else self.features[-1]
-        for index, (layer, conv) in enumerate(zip(self.head_layers, self.model.output_stack.convs)):
+        outputs = [*self.head_outputs, self.column_logits]
+        for layer, conv, out in zip(self.head_layers, self.model.output_stack.convs, outputs):
             start, end = group_ranges(conv.out_channels, self.channels)[c]
             seen = self._prefix(conv, c)
-            last = index == len(self.head_layers) - 1
-            out = at(logits[0][:, start:end], logits.stride(0)) if last else at(self.head_outputs[index][:, start:end])
-            program.linear(out, at(x[:, :seen]), layer.weight_t[:seen, start:end],
+            program.linear(at(out[:, start:end]), at(x[:, :seen]), layer.weight_t[:seen, start:end],
                            base=at(layer.bias[start:end].expand(self.batch, -1)), relu_in=True)
-            x = None if last else self.head_outputs[index]
+            x = out
         return program
 
-    def _condition_at(self, index: int, i: int, start: int, end: int):
-        """The conditioning bias of layer ``index`` at row i, units start..end, as an operand (None without one)."""
+    def _row_program(self, first: bool) -> Program:
+        program = self._program()
+        self._above_product(program, self.input_conv, self.input_base)
+        self._block_row_program(program, first)
+        return program
+
+    def _condition_at(self, index: int, start: int, end: int):
+        """The conditioning bias of layer ``index``, units start..end, as an operand (None without one)."""
         if self.condition_bias is None:
             return None
         bias = self.condition_bias[index]  # (H, W, B, width)
-        return at(bias[i, 0, :, start:end], bias.stride(1))
+        return at(bias[0, 0, :, start:end], bias.stride(1), bias.stride(0))
 
     # ------------------------------------------------------------- engine hooks
     def _start_row(self, i: int) -> None:
-        super()._start_row(i)
-        # A fresh buffer per row: the logits handed out stay valid after the row is done.
-        self.row_logits = self.like.new_empty(self.width, self.batch, self.channels * self.levels)
-        self.programs = [self._features_program(i, c) for c in range(self.channels)]
-        self.heads = [self._head_program(c, self.row_logits) for c in range(self.channels)]
+        self.row_programs[i == 0].run(i, 0, self.width)
+        if i > 0 and self.reverse_program is not None:
+            self.reverse_program.run(i, self.width - 1, -1, -1)
         self._pixel = None
+
+    def _write_input(self, i: int, j: int, c: int, values: torch.Tensor) -> None:
+        if values.dtype != torch.int64:
+            values = values.long()
+        cache, conv = self.input_conv.cache, self.input_conv
+        offset = (i + conv.top) * cache.stride(1) + (j + conv.side) * cache.stride(2) + c
+        outside = self._write(values.data_ptr(), values.stride(0), self.scaled_levels.data_ptr(), self.levels,
+                              cache.data_ptr() + offset * cache.element_size(), cache.stride(0), self.batch)
+        if outside:
+            raise ValueError(f"values of sub-pixel {(i, j, c)} must lie in [0, {self.levels}); {outside} do not")
 
     def _ensure_column(self, i: int, j: int, c: int, head: bool = False) -> None:
         if self._pixel != (i, j):
             self._pixel, self._features_done, self._heads_done = (i, j), 0, 0
-            self._logits = self.row_logits[j].view(self.batch, self.channels, self.levels)
+        programs = self.programs[i == 0]
         while self._features_done <= c:
-            self.programs[self._features_done].run(j)
+            programs[self._features_done].run(i, j)
             self._features_done += 1
         while head and self._heads_done <= c:
-            self.heads[self._heads_done].run(j)
+            self.heads[self._heads_done].run(i, j)
             self._heads_done += 1
 
     def logits(self, i: int, j: int, c: int) -> torch.Tensor:
         self._check(i, j, c)
         self._ensure_column(i, j, c, head=True)
-        return self._logits[:, c]
+        # A copy: the buffer is the next position's.
+        return self.column_logits[:, c * self.levels : (c + 1) * self.levels].clone()
+
+    def cache_tensors(self) -> dict[str, torch.Tensor]:
+        caches = {"image": self.image, **self._block_caches()}
+        if self.input_base is not None:
+            caches["input_conv.base"] = self.input_base
+        return caches

@@ -19,104 +19,142 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..native.program import Program, at
-from .engine import IncrementalEngine, _Pointwise
+from ..native.program import Operand, Program, at
+from .engine import IncrementalEngine, _MaskedConvAt, _Pointwise
 from .engines import DiagonalBiLSTMEngine, PixelCNNEngine, RowLSTMEngine, _named_caches
 from .native_engine import NativeColumn, gate_order, group_ranges
 
 
 class NativePixelCNNEngine(NativeColumn, PixelCNNEngine):
-    """PixelCNN: the reference caches (the k x k convolutions' input maps), native positions."""
+    """PixelCNN: the reference caches (the k x k convolutions' input maps), native positions and rows."""
 
     def _setup_blocks(self) -> None:
         super()._setup_blocks()
         self._setup_native()
         self.hidden_groups = group_ranges(self.model.config.hidden, self.channels)
+        self.conv_bases = [self._above_base(conv) for conv in self.conv]
         # Per block: a later group's products read the earlier groups' units of the same block.
         self.conv_output = self.like.new_zeros(len(self.model.blocks), self.batch, self.model.config.hidden)
+        self._build_programs()
 
-    def _block_program(self, program: Program, index: int, i: int, c: int) -> None:
+    def _block_row_program(self, program: Program, first: bool) -> None:
+        for conv, base in zip(self.conv, self.conv_bases):
+            self._above_product(program, conv, base)
+
+    def _block_caches(self):
+        caches = {f"block{k}.conv_input": conv.cache for k, conv in enumerate(self.conv)}
+        caches.update({f"block{k}.conv_base": base for k, base in enumerate(self.conv_bases) if base is not None})
+        return caches
+
+    def _block_program(self, program: Program, index: int, c: int, first: bool) -> None:
         block, x = self.model.blocks[index], self.features[index]
         reduce, conv, expand = self.reduce[index], self.conv[index], self.expand[index]
         (start, end), (wide_start, wide_end) = self.hidden_groups[c], self.maps_groups[c]
-        column = conv.cache.stride(2)
+        cache = conv.cache
         # relu(reduce(relu(x))) straight into the convolution's input cache at (i, j).
         seen = self._prefix(block.reduce, c)
-        program.linear(at(conv.cache[:, i + conv.top, conv.side, start:end], column), at(x[:, :seen]), reduce.weight_t[:seen, start:end],
-                       base=at(reduce.bias[start:end].expand(self.batch, -1)), relu_in=True, relu_out=True)
-        seen = conv.side * conv.cache.shape[-1] + self._prefix(block.conv, c, row=conv.top, column=conv.side)
-        patch = conv.cache[:, i + conv.top, : conv.side + 1].view(self.batch, -1)  # (B, (k//2 + 1) * h)
-        program.linear(at(self.conv_output[index, :, start:end]), at(patch[:, :seen], column), conv.centre_t[:seen, start:end],
-                       base=at(conv.base[0][:, start:end], conv.base.stride(0)), add=self._condition_at(index, i, start, end))
+        program.linear(at(cache[:, conv.top, conv.side, start:end], cache.stride(2), cache.stride(1)), at(x[:, :seen]),
+                       reduce.weight_t[:seen, start:end], base=at(reduce.bias[start:end].expand(self.batch, -1)),
+                       relu_in=True, relu_out=True)
+        self._centre_product(program, conv, self.conv_bases[index], c, block.conv, self.conv_output[index, :, start:end], start, end,
+                             add=self._condition_at(index, start, end))
         seen = self._prefix(block.expand, c)
         program.linear(at(self.features[index + 1, :, wide_start:wide_end]), at(self.conv_output[index, :, :seen]),
                        expand.weight_t[:seen, wide_start:wide_end], base=at(expand.bias[wide_start:wide_end].expand(self.batch, -1)),
                        add=at(x[:, wide_start:wide_end]) if block.residual else None, relu_in=True)
 
 
+@dataclass
+class _NativeRowLayer:
+    """One Row LSTM layer's state; gates permuted by colour group (:func:`gate_order`)."""
+
+    input_to_state: _MaskedConvAt  # caches one row of the layer's input: (B, 1, W + 2*(k//2), 2h)
+    centre: torch.Tensor  # ((k//2 + 1) * 2h, 4h): the input-to-state kernel's left part and centre
+    state: torch.Tensor  # (k * h, 4h): the state-to-state 1 x k kernel over a window of the row above
+    gate_bias: torch.Tensor  # (4h,)
+    output: _Pointwise
+    hidden: torch.Tensor  # (B, W + 2*(k//2), h), zero padded: the finished row until the new row's positions overwrite it
+    cell_above: torch.Tensor  # (W, B, h)
+    cell: torch.Tensor  # (W, B, h)
+    state_gates: torch.Tensor  # (B, W, 4h): state-to-state gates of the row, plus the bias
+
+
 class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
-    """Row LSTM: the reference caches with permuted gates, native positions."""
+    """Row LSTM: per row the state-to-state gates, per position and colour the input-to-state gates and the cell."""
 
     def _setup_blocks(self) -> None:
-        super()._setup_blocks()
         self._setup_native()
-        size = self.model.config.hidden
+        batch, width, size = self.batch, self.width, self.model.config.hidden
         self.hidden_groups = group_ranges(size, self.channels)
         self.order = gate_order(size, self.channels)
-        self.gates = self.like.new_zeros(self.batch, 4 * size)
-        self.centres, self.state_weights, self.gate_biases = [], [], []
-        for index, layer in enumerate(self.layers):
-            self.centres.append(layer.input_to_state.centre_t[:, self.order].contiguous())
-            self.state_weights.append(layer.module.state_to_state.weight.detach()[self.order].contiguous())
-            self.gate_biases.append(layer.input_to_state.bias[self.order].contiguous())
+        self.gates = self.like.new_zeros(batch, 4 * size)
+        self.layers: list[_NativeRowLayer] = []
+        for index, block in enumerate(self.model.blocks):
+            lstm = block.lstm
+            input_to_state = _MaskedConvAt(lstm.input_to_state, batch, 1, width, self.like)
+            weight = lstm.state_to_state.weight.detach()  # (4h, h, k)
+            pad = weight.shape[-1] // 2
+            hidden, cell = lstm.initial_state(batch, width)  # row -1: the learned initial state, (B, h, W)
+            padded = self.like.new_zeros(batch, width + 2 * pad, size)
+            padded[:, pad : pad + width] = hidden.detach().transpose(1, 2)
+            cell_above = cell.detach().permute(2, 0, 1).contiguous()
+            self.layers.append(_NativeRowLayer(
+                input_to_state=input_to_state, centre=input_to_state.centre_t[:, self.order].contiguous(),
+                state=weight.permute(2, 1, 0).reshape(-1, 4 * size)[:, self.order].contiguous(),
+                gate_bias=input_to_state.bias[self.order].contiguous(), output=_Pointwise(block.output), hidden=padded,
+                cell_above=cell_above, cell=torch.zeros_like(cell_above), state_gates=self.like.new_zeros(batch, width, 4 * size)))
             if self.condition_bias is not None:
                 self.condition_bias[index] = self.condition_bias[index][..., self.order].contiguous()
+        self._build_programs()
 
-    def _start_blocks_row(self, i: int) -> None:
-        for layer, weight, bias in zip(self.layers, self.state_weights, self.gate_biases):
-            if i > 0:  # the finished row's cells become the cells above
-                layer.cell_above, layer.cell = layer.cell, layer.cell_above
-            gates = F.conv1d(layer.hidden, weight, padding=weight.shape[-1] // 2)  # (B, 4h, W), permuted gates
-            layer.state_gates = (gates + bias[:, None]).permute(2, 0, 1).contiguous()  # (W, B, 4h)
+    def _block_row_program(self, program: Program, first: bool) -> None:
+        size, step = self.model.config.hidden, self.batch * self.model.config.hidden
+        for layer in self.layers:
+            if not first:  # the finished row's cells become the cells above
+                program.copy(at(layer.cell_above[0], step), at(layer.cell[0], step))
+            window = layer.hidden[:, : layer.state.shape[0] // size].reshape(self.batch, -1)  # (B, k * h) at column 0
+            program.linear(at(layer.state_gates[:, 0], layer.state_gates.stride(1)), at(window, size), layer.state,
+                           base=at(layer.gate_bias.expand(self.batch, -1)))
 
-    def _block_program(self, program: Program, index: int, i: int, c: int) -> None:
+    def _block_program(self, program: Program, index: int, c: int, first: bool) -> None:
         block, layer, x = self.model.blocks[index], self.layers[index], self.features[index]
-        conv = layer.input_to_state
+        size = self.model.config.hidden
+        conv, pad = layer.input_to_state, (layer.hidden.shape[1] - self.width) // 2
         (start, end), (wide_start, wide_end) = self.hidden_groups[c], self.maps_groups[c]
-        gates = slice(4 * start, 4 * end)
-        column = conv.cache.stride(2)
-        program.copy(at(conv.cache[:, 0, conv.side, wide_start:wide_end], column), at(x[:, wide_start:wide_end]))
+        gates, step = slice(4 * start, 4 * end), self.batch * size
+        program.copy(at(conv.cache[:, 0, conv.side, wide_start:wide_end], conv.cache.stride(2)), at(x[:, wide_start:wide_end]))
         seen = conv.side * x.shape[1] + self._prefix(block.lstm.input_to_state, c, rows=self.order[gates], column=conv.side)
-        patch = conv.cache[:, 0, : conv.side + 1].view(self.batch, -1)  # (B, (k//2 + 1) * 2h)
-        program.linear(at(self.gates[:, gates]), at(patch[:, :seen], column), self.centres[index][:seen, gates],
-                       base=at(layer.state_gates[0][:, gates], layer.state_gates.stride(0)),
-                       add=self._condition_at(index, i, gates.start, gates.stop))
-        # State maps are (B, h, W): column j is one step along the last dimension.
-        program.lstm(at(layer.hidden[:, start:end, 0], 1), at(self.gates[:, gates]), at(layer.cell_above[:, start:end, 0], 1),
-                     at(layer.cell[:, start:end, 0], 1))
+        patch = conv.cache[:, 0, : conv.side + 1].reshape(self.batch, -1)  # (B, (k//2 + 1) * 2h), a view
+        program.linear(at(self.gates[:, gates]), at(patch[:, :seen], conv.cache.stride(2)), layer.centre[:seen, gates],
+                       base=at(layer.state_gates[:, 0, gates], layer.state_gates.stride(1)),
+                       add=self._condition_at(index, gates.start, gates.stop))
+        program.lstm(at(layer.hidden[:, pad, start:end], size), at(self.gates[:, gates]), at(layer.cell_above[0, :, start:end], step),
+                     at(layer.cell[0, :, start:end], step))
         seen = self._prefix(block.output, c)
-        program.linear(at(self.features[index + 1, :, wide_start:wide_end]), at(layer.hidden[:, :seen, 0], 1),
+        program.linear(at(self.features[index + 1, :, wide_start:wide_end]), at(layer.hidden[:, pad, :seen], size),
                        layer.output.weight_t[:seen, wide_start:wide_end], base=at(layer.output.bias[wide_start:wide_end].expand(self.batch, -1)),
                        add=at(x[:, wide_start:wide_end]) if block.residual else None)
+
+    def _block_caches(self):
+        return _named_caches(self.layers, ("hidden", "cell_above", "cell", "state_gates"))
 
 
 @dataclass
 class _NativeDiagonalLayer:
-    """One Diagonal BiLSTM layer's state; rows are column-major, with column -1 at index 0 where padded."""
+    """One Diagonal BiLSTM layer's state; rows are column-major, padded with the initial state where read."""
 
     input_weight: torch.Tensor  # (2h, 8h): [left-to-right | right-to-left] gates, each permuted
     input_bias: torch.Tensor  # (8h,)
     forward: torch.Tensor  # (2h, 4h): state-to-state over [state above ; state to the left], permuted
     reverse: torch.Tensor  # (2h, 4h)
     output: _Pointwise
-    initial_hidden: torch.Tensor  # (2, h): per direction
-    hidden_above: torch.Tensor  # (W + 1, B, h): left-to-right states of row i-1; index 0 the initial state
+    hidden_above: torch.Tensor  # (W + 1, B, h): left-to-right states of row i-1 at index j+1; index 0 the initial state
     hidden: torch.Tensor  # (W + 1, B, h): of row i
     cell: torch.Tensor  # (W + 1, B, h)
     reverse_gates: torch.Tensor  # (W, B, 4h): right-to-left input gates of the current row
-    reverse_above: torch.Tensor  # (W, B, h): right-to-left states of the row above
+    reverse_states: torch.Tensor  # (W + 1, B, h): right-to-left states of row i-1; index W the initial state
     reverse_cell: torch.Tensor  # (W + 1, B, h): the right-to-left scan's cells; index W the initial cell
-    reverse_shifted: torch.Tensor | None = None  # what the layer adds to row i: row i-1's right-to-left states
+    summed: torch.Tensor  # (B, h): both directions at (i, j)
 
 
 class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
@@ -129,49 +167,51 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
         self.order = gate_order(size, self.channels)
         both = torch.cat([self.order, 4 * size + self.order])
         self.gates = self.like.new_zeros(batch, 4 * size)
-        self.summed = self.like.new_zeros(len(self.model.blocks), batch, size)  # per layer, as conv_output of the PixelCNN
+        self.reverse_scratch = self.like.new_zeros(batch, 4 * size)
         self.layers: list[_NativeDiagonalLayer] = []
         for index, block in enumerate(self.model.blocks):
             lstm = block.lstm
             input_to_state = _Pointwise(lstm.input_to_state)
             state_to_state = lstm.state_to_state.detach()  # (2, 4h, 2h) over [state above ; state to the left]
             initial_hidden, initial_cell = lstm.initial_hidden.detach(), lstm.initial_cell.detach()  # (2, h)
-            rows = initial_hidden[0].expand(width + 1, batch, size).clone()  # row -1, and column -1 of every row
+
+            def initial(state, direction):
+                return state[direction].expand(width + 1, batch, size).clone()
+
             self.layers.append(_NativeDiagonalLayer(
                 input_weight=input_to_state.weight_t[:, both].contiguous(), input_bias=input_to_state.bias[both].contiguous(),
                 forward=state_to_state[0].t()[:, self.order].contiguous(), reverse=state_to_state[1].t()[:, self.order].contiguous(),
-                output=_Pointwise(block.output), initial_hidden=initial_hidden, hidden_above=rows, hidden=rows.clone(),
-                cell=initial_cell[0].expand(width + 1, batch, size).clone(), reverse_gates=self.like.new_zeros(width, batch, 4 * size),
-                reverse_above=initial_hidden[1].expand(width, batch, size).clone(),
-                reverse_cell=initial_cell[1].expand(width + 1, batch, size).clone()))
+                output=_Pointwise(block.output), hidden_above=initial(initial_hidden, 0), hidden=initial(initial_hidden, 0),
+                cell=initial(initial_cell, 0), reverse_gates=self.like.new_zeros(width, batch, 4 * size),
+                reverse_states=initial(initial_hidden, 1), reverse_cell=initial(initial_cell, 1), summed=self.like.new_zeros(batch, size)))
             if self.condition_bias is not None:
                 self.condition_bias[index] = self.condition_bias[index][..., both].contiguous()
+        self._build_programs()
+        self.reverse_program = self._reverse_program()
 
-    def _start_blocks_row(self, i: int) -> None:
-        if i == 0:
-            return
-        batch, width, size = self.batch, self.width, self.model.config.hidden
-        program = Program(batch, width, self.like.dtype)
-        scratch = self.like.new_zeros(batch, 4 * size)
-        states = []
+    def _block_row_program(self, program: Program, first: bool) -> None:
+        if not first:  # row i-1's left-to-right states become the states above
+            step = self.batch * self.model.config.hidden
+            for layer in self.layers:
+                program.copy(at(layer.hidden_above[1], step), at(layer.hidden[1], step))
+
+    def _reverse_program(self) -> Program:
+        """Row i-1 from its right end (run at columns W-1 .. 0 when row i starts): the mirrored map's recurrence.
+
+        In place: at column j the states of row i-2 at j are read, then overwritten by row i-1's;
+        the state to the right (j + 1) is already row i-1's.
+        """
+        program, size = self._program(), self.model.config.hidden
+        scratch, step = self.reverse_scratch, self.batch * size
         for layer in self.layers:
-            # Row i-1 from its right end: the mirrored map's left-to-right recurrence; index W is right of the row.
-            row = self.like.new_empty(width + 1, batch, size)
-            row[width] = layer.initial_hidden[1]
-            step = batch * size
-            program.linear(at(scratch), at(layer.reverse_above[0], step), layer.reverse[:size], base=at(layer.reverse_gates[0], 4 * step))
-            program.linear(at(scratch), at(row[1], step), layer.reverse[size:], base=at(scratch))
+            program.linear(at(scratch), at(layer.reverse_states[0], step), layer.reverse[:size], base=at(layer.reverse_gates[0], 4 * step))
+            program.linear(at(scratch), at(layer.reverse_states[1], step), layer.reverse[size:], base=at(scratch))
             for start, end in self.hidden_groups:
-                program.lstm(at(row[0][:, start:end], step), at(scratch[:, 4 * start : 4 * end]),
-                             at(layer.reverse_cell[1][:, start:end], step), at(layer.reverse_cell[0][:, start:end], step))
-            states.append(row[:width])
-        program.run(width - 1, -1, -1)
-        for layer, row in zip(self.layers, states):
-            # Row i-1's states are both the row above of row i's scan and the layer's shifted output at row i.
-            layer.reverse_above = layer.reverse_shifted = row
-            layer.hidden_above, layer.hidden = layer.hidden, layer.hidden_above
+                program.lstm(at(layer.reverse_states[0, :, start:end], step), at(scratch[:, 4 * start : 4 * end]),
+                             at(layer.reverse_cell[1, :, start:end], step), at(layer.reverse_cell[0, :, start:end], step))
+        return program
 
-    def _block_program(self, program: Program, index: int, i: int, c: int) -> None:
+    def _block_program(self, program: Program, index: int, c: int, first: bool) -> None:
         block, layer, x = self.model.blocks[index], self.layers[index], self.features[index]
         size = self.model.config.hidden
         (start, end), (wide_start, wide_end) = self.hidden_groups[c], self.maps_groups[c]
@@ -179,26 +219,28 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
         step = self.batch * size
         seen = self._prefix(block.lstm.input_to_state, c, rows=self.order[gates])
         program.linear(at(self.gates[:, gates]), at(x[:, :seen]), layer.input_weight[:seen, gates],
-                       base=at(layer.input_bias[gates].expand(self.batch, -1)), add=self._condition_at(index, i, gates.start, gates.stop))
-        program.linear(at(layer.reverse_gates[0][:, gates], 4 * step), at(x[:, :seen]), layer.input_weight[:seen, reverse],
-                       base=at(layer.input_bias[reverse].expand(self.batch, -1)), add=self._condition_at(index, i, reverse.start, reverse.stop))
+                       base=at(layer.input_bias[gates].expand(self.batch, -1)), add=self._condition_at(index, gates.start, gates.stop))
+        program.linear(at(layer.reverse_gates[0, :, gates], 4 * step), at(x[:, :seen]), layer.input_weight[:seen, reverse],
+                       base=at(layer.input_bias[reverse].expand(self.batch, -1)), add=self._condition_at(index, reverse.start, reverse.stop))
         # Left to right at (i, j): the state above is hidden_above[j + 1], the one to the left hidden[j] (column -1 padded).
         program.linear(at(self.gates[:, gates]), at(layer.hidden_above[1], step), layer.forward[:size, gates], base=at(self.gates[:, gates]))
         program.linear(at(self.gates[:, gates]), at(layer.hidden[0], step), layer.forward[size:, gates], base=at(self.gates[:, gates]))
-        program.lstm(at(layer.hidden[1][:, start:end], step), at(self.gates[:, gates]), at(layer.cell[0][:, start:end], step),
-                     at(layer.cell[1][:, start:end], step))
-        if layer.reverse_shifted is not None:  # row 0 receives zeros from the shift
-            program.add(at(self.summed[index, :, start:end]), at(layer.hidden[1][:, start:end], step), at(layer.reverse_shifted[0][:, start:end], step))
-            states, states_step = self.summed[index], 0
-        else:
-            states, states_step = layer.hidden[1], step
+        program.lstm(at(layer.hidden[1, :, start:end], step), at(self.gates[:, gates]), at(layer.cell[0, :, start:end], step),
+                     at(layer.cell[1, :, start:end], step))
+        if first:  # row 0 receives zeros from the shift
+            states = at(layer.hidden[1, :, :end], step)
+        else:  # plus row i-1's right-to-left state at j
+            program.add(at(layer.summed[:, start:end]), at(layer.hidden[1, :, start:end], step), at(layer.reverse_states[0, :, start:end], step))
+            states = at(layer.summed)
         seen = self._prefix(block.output, c)
-        program.linear(at(self.features[index + 1, :, wide_start:wide_end]), at(states[:, :seen], states_step),
+        program.linear(at(self.features[index + 1, :, wide_start:wide_end]), Operand(states.view[:, :seen], states.i_stride, states.j_stride),
                        layer.output.weight_t[:seen, wide_start:wide_end], base=at(layer.output.bias[wide_start:wide_end].expand(self.batch, -1)),
                        add=at(x[:, wide_start:wide_end]) if block.residual else None)
 
     def _block_caches(self):
-        return _named_caches(self.layers, ("hidden_above", "hidden", "cell", "reverse_gates", "reverse_above"))
+        caches = _named_caches(self.layers, ("hidden_above", "hidden", "cell", "reverse_gates"))
+        caches.update({f"block{k}.reverse_above": layer.reverse_states for k, layer in enumerate(self.layers)})
+        return caches
 
 
 #: Each reference engine and its native counterpart.
