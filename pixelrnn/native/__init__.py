@@ -37,7 +37,8 @@ ISA_FLAGS = {
 _I, _D = ctypes.c_int64, ctypes.c_double
 #: Every exported function (``<name>_f32``, ``<name>_f64``, each returning an int64) and its arguments:
 #: addresses, sizes and strides as int64.
-SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_draw": [_I] * 5 + [_D, _I, _I]}
+SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_draw": [_I] * 5 + [_D, _I, _I],
+              "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8}
 #: Data types the kernels are built for.
 DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 

@@ -84,7 +84,9 @@ inline Vector<T> load(const T* p) {
     return v;
 }
 
-template <typename T, int ROWS, int VECTORS>
+// Every branch on the data is a select, never a jump: with a trained model's activations a jump on
+// a ReLU's sign would be mispredicted half the time. The input ReLU is a template argument.
+template <typename T, int ROWS, int VECTORS, bool RELU_IN>
 inline void linear_tile(const Instruction& ins, View<T> out, View<T> x, View<T> base, View<T> add, const T* weight,
                         int64_t b0, int64_t o0) {
     constexpr int lanes = sizeof(Vector<T>) / sizeof(T);
@@ -94,7 +96,6 @@ inline void linear_tile(const Instruction& ins, View<T> out, View<T> x, View<T> 
             acc[r][v] = base.data ? load(&base(b0 + r, o0 + v * lanes)) : Vector<T>{};
             if (add.data) acc[r][v] += load(&add(b0 + r, o0 + v * lanes));
         }
-    const bool relu_in = ins.flags & RELU_IN;
     const T* rows[ROWS];
     for (int r = 0; r < ROWS; ++r) rows[r] = &x(b0 + r, 0);
     over_inputs(ins, x.unit_stride, [&](int64_t k, int64_t offset) {
@@ -102,31 +103,28 @@ inline void linear_tile(const Instruction& ins, View<T> out, View<T> x, View<T> 
         Vector<T> row[VECTORS];
         for (int v = 0; v < VECTORS; ++v) row[v] = load(w + v * lanes);
         for (int r = 0; r < ROWS; ++r) {
-            T value = rows[r][offset];
-            if (relu_in) value = relu(value);
+            const T value = RELU_IN ? relu(rows[r][offset]) : rows[r][offset];
             for (int v = 0; v < VECTORS; ++v) acc[r][v] += value * row[v];
         }
     });
+    const Vector<T> zero{};
     const bool relu_out = ins.flags & RELU_OUT;
     for (int r = 0; r < ROWS; ++r)
-        for (int v = 0; v < VECTORS; ++v)
-            for (int lane = 0; lane < lanes; ++lane) {
-                const T value = acc[r][v][lane];
-                out(b0 + r, o0 + v * lanes + lane) = relu_out ? relu(value) : value;
-            }
+        for (int v = 0; v < VECTORS; ++v) {
+            const Vector<T> result = relu_out ? (acc[r][v] < zero ? zero : acc[r][v]) : acc[r][v];
+            std::memcpy(&out(b0 + r, o0 + v * lanes), &result, sizeof result);  // out's units are contiguous
+        }
 }
 
 // The outputs left over by the vector tiles (fewer than a vector's lanes), one at a time.
-template <typename T>
+template <typename T, bool RELU_IN>
 inline void linear_column(const Instruction& ins, View<T> out, View<T> x, View<T> base, View<T> add, const T* weight,
                           int64_t b, int64_t o) {
     T acc = base.data ? base(b, o) : T(0);
     if (add.data) acc += add(b, o);
-    const bool relu_in = ins.flags & RELU_IN;
     const T* row = &x(b, 0);
     over_inputs(ins, x.unit_stride, [&](int64_t k, int64_t offset) {
-        T value = row[offset];
-        if (relu_in) value = relu(value);
+        const T value = RELU_IN ? relu(row[offset]) : row[offset];
         acc += value * weight[k * ins.weight_stride + o];
     });
     out(b, o) = (ins.flags & RELU_OUT) ? relu(acc) : acc;
@@ -134,24 +132,24 @@ inline void linear_column(const Instruction& ins, View<T> out, View<T> x, View<T
 
 // Tiles of VECTORS vectors of outputs, each for every batch row in turn: the tile's weight columns
 // (n_in x VECTORS vectors) stay in cache while the batch goes through them.
-template <typename T, int VECTORS>
+template <typename T, int VECTORS, bool RELU_IN>
 void linear_columns(const Instruction& ins, int64_t batch, View<T> out, View<T> x, View<T> base, View<T> add,
                     const T* weight, int64_t o0) {
     int64_t b = 0;
-    for (; b + 4 <= batch; b += 4) linear_tile<T, 4, VECTORS>(ins, out, x, base, add, weight, b, o0);
-    for (; b < batch; ++b) linear_tile<T, 1, VECTORS>(ins, out, x, base, add, weight, b, o0);
+    for (; b + 4 <= batch; b += 4) linear_tile<T, 4, VECTORS, RELU_IN>(ins, out, x, base, add, weight, b, o0);
+    for (; b < batch; ++b) linear_tile<T, 1, VECTORS, RELU_IN>(ins, out, x, base, add, weight, b, o0);
 }
 
-template <typename T>
+template <typename T, bool RELU_IN>
 void linear(const Instruction& ins, int64_t batch, int64_t i, int64_t j) {
     constexpr int lanes = sizeof(Vector<T>) / sizeof(T);
     const View<T> out = at<T>(ins.out, i, j), x = at<T>(ins.x, i, j), base = at<T>(ins.base, i, j), add = at<T>(ins.add, i, j);
     const T* weight = reinterpret_cast<const T*>(ins.weight);
     int64_t o0 = 0;
-    for (; o0 + 2 * lanes <= ins.n_out; o0 += 2 * lanes) linear_columns<T, 2>(ins, batch, out, x, base, add, weight, o0);
-    for (; o0 + lanes <= ins.n_out; o0 += lanes) linear_columns<T, 1>(ins, batch, out, x, base, add, weight, o0);
+    for (; o0 + 2 * lanes <= ins.n_out; o0 += 2 * lanes) linear_columns<T, 2, RELU_IN>(ins, batch, out, x, base, add, weight, o0);
+    for (; o0 + lanes <= ins.n_out; o0 += lanes) linear_columns<T, 1, RELU_IN>(ins, batch, out, x, base, add, weight, o0);
     for (; o0 < ins.n_out; ++o0)
-        for (int64_t b = 0; b < batch; ++b) linear_column<T>(ins, out, x, base, add, weight, b, o0);
+        for (int64_t b = 0; b < batch; ++b) linear_column<T, RELU_IN>(ins, out, x, base, add, weight, b, o0);
 }
 
 template <typename T>
@@ -188,7 +186,10 @@ void run(const Instruction* program, int64_t count, int64_t batch, int64_t i, in
         for (int64_t index = 0; index < count; ++index) {
             const Instruction& ins = program[index];
             switch (ins.op) {
-                case LINEAR: linear<T>(ins, batch, i, j); break;
+                case LINEAR:
+                    if (ins.flags & RELU_IN) linear<T, true>(ins, batch, i, j);
+                    else linear<T, false>(ins, batch, i, j);
+                    break;
                 case LSTM: lstm<T>(ins, batch, i, j); break;
                 default: elementwise<T>(ins, batch, i, j); break;
             }

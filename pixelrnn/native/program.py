@@ -100,9 +100,14 @@ class Program:
         units = out.view.shape[1]
         self.rows.append([_COPY, 0, units, 0, 0, 0, 0, 0, *self._fields(out, units), *self._fields(x, units), *_NONE, *_NONE])
 
-    def run(self, i: int, j_begin: int, j_end: int | None = None, j_step: int = 1) -> None:
-        """Run every instruction at (i, j_begin), or at each column of range(j_begin, j_end, j_step) of row i."""
+    def encoded(self) -> tuple[int, int]:
+        """The address and the number of the instructions, for native code that runs the program itself."""
         if self._encoded is None:
             self._encoded = torch.tensor(self.rows, dtype=torch.int64).reshape(-1)
-        if self.rows:
-            self._run(self._encoded.data_ptr(), len(self.rows), self.batch, i, j_begin, j_begin + j_step if j_end is None else j_end, j_step)
+        return self._encoded.data_ptr(), len(self.rows)
+
+    def run(self, i: int, j_begin: int, j_end: int | None = None, j_step: int = 1) -> None:
+        """Run every instruction at (i, j_begin), or at each column of range(j_begin, j_end, j_step) of row i."""
+        address, count = self.encoded()
+        if count:
+            self._run(address, count, self.batch, i, j_begin, j_begin + j_step if j_end is None else j_end, j_step)

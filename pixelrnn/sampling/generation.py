@@ -24,14 +24,17 @@ from .factory import make_engine
 
 
 def sample_categorical(logits: torch.Tensor, temperature: float, generator: torch.Generator | None,
-                       out: torch.Tensor | None = None) -> torch.Tensor:
+                       out: torch.Tensor | None = None, uniform: torch.Tensor | None = None) -> torch.Tensor:
     """Inverse-CDF draw from softmax(logits / T) with one uniform per row: (N, K) -> (N,), into ``out`` if given.
 
     One uniform per sub-pixel, drawn in a fixed order, makes two engines that compute the same
-    logits draw the same samples from the same seed. The native kernels do the same arithmetic
-    in one call where they run (:mod:`pixelrnn.native`, ``draw.cpp``).
+    logits draw the same samples from the same seed; ``uniform`` (N,) float64 gives them
+    instead of drawing from ``generator``. The native kernels do the same arithmetic in one
+    call where they run (:mod:`pixelrnn.native`, ``draw.cpp``).
     """
-    uniform = torch.rand(logits.shape[0], 1, generator=generator, device=logits.device, dtype=torch.float64)
+    if uniform is None:
+        uniform = torch.rand(logits.shape[0], generator=generator, device=logits.device, dtype=torch.float64)
+    uniform = uniform.reshape(-1, 1)
     draw = native.kernel("pixelrnn_draw", logits.dtype) if logits.device.type == "cpu" and logits.stride(-1) == 1 else None
     if draw is not None:
         out = torch.empty(logits.shape[0], dtype=torch.long) if out is None else out
@@ -177,17 +180,36 @@ def _fill_chunk(model, images, known, temperature, generator, naive, row_done=No
         engine = make_engine(model)
         engine.reset(images.shape[0], height, width, condition=condition)
         conditional, feed, threads = engine.logits, engine.advance, engine.compute_threads()
+    # Native engines draw, fix and advance in one step, from uniforms drawn a row at a time: the
+    # CPU generator gives n values in one call exactly as in n calls (tests/sampling).
+    step = getattr(engine, "draw", None) if not naive else None
+    uniforms, drawn = None, 0
     with threads:
         for i in range(height):
+            if step is not None:
+                count = sum(not known_everywhere[c][i][j] for j in range(width) for c in range(channels))
+                uniforms, drawn = torch.rand(count, images.shape[0], generator=generator, dtype=torch.float64), 0
+                if count == channels * width and not any(known_somewhere[c][i][j] for j in range(width) for c in range(channels)):
+                    engine.sample_row(i, uniforms, temperature, images)  # nothing of the row known: one native call
+                    if row_done is not None:
+                        row_done(1)
+                    continue
             for j in range(width):
                 for c in range(channels):
                     here = images[:, c, i, j]  # a view: draws are written into the images in place
-                    if not known_everywhere[c][i][j]:
-                        if known_somewhere[c][i][j]:
-                            here.copy_(torch.where(known[:, c, i, j], here, sample_categorical(conditional(i, j, c), temperature, generator)))
-                        else:
-                            sample_categorical(conditional(i, j, c), temperature, generator, out=here)
-                    feed(i, j, c, here)
+                    if known_everywhere[c][i][j]:
+                        feed(i, j, c, here)
+                        continue
+                    uniform = None if uniforms is None else uniforms[drawn]
+                    drawn += 1
+                    if known_somewhere[c][i][j]:
+                        choice = sample_categorical(conditional(i, j, c), temperature, generator, uniform=uniform)
+                        feed(i, j, c, here.copy_(torch.where(known[:, c, i, j], here, choice)))
+                    elif step is not None:
+                        step(i, j, c, uniform, temperature, here)
+                    else:
+                        sample_categorical(conditional(i, j, c), temperature, generator, out=here)
+                        feed(i, j, c, here)
             if row_done is not None:
                 row_done(1)
     return images

@@ -86,6 +86,8 @@ class NativeColumn:
         self.scaled_levels = model.scale(torch.arange(self.levels, device=self.like.device))  # advance() looks values up here
         self.input_base = self._above_base(self.input_conv)
         self._write = native.kernel("pixelrnn_write", self.like.dtype)
+        self._draw = native.kernel("pixelrnn_draw", self.like.dtype)
+        self._sample_row = native.kernel("pixelrnn_sample_row", self.like.dtype)
 
     def _build_programs(self) -> None:
         """Every program, once the subclass's buffers exist."""
@@ -205,6 +207,45 @@ class NativeColumn:
         self._ensure_column(i, j, c, head=True)
         # A copy: the buffer is the next position's.
         return self.column_logits[:, c * self.levels : (c + 1) * self.levels].clone()
+
+    def draw(self, i: int, j: int, c: int, uniform: torch.Tensor, temperature: float, out: torch.Tensor) -> None:
+        """Sample sub-pixel c at (i, j) into ``out`` (batch,) int64 with the uniforms ``uniform`` (batch,) float64, then advance.
+
+        ``logits``, :func:`pixelrnn.sampling.generation.sample_categorical` and ``advance`` in one
+        step, without tensor operations.
+        """
+        self._check(i, j, c)
+        self._ensure_column(i, j, c, head=True)
+        if uniform.dtype != torch.float64 or out.dtype != torch.int64 or uniform.shape != (self.batch,) or out.shape != (self.batch,):
+            raise ValueError(f"draw needs ({self.batch},) float64 uniforms and an int64 output")
+        logits = self.column_logits
+        self._draw(logits.data_ptr() + c * self.levels * logits.element_size(), logits.stride(0), self.levels, self.batch,
+                   uniform.data_ptr(), float(temperature), out.data_ptr(), out.stride(0))
+        self.advance(i, j, c, out)
+
+    def sample_row(self, i: int, uniforms: torch.Tensor, temperature: float, images: torch.Tensor) -> None:
+        """Sample all of row i (nothing of it known) into ``images`` (batch, C, H, W) int64, then advance past it.
+
+        ``uniforms`` (W * C, batch) float64, one row per sub-pixel in raster order: what ``draw``
+        does per sub-pixel, the whole row in one native call.
+        """
+        self._check(i, 0, 0)
+        if uniforms.shape != (self.width * self.channels, self.batch) or uniforms.dtype != torch.float64 or not uniforms.is_contiguous():
+            raise ValueError(f"sample_row needs contiguous ({self.width * self.channels}, {self.batch}) float64 uniforms")
+        if images.dtype != torch.int64 or images.shape != (self.batch, self.channels, self.height, self.width):
+            raise ValueError(f"sample_row writes into ({self.batch}, {self.channels}, {self.height}, {self.width}) int64 images")
+        conv, cache, logits = self.input_conv, self.input_conv.cache, self.column_logits
+        groups = [value for c in range(self.channels) for value in (*self.programs[i == 0][c].encoded(), *self.heads[c].encoded())]
+        table = torch.tensor(groups, dtype=torch.int64)
+        image = images.data_ptr() + i * images.stride(2) * images.element_size()
+        slot = cache.data_ptr() + ((i + conv.top) * cache.stride(1) + conv.side * cache.stride(2)) * cache.element_size()
+        self._sample_row(table.data_ptr(), self.channels, self.batch, i, self.width, self.levels, logits.data_ptr(), logits.stride(0),
+                         uniforms.data_ptr(), float(temperature), image, images.stride(0), images.stride(1), images.stride(3),
+                         self.scaled_levels.data_ptr(), slot, cache.stride(0), cache.stride(2))
+        self._pixel = None
+        self.position = (i + 1, 0, 0)
+        if i + 1 < self.height:
+            self._start_row(i + 1)
 
     def cache_tensors(self) -> dict[str, torch.Tensor]:
         caches = {"image": self.image, **self._block_caches()}
