@@ -1,24 +1,34 @@
-"""Training throughput (images/s) of every preset at its native image size.
+"""Training throughput (images/s) of presets at their native image size, before and after the native scans.
 
-    python benchmarks/train_speed.py [--presets a,b] [--batch 16] [--seconds 20] [--device cpu]
+    python benchmarks/train_speed.py [--presets a,b] [--batch 16] [--steps 20] [--device cpu]
 
-Each preset trains on random images for a warm-up of 1 step, then for at least ``--seconds``
-(and at least 2 steps); forward, backward and an RMSProp step are timed together.
+Each preset trains on random images: forward, backward and an RMSProp step are timed together.
+"before" runs the PyTorch scans of ``pixelrnn/layers/scan.py`` (``pixelrnn.native.disabled()``),
+"after" the native scans of ``pixelrnn/layers/native_scan.py``; everything else is the same code.
+The two alternate step by step in one process (after one warm-up step each), ``--steps`` steps
+each, and the table gives the median step as images per second of wall-clock time and of the
+process's CPU time (all threads), their ratios and the load average: on a machine shared with
+other work the wall-clock rates depend on the others, the ratios much less. On a GPU, or where
+the native kernels cannot be built, there is no "after" and only the one path is timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import statistics
 import time
 
 import torch
 
 from machine import cpu_name
+from pixelrnn import native
 from pixelrnn.models import model_from_config
 from pixelrnn.presets import PRESETS
 
 
-def measure(preset, batch: int, seconds: float, device: torch.device) -> float:
+def trainer(preset, batch: int, device: torch.device):
     torch.manual_seed(0)
     cfg = preset.config
     model = model_from_config(cfg).to(device)
@@ -31,23 +41,24 @@ def measure(preset, batch: int, seconds: float, device: torch.device) -> float:
         loss.backward()
         optimizer.step()
 
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    steps, start = 0, time.perf_counter()
-    while steps < 2 or time.perf_counter() - start < seconds:
+    return step
+
+
+def timed_step(step, device: torch.device, use_native: bool) -> tuple[float, float]:
+    """(wall-clock, CPU) seconds of one training step."""
+    with native.disabled() if not use_native else contextlib.nullcontext():
+        wall, cpu = time.perf_counter(), time.process_time()
         step()
-        steps += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - start)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per path, alternating")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = parser.parse_args()
@@ -55,15 +66,31 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
-    print(f"# training throughput, batch {args.batch}, {hardware}, torch {torch.__version__}, >= {args.seconds:.0f} s per preset\n")
-    print("| preset | image | images/s | s/step |")
-    print("| --- | --- | ---: | ---: |")
+    paths = ["before", "after"] if device.type == "cpu" and native.library() is not None else ["before"]
+    print(f"# training throughput, batch {args.batch}, {hardware}, torch {torch.__version__}, "
+          f"median of {args.steps} steps per path, the paths alternating step by step")
+    print(f"# load average at start: {os.getloadavg()[0]:.2f}\n")
+    print("| preset | image | before: images/s (wall / CPU) | after: images/s (wall / CPU) | after / before (wall / CPU) | load |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name in args.presets.split(","):
         preset = PRESETS[name]
-        speed = measure(preset, args.batch, args.seconds, device)
+        step = trainer(preset, args.batch, device)
+        for path in paths:  # warm-up: allocations, kernel choice, the native build
+            timed_step(step, device, path == "after")
+        times = {path: [] for path in paths}
+        for _ in range(args.steps):
+            for path in paths:
+                times[path].append(timed_step(step, device, path == "after"))
+        # images/s of the median step, wall-clock and CPU
+        median = {path: [args.batch / statistics.median(t[k] for t in values) for k in (0, 1)] for path, values in times.items()}
+
+        def shown(values):
+            return " / ".join(f"{value:.1f}" if value >= 1 else f"{value:.2g}" for value in values)
+
+        after = shown(median["after"]) if "after" in median else "-"
+        ratio = " / ".join(f"{a / b:.2f}x" for a, b in zip(median["after"], median["before"])) if "after" in median else "-"
         size = f"{preset.config.channels}x{preset.image_size[0]}x{preset.image_size[1]}"
-        shown = f"{speed:.1f}" if speed >= 1 else f"{speed:.2g}"  # the large presets run well under 1 image/s on a CPU
-        print(f"| {name} | {size} | {shown} | {args.batch / speed:.2f} |", flush=True)
+        print(f"| {name} | {size} | {shown(median['before'])} | {after} | {ratio} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

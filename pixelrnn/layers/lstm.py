@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .masked_conv import MaskedConv2d, channel_groups, gate_groups
-from .scan import RowRecurrence, diagonal_scan, lstm_scan
+from .scan import combine_directions, diagonal_layer_scan, direction_gates, row_scan
 from .skew import skew, unskew
 
 
@@ -73,16 +72,14 @@ class RowLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
         """``condition_gates`` (B, 4h, H, W), if given, biases the input-to-state map (section 3.6)."""
-        batch, _, height, width = x.shape
-        gates = self.input_to_state(x)  # (B, 4h, H, W)
+        # Channels last, so that the native scan's position-major gates are a view, not a copy.
+        gates = self.input_to_state(x.contiguous(memory_format=torch.channels_last))  # (B, 4h, H, W)
         if condition_gates is not None:
             gates = gates + condition_gates
-        rows = gates.permute(2, 1, 0, 3).reshape(height, 1, 4 * self.hidden, batch * width)  # (T=H, D=1, 4h, B*W)
         kernel = self.state_to_state.kernel_size[0]
-        # conv1d weight (4h, h, k) as one matrix over the k shifted copies of the state: (1, 4h, k*h)
-        weight = self.state_to_state.weight.permute(0, 2, 1).reshape(1, 4 * self.hidden, kernel * self.hidden)
-        states = lstm_scan(rows, weight, self.initial_hidden[None], self.initial_cell[None], RowRecurrence(batch, width, kernel))
-        return states.view(height, self.hidden, batch, width).permute(2, 1, 0, 3)  # (B, h, H, W)
+        # conv1d weight (4h, h, k) as one matrix over the k shifted copies of the state: (4h, k*h)
+        weight = self.state_to_state.weight.permute(0, 2, 1).reshape(4 * self.hidden, kernel * self.hidden)
+        return row_scan(gates, weight, self.initial_hidden, self.initial_cell, kernel)
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """The same function step by step through autograd (slow; the tests' reference)."""
@@ -130,19 +127,21 @@ class DiagonalBiLSTM(nn.Module):
 
     condition_width = property(lambda self: self.directions * 4 * self.hidden)
 
-    def direction_gates(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
-        """Input-to-state gates of both directions, the second mirrored: (2, B, H, W, 4h).
+    def input_gates(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
+        """Input-to-state gates (B, H, W, 8h): [left-to-right 4h | right-to-left 4h] at each position.
 
         ``condition_gates`` (B, 8h, H, W), if given, biases both directions (section 3.6).
         The convolution runs channels last, so that each diagonal step of the scan reads
-        contiguous runs of 4h gates and the two directions are one cheap copy away.
+        contiguous runs of 4h gates: the result is a view of its output.
         """
         gates = self.input_to_state(x.contiguous(memory_format=torch.channels_last))
         if condition_gates is not None:
             gates = gates + condition_gates
-        gates = gates.permute(0, 2, 3, 1)  # (B, H, W, 8h)
-        size = 4 * self.hidden
-        return torch.stack([gates[..., :size], gates[..., size:].flip(2)])
+        return gates.permute(0, 2, 3, 1)  # (B, H, W, 8h)
+
+    def direction_gates(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
+        """Input-to-state gates of both directions, the second mirrored: (2, B, H, W, 4h)."""
+        return direction_gates(self.input_gates(x, condition_gates))
 
     def step(self, column_gates, hidden_above, hidden_left, cell_left):
         """One diagonal step for both directions; all tensors are (2, channels, N)."""
@@ -150,17 +149,8 @@ class DiagonalBiLSTM(nn.Module):
         return lstm_cell(column_gates + recurrent, cell_left)
 
     def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
-        gates = self.direction_gates(x, condition_gates)  # (2, B, H, W, 4h)
-        states = diagonal_scan(gates, self.state_to_state, self.initial_hidden, self.initial_cell)  # (2, B, H, W, h)
-        return self._combine(states.permute(0, 1, 4, 2, 3))
-
-    def _combine(self, states: torch.Tensor) -> torch.Tensor:
-        """(2, B, h, H, W) states of both directions -> the layer's output (B, h, H, W)."""
-        height = states.shape[3]
-        left_to_right, right_to_left = states[0], states[1].flip(-1)
-        # Shift down one row: pixel (i, j) sees the right-to-left state of (i-1, j), never its own row.
-        shifted = F.pad(right_to_left, (0, 0, 1, 0))[:, :, :height]
-        return left_to_right + shifted
+        gates = self.input_gates(x, condition_gates)  # (B, H, W, 8h)
+        return diagonal_layer_scan(gates, self.state_to_state, self.initial_hidden, self.initial_cell)  # (B, h, H, W)
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """The same function step by step through autograd (slow; the tests' reference)."""
@@ -192,7 +182,7 @@ class DiagonalBiLSTM(nn.Module):
             hidden, cell = new_hidden, new_cell
             outputs.append(hidden)
         skewed = torch.stack(outputs, dim=-1)  # (2, h, B, H, W + H - 1)
-        return self._combine(unskew(skewed, width).permute(0, 2, 1, 3, 4))  # (2, B, h, H, W)
+        return combine_directions(unskew(skewed, width).permute(0, 2, 1, 3, 4))  # (2, B, h, H, W)
 
 
 class LSTMResidualBlock(nn.Module):

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from .native_scan import NativeDiagonalLayer, NativeDiagonalScan, NativeRowScan, diagonal_initial_grads, diagonal_padded_states, native_scans_run
+
 
 # Devices where tanh goes through sigmoid: torch's CPU tanh is several times slower than its
 # sigmoid (benchmarks/scan_speed.py). On a GPU each extra operation is an extra kernel launch.
@@ -204,13 +206,7 @@ class DiagonalScan(torch.autograd.Function):
     def forward(ctx, gates_in, weight, initial_hidden, initial_cell):
         directions, batch, height, width, four_h = gates_in.shape
         size = four_h // 4
-        padded = (directions, batch, height + 1, width + 1, size)
-        hidden = gates_in.new_empty(padded)
-        cell = gates_in.new_empty(padded)
-        initial_h = initial_hidden[:, None, None, :]  # (D, 1, 1, h)
-        hidden[:, :, 0] = initial_h
-        hidden[:, :, :, 0] = initial_h
-        cell[:, :, :, 0] = initial_cell[:, None, None, :]  # a cell reads only its left neighbour
+        hidden, cell = diagonal_padded_states(gates_in, initial_hidden, initial_cell)
         activations = gates_in.new_empty(directions, batch, height, width, four_h)
         tanh_cells = gates_in.new_empty(directions, batch, height, width, size)
         weight_t = weight.transpose(1, 2)  # (D, 2h, 4h)
@@ -248,13 +244,9 @@ class DiagonalScan(torch.autograd.Function):
             grad_recurrent = torch.bmm(local.view(directions, batch * n, four_h), weight).view(directions, batch, n, 2 * size)
             _diagonal(grad_hidden, t, lo, n, 0, 1).add_(grad_recurrent[..., :size])
             _diagonal(grad_hidden, t, lo, n, 1, 0).add_(grad_recurrent[..., size:])
-        # What reached the padding reached the initial state: row -1 (read as "above" by row 0)
-        # and column -1 (read as "left" by column 0); the corner is never read.
-        grad_initial_hidden = grad_hidden[:, :, 0, 1:].sum((1, 2)) + grad_hidden[:, :, 1:, 0].sum((1, 2))
-        grad_initial_cell = grad_cell[:, :, 1:, 0].sum((1, 2))
         recurrent = torch.cat([hidden[:, :, :-1, 1:], hidden[:, :, 1:, :-1]], dim=-1)  # (D, B, H, W, 2h): what each position read
         grad_weight = torch.bmm(grad_gates.view(directions, -1, four_h).transpose(1, 2), recurrent.view(directions, -1, 2 * size))
-        return grad_gates, grad_weight, grad_initial_hidden, grad_initial_cell
+        return grad_gates, grad_weight, *diagonal_initial_grads(grad_hidden, grad_cell)
 
 
 # Opaque to torch.compile: every diagonal is a view of a different shape, so dynamo would re-trace
@@ -263,6 +255,53 @@ class DiagonalScan(torch.autograd.Function):
 def diagonal_scan(gates_in, weight, initial_hidden, initial_cell) -> torch.Tensor:
     """Hidden states (D, B, H, W, h) of the Diagonal BiLSTM scan; see :class:`DiagonalScan`.
 
-    ``gates_in`` is (D, B, H, W, 4h). Under autocast the scan runs in float32.
+    ``gates_in`` is (D, B, H, W, 4h). Under autocast the scan runs in float32. The native scan
+    runs where it can (:mod:`pixelrnn.layers.native_scan`), this module's elsewhere.
     """
-    return _in_float32(DiagonalScan, gates_in, weight, initial_hidden, initial_cell)
+    scan = NativeDiagonalScan if native_scans_run(gates_in) else DiagonalScan
+    return _in_float32(scan, gates_in, weight, initial_hidden, initial_cell)
+
+
+def direction_gates(gates: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 8h) input gates of a Diagonal BiLSTM -> (2, B, H, W, 4h), the right-to-left direction mirrored."""
+    size = gates.shape[-1] // 2
+    return torch.stack([gates[..., :size], gates[..., size:].flip(2)])
+
+
+def combine_directions(states: torch.Tensor) -> torch.Tensor:
+    """(2, B, h, H, W) states of both directions (the second mirrored) -> the Diagonal BiLSTM's output (B, h, H, W)."""
+    height = states.shape[3]
+    left_to_right, right_to_left = states[0], states[1].flip(-1)
+    # Shift down one row: pixel (i, j) sees the right-to-left state of (i-1, j), never its own row.
+    shifted = F.pad(right_to_left, (0, 0, 1, 0))[:, :, :height]
+    return left_to_right + shifted
+
+
+def diagonal_layer_scan(gates: torch.Tensor, weight: torch.Tensor, initial_hidden: torch.Tensor,
+                        initial_cell: torch.Tensor) -> torch.Tensor:
+    """The Diagonal BiLSTM layer's output (B, h, H, W) from its input gates (B, H, W, 8h); float32 under autocast.
+
+    Natively in one step where it can (:class:`NativeDiagonalLayer`), else as the two directions'
+    gates, :func:`diagonal_scan` and :func:`combine_directions`.
+    """
+    if native_scans_run(gates):
+        return _in_float32(NativeDiagonalLayer, gates, weight, initial_hidden, initial_cell).permute(0, 3, 1, 2)
+    states = diagonal_scan(direction_gates(gates), weight, initial_hidden, initial_cell)  # (2, B, H, W, h)
+    return combine_directions(states.permute(0, 1, 4, 2, 3))
+
+
+def row_scan(gates: torch.Tensor, weight: torch.Tensor, initial_hidden: torch.Tensor, initial_cell: torch.Tensor,
+             kernel: int) -> torch.Tensor:
+    """Hidden states (B, h, H, W) of the Row LSTM from its input-to-state gates (B, 4h, H, W).
+
+    ``weight`` (4h, k*h) is the state-to-state 1 x k kernel over the k shifted copies of the row
+    above (tap-major). The native scan runs where it can, :class:`LSTMScan` elsewhere; under
+    autocast the scan runs in float32.
+    """
+    batch, four_h, height, width = gates.shape
+    if native_scans_run(gates):
+        states = _in_float32(NativeRowScan, gates.permute(0, 2, 3, 1), weight, initial_hidden, initial_cell, kernel)  # (B, H, W, h)
+        return states.permute(0, 3, 1, 2)
+    rows = gates.permute(2, 1, 0, 3).reshape(height, 1, four_h, batch * width)  # (T=H, D=1, 4h, B*W)
+    states = lstm_scan(rows, weight[None], initial_hidden[None], initial_cell[None], RowRecurrence(batch, width, kernel))
+    return states.view(height, four_h // 4, batch, width).permute(2, 1, 0, 3)  # (B, h, H, W)

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 SOURCE_DIR = Path(__file__).resolve().parent
-SOURCES = ("program.cpp", "draw.cpp")
-HEADERS = ("vector_math.h",)
+SOURCES = ("program.cpp", "draw.cpp", "scan.cpp")
+HEADERS = ("vector_math.h", "dense.h", "lstm.h")
 #: Compiler flags per torch CPU capability: the build may use what torch itself uses on this CPU.
 ISA_FLAGS = {
     "AVX2": ["-mavx2", "-mfma", "-DPIXELRNN_VECTOR_BYTES=32"],
@@ -38,7 +38,8 @@ _I, _D = ctypes.c_int64, ctypes.c_double
 #: Every exported function (``<name>_f32``, ``<name>_f64``, each returning an int64) and its arguments:
 #: addresses, sizes and strides as int64.
 SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_draw": [_I] * 5 + [_D, _I, _I],
-              "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8}
+              "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8, "pixelrnn_diagonal_forward": [_I] * 18,
+              "pixelrnn_diagonal_backward": [_I] * 21, "pixelrnn_row_forward": [_I] * 14, "pixelrnn_row_backward": [_I] * 18}
 #: Data types the kernels are built for.
 DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 

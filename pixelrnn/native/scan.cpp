@@ -1,0 +1,300 @@
+// The recurrent scans of the Row LSTM (section 3.1) and the Diagonal BiLSTM (section 3.2, Figure
+// 3), forward and backward through time, each a whole scan in one call.
+//
+// The PyTorch scans (pixelrnn/layers/scan.py) issue about fifteen tensor operations per step,
+// forward and backward; here a step is one small matrix product per source of the recurrent
+// state (dense.h) and one LSTM update per position (lstm.h). Images (and directions) never
+// interact, so each (direction, image) is scanned whole by one thread: the result does not depend
+// on the number of threads. The weight's gradient is accumulated per (direction, image) while the
+// backward pass has each step's states at hand; the caller sums it over the images.
+//
+// Layouts (all contiguous, D directions, B images, H x W, h units, 4h gates [o | f | i | g]):
+//   Diagonal BiLSTM: gates (D, B, H, W, 4h); states padded with a row -1 and a column -1 that hold
+//   the initial state, (D, B, H + 1, W + 1, h); the step t computes the diagonal i + j = t, whose
+//   positions are one row down and one column left of each other: constant strides.
+//   Row LSTM: gates (B, H, W, 4h); states (B, H, W, h); the recurrent input of position (i, j) is
+//   the row above at columns j - k//2 .. j + k//2 (zero outside), weight (k * h, 4h) tap-major.
+#include <algorithm>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "dense.h"
+#include "lstm.h"
+
+namespace {
+
+using pixelrnn::Dense;
+using pixelrnn::View;
+using pixelrnn::dense;
+using pixelrnn::lstm_backward;
+using pixelrnn::lstm_forward;
+
+// work(item) for every item in [0, items), in contiguous chunks on up to `threads` threads.
+template <typename Work>
+void parallel(int64_t items, int64_t threads, Work work) {
+    threads = std::max<int64_t>(1, std::min(threads, items));
+    auto chunk = [&](int64_t part) {
+        for (int64_t item = part * items / threads; item < (part + 1) * items / threads; ++item) work(item);
+    };
+    std::vector<std::thread> pool;
+    for (int64_t part = 1; part < threads; ++part) pool.emplace_back(chunk, part);
+    chunk(0);
+    for (std::thread& thread : pool) thread.join();
+}
+
+struct Diagonal {  // the positions of step t: rows lo .. lo + n - 1, column t - row
+    int64_t lo, n;
+    Diagonal(int64_t t, int64_t height, int64_t width) : lo(std::max<int64_t>(0, t - width + 1)), n(std::min(height - 1, t) - lo + 1) {}
+};
+
+// Where the Diagonal BiLSTM's input gates (and their gradients) live: element (d, b, r, c) at
+// image * b + row * r + column * c' + direction * d, with c' = W - 1 - c for the second direction
+// where mirror is set (the layer's own layout: the conv's channels-last output, the right-to-left
+// direction read mirrored), c' = c otherwise (the reference layout (D, B, H, W, 4h)).
+struct GateLayout {
+    int64_t image, row, column, direction, mirror;
+    int64_t at(int64_t d, int64_t b, int64_t r, int64_t c, int64_t width) const {
+        return b * image + r * row + ((mirror && d) ? width - 1 - c : c) * column + d * direction;
+    }
+    int64_t step(int64_t d) const { return (mirror && d) ? row + column : row - column; }  // one row down, one column left
+};
+
+// out (B, H, W, h) = left-to-right state at (r, c) + right-to-left state at (r - 1, c) (mirrored
+// columns), the layer's output; and its adjoint, which fills the padded gradient buffers.
+template <typename T, bool ADJOINT>
+void combine(T* hidden, T* out, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t threads) {
+    const int64_t padded = (height + 1) * (width + 1);
+    parallel(batch, threads, [&](int64_t b) {
+        T* forward = hidden + b * padded * h;
+        T* reverse = hidden + (batch + b) * padded * h;
+        if (ADJOINT) {
+            std::fill(forward, forward + padded * h, T(0));
+            std::fill(reverse, reverse + padded * h, T(0));
+        }
+        for (int64_t r = 0; r < height; ++r)
+            for (int64_t c = 0; c < width; ++c) {
+                T* o = out + ((b * height + r) * width + c) * h;
+                T* f = forward + ((r + 1) * (width + 1) + c + 1) * h;
+                T* g = reverse + (r * (width + 1) + width - c) * h;  // (r - 1, W - 1 - c) of the padded buffer
+                for (int64_t u = 0; u < h; ++u) {
+                    if (ADJOINT) {
+                        f[u] = o[u];
+                        if (r) g[u] = o[u];
+                    } else {
+                        o[u] = f[u] + (r ? g[u] : T(0));
+                    }
+                }
+            }
+    });
+}
+
+template <typename T>
+void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T* hidden, T* cell, T* activations, T* tanh_cells,
+                      int64_t directions, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t threads) {
+    const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1);
+    parallel(directions * batch, threads, [&](int64_t item) {
+        const int64_t direction = item / batch, b = item % batch;
+        const T* weight = weight_t + direction * 2 * h * four_h;  // (2h, 4h) over [state above ; state to the left]
+        T* act = activations + item * map * four_h;
+        T* tanh_cell = tanh_cells + item * map * h;
+        T* states = hidden + item * padded * h;
+        T* cells = cell + item * padded * h;
+        auto image = [&](int64_t r, int64_t c) { return r * width + c; };           // position (r, c) of the image
+        auto pad = [&](int64_t r, int64_t c) { return (r + 1) * (width + 1) + c + 1; };  // of the padded buffers
+        const Dense step_product{h, four_h, four_h, 0, 0, false};
+        const View<T> none{nullptr, 0, 0};
+        for (int64_t t = 0; t < height + width - 1; ++t) {
+            const Diagonal d(t, height, width);
+            const int64_t r0 = d.lo, c0 = t - d.lo;
+            const int64_t step = (width - 1) * four_h, state_step = width * h;  // one row down, one column left
+            const View<T> out{act + image(r0, c0) * four_h, step, 1};
+            const View<T> gates{const_cast<T*>(gates_in) + layout.at(direction, b, r0, c0, width), layout.step(direction), 1};
+            dense<T, false>(step_product, d.n, out, View<T>{states + pad(r0 - 1, c0) * h, state_step, 1}, gates, none, weight);
+            dense<T>(d.n, h, four_h, states + pad(r0, c0 - 1) * h, state_step, weight + h * four_h, four_h, out.data, step, out.data);
+            for (int64_t p = 0; p < d.n; ++p) {
+                const int64_t r = r0 + p, c = c0 - p;
+                T* a = act + image(r, c) * four_h;
+                const T* previous = cells + pad(r, c - 1) * h;
+                T* cell_out = cells + pad(r, c) * h;
+                T* hidden_out = states + pad(r, c) * h;
+                lstm_forward<T>(h, a, a, tanh_cell + image(r, c) * h, [&](int64_t u) { return previous[u]; },
+                                [&](int64_t u, T value, T state) {
+                                    cell_out[u] = value;
+                                    hidden_out[u] = state;
+                                });
+            }
+        }
+    });
+}
+
+// The gradient of the weight is accumulated per (direction, image), transposed: grad_weight_t (D*B, 2h, 4h),
+// zero on entry, summed over the images by the caller (the sum is then the same for any thread count).
+template <typename T>
+void diagonal_backward(const T* weight, const T* activations, const T* cell, const T* tanh_cells, const T* hidden, T* grad_hidden,
+                       T* grad_cell, T* grad_gates, GateLayout layout, T* grad_weight_t, int64_t directions, int64_t batch,
+                       int64_t height, int64_t width, int64_t h, int64_t threads) {
+    const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1);
+    parallel(directions * batch, threads, [&](int64_t item) {
+        const int64_t direction = item / batch, b = item % batch;
+        const T* w = weight + direction * four_h * 2 * h;  // (4h, 2h): gradient of [state above ; state to the left]
+        const T* act = activations + item * map * four_h;
+        const T* tanh_cell = tanh_cells + item * map * h;
+        const T* cells = cell + item * padded * h;
+        const T* states = hidden + item * padded * h;
+        T* partial = grad_weight_t + item * 2 * h * four_h;
+        T* grad_states = grad_hidden + item * padded * h;
+        T* grad_cells = grad_cell + item * padded * h;
+        auto image = [&](int64_t r, int64_t c) { return r * width + c; };
+        auto pad = [&](int64_t r, int64_t c) { return (r + 1) * (width + 1) + c + 1; };
+        const int64_t grad_step = layout.step(direction), state_step = width * h;
+        for (int64_t t = height + width - 2; t >= 0; --t) {
+            const Diagonal d(t, height, width);
+            const int64_t r0 = d.lo, c0 = t - d.lo;
+            for (int64_t p = 0; p < d.n; ++p) {
+                const int64_t r = r0 + p, c = c0 - p;
+                const T* previous = cells + pad(r, c - 1) * h;
+                T* carried = grad_cells + pad(r, c - 1) * h;  // the left neighbour's cell, through the forget gate
+                lstm_backward<T>(h, act + image(r, c) * four_h, tanh_cell + image(r, c) * h, grad_states + pad(r, c) * h,
+                                 grad_cells + pad(r, c) * h, [&](int64_t u) { return previous[u]; },
+                                 grad_gates + layout.at(direction, b, r, c, width), [&](int64_t u, T value) { carried[u] += value; });
+            }
+            const T* local = grad_gates + layout.at(direction, b, r0, c0, width);
+            T* above = grad_states + pad(r0 - 1, c0) * h;
+            T* left = grad_states + pad(r0, c0 - 1) * h;
+            dense<T>(d.n, four_h, h, local, grad_step, w, 2 * h, above, state_step, above);
+            dense<T>(d.n, four_h, h, local, grad_step, w + h, 2 * h, left, state_step, left);
+            // grad_weight_t += [states above ; states to the left]^T @ local, over the diagonal's positions.
+            const Dense outer{d.n, four_h, grad_step, 0, 0, false};
+            const View<T> none{nullptr, 0, 0};
+            for (int64_t source = 0; source < 2; ++source) {
+                const T* read = states + (source ? pad(r0, c0 - 1) : pad(r0 - 1, c0)) * h;
+                const View<T> out{partial + source * h * four_h, four_h, 1};
+                dense<T, false>(outer, h, out, View<T>{const_cast<T*>(read), 1, state_step}, out, none, local);
+            }
+        }
+    });
+}
+
+template <typename T>
+void row_forward(const T* gates_in, const T* weight_t, const T* initial_hidden, const T* initial_cell, T* hidden, T* cell,
+                 T* activations, T* tanh_cells, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t kernel,
+                 int64_t threads) {
+    const int64_t four_h = 4 * h, reach = kernel / 2;
+    parallel(batch, threads, [&](int64_t b) {
+        std::vector<T> above((width + 2 * reach) * h, T(0));  // the row above, zero padded
+        for (int64_t c = 0; c < width; ++c) std::copy(initial_hidden, initial_hidden + h, above.begin() + (reach + c) * h);
+        for (int64_t t = 0; t < height; ++t) {
+            const int64_t row = (b * height + t) * width;
+            T* act = activations + row * four_h;
+            dense<T>(width, kernel * h, four_h, above.data(), h, weight_t, four_h, act, four_h, gates_in + row * four_h);
+            for (int64_t c = 0; c < width; ++c) {
+                const T* previous = t ? cell + (row - width + c) * h : initial_cell;
+                T* cell_out = cell + (row + c) * h;
+                T* hidden_out = hidden + (row + c) * h;
+                lstm_forward<T>(h, act + c * four_h, act + c * four_h, tanh_cells + (row + c) * h, [&](int64_t u) { return previous[u]; },
+                                [&](int64_t u, T value, T state) {
+                                    cell_out[u] = value;
+                                    hidden_out[u] = state;
+                                });
+            }
+            std::copy(hidden + row * h, hidden + (row + width) * h, above.begin() + reach * h);
+        }
+    });
+}
+
+// grad_initial_hidden / grad_initial_cell (B, W, h): what reached the initial state at each column;
+// grad_weight_t (B, k*h, 4h): the weight's gradient per image, transposed (zero on entry).
+template <typename T>
+void row_backward(const T* weight, const T* initial_hidden, const T* initial_cell, const T* hidden, const T* cell,
+                  const T* activations, const T* tanh_cells, const T* grad_hidden, T* grad_gates, T* grad_initial_hidden,
+                  T* grad_initial_cell, T* grad_weight_t, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t kernel,
+                  int64_t threads) {
+    const int64_t four_h = 4 * h, reach = kernel / 2;
+    parallel(batch, threads, [&](int64_t b) {
+        std::vector<T> carried_hidden((width + 2 * reach) * h, T(0));  // to the row above, zero padded
+        std::vector<T> carried_cell(width * h, T(0));
+        std::vector<T> grad_row(width * h);
+        std::vector<T> above((width + 2 * reach) * h, T(0));  // what row t read: row t-1, zero padded
+        const Dense outer{width, four_h, four_h, 0, 0, false};
+        const View<T> partial{grad_weight_t + b * kernel * h * four_h, four_h, 1}, none{nullptr, 0, 0};
+        for (int64_t t = height - 1; t >= 0; --t) {
+            const int64_t row = (b * height + t) * width;
+            for (int64_t k = 0; k < width * h; ++k) grad_row[k] = grad_hidden[row * h + k] + carried_hidden[reach * h + k];
+            std::fill(carried_hidden.begin(), carried_hidden.end(), T(0));
+            for (int64_t c = 0; c < width; ++c) {
+                const T* previous = t ? cell + (row - width + c) * h : initial_cell;
+                T* carried = carried_cell.data() + c * h;
+                lstm_backward<T>(h, activations + (row + c) * four_h, tanh_cells + (row + c) * h, grad_row.data() + c * h, carried,
+                                 [&](int64_t u) { return previous[u]; }, grad_gates + (row + c) * four_h,
+                                 [&](int64_t u, T value) { carried[u] = value; });
+            }
+            // Tap s of column c read the row above at column c + s - k//2, padded index c + s.
+            for (int64_t s = 0; s < kernel; ++s) {
+                T* out = carried_hidden.data() + s * h;
+                dense<T>(width, four_h, h, grad_gates + row * four_h, four_h, weight + s * h, kernel * h, out, h, out);
+            }
+            for (int64_t c = 0; c < width; ++c) {
+                const T* state = t ? hidden + (row - width + c) * h : initial_hidden;
+                std::copy(state, state + h, above.begin() + (reach + c) * h);
+            }
+            // grad_weight_t += taps^T @ grad_gates over the row: tap k' of column c is above[c * h + k'].
+            dense<T, false>(outer, kernel * h, partial, View<T>{above.data(), 1, h}, partial, none, grad_gates + row * four_h);
+        }
+        std::copy(carried_hidden.begin() + reach * h, carried_hidden.begin() + (reach + width) * h, grad_initial_hidden + b * width * h);
+        std::copy(carried_cell.begin(), carried_cell.end(), grad_initial_cell + b * width * h);
+    });
+}
+
+template <typename T>
+T* p(int64_t address) { return reinterpret_cast<T*>(address); }
+
+}  // namespace
+
+#define PIXELRNN_SCANS(T, SUFFIX)                                                                                                \
+    /* out: 0, or (B, H, W, h) for the layer's combined output (D = 2). */                                                      \
+    extern "C" int64_t pixelrnn_diagonal_forward_##SUFFIX(int64_t gates, int64_t image, int64_t row, int64_t column,              \
+                                                          int64_t direction, int64_t mirror, int64_t weight_t, int64_t hidden,  \
+                                                          int64_t cell, int64_t activations, int64_t tanh_cells,               \
+                                                          int64_t directions, int64_t batch, int64_t height, int64_t width,    \
+                                                          int64_t h, int64_t threads, int64_t out) {                            \
+        diagonal_forward<T>(p<T>(gates), GateLayout{image, row, column, direction, mirror}, p<T>(weight_t), p<T>(hidden),      \
+                            p<T>(cell), p<T>(activations), p<T>(tanh_cells), directions, batch, height, width, h, threads);    \
+        if (out) combine<T, false>(p<T>(hidden), p<T>(out), batch, height, width, h, threads);                                 \
+        return 0;                                                                                                                \
+    }                                                                                                                            \
+    /* grad_out: 0 (grad_hidden filled by the caller), or (B, H, W, h), the gradient of the combined output. */                 \
+    extern "C" int64_t pixelrnn_diagonal_backward_##SUFFIX(int64_t weight, int64_t activations, int64_t cell, int64_t tanh_cells, \
+                                                           int64_t hidden, int64_t grad_hidden, int64_t grad_cell,              \
+                                                           int64_t grad_gates, int64_t image, int64_t row, int64_t column,      \
+                                                           int64_t direction, int64_t mirror, int64_t grad_weight_t,            \
+                                                           int64_t directions, int64_t batch, int64_t height, int64_t width,    \
+                                                           int64_t h, int64_t threads, int64_t grad_out) {                      \
+        if (grad_out) combine<T, true>(p<T>(grad_hidden), p<T>(grad_out), batch, height, width, h, threads);                   \
+        diagonal_backward<T>(p<T>(weight), p<T>(activations), p<T>(cell), p<T>(tanh_cells), p<T>(hidden), p<T>(grad_hidden),    \
+                             p<T>(grad_cell), p<T>(grad_gates), GateLayout{image, row, column, direction, mirror},              \
+                             p<T>(grad_weight_t), directions, batch, height, width, h, threads);                                \
+        return 0;                                                                                                                \
+    }                                                                                                                            \
+    extern "C" int64_t pixelrnn_row_forward_##SUFFIX(int64_t gates, int64_t weight_t, int64_t initial_hidden,                    \
+                                                     int64_t initial_cell, int64_t hidden, int64_t cell, int64_t activations,   \
+                                                     int64_t tanh_cells, int64_t batch, int64_t height, int64_t width,          \
+                                                     int64_t h, int64_t kernel, int64_t threads) {                              \
+        row_forward<T>(p<T>(gates), p<T>(weight_t), p<T>(initial_hidden), p<T>(initial_cell), p<T>(hidden), p<T>(cell),        \
+                       p<T>(activations), p<T>(tanh_cells), batch, height, width, h, kernel, threads);                          \
+        return 0;                                                                                                                \
+    }                                                                                                                            \
+    extern "C" int64_t pixelrnn_row_backward_##SUFFIX(int64_t weight, int64_t initial_hidden, int64_t initial_cell,             \
+                                                      int64_t hidden, int64_t cell, int64_t activations, int64_t tanh_cells,   \
+                                                      int64_t grad_hidden, int64_t grad_gates, int64_t grad_initial_hidden,    \
+                                                      int64_t grad_initial_cell, int64_t grad_weight_t, int64_t batch,         \
+                                                      int64_t height, int64_t width, int64_t h, int64_t kernel,                 \
+                                                      int64_t threads) {                                                        \
+        row_backward<T>(p<T>(weight), p<T>(initial_hidden), p<T>(initial_cell), p<T>(hidden), p<T>(cell), p<T>(activations),    \
+                        p<T>(tanh_cells), p<T>(grad_hidden), p<T>(grad_gates), p<T>(grad_initial_hidden),                      \
+                        p<T>(grad_initial_cell), p<T>(grad_weight_t), batch, height, width, h, kernel, threads);                \
+        return 0;                                                                                                                \
+    }
+
+PIXELRNN_SCANS(float, f32)
+PIXELRNN_SCANS(double, f64)
