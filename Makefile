@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,plots,digits]"
+	$(PY) -m pip install --quiet -e ".[test,plots,digits,native]"
 	touch $@
 
 # Trains a small Diagonal BiLSTM on the 8x8 digits bundled with scikit-learn (offline), evaluates
@@ -27,6 +27,9 @@ demo: install
 	$(VENV)/bin/pixelrnn complete $(RUN_DIR) --dataset digits --index 0 --index 1 --index 2 --keep-rows 4 -k 8 --seed 0 --out $(RUN_DIR)/completions.png
 	@echo "run folder: $(RUN_DIR)"
 
+# The tests build the native kernels where a compiler is found (a second or two, cached in torch's
+# extension folder) and run both them and the PyTorch paths they replace; without one they warn once
+# and test the PyTorch paths (tests/native/test_kernels.py forces that case either way).
 test: install
 	$(PY) -m pytest -q
 

@@ -23,13 +23,16 @@ work the CPU time is the steadier measure. The load average is printed with ever
   the native kernels.
 - after: ``sample(model, ...)`` with the native engines (``pixelrnn/sampling/native_engines.py``).
 - An engine's work on a row does not depend on the rows below it, so sampling the first
-  ``rows`` rows costs exactly those rows of the full image; the time is multiplied by
-  H / rows (``rows`` = H: no extrapolation). The engines run on one thread.
+  ``rows`` rows costs exactly those rows of the full image. Where ``rows`` < H, the first row
+  (which carries the engine's setup) is timed alone too, and the image's time is that of the
+  first row plus (H - 1) times the mean of rows 2 .. ``rows`` (``rows`` = H: no extrapolation).
+  The engines run on one thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -48,6 +51,7 @@ SIZES = {
     "cifar": ("cifar10_", (4, 1), (3, 1)),
 }
 ARCHS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
+SETTLE_SECONDS = 1.0
 
 
 def clocks() -> tuple[float, float]:
@@ -60,15 +64,25 @@ def since(start: tuple[float, float], scale: float = 1.0) -> tuple[float, float]
     return (now[0] - start[0]) * scale, (now[1] - start[1]) * scale
 
 
-def time_incremental(model, batch, height, width, rows, use_native):
+def time_rows(model, batch, rows, width, use_native):
+    """(wall, CPU) seconds of sampling ``batch`` images of ``rows`` rows."""
     generator = torch.Generator().manual_seed(0)
     start = clocks()
-    if use_native:
+    with native.disabled() if not use_native else contextlib.nullcontext():
         sample(model, batch, rows, width, generator=generator)
-    else:
-        with native.disabled():
-            sample(model, batch, rows, width, generator=generator)
-    return since(start, height / rows)
+    return since(start)
+
+
+def time_incremental(model, batch, height, width, rows, use_native):
+    """(wall, CPU) seconds of a whole image, from its first ``rows`` rows (and its first row, to extrapolate)."""
+    if rows == height:
+        return time_rows(model, batch, rows, width, use_native)
+    first = time_rows(model, batch, 1, width, use_native)
+    if rows == 1:
+        return tuple(value * height for value in first)
+    # The first row carries the fixed costs (the engine's setup); the others cost the same each.
+    some = time_rows(model, batch, rows, width, use_native)
+    return tuple(one + (many - one) * (height - 1) / (rows - 1) for one, many in zip(first, some))
 
 
 def time_naive(model, batch, height, width, steps, threads):
@@ -145,6 +159,9 @@ def main(argv=None) -> int:
                 names = list(paths)
                 for index in range(rounds):
                     for name in names[index % len(names):] + names[: index % len(names)]:  # rotate the order per round
+                        # torch's idle CPU threads spin for a while after parallel work (the naive path's
+                        # convolutions); let them sleep, so that they do not take the next path's time.
+                        time.sleep(SETTLE_SECONDS)
                         times[name].append(paths[name]())
                 # Per path: (wall, cpu) medians in ms per image.
                 median = {name: tuple(statistics.median(value[k] for value in values) / batch * 1000 for k in (0, 1))

@@ -31,6 +31,8 @@ def make_layer(kind, channels):
 @pytest.mark.parametrize("kind", ["row", "row5", "diagonal"])
 @pytest.mark.parametrize("shape", [(2, 4, 5), (1, 6, 3), (3, 1, 4), (2, 5, 1)])
 def test_fused_scan_matches_reference_values_and_gradients(kind, shape, tanh, monkeypatch):
+    """The PyTorch scans (the native ones: tests/layers/test_native_scan.py)."""
+    monkeypatch.setitem(native._state, "enabled", False)
     if tanh == "torch_tanh":  # the GPU branch of the scans, exercised here on the CPU
         monkeypatch.setattr(scan_module, "SIGMOID_TANH_DEVICES", set())
     layer = make_layer(kind, channels=1)
@@ -54,7 +56,8 @@ def test_fused_scan_matches_reference_values_and_gradients(kind, shape, tanh, mo
 
 
 @pytest.mark.parametrize("scan", ["row", "diagonal"])
-def test_scans_pass_gradcheck(scan):
+def test_scans_pass_gradcheck(scan, monkeypatch):
+    monkeypatch.setitem(native._state, "enabled", False)  # the PyTorch scans
     torch.manual_seed(0)
     directions, size, batch, height, width = 2, 2, 2, 3, 4
     if scan == "row":

@@ -32,15 +32,16 @@ def small_model(arch, channels, *, levels=5, dtype=torch.float64, seed=0, **opti
     return model
 
 
-def teacher_forced_errors(model, images, corrupt_at=None, corrupt=None):
+def teacher_forced_errors(model, images, corrupt_at=None, corrupt=None, native_kernels=None):
     """Max |engine logits - full logits| per sub-pixel, in raster order (i, j, c).
 
     ``corrupt(engine)`` is called once, just before sub-pixel ``corrupt_at`` = (i, j, c).
+    ``native_kernels``: the engine (None: the default, native where the kernels run; False: the reference).
     """
     with torch.no_grad():
         full = model(images)  # (B, C, K, H, W)
     batch, channels, height, width = images.shape
-    engine = make_engine(model)
+    engine = make_engine(model, native_kernels)
     engine.reset(batch, height, width)
     errors = []
     for i, j, c in itertools.product(range(height), range(width), range(channels)):
@@ -82,12 +83,13 @@ def test_single_row_and_single_column_images():
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_a_corrupted_cache_breaks_the_comparison(arch):
-    """The comparison has teeth: perturbing any one cache mid-image changes later logits."""
+@pytest.mark.parametrize("native_kernels", [None, False])
+def test_a_corrupted_cache_breaks_the_comparison(arch, native_kernels):
+    """The comparison has teeth: perturbing any one cache mid-image changes later logits (either engine)."""
     model = small_model(arch, 3, hidden=9)
     images = torch.randint(0, 5, (2, 3, 4, 4), generator=torch.Generator().manual_seed(5))
-    assert max(teacher_forced_errors(model, images)) <= 1e-9
-    probe = make_engine(model)
+    assert max(teacher_forced_errors(model, images, native_kernels=native_kernels)) <= 1e-9
+    probe = make_engine(model, native_kernels)
     probe.reset(2, 4, 4)
     names = list(probe.cache_tensors())
     assert "image" in names and len(names) >= 3
@@ -96,7 +98,7 @@ def test_a_corrupted_cache_breaks_the_comparison(arch):
         def corrupt(engine, name=name):
             engine.cache_tensors()[name].add_(0.5)
 
-        errors = teacher_forced_errors(model, images, where, corrupt)
+        errors = teacher_forced_errors(model, images, where, corrupt, native_kernels)
         assert max(errors) > 1e-6, f"corrupting cache {name!r} went unnoticed"
     # ... and nothing before the corruption moved.
     assert max(errors[: 4 * 2 * 3 + 1 * 3 + 1]) <= 1e-9

@@ -1,0 +1,100 @@
+"""The native scans equal the step-by-step reference: values, input gradients, every parameter gradient."""
+
+import pytest
+import torch
+
+from pixelrnn import native
+from pixelrnn.layers.lstm import DiagonalBiLSTM, RowLSTM
+from pixelrnn.layers.native_scan import NativeDiagonalLayer, NativeDiagonalScan, NativeRowScan
+from pixelrnn.layers.scan import DiagonalScan, direction_gates
+
+pytestmark = pytest.mark.skipif(native.library() is None, reason="the native kernels cannot be built here")
+
+
+def layer_of(kind, channels=1, size=3):
+    torch.manual_seed(0)
+    layer = {"row": lambda: RowLSTM(6, size * channels, channels, kernel=3), "row5": lambda: RowLSTM(6, size * channels, channels, kernel=5),
+             "diagonal": lambda: DiagonalBiLSTM(6, size * channels, channels)}[kind]().double()
+    with torch.no_grad():  # non-zero learned initial states, so that their gradients are exercised
+        layer.initial_hidden.normal_()
+        layer.initial_cell.normal_()
+    return layer
+
+
+def values_and_gradients(layer, forward, x, upstream):
+    layer.zero_grad()
+    x.grad = None
+    out = forward(x)
+    (out * upstream).sum().backward()
+    return out.detach(), x.grad.clone(), {name: p.grad.clone() for name, p in layer.named_parameters()}
+
+
+@pytest.mark.parametrize("kind", ["row", "row5", "diagonal"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("shape", [(2, 4, 5), (1, 6, 3), (3, 1, 4), (2, 5, 1)])
+def test_native_layers_match_the_step_by_step_reference(kind, channels, shape):
+    layer = layer_of(kind, channels)
+    batch, height, width = shape
+    x = torch.randn(batch, 6, height, width, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(batch, layer.hidden, height, width, dtype=torch.float64)
+    fast, fast_x, fast_params = values_and_gradients(layer, layer.forward, x, upstream)
+    slow, slow_x, slow_params = values_and_gradients(layer, layer.forward_reference, x, upstream)
+    assert torch.allclose(fast, slow, rtol=0, atol=1e-12)
+    assert torch.allclose(fast_x, slow_x, rtol=0, atol=1e-12)
+    assert set(fast_params) == set(slow_params) == {name for name, _ in layer.named_parameters()}
+    for name in slow_params:
+        assert torch.allclose(fast_params[name], slow_params[name], rtol=0, atol=1e-11), name
+
+
+def test_the_native_scan_equals_the_pytorch_scan_on_its_own_interface():
+    torch.manual_seed(1)
+    gates = torch.randn(2, 3, 4, 6, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(2, 8, 4, dtype=torch.float64, requires_grad=True)
+    initial = [torch.randn(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    upstream = torch.randn(2, 3, 4, 6, 2, dtype=torch.float64)
+    results = []
+    for scan in (NativeDiagonalScan, DiagonalScan):
+        out = scan.apply(gates, weight, *initial)
+        grads = torch.autograd.grad((out * upstream).sum(), [gates, weight, *initial])
+        results.append((out, *grads))
+    for fast, slow in zip(*results):
+        assert torch.allclose(fast, slow, rtol=0, atol=1e-12)
+
+
+def scan_inputs(kind, batch, height, width, size, seed=2):
+    """Random inputs of a native scan: gates in its layout, weight, initial hidden and cell states (float64)."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {"diagonal": [(2, batch, height, width, 4 * size), (2, 4 * size, 2 * size), (2, size), (2, size)],
+              "layer": [(batch, height, width, 8 * size), (2, 4 * size, 2 * size), (2, size), (2, size)],
+              "row": [(batch, height, width, 4 * size), (4 * size, 3 * size), (size,), (size,)]}[kind]
+    return tuple(torch.randn(shape, generator=generator, dtype=torch.float64).requires_grad_() for shape in shapes)
+
+
+SCANS = {"diagonal": NativeDiagonalScan.apply, "layer": NativeDiagonalLayer.apply, "row": lambda *a: NativeRowScan.apply(*a, 3)}
+
+
+@pytest.mark.parametrize("kind", SCANS)
+def test_native_scans_pass_gradcheck(kind):
+    assert torch.autograd.gradcheck(SCANS[kind], scan_inputs(kind, 2, 3, 4, 2))
+
+
+def test_the_layer_reads_the_convolution_output_as_the_reference_stacks_it():
+    gates = torch.randn(2, 3, 5, 16, dtype=torch.float64)
+    stacked = direction_gates(gates)  # (2, B, H, W, 4h), the second direction mirrored
+    assert torch.equal(stacked[1, :, :, 0], gates[:, :, -1, 8:])
+
+
+@pytest.mark.parametrize("kind", SCANS)
+def test_results_do_not_depend_on_the_thread_count(kind):
+    """Each image is scanned whole by one thread, whatever their number (this shape is large enough for threads)."""
+    inputs = scan_inputs(kind, 8, 16, 16, 16)
+    runs = []
+    for threads in (1, 2):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            out = SCANS[kind](*inputs)
+            runs.append((out, *torch.autograd.grad(out.sum(), inputs)))
+        finally:
+            torch.set_num_threads(previous)
+    assert all(torch.equal(one, two) for one, two in zip(*runs))
