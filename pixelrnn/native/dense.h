@@ -33,9 +33,12 @@ struct View {
 
 // The shape of a product: weight (n_in, n_out) with row stride weight_stride; x's units may come
 // in segments (rows of a patch): unit s * segment + t at s * segment_stride + t * unit_stride.
+// padded: each weight row may be read up to the next multiple of 16 columns (whatever is there only
+// reaches outputs that are not written), so the last few outputs are a vector tile too instead of
+// one output at a time.
 struct Dense {
     int64_t n_in, n_out, weight_stride, segment, segment_stride;
-    bool relu_out;
+    bool relu_out, padded = false;
 };
 
 template <typename T>
@@ -58,13 +61,22 @@ inline void over_inputs(const Dense& op, int64_t unit_stride, Visit visit) {
     }
 }
 
-template <typename T, int ROWS, int VECTORS, bool RELU_IN>
+// A tile of ROWS rows x VECTORS vectors of outputs; where PARTIAL, only the first `valid` lanes of
+// the last vector are outputs (the weights are padded, base, add and out are read and written lane
+// by lane there).
+template <typename T, int ROWS, int VECTORS, bool RELU_IN, bool PARTIAL = false>
 inline void linear_tile(const Dense& ins, View<T> out, View<T> x, View<T> base, View<T> add, const T* weight,
-                        int64_t b0, int64_t o0) {
+                        int64_t b0, int64_t o0, int64_t valid = 0) {
     constexpr int lanes = sizeof(Vector<T>) / sizeof(T);
     Vector<T> acc[ROWS][VECTORS];
     for (int r = 0; r < ROWS; ++r)
         for (int v = 0; v < VECTORS; ++v) {
+            if (PARTIAL && v == VECTORS - 1) {
+                acc[r][v] = Vector<T>{};
+                for (int64_t lane = 0; lane < valid; ++lane)
+                    acc[r][v][lane] = (base.data ? base(b0 + r, o0 + v * lanes + lane) : T(0)) + (add.data ? add(b0 + r, o0 + v * lanes + lane) : T(0));
+                continue;
+            }
             acc[r][v] = base.data ? load(&base(b0 + r, o0 + v * lanes)) : Vector<T>{};
             if (add.data) acc[r][v] += load(&add(b0 + r, o0 + v * lanes));
         }
@@ -84,7 +96,11 @@ inline void linear_tile(const Dense& ins, View<T> out, View<T> x, View<T> base, 
     for (int r = 0; r < ROWS; ++r)
         for (int v = 0; v < VECTORS; ++v) {
             const Vector<T> result = relu_out ? (acc[r][v] < zero ? zero : acc[r][v]) : acc[r][v];
-            std::memcpy(&out(b0 + r, o0 + v * lanes), &result, sizeof result);  // out's units are contiguous
+            if (PARTIAL && v == VECTORS - 1) {
+                for (int64_t lane = 0; lane < valid; ++lane) out(b0 + r, o0 + v * lanes + lane) = result[lane];
+            } else {
+                std::memcpy(&out(b0 + r, o0 + v * lanes), &result, sizeof result);  // out's units are contiguous
+            }
         }
 }
 
@@ -120,6 +136,12 @@ void dense(const Dense& ins, int64_t rows, View<T> out, View<T> x, View<T> base,
     int64_t o0 = 0;
     for (; o0 + 2 * lanes <= ins.n_out; o0 += 2 * lanes) linear_columns<T, 2, RELU_IN>(ins, rows, out, x, base, add, weight, o0);
     for (; o0 + lanes <= ins.n_out; o0 += lanes) linear_columns<T, 1, RELU_IN>(ins, rows, out, x, base, add, weight, o0);
+    if (o0 < ins.n_out && ins.padded) {
+        int64_t b = 0;
+        for (; b + 4 <= rows; b += 4) linear_tile<T, 4, 1, RELU_IN, true>(ins, out, x, base, add, weight, b, o0, ins.n_out - o0);
+        for (; b < rows; ++b) linear_tile<T, 1, 1, RELU_IN, true>(ins, out, x, base, add, weight, b, o0, ins.n_out - o0);
+        return;
+    }
     for (; o0 < ins.n_out; ++o0)
         for (int64_t b = 0; b < rows; ++b) linear_column<T, RELU_IN>(ins, out, x, base, add, weight, b, o0);
 }

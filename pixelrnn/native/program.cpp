@@ -27,7 +27,7 @@ struct Operand {
 };
 
 enum OpCode : int64_t { LINEAR = 1, LSTM = 2, ADD = 3, COPY = 4 };
-enum Flags : int64_t { RELU_IN = 1, RELU_OUT = 2 };
+enum Flags : int64_t { RELU_IN = 1, RELU_OUT = 2, PADDED = 4 };
 
 // LINEAR: out = base + add + act(x) @ weight, act = relu or identity; weight is (n_in, n_out) with
 //         row stride weight_stride; out, base and add have unit stride 1; base may alias out.
@@ -48,7 +48,8 @@ View<T> at(const Operand& operand, int64_t i, int64_t j) {
 
 template <typename T>
 void linear(const Instruction& ins, int64_t batch, int64_t i, int64_t j) {
-    const Dense op{ins.n_in, ins.n_out, ins.weight_stride, ins.segment, ins.segment_stride, bool(ins.flags & RELU_OUT)};
+    const Dense op{ins.n_in, ins.n_out, ins.weight_stride, ins.segment, ins.segment_stride, bool(ins.flags & RELU_OUT),
+                   bool(ins.flags & PADDED)};
     pixelrnn::dense<T>(op, ins.flags & RELU_IN, batch, at<T>(ins.out, i, j), at<T>(ins.x, i, j), at<T>(ins.base, i, j),
                        at<T>(ins.add, i, j), reinterpret_cast<const T*>(ins.weight));
 }

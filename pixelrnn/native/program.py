@@ -18,7 +18,11 @@ import torch
 from . import kernel
 
 _LINEAR, _LSTM, _ADD, _COPY = 1, 2, 3, 4
-_RELU_IN, _RELU_OUT = 1, 2
+_RELU_IN, _RELU_OUT, _PADDED = 1, 2, 4
+#: The kernel's last vector of outputs reads whole vectors of weights: every weight row is read up
+#: to a multiple of this many columns (up to 64 bytes of float32), copied with zero columns where
+#: that would leave the tensor.
+PAD_COLUMNS = 16
 _NONE = (0, 0, 0, 0, 0)
 
 
@@ -79,8 +83,15 @@ class Program:
         n_in, n_out = weight.shape
         if n_out > 1 and weight.stride(1) != 1:
             raise ValueError("the weight's rows must be contiguous")
+        width = -(-n_out // PAD_COLUMNS) * PAD_COLUMNS
+        if n_in and weight.storage_offset() + (n_in - 1) * weight.stride(0) + width > weight.untyped_storage().nbytes() // weight.element_size():
+            # The last row's padding would leave the tensor: a copy with zero columns (inside, the
+            # kernel reads neighbouring weights into outputs it never writes).
+            padded = weight.new_zeros(n_in, width)
+            padded[:, :n_out] = weight
+            weight = padded
         self.keep.append(weight)
-        flags = (_RELU_IN if relu_in else 0) | (_RELU_OUT if relu_out else 0)
+        flags = (_RELU_IN if relu_in else 0) | (_RELU_OUT if relu_out else 0) | _PADDED
         self.rows.append([_LINEAR, n_in, n_out, flags, weight.data_ptr(), weight.stride(0), *segments,
                           *self._fields(out, n_out, True), *self._fields(x, n_in, segments=segments),
                           *self._fields(base, n_out, True), *self._fields(add, n_out, True)])

@@ -216,7 +216,7 @@ class IncrementalEngine:
 
     def compute_threads(self):
         """A context that runs its body (a sampling loop) with ``self.threads`` CPU threads."""
-        return torch_threads(self.threads if self.like.device.type == "cpu" else None)
+        return torch_threads(self.threads if self.model.device.type == "cpu" else None)
 
     # ------------------------------------------------------------- internals
     # The work of ``logits`` and ``advance`` runs without autograd; the native engines, which

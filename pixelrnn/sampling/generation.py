@@ -178,7 +178,8 @@ def _fill_chunk(model, images, known, temperature, generator, naive, row_done=No
         threads = contextlib.nullcontext()
     else:
         engine = make_engine(model)
-        engine.reset(images.shape[0], height, width, condition=condition)
+        with engine.compute_threads():  # the setup's many small operations too: a thread hand-off each costs more
+            engine.reset(images.shape[0], height, width, condition=condition)
         conditional, feed, threads = engine.logits, engine.advance, engine.compute_threads()
     # Native engines draw, fix and advance in one step, from uniforms drawn a row at a time: the
     # CPU generator gives n values in one call exactly as in n calls (tests/sampling).

@@ -69,6 +69,8 @@ class NativeColumn:
     """
 
     reverse_program: Program | None = None
+    #: Whether the first row's per-position programs differ from the others' (else they are shared).
+    first_row_differs = False
 
     def _setup_native(self) -> None:
         model, batch = self.model, self.batch
@@ -91,7 +93,9 @@ class NativeColumn:
 
     def _build_programs(self) -> None:
         """Every program, once the subclass's buffers exist."""
-        self.programs = {first: [self._features_program(c, first) for c in range(self.channels)] for first in (False, True)}
+        self.programs = {first: [self._features_program(c, first) for c in range(self.channels)]
+                         for first in ((False, True) if self.first_row_differs else (False,))}
+        self.programs.setdefault(True, self.programs[False])
         self.heads = [self._head_program(c) for c in range(self.channels)]
         self.row_programs = {first: self._row_program(first) for first in (False, True)}
 

@@ -160,6 +160,8 @@ class _NativeDiagonalLayer:
 class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
     """Diagonal BiLSTM: left-to-right per position and colour, right-to-left per finished row."""
 
+    first_row_differs = True  # row 0 adds no right-to-left state
+
     def _setup_blocks(self) -> None:
         self._setup_native()
         batch, width, size = self.batch, self.width, self.model.config.hidden
