@@ -70,42 +70,28 @@ void sample_row(const int64_t* programs, int64_t channels, int64_t batch, int64_
     }
 }
 
+template <typename T>
+T* p(int64_t address) { return reinterpret_cast<T*>(address); }
+
 }  // namespace
 
-extern "C" int64_t pixelrnn_sample_row_f32(int64_t programs, int64_t channels, int64_t batch, int64_t i, int64_t width,
-                                           int64_t levels, int64_t logits, int64_t logits_stride, int64_t uniforms,
-                                           double temperature, int64_t images, int64_t image_batch, int64_t image_channel,
-                                           int64_t image_column, int64_t table, int64_t cache, int64_t cache_batch,
-                                           int64_t cache_column) {
-    sample_row<float>(reinterpret_cast<const int64_t*>(programs), channels, batch, i, width, levels,
-                      reinterpret_cast<const float*>(logits), logits_stride, reinterpret_cast<const double*>(uniforms), temperature,
-                      reinterpret_cast<int64_t*>(images), image_batch, image_channel, image_column,
-                      reinterpret_cast<const float*>(table), reinterpret_cast<float*>(cache), cache_batch, cache_column);
-    return 0;
-}
+#define PIXELRNN_DRAWS(T, SUFFIX)                                                                                                \
+    extern "C" int64_t pixelrnn_sample_row_##SUFFIX(int64_t programs, int64_t channels, int64_t batch, int64_t i,                \
+                                                    int64_t width, int64_t levels, int64_t logits, int64_t logits_stride,       \
+                                                    int64_t uniforms, double temperature, int64_t images, int64_t image_batch, \
+                                                    int64_t image_channel, int64_t image_column, int64_t table, int64_t cache,  \
+                                                    int64_t cache_batch, int64_t cache_column) {                                \
+        sample_row<T>(p<const int64_t>(programs), channels, batch, i, width, levels, p<const T>(logits), logits_stride,        \
+                      p<const double>(uniforms), temperature, p<int64_t>(images), image_batch, image_channel, image_column,    \
+                      p<const T>(table), p<T>(cache), cache_batch, cache_column);                                              \
+        return 0;                                                                                                                \
+    }                                                                                                                            \
+    extern "C" int64_t pixelrnn_draw_##SUFFIX(int64_t logits, int64_t batch_stride, int64_t levels, int64_t batch,              \
+                                              int64_t uniforms, double temperature, int64_t out, int64_t out_stride) {          \
+        draw<T>(p<const T>(logits), batch_stride, levels, batch, p<const double>(uniforms), temperature, p<int64_t>(out),        \
+                out_stride);                                                                                                     \
+        return 0;                                                                                                                \
+    }
 
-extern "C" int64_t pixelrnn_sample_row_f64(int64_t programs, int64_t channels, int64_t batch, int64_t i, int64_t width,
-                                           int64_t levels, int64_t logits, int64_t logits_stride, int64_t uniforms,
-                                           double temperature, int64_t images, int64_t image_batch, int64_t image_channel,
-                                           int64_t image_column, int64_t table, int64_t cache, int64_t cache_batch,
-                                           int64_t cache_column) {
-    sample_row<double>(reinterpret_cast<const int64_t*>(programs), channels, batch, i, width, levels,
-                       reinterpret_cast<const double*>(logits), logits_stride, reinterpret_cast<const double*>(uniforms), temperature,
-                       reinterpret_cast<int64_t*>(images), image_batch, image_channel, image_column,
-                       reinterpret_cast<const double*>(table), reinterpret_cast<double*>(cache), cache_batch, cache_column);
-    return 0;
-}
-
-extern "C" int64_t pixelrnn_draw_f32(int64_t logits, int64_t batch_stride, int64_t levels, int64_t batch, int64_t uniforms,
-                                     double temperature, int64_t out, int64_t out_stride) {
-    draw<float>(reinterpret_cast<const float*>(logits), batch_stride, levels, batch, reinterpret_cast<const double*>(uniforms),
-                temperature, reinterpret_cast<int64_t*>(out), out_stride);
-    return 0;
-}
-
-extern "C" int64_t pixelrnn_draw_f64(int64_t logits, int64_t batch_stride, int64_t levels, int64_t batch, int64_t uniforms,
-                                     double temperature, int64_t out, int64_t out_stride) {
-    draw<double>(reinterpret_cast<const double*>(logits), batch_stride, levels, batch, reinterpret_cast<const double*>(uniforms),
-                 temperature, reinterpret_cast<int64_t*>(out), out_stride);
-    return 0;
-}
+PIXELRNN_DRAWS(float, f32)
+PIXELRNN_DRAWS(double, f64)

@@ -104,29 +104,22 @@ int64_t write_values(const int64_t* values, int64_t values_stride, const T* tabl
     return outside;
 }
 
+template <typename T>
+T* p(int64_t address) { return reinterpret_cast<T*>(address); }
+
 }  // namespace
 
-// Run every instruction at row i and columns j = j_begin, j_begin + j_step, ... up to (not including) j_end.
-extern "C" int64_t pixelrnn_run_f32(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,
-                                    int64_t j_end, int64_t j_step) {
-    run<float>(reinterpret_cast<const Instruction*>(program), count, batch, i, j_begin, j_end, j_step);
-    return 0;
-}
+// run: every instruction at row i and columns j = j_begin, j_begin + j_step, ... up to (not including) j_end.
+#define PIXELRNN_PROGRAMS(T, SUFFIX)                                                                                             \
+    extern "C" int64_t pixelrnn_run_##SUFFIX(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,  \
+                                             int64_t j_end, int64_t j_step) {                                                   \
+        run<T>(reinterpret_cast<const Instruction*>(program), count, batch, i, j_begin, j_end, j_step);                         \
+        return 0;                                                                                                                \
+    }                                                                                                                            \
+    extern "C" int64_t pixelrnn_write_##SUFFIX(int64_t values, int64_t values_stride, int64_t table, int64_t levels, int64_t out, \
+                                               int64_t out_stride, int64_t batch) {                                             \
+        return write_values<T>(p<const int64_t>(values), values_stride, p<const T>(table), levels, p<T>(out), out_stride, batch); \
+    }
 
-extern "C" int64_t pixelrnn_run_f64(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,
-                                    int64_t j_end, int64_t j_step) {
-    run<double>(reinterpret_cast<const Instruction*>(program), count, batch, i, j_begin, j_end, j_step);
-    return 0;
-}
-
-extern "C" int64_t pixelrnn_write_f32(int64_t values, int64_t values_stride, int64_t table, int64_t levels, int64_t out,
-                                      int64_t out_stride, int64_t batch) {
-    return write_values<float>(reinterpret_cast<const int64_t*>(values), values_stride, reinterpret_cast<const float*>(table),
-                               levels, reinterpret_cast<float*>(out), out_stride, batch);
-}
-
-extern "C" int64_t pixelrnn_write_f64(int64_t values, int64_t values_stride, int64_t table, int64_t levels, int64_t out,
-                                      int64_t out_stride, int64_t batch) {
-    return write_values<double>(reinterpret_cast<const int64_t*>(values), values_stride, reinterpret_cast<const double*>(table),
-                                levels, reinterpret_cast<double*>(out), out_stride, batch);
-}
+PIXELRNN_PROGRAMS(float, f32)
+PIXELRNN_PROGRAMS(double, f64)
