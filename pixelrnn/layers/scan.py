@@ -14,7 +14,10 @@ and back-propagates through time by hand:
 ``R^T`` only (:class:`LSTMScan`, used by the Row LSTM; layout X (T, D, 4h, N), W (D, 4h, Z),
 h0 / c0 (D, h), D directions, N = batch x positions). The Diagonal BiLSTM has its own scan,
 :class:`DiagonalScan`, which works in image coordinates: each diagonal is a strided view.
-Both compute the weight gradient as one matmul over all steps at the end.
+Both compute the weight gradient as one matmul over all steps at the end. Where the native
+kernels run (:mod:`pixelrnn.native`), :mod:`pixelrnn.layers.native_scan` runs the same scans
+in one call each; :func:`diagonal_layer_scan` and :func:`row_scan` choose, and these loops are
+the reference and the fallback.
 ``tests/test_layers.py`` checks both against autograd through the step-by-step reference and
 with ``torch.autograd.gradcheck`` in float64.
 """

@@ -38,7 +38,8 @@ position, whose patch is a view of the cache); the skip convolutions are one pro
 the concatenated block outputs. The sums are regrouped, so the logits agree with the full
 forward pass to rounding (about 1e-7 in float32, 1e-16 in float64), not bit for bit.
 
-Interface of an engine (``make_engine(model)`` in :mod:`pixelrnn.sampling.engines`)::
+Interface of an engine (``make_engine(model)`` in :mod:`pixelrnn.sampling.factory`; the native engines of
+:mod:`pixelrnn.sampling.native_engines` have the same)::
 
     engine.reset(batch, height, width)        # empty image, cursor at sub-pixel (0, 0, 0)
     logits = engine.logits(i, j, c)           # (batch, levels) for the cursor's sub-pixel
