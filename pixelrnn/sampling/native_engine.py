@@ -1,8 +1,9 @@
 """The native engines' shared part: one call per position, and per colour only that colour's units.
 
 The reference engines (:mod:`pixelrnn.sampling.engine`) issue about a hundred tensor operations
-per position; here a row's work at one position is encoded once per row as a
-:class:`pixelrnn.native.program.Program` and run by one native call per position.
+per position; here the work at one position is encoded once per ``reset`` as a
+:class:`pixelrnn.native.program.Program` and run by one native call per position, and a row
+with nothing known is sampled whole by one native call (:meth:`NativeColumn.sample_row`).
 
 Colour groups (section 3.4) also save arithmetic: the units of colour group g at (i, j) read
 the sub-pixels c < g of (i, j) only, so they are final once those are known, and the logits of
@@ -25,17 +26,17 @@ import functools
 
 import torch
 
-from ..layers.masked_conv import channel_groups
 from .. import native
+from ..layers.masked_conv import channel_groups
 from ..native.program import Program, at
 from .engine import _Pointwise
 
 
 @functools.lru_cache(maxsize=None)
-def group_ranges(count: int, channels: int) -> list[tuple[int, int]]:
+def group_ranges(count: int, channels: int) -> tuple[tuple[int, int], ...]:
     """Per colour group, the [start, end) of its maps among ``count`` (contiguous groups)."""
     groups = channel_groups(count, channels).tolist()
-    return [(groups.index(g), len(groups) - groups[::-1].index(g)) for g in range(channels)]
+    return tuple((groups.index(g), len(groups) - groups[::-1].index(g)) for g in range(channels))
 
 
 def visible_prefix(mask: torch.Tensor, rows) -> int:
@@ -112,7 +113,7 @@ class NativeColumn:
         if base is None:
             return
         cache, columns = conv.cache, conv.kernel_width
-        patch = cache[:, 0, :columns].reshape(self.batch, -1)  # (B, kw * in): the first of kh//2 rows of the patch
+        patch = cache[:, 0, :columns].view(self.batch, -1)  # (B, kw * in): the first of kh//2 rows of the patch
         program.linear(at(base[:, 0], base.stride(1)), at(patch, cache.stride(2), cache.stride(1)), conv.above_t,
                        base=at(conv.bias.expand(self.batch, -1)), segments=(patch.shape[1], cache.stride(1)))
 
@@ -121,7 +122,7 @@ class NativeColumn:
         """Group c's outputs start..end of a masked convolution at (i, j): its centre row, on top of ``base``."""
         cache = conv.cache
         seen = conv.side * cache.shape[-1] + self._prefix(module, c, rows=rows, row=conv.top, column=conv.side)
-        patch = cache[:, conv.top, : conv.side + 1].reshape(self.batch, -1)  # (B, (kw//2 + 1) * in), a view
+        patch = cache[:, conv.top, : conv.side + 1].view(self.batch, -1)  # (B, (kw//2 + 1) * in), a view
         above = at(conv.bias[start:end].expand(self.batch, -1)) if base is None else at(base[:, 0, start:end], base.stride(1))
         program.linear(at(out), at(patch[:, :seen], cache.stride(2), cache.stride(1)), conv.centre_t[:seen, start:end],
                        base=above, add=add)

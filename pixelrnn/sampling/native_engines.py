@@ -112,7 +112,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
         for layer in self.layers:
             if not first:  # the finished row's cells become the cells above
                 program.copy(at(layer.cell_above[0], step), at(layer.cell[0], step))
-            window = layer.hidden[:, : layer.state.shape[0] // size].reshape(self.batch, -1)  # (B, k * h) at column 0
+            window = layer.hidden[:, : layer.state.shape[0] // size].view(self.batch, -1)  # (B, k * h) at column 0
             program.linear(at(layer.state_gates[:, 0], layer.state_gates.stride(1)), at(window, size), layer.state,
                            base=at(layer.gate_bias.expand(self.batch, -1)))
 
@@ -124,7 +124,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
         gates, step = slice(4 * start, 4 * end), self.batch * size
         program.copy(at(conv.cache[:, 0, conv.side, wide_start:wide_end], conv.cache.stride(2)), at(x[:, wide_start:wide_end]))
         seen = conv.side * x.shape[1] + self._prefix(block.lstm.input_to_state, c, rows=self.order[gates], column=conv.side)
-        patch = conv.cache[:, 0, : conv.side + 1].reshape(self.batch, -1)  # (B, (k//2 + 1) * 2h), a view
+        patch = conv.cache[:, 0, : conv.side + 1].view(self.batch, -1)  # (B, (k//2 + 1) * 2h), a view
         program.linear(at(self.gates[:, gates]), at(patch[:, :seen], conv.cache.stride(2)), layer.centre[:seen, gates],
                        base=at(layer.state_gates[:, 0, gates], layer.state_gates.stride(1)),
                        add=self._condition_at(index, gates.start, gates.stop))
