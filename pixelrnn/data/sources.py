@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import DatasetError, ImageError
 from ..images import IMAGE_EXTENSIONS, read_image
@@ -67,7 +68,7 @@ from .formats import (_gunzip, _read_bytes, _to_uint8, npz_key, npz_layout, pars
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """Images (N, C, H, W) uint8 with values in [0, levels)."""
+    """Images (N, C, H, W) uint8 with values in [0, levels); item i is image i as a tensor."""
 
     name: str
     split: str
@@ -99,6 +100,10 @@ class ImageSet:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """Image ``index`` as an int64 tensor (C, H, W): a map-style dataset for ``DataLoader``."""
+        return torch.from_numpy(self.images[index].astype(np.int64))
 
 
 _SPLITS: dict[str, tuple[str, ...]] = {

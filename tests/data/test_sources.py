@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -111,6 +112,17 @@ def test_imageset_properties_and_validation():
         ImageSet("x", "train", np.zeros((2, 4, 5), np.uint8), 2)
     with pytest.raises(DatasetError):
         ImageSet("x", "train", np.full((1, 1, 2, 2), 2, np.uint8), 2)
+
+
+def test_imageset_feeds_a_dataloader():
+    from torch.utils.data import DataLoader
+
+    images = np.random.default_rng(0).integers(0, 4, (10, 1, 3, 2), dtype=np.uint8)
+    s = ImageSet("x", "train", images, 4)
+    assert s[3].dtype == torch.int64 and torch.equal(s[3], torch.from_numpy(images[3]).long())
+    batches = list(DataLoader(s, batch_size=4, shuffle=False))
+    assert [tuple(b.shape) for b in batches] == [(4, 1, 3, 2), (4, 1, 3, 2), (2, 1, 3, 2)]
+    assert torch.equal(torch.cat(batches), torch.from_numpy(images).long())
 
 
 def test_unknown_dataset_and_split(tmp_path):
