@@ -7,6 +7,9 @@ A run configuration has three sections::
     [data]   dataset, data_dir, download, train_split, valid_split, test_split
     [train]  steps, batch_size, optimizer, lr, schedule, ... (TrainConfig fields)
 
+A configuration file is a path or the name of one shipped with the package
+(``pixelrnn/configs/NAME.toml``: the experiments of section 4; :func:`find_config`).
+
 The resolved configuration (every default filled in) is saved as ``config.json`` in the run
 folder, so a run is reproducible from its folder alone.
 """
@@ -17,6 +20,7 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig
@@ -113,10 +117,35 @@ def parse_value(text: str):
         return text
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The run configurations that come with the package (``pixelrnn/configs/*.toml``), by name."""
+    folder = resources.files("pixelrnn") / "configs"
+    return {Path(entry.name).stem: Path(str(entry)) for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".toml")}
+
+
+def describe_config(path: str | Path) -> str:
+    """A configuration's first comment line: what it trains."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def find_config(spec: str | Path) -> Path:
+    """A config file: an existing path, else a shipped configuration named ``NAME``, ``NAME.toml``
+    or ``configs/NAME.toml`` (so a checkout's command lines work from an installed package)."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if path.parent.name in ("", "configs") and path.suffix in ("", ".toml") and path.stem in shipped:
+        return shipped[path.stem]
+    raise ConfigError(f"config file {spec} does not exist; the shipped configs are {', '.join(shipped)} (`pixelrnn configs`)")
+
+
 def load_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+    path = find_config(path)
     try:
         if path.suffix == ".json":
             return json.loads(path.read_text())
