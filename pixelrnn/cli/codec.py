@@ -12,11 +12,12 @@ import torch
 
 from ..codec import (DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats, decompress,
                      image_files, image_from_file, images_from_array, save_images)
+from ..checkpoint import load_model_with_metadata
 from ..codec.coding_model import check_model
 from ..errors import CompressionError
-from ..training import load_model_from
+from ..training import load_model_from, resolve_checkpoint
 from ..utils import atomic_write
-from .common import UserError, add_dataset_split_arguments, load_split_for, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, check_image_size, load_split_for, user_errors
 
 
 def add_compress_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
         "compress", help="losslessly compress images with a trained model",
         description="Entropy-code images with the model's conditionals (range coding). Inputs are image files "
                     "(mode 1, L or RGB) and folders of them, or a dataset split. See docs/compression.md.")
-    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    add_checkpoint_argument(parser)
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, or folders (their image files, sorted by name)")
     parser.add_argument("-o", "--out", required=True, help="compressed file to write")
     parser.add_argument("--dataset", help="compress a dataset split instead of files (name as for `pixelrnn train`)")
@@ -44,37 +45,47 @@ def add_decompress_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "decompress", help="restore images compressed by `pixelrnn compress`",
         description="Decode a file written by `pixelrnn compress` with the same model; writes one PNG per image into DIR.")
-    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
-    parser.add_argument("file", metavar="FILE")
+    add_checkpoint_argument(parser)
+    parser.add_argument("file", metavar="FILE", help="a file written by `pixelrnn compress`")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created; same names are overwritten)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=user_errors(cmd_decompress))
     return parser
 
 
-def _inputs(args: argparse.Namespace, model) -> list[CodedImage]:
+def _inputs(args: argparse.Namespace, model, checkpoint, metadata: dict) -> list[CodedImage]:
     config = model.config
     if args.dataset:
         if args.inputs:
             raise UserError("give image files/folders or --dataset, not both")
         if args.limit < 0:
             raise UserError(f"--limit must be >= 0; got {args.limit}")
-        image_set = load_split_for(model, args.dataset, args.split, args.data_dir)
+        image_set = load_split_for(model, checkpoint, metadata, args)
         chosen = image_set.images[: args.limit] if args.limit else image_set.images
         return images_from_array(chosen, image_set.levels)
-    if args.limit or args.data_dir:
-        raise UserError("--limit and --data-dir go with --dataset")
+    if args.limit or args.data_dir or args.download:
+        raise UserError("--limit, --data-dir and --download go with --dataset")
     if not args.inputs:
         raise UserError("nothing to compress: give image files or folders, or --dataset NAME")
-    return [image_from_file(path, config.channels, config.levels) for path in image_files(args.inputs)]
+    images = []
+    for path in image_files(args.inputs):
+        image = image_from_file(path, config.channels, config.levels)
+        # Coding is lossless whatever the model; these say that the sizes will be far from its NLL.
+        check_image_size(metadata, *image.values.shape[1:], str(path))
+        if image.mode == "1" and config.levels != 2:
+            print(f"pixelrnn compress: warning: {path} is a 1-bit image; the model has {config.levels} levels"
+                  + (f" (trained on {metadata['dataset']})" if metadata.get("dataset") else ""), file=sys.stderr)
+        images.append(image)
+    return images
 
 
 def cmd_compress(args: argparse.Namespace) -> None:
     if not 1 <= args.batch_size <= MAX_BATCH:
         raise UserError(f"--batch-size must lie in 1..{MAX_BATCH}; got {args.batch_size}")
-    model = load_model_from(args.checkpoint, "cpu")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    model, metadata = load_model_with_metadata(checkpoint, "cpu")
     check_model(model)  # before reading the inputs, which may be a whole dataset
-    images = _inputs(args, model)
+    images = _inputs(args, model, checkpoint, metadata)
     start = time.perf_counter()
     data = compress(model, images, batch_size=args.batch_size, dtype=getattr(torch, args.dtype), progress=not args.quiet)
     seconds = time.perf_counter() - start
