@@ -17,7 +17,7 @@ from ..codec.coding_model import check_model
 from ..errors import CompressionError
 from ..training import load_model_from, resolve_checkpoint
 from ..utils import atomic_write
-from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, check_image_size, load_split_for, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, user_errors
 
 
 def add_compress_parser(subparsers) -> argparse.ArgumentParser:
@@ -67,16 +67,26 @@ def _inputs(args: argparse.Namespace, model, checkpoint, metadata: dict) -> list
         raise UserError("--limit, --data-dir and --download go with --dataset")
     if not args.inputs:
         raise UserError("nothing to compress: give image files or folders, or --dataset NAME")
-    images = []
-    for path in image_files(args.inputs):
-        image = image_from_file(path, config.channels, config.levels)
-        # Coding is lossless whatever the model; these say that the sizes will be far from its NLL.
-        check_image_size(metadata, *image.values.shape[1:], str(path))
-        if image.mode == "1" and config.levels != 2:
-            print(f"pixelrnn compress: warning: {path} is a 1-bit image; the model has {config.levels} levels"
-                  + (f" (trained on {metadata['dataset']})" if metadata.get("dataset") else ""), file=sys.stderr)
-        images.append(image)
+    paths = image_files(args.inputs)
+    images = [image_from_file(path, config.channels, config.levels) for path in paths]
+    _warn_of_misfits(paths, images, config.levels, metadata)
     return images
+
+
+def _warn_of_misfits(paths, images: list[CodedImage], levels: int, metadata: dict) -> None:
+    """Say when files are not what the model was trained on: the code stays lossless, but its size is
+    then no measure of the model (``evaluate`` refuses such data; ``compress`` codes it and warns)."""
+    trained = f" ({metadata['dataset']})" if metadata.get("dataset") else ""
+    size = metadata.get("image_size")
+    other_size = [(p, i) for p, i in zip(paths, images) if size and f"{i.values.shape[1]}x{i.values.shape[2]}" != size]
+    if other_size:
+        path, image = other_size[0]
+        print(f"pixelrnn compress: warning: {len(other_size)} of {len(images)} image(s) are not {size}, the size the model was "
+              f"trained on{trained}; e.g. {path} is {image.values.shape[1]}x{image.values.shape[2]}", file=sys.stderr)
+    one_bit = [p for p, i in zip(paths, images) if i.mode == "1"]
+    if one_bit and levels != 2:
+        print(f"pixelrnn compress: warning: {len(one_bit)} image(s) are 1-bit (e.g. {one_bit[0]}); the model has {levels} "
+              f"levels{trained}", file=sys.stderr)
 
 
 def cmd_compress(args: argparse.Namespace) -> None:

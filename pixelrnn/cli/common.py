@@ -71,14 +71,9 @@ def check_channels_and_levels(model, images, levels: int, source: str) -> None:
         raise UserError(f"{source} has {images.shape[1]} channels and {levels} levels; the model wants {cfg.channels} and {cfg.levels}")
 
 
-def check_image_size(metadata: dict, height: int, width: int, source: str) -> None:
-    """Refuse images of another size than the checkpoint was trained on (when it records one)."""
-    trained = metadata.get("image_size")
-    if trained and trained != f"{height}x{width}":
-        raise UserError(f"{source} images are {height}x{width}; the model was trained on {trained}"
-                        + (f" ({metadata['dataset']})" if metadata.get("dataset") else ""))
-
-
 def check_images_fit(model, images, levels: int, metadata: dict, source: str) -> None:
     check_channels_and_levels(model, images, levels, source)
-    check_image_size(metadata, images.shape[2], images.shape[3], source)
+    trained = metadata.get("image_size")
+    if trained and trained != f"{images.shape[2]}x{images.shape[3]}":
+        raise UserError(f"{source} images are {images.shape[2]}x{images.shape[3]}; the model was trained on {trained}"
+                        + (f" ({metadata['dataset']})" if metadata.get("dataset") else ""))
