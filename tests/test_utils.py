@@ -8,14 +8,6 @@ import pytest
 from pixelrnn.utils import atomic_write, current_umask
 
 
-@pytest.fixture
-def umask():
-    """Set the process umask for one test; the previous one comes back after it."""
-    previous = os.umask(0o022)
-    yield lambda mask: os.umask(mask)
-    os.umask(previous)
-
-
 def mode_of(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 

@@ -1,6 +1,7 @@
 """compress with data that does not fit the model, and one data lookup for evaluate, complete and compress."""
 
 import json
+import stat
 
 import numpy as np
 import pytest
@@ -48,8 +49,9 @@ def run_with_a_data_dir(tmp_path):
     return run, tmp_path
 
 
-def test_evaluate_complete_and_compress_find_data_where_the_run_did(run_with_a_data_dir, monkeypatch):
+def test_evaluate_complete_and_compress_find_data_where_the_run_did(run_with_a_data_dir, monkeypatch, umask):
     run, tmp_path = run_with_a_data_dir
+    umask(0o027)
     monkeypatch.chdir(tmp_path)  # npz:set.npz is not here, only in the run's data directory
     monkeypatch.delenv("PIXELRNN_DATA_DIR", raising=False)
     dataset = ["--dataset", "npz:set.npz", "--split", "test"]
@@ -58,6 +60,8 @@ def test_evaluate_complete_and_compress_find_data_where_the_run_did(run_with_a_d
     assert (run / "completions-001.png").exists()
     assert main(["compress", str(run), *dataset, "-o", str(tmp_path / "set.pxr"), "-q"]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["test"]["images"] == 3
+    written = [tmp_path / "e.json", run / "completions-001.png", run / "completions-001.npz", tmp_path / "set.pxr"]
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == {path.name: 0o640 for path in written}  # the umask's
     # the three take --download alike, and refuse data of another size alike
     np.savez(tmp_path / "data" / "wide.npz", test=np.zeros((2, 1, 4, 5), np.uint8))
     wide = ["--dataset", "npz:wide.npz", "--download"]

@@ -292,11 +292,18 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, tiny_npz, capsys):
             if r["split"] == "valid"] == [(2, "valid"), (3, "valid")]
 
 
-def test_config_json_writes_every_field_of_the_model(tmp_path, tiny_npz):
+def test_config_json_writes_every_field_of_the_model(tmp_path, tiny_npz, umask):
+    import stat
+
     from pixelrnn import ModelConfig
 
     train, valid = data(tiny_npz)
+    umask(0o022)
     trainer = Trainer(tiny_config(1), tmp_path / "run", train, valid, 4, progress=False)
+    trainer.train()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").iterdir()}
+    assert set(modes) == {"config.json", "metrics.jsonl", "state.safetensors", "last.safetensors", "best.safetensors"}
+    assert set(modes.values()) == {0o644}  # readable by the group and others, as the umask says
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
     assert saved == trainer.model_config.to_dict() and set(saved) == {f for f in ModelConfig.__dataclass_fields__}
     assert saved["levels"] == 4 and saved["input_kernel"] == 7  # from the dataset, and a default
