@@ -58,15 +58,16 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleCo
 
 
 def load_model_with_metadata(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PixelModel, dict[str, str]]:
-    """The model of a checkpoint file and the file's metadata, from one read."""
+    """The model of a checkpoint file (in eval mode) and the file's metadata, from one read."""
     config, tensors, metadata = read_checkpoint(path)
     model = model_from_config(config)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not match its configuration ({str(error).splitlines()[0]})") from None
-    return model.to(device), metadata
+    return model.to(device).eval(), metadata
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PixelModel:
+    """The model of a checkpoint, in eval mode (call ``.train()`` to fine-tune it)."""
     return load_model_with_metadata(path, device)[0]

@@ -16,6 +16,15 @@ def test_checkpoint_rebuilds_the_model_alone(tmp_path, arch):
     x = torch.randint(0, 16, (2, 3, 4, 5))
     assert torch.equal(restored(x), model(x))
     assert not list(tmp_path.glob("*.tmp"))
+    assert not restored.training  # ready for evaluation and sampling
+
+
+def test_a_run_folder_loads_in_eval_mode(tmp_path):
+    from pixelrnn import load_model_from
+
+    save_model(build_model("pixelcnn", channels=1, levels=2, hidden=4, layers=1).train(), tmp_path / "best.safetensors")
+    model = load_model_from(tmp_path)
+    assert not any(module.training for module in model.modules())
 
 
 def test_bad_files_give_one_line_errors(tmp_path):

@@ -1,7 +1,7 @@
 """Command-line interface: ``pixelrnn <command> ...``; a user's mistake is one line on stderr, exit 2.
 
 A thin layer over the library that nothing in the library imports: one module per group of
-commands (:mod:`.train`: presets, train, evaluate; :mod:`.generate`: sample, complete;
+commands (:mod:`.train`: presets, configs, train, evaluate; :mod:`.generate`: sample, complete;
 :mod:`.codec`: compress, decompress). Every command turns the library's errors
 (:class:`pixelrnn.errors.PixelRNNError`) into :class:`UserError` with the same message.
 """
@@ -9,8 +9,11 @@ commands (:mod:`.train`: presets, train, evaluate; :mod:`.generate`: sample, com
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
+from .. import __version__
 from . import codec, generate, train
 from .common import UserError
 
@@ -21,6 +24,7 @@ USER_ERRORS = (UserError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelrnn", description="Pixel Recurrent Neural Networks: train, evaluate, sample.")
+    parser.add_argument("--version", action="version", version=f"pixelrnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)
     generate.add_sample_parser(sub)
@@ -38,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`pixelrnn presets | head`): stop quietly with the status of a tool
+        # killed by SIGPIPE; what is still buffered goes nowhere instead of failing at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except SystemExit as exit_request:
         return int(exit_request.code or 0)
     except USER_ERRORS as error:

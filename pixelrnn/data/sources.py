@@ -35,13 +35,21 @@ Datasets (``load_dataset(name, split)``)
 ``folder:PATH``  PNG/JPEG/BMP/GIF/WEBP files under PATH (recursive, sorted by relative
     path; GIFs give their first frame). Grey-like images (L, 1, LA, 16-bit grey, grey
     palettes) become 1 channel, everything else RGB with 3 (alpha is dropped). All images
-    must share one size and channel count. levels 256. Splits: ``all``, ``test`` = index
-    % 10 == 0, ``train`` = the rest.
+    must share one size and channel count. levels 256, or ``levels=L`` (``data.levels``):
+    8-bit samples become values by the one exact mapping of :mod:`pixelrnn.images`
+    (``scaled``: 0/255 -> 0/1 for L = 2; else ``raw``), or the load fails naming the file.
+    Splits: ``all``, ``test`` = index % 10 == 0, ``valid`` = index % 10 == 1, ``train`` = the
+    rest.
 ``npz:PATH``  A .npz with one integer array per split under the key ``<split>``,
     ``<split>_x`` or ``x_<split>`` (split in train/valid/test/train_full/all). Layouts: 3-D
     is NHW (one channel); 4-D is NCHW if axis 1 has size 1 or 3, else NHWC if axis 3 has
     size 1 or 3 (so NCHW wins when both qualify). ``levels`` is the key ``levels`` if
-    present, else 256 if any value of any split exceeds 1, else 2.
+    present, else 256 if any value of any split exceeds 1, else 2; ``levels=L`` sets it
+    (every value must lie below L). A file with ``train`` but no ``valid`` gets one carved
+    deterministically: ``valid`` = the last tenth of ``train``, ``train`` = the rest,
+    ``train_full`` = all of it (as for CIFAR-10).
+
+Named datasets have fixed levels; ``levels`` other than theirs is refused.
 
 Files are found and verified by :mod:`pixelrnn.data.fetch`; their formats are parsed by
 :mod:`pixelrnn.data.formats`; image files are read by :func:`pixelrnn.images.read_image`.
@@ -57,9 +65,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import DatasetError, ImageError
-from ..images import IMAGE_EXTENSIONS, read_image
+from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_table
 from .fetch import Lookup, data_dir_from_env, default_cache_dir, verify_file
 from .formats import (_gunzip, _read_bytes, _to_uint8, npz_key, npz_layout, parse_amat, parse_cifar_batch,
                       parse_idx_images, read_npz_member)
@@ -67,7 +76,7 @@ from .formats import (_gunzip, _read_bytes, _to_uint8, npz_key, npz_layout, pars
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """Images (N, C, H, W) uint8 with values in [0, levels)."""
+    """Images (N, C, H, W) uint8 with values in [0, levels); item i is image i as a tensor."""
 
     name: str
     split: str
@@ -100,6 +109,10 @@ class ImageSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """Image ``index`` as an int64 tensor (C, H, W): a map-style dataset for ``DataLoader``."""
+        return torch.from_numpy(self.images[index].astype(np.int64))
+
 
 _SPLITS: dict[str, tuple[str, ...]] = {
     "binarized_mnist": ("train", "valid", "test"),
@@ -113,7 +126,7 @@ _SPLITS: dict[str, tuple[str, ...]] = {
 DATASETS: tuple[str, ...] = tuple(_SPLITS)
 """Fixed dataset names; ``folder:PATH`` and ``npz:PATH`` are accepted as well."""
 _PREFIXES = ("folder:", "npz:")
-_FOLDER_SPLITS = ("all", "train", "test")
+_FOLDER_SPLITS = ("all", "train", "valid", "test")
 _NPZ_SPLITS = ("train", "valid", "test", "train_full", "all")
 
 
@@ -218,7 +231,7 @@ def _load_digits(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise DatasetError("digits needs scikit-learn: pip install scikit-learn") from e
+        raise DatasetError('digits needs scikit-learn: pip install "pixelrnn[digits]" (or scikit-learn)') from e
     x = load_digits().images.astype(np.uint8)[:, None]
     r = np.arange(len(x)) % 5
     mask = {"test": r == 0, "valid": r == 1, "train": r >= 2}[split]
@@ -232,7 +245,7 @@ def _read_folder_image(path: Path) -> np.ndarray:
         raise DatasetError(str(error)) from None
 
 
-def _load_folder(path: Path, name: str, split: str) -> tuple[np.ndarray, int]:
+def _load_folder(path: Path, name: str, split: str, levels: int | None) -> tuple[np.ndarray, int]:
     if not path.is_dir():
         raise DatasetError(f"{name}: {path} is not a directory")
     files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
@@ -248,19 +261,40 @@ def _load_folder(path: Path, name: str, split: str) -> tuple[np.ndarray, int]:
                                f"with {c0} like {files[0].name}; all images must match")
         arrays.append(a)
     x = np.stack(arrays)
+    if levels is None:
+        levels = 256
+    else:  # one mapping for every image of the folder
+        mapped = samples_to_values(x, levels)
+        if mapped is None:
+            bad = next((f"{f} has values in [{int(a.min())}, {int(a.max())}]" for f, a in zip(files, arrays)
+                        if samples_to_values(a, levels) is None), "its images mix raw and 8-bit scaled values")
+            raise DatasetError(f"{name}: {bad}, which do not fit data.levels={levels}: values must be 0..{levels - 1} "
+                               f"or all their 8-bit scaling ({', '.join(map(str, scale_table(levels)[:3]))}, ..., 255)")
+        x = mapped[0]
     r = np.arange(len(x)) % 10
-    return {"all": x, "test": x[r == 0], "train": x[r != 0]}[split], 256
+    return {"all": x, "test": x[r == 0], "valid": x[r == 1], "train": x[r >= 2]}[split], levels
 
 
 
 
-def _load_npz(path: Path, name: str, split: str) -> tuple[np.ndarray, int]:
+def _carve_valid(splits: dict) -> dict:
+    """A file's splits with ``valid`` carved from ``train`` when the file has none (module docstring)."""
+    if "train" not in splits or "valid" in splits:
+        return splits
+    carved = {**splits, "train_full": splits.get("train_full", splits["train"])}
+    for split in ("train", "valid"):
+        carved[split] = _valid_tail(splits["train"], split, 10)
+    return {split: carved[split] for split in _NPZ_SPLITS if split in carved}
+
+
+def _load_npz(path: Path, name: str, split: str, wanted_levels: int | None) -> tuple[np.ndarray, int]:
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {s: f[k] for s in _NPZ_SPLITS if (k := npz_key(f.files, s))}
+            arrays = _carve_valid({s: f[k] for s in _NPZ_SPLITS if (k := npz_key(f.files, s))})
             levels = int(f["levels"]) if "levels" in f.files else None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, TypeError) as e:
         raise DatasetError(f"{name}: cannot read {path} as npz: {e}") from e
+    levels = wanted_levels or levels
     if split not in arrays:
         accepted = ", ".join(arrays) or "none"
         raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted}"
@@ -281,7 +315,7 @@ def dataset_splits(name: str) -> tuple[str, ...]:
     if name.startswith("npz:"):
         try:
             with np.load(Path(name[4:]).expanduser(), allow_pickle=False) as f:
-                return tuple(s for s in _NPZ_SPLITS if npz_key(f.files, s))
+                return tuple(_carve_valid({s: () for s in _NPZ_SPLITS if npz_key(f.files, s)}))
         except (OSError, ValueError, zipfile.BadZipFile) as e:
             raise DatasetError(f"{name}: cannot read npz: {e}") from e
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, "
@@ -297,8 +331,13 @@ def _local_path(spec: str, roots: tuple[Path, ...]) -> Path:
 
 def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
                  download: bool = False, cache_dir: str | os.PathLike | None = None,
-                 verify: bool | None = None) -> ImageSet:
-    """Load one split of a dataset as an :class:`ImageSet` (see the module docstring)."""
+                 verify: bool | None = None, levels: int | None = None) -> ImageSet:
+    """Load one split of a dataset as an :class:`ImageSet` (see the module docstring).
+
+    ``levels``: the values per sub-pixel of a ``folder:`` or ``npz:`` dataset (None: its own).
+    """
+    if levels is not None and not 2 <= levels <= 256:
+        raise DatasetError(f"data.levels={levels} must lie in 2..256")
     root = Path(data_dir).expanduser() if data_dir is not None else data_dir_from_env()
     if root is not None and not root.is_dir():
         source = "data_dir" if data_dir is not None else "PIXELRNN_DATA_DIR"
@@ -311,17 +350,18 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
             if split not in _FOLDER_SPLITS:
                 raise DatasetError(f"unknown split {split!r} for {name}; accepted: "
                                    f"{', '.join(_FOLDER_SPLITS)}")
-            images, levels = _load_folder(path, name, split)
+            images, levels = _load_folder(path, name, split, levels)
         else:
             if not path.is_file():
                 raise DatasetError(f"{name}: file {path} not found")
-            images, levels = _load_npz(path, name, split)
+            images, levels = _load_npz(path, name, split, levels)
     else:
         accepted = dataset_splits(name)  # raises for unknown names
         if split not in accepted:
             raise DatasetError(f"unknown split {split!r} for {name}; "
                                f"accepted: {', '.join(accepted)}")
         ctx = Lookup(name, roots, default_cache_dir(cache_dir), download, verify)
+        wanted = levels
         if name.startswith("imagenet"):
             images, levels = _load_imagenet(ctx, split, int(name[len("imagenet"):]))
         else:
@@ -329,6 +369,8 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
                       "cifar10": _load_cifar10, "cifar10_subset": _load_cifar10_subset,
                       "digits": _load_digits}[name]
             images, levels = loader(ctx, split)
+        if wanted is not None and wanted != levels:
+            raise DatasetError(f"{name} has {levels} levels; data.levels={wanted} applies to folder: and npz: datasets only")
     if len(images) == 0:
         raise DatasetError(f"{name}: split {split!r} is empty")
     return ImageSet(name, split, images, levels)

@@ -2,7 +2,7 @@
 
 A run folder holds::
 
-    config.json          the resolved run configuration
+    config.json          the resolved run configuration, every model field written out
     metrics.jsonl        one JSON object a line: {"step", "split", "nats", "bits_per_dim", ...}
     state.safetensors    everything needed to resume: weights, EMA weights, optimizer state,
                          RNG state, step, best validation score (JSON in the metadata)
@@ -48,16 +48,18 @@ class RunFolder:
         return self.state.exists()
 
     # ------------------------------------------------------------- configuration
-    def write_config(self, config: RunConfig) -> None:
-        atomic_write(self.config, lambda temp: Path(temp).write_text(json.dumps(config.to_dict(), indent=2) + "\n"))
+    def write_config(self, config: RunConfig, model_config=None) -> None:
+        """``config.json``: the run configuration, with every field of ``model_config`` when given."""
+        text = json.dumps(config.to_dict(model_config), indent=2) + "\n"
+        atomic_write(self.config, lambda temp: Path(temp).write_text(text))
 
     def read_config(self) -> dict:
         """The saved configuration as written (sections of plain values)."""
         return json.loads(self.config.read_text())
 
-    def data_dir(self) -> str | None:
-        """The data directory the run was trained with, if its configuration names one."""
-        return self.read_config().get("data", {}).get("data_dir") if self.config.is_file() else None
+    def data_settings(self) -> dict:
+        """The ``[data]`` section the run was trained with ({} outside a run folder)."""
+        return self.read_config().get("data", {}) if self.config.is_file() else {}
 
     def resume_config(self, overrides=()) -> RunConfig:
         """The run's saved configuration with ``train.KEY=VALUE`` overrides: the run continued."""
@@ -81,6 +83,8 @@ class RunFolder:
         """Drop log lines written after ``step``, so that a resumed run's log reads as one run."""
         lines = self.metrics.read_text().splitlines() if self.metrics.exists() else []
         kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        if kept == lines:
+            return  # nothing to drop: the file stays as it is
         atomic_write(self.metrics, lambda temp: Path(temp).write_text("".join(line + "\n" for line in kept)))
 
 

@@ -68,7 +68,9 @@ def test_resume_across_a_change_of_world_size(tmp_path, tiny_npz):
     common = ["-m", "pixelrnn", "train", "--dataset", f"npz:{tiny_npz}", "--arch", "pixelcnn", "--set", "model.hidden=4",
               "--set", "model.layers=1", "--set", "model.output_hidden=8", "--set", "train.batch_size=8",
               "--set", "train.log_every=1", "--set", "train.checkpoint_every=100", "--set", "train.eval_every=100", "-q"]
-    torchrun(*common, "--steps", 3, "--out", tmp_path / "run")
+    launched = torchrun(*common, "--steps", 3, "--out", tmp_path / "run")
+    # rank 0 speaks for both processes
+    assert launched.stdout.count("parameters on") == 1 and launched.stdout.count("stopped at step 3") == 1, launched.stdout
     resumed = subprocess.run([sys.executable, "-m", "pixelrnn", "train", "--resume", str(tmp_path / "run"), "--steps", "6", "-q"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
