@@ -28,6 +28,13 @@ BUNDLED = ("binarized_mnist/pixelcnn", "binarized_mnist/row_lstm", "binarized_mn
 HUB_REPOSITORY = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
+def checked_folder(folder: Path) -> Path:
+    """``folder``, once it is seen to hold a config.json (one clear error otherwise)."""
+    if not (folder / CONFIG_NAME).is_file():
+        raise CheckpointError(f"{folder} has no {CONFIG_NAME}; a pretrained folder holds {CONFIG_NAME}, {WEIGHTS_NAME} and {CARD_NAME}")
+    return folder
+
+
 def bundled_folder(name: str) -> Path:
     """The folder of a bundled model; a one-line error when this installation lacks it."""
     folder = BUNDLED_ROOT / name
@@ -45,8 +52,8 @@ def pretrained_folder(name_or_directory: str | os.PathLike, *, revision: str | N
                       local_files_only: bool = False) -> Path:
     """The local folder holding ``name_or_directory``: a folder, a bundled name or a Hub repository id."""
     name = str(name_or_directory)
-    if Path(name).is_dir():
-        return Path(name)
+    if name and Path(name).is_dir():  # an empty name would be the working directory
+        return checked_folder(Path(name))
     if name in BUNDLED:
         return bundled_folder(name)
     if not HUB_REPOSITORY.fullmatch(name):
@@ -63,8 +70,9 @@ def hub_snapshot(repo_id: str, *, revision: str | None = None, cache_dir: str | 
         raise CheckpointError(f"{repo_id!r} is not a folder or a bundled model ({', '.join(BUNDLED)}); to fetch it from the "
                               "Hugging Face Hub, install huggingface_hub: pip install 'pixelrnn[hub]'") from None
     try:
-        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME], library_name="pixelrnn"))
+        snapshot = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                                          allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME], library_name="pixelrnn"))
     except (OSError, ValueError) as error:  # huggingface_hub's errors (HTTP, offline cache miss, bad id) derive from these
         reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
         raise CheckpointError(f"cannot fetch {repo_id!r} from the Hugging Face Hub: {reason}") from None
+    return checked_folder(snapshot)

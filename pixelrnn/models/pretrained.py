@@ -24,7 +24,7 @@ import torch
 
 from ..config import ModelConfig, MultiScaleConfig, config_from_dict
 from ..errors import CheckpointError, ConfigError
-from ..hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, pretrained_folder
+from ..hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, checked_folder, pretrained_folder
 from ..utils import atomic_write, choose_device
 from .registry import model_class
 from .weights import config_from_metadata, load_weights, read_metadata, write_weights
@@ -56,9 +56,7 @@ def save_pretrained(model, directory: str | os.PathLike, *, metadata: dict[str, 
 
 def read_pretrained_config(folder: str | os.PathLike) -> tuple[ModelConfig | MultiScaleConfig, dict[str, str]]:
     """The configuration and metadata of a pretrained folder's config.json (one-line errors)."""
-    path = Path(folder) / CONFIG_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{folder} has no {CONFIG_NAME}; a pretrained folder holds {CONFIG_NAME}, {WEIGHTS_NAME} and {CARD_NAME}")
+    path = checked_folder(Path(folder)) / CONFIG_NAME
     try:
         description = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
