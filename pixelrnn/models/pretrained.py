@@ -31,8 +31,11 @@ from .weights import config_from_metadata, load_weights, read_metadata, write_we
 
 PRETRAINED_FORMAT = "pixelrnn.pretrained.v1"
 PICKLED_WEIGHTS = ("pytorch_model.bin", "model.pt", "model.pth", "model.ckpt")
-# The test likelihood a model card reports, as the metadata keys `pixelrnn pretrained` lists.
+# The test likelihood a model card reports, as metadata keys (`pixelrnn pretrained` lists them): the
+# whole test split, and its first SUBSET_IMAGES images (a figure quick enough to check in every test run).
 TEST_NATS, TEST_NATS_STDERR, TEST_IMAGES = "test_nats_per_image", "test_nats_per_image_stderr", "test_images"
+SUBSET_IMAGES = 500
+TEST_SUBSET_NATS = f"test_first_{SUBSET_IMAGES}_nats_per_image"
 TITLES = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Diagonal BiLSTM", "multiscale": "Multi-Scale PixelRNN"}
 
 
