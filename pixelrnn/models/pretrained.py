@@ -49,6 +49,8 @@ def save_pretrained(model, directory: str | os.PathLike, *, metadata: dict[str, 
     metadata = dict(metadata or {})
     if not all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()):
         raise ConfigError("metadata must map strings to strings (it is stored in the safetensors header)")
+    if {"format", "pixelrnn.config"} & set(metadata):
+        raise ConfigError("metadata may not set 'format' or 'pixelrnn.config': the weights file writes its own")
     write_weights(model, folder / WEIGHTS_NAME, metadata)
     description = {"format": PRETRAINED_FORMAT, "model": model.config.to_dict(), "metadata": metadata}
     atomic_write(folder / CONFIG_NAME, lambda temp: Path(temp).write_text(json.dumps(description, indent=2) + "\n"))

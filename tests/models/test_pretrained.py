@@ -151,9 +151,12 @@ def test_weights_without_pixelrnn_metadata_load_by_config_json(tmp_path):
         from_pretrained(folder)
 
 
-def test_metadata_must_be_strings(tmp_path):
+def test_metadata_must_be_strings_and_leave_the_files_own_keys(tmp_path):
     with pytest.raises(pixelrnn.ConfigError, match="metadata must map strings to strings"):
         tiny("pixelcnn").save_pretrained(tmp_path / "m", metadata={"step": 3})
+    with pytest.raises(pixelrnn.ConfigError, match="may not set 'format' or 'pixelrnn.config'"):
+        tiny("pixelcnn").save_pretrained(tmp_path / "m", metadata={"format": "pt"})
+    assert not (tmp_path / "m").exists()
 
 
 def test_model_card_sections_follow_the_header():
