@@ -64,12 +64,12 @@ def test_saving_over_a_checkpoint_is_atomic(tmp_path, monkeypatch):
     path = save_model(model, tmp_path / "model.safetensors")
     before = path.read_bytes()
 
-    import pixelrnn.checkpoint as checkpoint
+    import pixelrnn.models.weights as weights  # the one writer of weights files
 
     def failing_save(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint, "save_file", failing_save)
+    monkeypatch.setattr(weights, "save_file", failing_save)
     with pytest.raises(OSError):
         save_model(model, path)
     assert path.read_bytes() == before

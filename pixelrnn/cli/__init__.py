@@ -2,7 +2,7 @@
 
 A thin layer over the library that nothing in the library imports: one module per group of
 commands (:mod:`.train`: presets, configs, train, evaluate; :mod:`.generate`: sample, complete;
-:mod:`.codec`: compress, decompress). Every command turns the library's errors
+:mod:`.codec`: compress, decompress; :mod:`.pretrained`: pretrained). Every command turns the library's errors
 (:class:`pixelrnn.errors.PixelRNNError`) into :class:`UserError` with the same message.
 """
 
@@ -14,7 +14,7 @@ import signal
 import sys
 
 from .. import __version__
-from . import codec, generate, train
+from . import codec, generate, pretrained, train
 from .common import UserError
 
 # A user's mistake: printed as one line, never a traceback. The library's own errors arrive as
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_complete_parser(sub)
     codec.add_compress_parser(sub)
     codec.add_decompress_parser(sub)
+    pretrained.add_parser(sub)
     return parser
 
 

@@ -58,9 +58,10 @@ def _companions(png: Path) -> list[Path]:
 
 def output_path(args, checkpoint: Path, stem: str) -> Path:
     """Where the figure goes: ``--out`` (an existing one only with ``--force``), else the next free
-    ``STEM-NNN.png`` in the run folder, or in the current folder for a checkpoint outside a run."""
+    ``STEM-NNN.png`` in the run folder, or in the current folder for a checkpoint outside a run
+    (a pretrained model's folder included: it may be part of the installed package)."""
     if args.out is None:
-        folder = checkpoint.parent if RunFolder(checkpoint.parent).config.is_file() else Path.cwd()
+        folder = checkpoint.parent if RunFolder(checkpoint.parent).is_run() else Path.cwd()
         number = 1
         while any(path.exists() for path in _companions(folder / f"{stem}-{number:03d}.png")):
             number += 1

@@ -11,7 +11,9 @@ A run folder holds::
 
 Every file is written to a temporary name and renamed, so an interruption at any moment leaves
 the previous version intact. Any command that takes a checkpoint takes a run folder too
-(:func:`resolve_checkpoint`: its best checkpoint, else its last one).
+(:func:`resolve_checkpoint`: its best checkpoint, else its last one), a pretrained folder (its
+``model.safetensors``) and ``pretrained:NAME``: a bundled model or a Hub repository
+(:mod:`pixelrnn.hub`), resolved here for every command.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import torch
 
 from ..checkpoint import load_model
 from ..errors import CheckpointError, TrainingError
+from ..hub import PREFIX, WEIGHTS_NAME, pretrained_folder
 from ..utils import atomic_write
 from .run_config import RunConfig, build_run_config
 
-CHECKPOINT_NAMES = ("best.safetensors", "last.safetensors")
+CHECKPOINT_NAMES = ("best.safetensors", "last.safetensors", WEIGHTS_NAME)  # a run folder's, then a pretrained folder's
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class RunFolder:
 
     def holds_run(self) -> bool:
         return self.state.exists()
+
+    def is_run(self) -> bool:
+        """A folder written by training: its config and a checkpoint (a pretrained folder has a
+        config.json too, but its weights are ``model.safetensors``)."""
+        return self.config.is_file() and (self.best.is_file() or self.last.is_file())
 
     # ------------------------------------------------------------- configuration
     def write_config(self, config: RunConfig, model_config=None) -> None:
@@ -89,7 +97,9 @@ class RunFolder:
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its best checkpoint, else its last one)."""
+    """A checkpoint file, a run folder (its best checkpoint, else its last one), a pretrained folder or ``pretrained:NAME``."""
+    if str(path).startswith(PREFIX):
+        path = pretrained_folder(str(path)[len(PREFIX):])
     path = Path(path)
     if path.is_dir():
         for name in CHECKPOINT_NAMES:
