@@ -4,12 +4,29 @@ A checkpoint is a single ``.safetensors`` file; its metadata holds ``pixelrnn.co
 JSON of :class:`ModelConfig`), so the model rebuilds from the file alone. Nothing is ever
 unpickled. Files are written to a temporary name and renamed into place, so an interrupted
 write never replaces a good checkpoint with a broken one.
+
+A checkpoint may come from someone else, so reading one allocates nothing that the file's
+metadata merely asks for (no section of the paper; see :mod:`pixelrnn.limits`):
+
+1. the safetensors header alone: names, dtypes and shapes, no weights;
+2. the configuration's fields and ranges, each integer within the limits;
+3. the network built on PyTorch's ``meta`` device (shapes, no memory): its parameter count
+   within the limit, and every tensor name and shape it implies equal to the file's;
+4. only then the weights.
+
+Every refusal is one :class:`CheckpointError` line naming the field or tensor. Readers of
+other layouts (a model folder) pass their configuration to :func:`read_weights`, which does
+steps 2-4.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import math
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -17,11 +34,16 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ModelConfig, MultiScaleConfig, config_from_json
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, PixelRNNError, one_line
+from .limits import check_limit
 from .models import PixelModel, model_from_config
 from .utils import atomic_write
 
 FORMAT = "pixelrnn.checkpoint.v1"
+WEIGHT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names of the floating types
+DEPTH_FIELDS = ("layers", "output_layers")
+
+TensorSpec = tuple[str, tuple[int, ...]]  # (safetensors dtype, shape)
 
 
 def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
@@ -31,30 +53,128 @@ def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, s
     return Path(path)
 
 
-def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Metadata and tensors of a safetensors file; a damaged or foreign file is a CheckpointError."""
-    path = Path(path)
+@contextlib.contextmanager
+def _safetensors(path: Path):
+    """An open safetensors file; whatever the library raises on a damaged one is a CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({first_line})") from None
+            yield handle
+    except PixelRNNError:
+        raise
+    except MemoryError:
+        raise CheckpointError(f"{path}: not enough memory to read its tensors") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({one_line(error)})") from None
+
+
+def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, TensorSpec]]:
+    """Metadata and each tensor's (dtype, shape), without reading any tensor's data."""
+    path = Path(path)
+    with _safetensors(path) as handle:
+        specs = {}
+        for name in handle.keys():
+            view = handle.get_slice(name)
+            specs[name] = (view.get_dtype(), tuple(view.get_shape()))
+        return handle.metadata() or {}, specs
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a safetensors file; a damaged or foreign file is a CheckpointError."""
+    path = Path(path)
+    with _safetensors(path) as handle:
+        return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
+
+
+def _stages(config: ModelConfig | MultiScaleConfig) -> list[tuple[str, ModelConfig]]:
+    return [("small.", config.small), ("large.", config.large)] if isinstance(config, MultiScaleConfig) else [("", config)]
+
+
+def _summary(config: ModelConfig | MultiScaleConfig) -> str:
+    """The configuration's values that set tensor sizes, for a one-line message."""
+    parts = [f"factor={config.factor}"] if isinstance(config, MultiScaleConfig) else []
+    for prefix, stage in _stages(config):
+        parts += [f"{prefix}{f.name}={getattr(stage, f.name)}" for f in dataclasses.fields(stage)
+                  if isinstance(getattr(stage, f.name), int) and not isinstance(getattr(stage, f.name), bool)]
+    return ", ".join(parts)
+
+
+def check_config_limits(config: ModelConfig | MultiScaleConfig, source) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes a configuration implies, once its fields and size are within the limits.
+
+    Every integer field first (a width cannot exceed the parameter count it implies, and depth
+    is the one thing the ``meta`` build spends time on), then the network on the ``meta`` device.
+    """
+    for prefix, stage in _stages(config):
+        for field in dataclasses.fields(stage):
+            value = getattr(stage, field.name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                kind = "layers" if field.name in DEPTH_FIELDS else "parameters"
+                check_limit(kind, value, f"{source}: its configuration's {prefix}{field.name}", CheckpointError)
+    if isinstance(config, MultiScaleConfig):
+        check_limit("layers", int(math.log2(config.factor)), f"{source}: its configuration's log2(factor)", CheckpointError)
+    with torch.device("meta"):
+        shapes = {name: tuple(tensor.shape) for name, tensor in model_from_config(config).state_dict().items()}
+    check_limit("parameters", sum(math.prod(shape) for shape in shapes.values()),
+                f"{source}: its configuration ({_summary(config)}) asks for a network whose size", CheckpointError)
+    return shapes
+
+
+def check_tensors_match(config, implied: dict[str, tuple[int, ...]], found: dict[str, TensorSpec], source) -> None:
+    """The file's tensors are exactly those the configuration implies: names, shapes, floating dtypes."""
+    missing = sorted(set(implied) - set(found))
+    if missing:
+        raise CheckpointError(f"{source}: tensor {missing[0]!r} of its configuration ({_summary(config)}) is not in the file "
+                              f"({len(missing)} missing)")
+    unexpected = sorted(set(found) - set(implied))
+    if unexpected:
+        raise CheckpointError(f"{source}: the file holds tensor {unexpected[0]!r}, which its configuration ({_summary(config)}) "
+                              f"does not have ({len(unexpected)} unexpected)")
+    for name, shape in implied.items():
+        dtype, stored = found[name]
+        if stored != shape:
+            raise CheckpointError(f"{source}: tensor {name!r} is {list(stored)} in the file; its configuration "
+                                  f"({_summary(config)}) implies {list(shape)}")
+        if dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(f"{source}: tensor {name!r} has dtype {dtype}; weights are one of {', '.join(WEIGHT_DTYPES)}")
+
+
+def read_weights(path: str | os.PathLike, config: ModelConfig | MultiScaleConfig,
+                 found: dict[str, TensorSpec] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, read only once they are exactly what ``config`` implies."""
+    path = Path(path)
+    found = read_safetensors_header(path)[1] if found is None else found
+    check_tensors_match(config, check_config_limits(config, path), found, path)
+    return read_safetensors(path)[1]
+
+
+def _config(metadata: dict[str, str], path: Path) -> ModelConfig | MultiScaleConfig:
+    try:
+        return config_from_json(metadata["pixelrnn.config"])
+    except KeyError:
+        raise CheckpointError(f"{path} holds no model configuration (metadata key 'pixelrnn.config')") from None
+    except (ValueError, TypeError, RecursionError, ConfigError) as error:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path} holds no valid model configuration ({one_line(error)})") from None
+
+
+def _check_image_size(metadata: dict[str, str], path: Path) -> None:
+    """``image_size`` (HxW) within the image limit; a text that is not HxW is left to the caller."""
+    match = re.fullmatch(r"\s*(\d{1,30})\s*[xX]\s*(\d{1,30})\s*", metadata.get("image_size", ""))
+    if match:
+        check_limit("image_pixels", int(match[1]) * int(match[2]), f"{path}: its image_size {match[1]}x{match[2]}",
+                    CheckpointError)
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleConfig, dict[str, torch.Tensor], dict[str, str]]:
-    """Config, tensors and metadata of a checkpoint, with one-line errors for bad files."""
+    """Config, tensors and metadata of a checkpoint, each checked before the next is read (module docstring)."""
     path = Path(path)
-    metadata, tensors = read_safetensors(path)
+    metadata, found = read_safetensors_header(path)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a pixelrnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
-    try:
-        config = config_from_json(metadata["pixelrnn.config"])
-    except (KeyError, json.JSONDecodeError, ConfigError, TypeError) as error:
-        raise CheckpointError(f"{path} holds no valid model configuration ({error})") from None
-    return config, tensors, metadata
+    config = _config(metadata, path)
+    _check_image_size(metadata, path)
+    return config, read_weights(path, config, found), metadata
 
 
 def load_model_with_metadata(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PixelModel, dict[str, str]]:
@@ -64,7 +184,7 @@ def load_model_with_metadata(path: str | os.PathLike, device: str | torch.device
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not match its configuration ({str(error).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: weights do not match its configuration ({one_line(error)})") from None
     return model.to(device), metadata
 
 
