@@ -4,8 +4,8 @@ No section of the paper: these are the library's guards for files made by others
 reader compares what a container declares with the bytes it holds, and with the limits of
 :mod:`pixelrnn.limits`, before allocating:
 
-- gzip and tar streams are decoded in chunks, and refused as soon as they pass the decoded
-  size or compression ratio limits (a bomb never reaches memory);
+- gzip streams (and the tar inside one) are decoded in chunks, and refused as soon as they
+  pass the decoded size or compression ratio limits (a bomb never reaches memory);
 - a zip member's declared size is checked against the limits, a stored member's against the
   bytes the archive holds, and members whose data overlap (one stream decoded many times)
   are refused;
@@ -54,40 +54,52 @@ def damaged_as(what: str, kind: str):
         raise DatasetError(f"{what}: truncated or corrupt {kind} ({one_line(error)})") from None
 
 
-def read_bounded(stream, compressed: int, what: str) -> bytes:
-    """Everything a decoding stream yields, refused once it passes the limits (chunk by chunk)."""
-    chunks, total = [], 0
-    while chunk := stream.read(CHUNK):
-        total += len(chunk)
-        check_decoded_size(total, compressed, what, DatasetError)
-        chunks.append(chunk)
-    return b"".join(chunks)
+class DecodedStream:
+    """A decoding stream (gzip, a zip member) that refuses to go past the limits, chunk by chunk."""
+
+    def __init__(self, stream, compressed: int, what: str):
+        self.stream, self.compressed, self.what, self.decoded = stream, compressed, what, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(CHUNK if size is None or size < 0 else min(size, CHUNK))
+        self.decoded += len(data)
+        check_decoded_size(self.decoded, self.compressed, self.what, DatasetError)
+        return data
+
+    def read_all(self) -> bytes:
+        chunks = []
+        while chunk := self.read():
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def gunzip(path: Path) -> bytes:
-    """The decoded bytes of a gzip file, within the limits."""
+    """The decoded bytes of a gzip file, within the limits (read to the end: its CRC is checked)."""
     with damaged_as(str(path), "gzip file"), gzip.open(path, "rb") as stream:
-        return read_bounded(stream, path.stat().st_size, str(path))
+        return DecodedStream(stream, path.stat().st_size, str(path)).read_all()
 
 
 def tar_members(path: Path, names: Iterable[str], max_entries: int) -> dict[str, bytes]:
-    """The named regular files of a gzipped tar, read in one pass; at most ``max_entries`` entries are looked at.
+    """The named regular files of a gzipped tar, in one pass over at most ``max_entries`` entries.
 
-    Stream mode reads each header once and never seeks, so a damaged archive cannot make the
-    reader go back; the entries' declared sizes together must stay within the limits.
+    The tar is read as a stream (each header once, no seeking) from a gzip stream bounded by
+    the limits, so neither an entry's data nor a long-name or pax header can decode past them,
+    and read to its end, so that gzip checks its CRC. Declared entry sizes are checked as they come.
     """
     wanted, found, declared = set(names), {}, 0
     compressed = path.stat().st_size
-    with damaged_as(str(path), "tar.gz archive"), tarfile.open(path, "r|gz") as tar:
-        for count, member in enumerate(tar, 1):
-            if count > max_entries:
-                raise DatasetError(f"{path}: holds more than {max_entries} entries; not the expected archive")
-            declared += max(member.size, 0)
-            check_decoded_size(declared, compressed, f"{path} (its entries up to {member.name})", DatasetError)
-            if member.name in wanted and member.isfile():
-                found[member.name] = read_bounded(tar.extractfile(member), compressed, f"{path}:{member.name}")
-                if len(found) == len(wanted):
-                    break
+    with damaged_as(str(path), "tar.gz archive"), gzip.open(path, "rb") as unzipped:
+        stream = DecodedStream(unzipped, compressed, str(path))
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for count, member in enumerate(tar, 1):
+                if count > max_entries:
+                    raise DatasetError(f"{path}: holds more than {max_entries} entries; not the expected archive")
+                declared += max(member.size, 0)
+                check_decoded_size(declared, compressed, f"{path} (its entries up to {member.name})", DatasetError)
+                if member.name in wanted and member.isfile():
+                    found[member.name] = tar.extractfile(member).read()
+        while stream.read():
+            pass
     return found
 
 
@@ -126,7 +138,7 @@ class BoundedZip:
             raise DatasetError(f"{what}: stored member declares {info.file_size:,} bytes but holds {info.compress_size:,}")
         check_decoded_size(info.file_size, info.compress_size, what, DatasetError)
         with damaged_as(what, "zip member"), self.zip.open(info) as stream:
-            data = read_bounded(stream, info.compress_size, what)
+            data = DecodedStream(stream, info.compress_size, what).read_all()
         if len(data) != info.file_size:
             raise DatasetError(f"{what}: declares {info.file_size:,} bytes, decodes to {len(data):,}")
         return data

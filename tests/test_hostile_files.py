@@ -1,0 +1,117 @@
+"""Every reader against hostile files: a correct load or one line, within a memory bound, also through the command line.
+
+The fuzz tests (hypothesis, derandomized: the same cases on every run) damage a small valid
+file set per reader (tests/hostile_readers.py) and load it under an address-space bound of
+1 GiB above the process's size, so that a file making a reader allocate what it declares fails
+the test. benchmarks/hostile_files.py runs the same families with more cases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from hostile import address_space_bound, run_case
+from hostile_readers import INTACT, READERS
+
+TESTS = Path(__file__).resolve().parent
+HEADROOM = 1 << 30
+FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.mark.parametrize("name", sorted(READERS))
+def test_each_reader_loads_its_intact_files(tmp_path, name):
+    assert run_case(READERS[name], INTACT[name], tmp_path) == "loaded"
+
+
+@pytest.mark.parametrize("name", sorted(READERS))
+def test_fuzz_reader(name):
+    reader = READERS[name]
+    outcomes = []
+
+    @FUZZ
+    @given(reader.damages)
+    def case(damage):
+        with tempfile.TemporaryDirectory() as folder, address_space_bound(HEADROOM):
+            outcomes.append(run_case(reader, damage, Path(folder)))
+
+    case()
+    assert set(outcomes) - {"loaded"}, "the damages must reach the reader's refusals"
+
+
+# --------------------------------------------------------------------- through the command line, under a memory limit
+MEMORY_LIMIT = 3 << 30  # address space of the whole process, interpreter and torch included
+
+
+def hostile_file_set(root: Path) -> dict[str, list[str]]:
+    """One hostile file set per reader (and the issue's three cases), with the command that reads it."""
+    from hostile import bomb_png, deflated_zeros, npy_with_header, png_with_size, zip_of, zip_overlap
+    from hostile_readers import damaged_checkpoint, hostile_pickle, image_seed
+
+    def folder(name: str, files: dict[str, bytes]) -> Path:
+        for relative, data in files.items():
+            (root / name / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / name / relative).write_bytes(data)
+        return root / name
+
+    def train(dataset: str, data_dir: Path | None = None) -> list[str]:
+        return ["train", "--dataset", dataset, "--steps", "1", "--out", str(root / f"run-{len(cases)}"), "-q"] + (
+            ["--data-dir", str(data_dir)] if data_dir else [])
+
+    cases = {}
+    cases["issue: checkpoint asks for a huge network"] = ["sample", str(folder("ckpt", {"evil.safetensors": damaged_checkpoint(
+        "single", ("config", "", "hidden", 50_000_000))}) / "evil.safetensors"), "-n", "1", "--out", str(root / "s.png"), "-q"]
+    header = npy_with_header(bytes(100), (100_000_000, 28, 28), "|u1")
+    cases["issue: npz header claims 100000000x28x28"] = train(f"npz:{folder('npz', {'evil.npz': zip_of({'train.npy': header})}) / 'evil.npz'}")
+    cases["issue: folder with a 60000x60000 PNG"] = train(f"folder:{folder('bomb', {'big.png': bomb_png()})}")
+    cases["checkpoint: a tensor header claims 10^12 elements"] = ["sample", str(folder("ckpt2", {"lie.safetensors": damaged_checkpoint(
+        "single", ("header_entry", 0, "shape", [10**12]))}) / "lie.safetensors"), "-n", "1", "--out", str(root / "t.png"), "-q"]
+    cases["amat: one 10 MB line without blanks"] = train("binarized_mnist", folder("amat", {"binarized_mnist_train.amat": b"0" * 10**7}))
+    cases["idx: gzip bomb"] = train("mnist", folder("idx", {"train-images-idx3-ubyte.gz": deflated_zeros("gzip")}))
+    cases["cifar: pickle asks _reconstruct for 10^12 bytes"] = train("cifar10", folder("cifar", {
+        "cifar-10-batches-py/data_batch_1": hostile_pickle("reconstruct", 10**12)}))
+    cases["cifar: tar.gz bomb"] = train("cifar10", folder("cifartar", {"cifar-10-python.tar.gz": deflated_zeros(
+        "tar", "cifar-10-batches-py/data_batch_1")}))
+    cases["npz: zip bomb member"] = train(f"npz:{folder('npzbomb', {'bomb.npz': deflated_zeros('zip', 'train.npy')}) / 'bomb.npz'}")
+    cases["cifar10_subset: header claims 10^8 images"] = train("cifar10_subset", folder("subset", {"cifar10_subset.npz": zip_of(
+        {"train_x.npy": npy_with_header(bytes(3072), (10**8, 32, 32, 3), "|u1")})}))
+    inner = zip_of({"data.npy": npy_with_header(bytes(3072), (10**8, 3072), "|u1")})
+    cases["imagenet: overlapping members of a zip of npz"] = train("imagenet32", folder("imagenet", {
+        "Imagenet32_train_npz.zip": zip_overlap(zip_of({"train_data_batch_1.npz": inner}))}))
+    cases["folder: PNG header claims 60000x60000"] = train(f"folder:{folder('png', {'a.png': png_with_size(image_seed('PNG', 'L'), 60000, 60000)})}")
+    return cases
+
+
+def limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def one_error_line(stderr: str, command: str) -> bool:
+    lines = stderr.strip().splitlines()
+    return len(lines) == 1 and lines[0].startswith(f"pixelrnn {command}: error: ")
+
+
+def test_hostile_files_end_in_one_line_and_status_2_under_a_memory_limit(tmp_path):
+    cases = hostile_file_set(tmp_path)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    issue = {name: argv for name, argv in cases.items() if name.startswith("issue:")}
+    # The issue's three cases as real processes, and every case through one driver process, side by side.
+    run = lambda argv: subprocess.Popen(argv, cwd=tmp_path, env=environment, preexec_fn=limit_memory,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processes = {name: run([sys.executable, "-m", "pixelrnn", *argv]) for name, argv in issue.items()}
+    driver = run([sys.executable, str(TESTS / "hostile.py"), str(MEMORY_LIMIT), "--no-checksums", json.dumps(list(cases.values()))])
+    stdout, stderr = driver.communicate(timeout=600)
+    assert driver.returncode == 0, stderr
+    for name, result in zip(cases, json.loads(stdout)):
+        assert result["status"] == 2 and one_error_line(result["stderr"], result["argv"][0]), (name, result)
+    for name, process in processes.items():
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 2 and one_error_line(stderr, issue[name][0]), (name, stderr)
