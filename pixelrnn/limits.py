@@ -1,7 +1,8 @@
 """How much a file may make the library build or allocate: the one place the limits are stated.
 
-No section of the paper: this is the library's guard against hostile files. Files from others (checkpoints, datasets, image files) declare sizes; every reader compares
-what a file declares with the bytes it holds, and with these limits, before allocating.
+No section of the paper: this is the library's guard against hostile files. Files from others
+(checkpoints, datasets, image files) declare sizes; every reader compares what a file declares
+with the bytes it holds, and with these limits, before allocating.
 
 =================  ===========================  ===============================================
 limit              default                      bounds
@@ -20,7 +21,7 @@ limit              default                      bounds
 
 Raise one deliberately, for files you trust, with the environment variable
 ``PIXELRNN_MAX_<NAME>`` (``PIXELRNN_MAX_PARAMETERS=1000000000``) or, in code, inside
-``with raised_limits(parameters=10**9):``. A value that is not a positive integer is a
+``with using_limits(parameters=10**9):``. A value that is not a positive integer is a
 :class:`ConfigError`.
 """
 
@@ -57,7 +58,7 @@ def variable(name: str) -> str:
     return f"PIXELRNN_MAX_{name.upper()}"
 
 
-_raised: contextvars.ContextVar[dict[str, int]] = contextvars.ContextVar("pixelrnn_raised_limits", default={})
+_chosen: contextvars.ContextVar[dict[str, int]] = contextvars.ContextVar("pixelrnn_chosen_limits", default={})
 
 
 def _positive(value, source: str) -> int:
@@ -71,28 +72,28 @@ def _positive(value, source: str) -> int:
 
 
 def current_limits() -> Limits:
-    """The defaults, then the environment variables, then :func:`raised_limits` on top."""
+    """The defaults, then the environment variables, then :func:`using_limits` on top."""
     values = {}
     for field in dataclasses.fields(Limits):
         text = os.environ.get(variable(field.name), "").strip()
         if text:
             values[field.name] = _positive(text, variable(field.name))
-    values.update(_raised.get())
+    values.update(_chosen.get())
     return Limits(**values)
 
 
 @contextlib.contextmanager
-def raised_limits(**values: int):
-    """Run the block with the named limits set to ``values`` (for files you trust)."""
+def using_limits(**values: int):
+    """Run the block with the named limits set to ``values`` (raise them for files you trust)."""
     known = {field.name for field in dataclasses.fields(Limits)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown limit(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    token = _raised.set({**_raised.get(), **{name: _positive(value, name) for name, value in values.items()}})
+    token = _chosen.set({**_chosen.get(), **{name: _positive(value, name) for name, value in values.items()}})
     try:
         yield
     finally:
-        _raised.reset(token)
+        _chosen.reset(token)
 
 
 def check_limit(name: str, value: int, what: str, error: type[PixelRNNError]) -> None:
@@ -104,8 +105,8 @@ def check_limit(name: str, value: int, what: str, error: type[PixelRNNError]) ->
 
 
 def check_decoded_size(decoded: int, compressed: int, what: str, error: type[PixelRNNError]) -> None:
-    """A compressed stream or member that would decode to ``decoded`` bytes from ``compressed``."""
-    check_limit("decoded_bytes", decoded, f"{what} decodes to", error)
+    """A compressed stream or member that decodes (so far, or by its own account) to ``decoded`` bytes from ``compressed``."""
+    check_limit("decoded_bytes", decoded, f"the decoded size of {what}", error)
     if decoded > RATIO_FREE_BYTES:
-        ratio = decoded // max(compressed, 1)
-        check_limit("compression", ratio, f"{what} expands {decoded:,} bytes from {compressed:,}: its ratio", error)
+        check_limit("compression", decoded // max(compressed, 1),
+                    f"{what} decodes {compressed:,} bytes to {decoded:,}: its compression ratio", error)

@@ -14,13 +14,18 @@ import resource
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from hostile import address_space_bound, run_case
-from hostile_readers import INTACT, READERS
+from hostile import (address_space_bound, bomb_png, deflated_zeros, npy_with_header, png_with_size, run_case, zip_of,
+                     zip_overlap)
+from hostile_readers import INTACT, READERS, damaged_checkpoint, hostile_pickle, image_seed
+from pixelrnn.errors import ImageError
+from pixelrnn.images import read_image
+from pixelrnn.limits import using_limits
 
 TESTS = Path(__file__).resolve().parent
 HEADROOM = 1 << 30
@@ -34,6 +39,7 @@ def test_each_reader_loads_its_intact_files(tmp_path, name):
 
 @pytest.mark.parametrize("name", sorted(READERS))
 def test_fuzz_reader(name):
+    """Every damaged file set loads correctly or fails with one line, within the address-space bound."""
     reader = READERS[name]
     outcomes = []
 
@@ -47,15 +53,37 @@ def test_fuzz_reader(name):
     assert set(outcomes) - {"loaded"}, "the damages must reach the reader's refusals"
 
 
+# --------------------------------------------------------------------- image files (pixelrnn.images.read_image)
+def test_an_image_larger_than_the_limit_is_refused_from_its_header(tmp_path):
+    declared = tmp_path / "declared.png"  # 5000 x 5000 in the header, 5 x 4 pixels of data
+    declared.write_bytes(png_with_size(image_seed("PNG", "L"), 5000, 5000))
+    bomb = tmp_path / "bomb.png"  # a real 60000 x 60000 PNG of 437 KB
+    bomb.write_bytes(bomb_png())
+    with address_space_bound(256 << 20):
+        with pytest.raises(ImageError, match=r"image .*declared.png of 5000x5000 is 25,000,000 pixels, over the limit of 16,777,216; "
+                                             r".*PIXELRNN_MAX_IMAGE_PIXELS"):
+            read_image(declared)
+        with using_limits(image_pixels=25_000_000), pytest.raises(ImageError, match="cannot read image .*declared.png: "):
+            read_image(declared)  # past the limit, Pillow decodes and finds the data short
+        with pytest.raises(ImageError, match="bomb.png: Image size \\(3600000000 pixels\\) exceeds limit"):
+            read_image(bomb)  # Pillow's own guard answers first above twice its MAX_IMAGE_PIXELS
+
+
+def test_a_damaged_image_is_one_error_and_no_warning(tmp_path):
+    path = tmp_path / "cut.tiff"
+    path.write_bytes(image_seed("TIFF", "L")[:121])  # Pillow warns of corrupt EXIF data, then fails
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageError, match="cannot read image .*cut.tiff: "):
+            read_image(path)
+    assert caught == []
+
 # --------------------------------------------------------------------- through the command line, under a memory limit
 MEMORY_LIMIT = 3 << 30  # address space of the whole process, interpreter and torch included
 
 
 def hostile_file_set(root: Path) -> dict[str, list[str]]:
     """One hostile file set per reader (and the issue's three cases), with the command that reads it."""
-    from hostile import bomb_png, deflated_zeros, npy_with_header, png_with_size, zip_of, zip_overlap
-    from hostile_readers import damaged_checkpoint, hostile_pickle, image_seed
-
     def folder(name: str, files: dict[str, bytes]) -> Path:
         for relative, data in files.items():
             (root / name / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +127,7 @@ def one_error_line(stderr: str, command: str) -> bool:
     return len(lines) == 1 and lines[0].startswith(f"pixelrnn {command}: error: ")
 
 
+@pytest.mark.slow
 def test_hostile_files_end_in_one_line_and_status_2_under_a_memory_limit(tmp_path):
     cases = hostile_file_set(tmp_path)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}

@@ -32,28 +32,39 @@ def _read_bytes(path: Path) -> bytes:
 
 
 WHITESPACE = np.frombuffer(b" \t\n\v\f\r", dtype=np.uint8)
+AMAT_VALUES = 784
+AMAT_CHUNK = 1 << 20  # whole lines are scanned a mebibyte at a time; no .amat line is that long
 
 
-def _amat_row(line: bytes, number: int, source: str) -> np.ndarray | None:
-    """The 784 values of one ``.amat`` line, None for a blank line; scanned as bytes, never split into tokens."""
-    npix = 784
-    chars = np.frombuffer(line, dtype=np.uint8)
-    filled = ~np.isin(chars, WHITESPACE)
-    if not filled.any():
-        return None
-    tokens = int(np.count_nonzero(filled[1:] & ~filled[:-1])) + int(filled[0])  # starts of runs of non-blanks
-    if tokens != npix:
-        raise DatasetError(f"{source}: line {number} has {tokens} values, expected "
-                           f"{npix} (truncated or corrupt .amat file)")
-    values = chars[filled] - np.uint8(48)
-    if len(values) != npix or (values > 1).any():
-        raise DatasetError(f"{source}: line {number} holds a value other than 0 or 1")
-    return values
+def _amat_lines(chunk: np.ndarray, first: int, source: str) -> np.ndarray:
+    """The (lines, 784) values of whole ``.amat`` lines (bytes, each ending in a newline) scanned as bytes.
+
+    Per line, the runs of non-blanks (values) and the non-blank bytes are counted; a line with
+    any must have 784 of each (a run of two bytes is a value other than 0 or 1). ``first`` is the
+    number of lines before the chunk, for the message.
+    """
+    blank = np.isin(chunk, WHITESPACE)
+    begins = np.concatenate(([0], np.flatnonzero(chunk == 10)[:-1] + 1))  # every line ends in "\n": no line is empty
+    value_starts = ~blank
+    value_starts[1:] &= blank[:-1]
+    values_per_line = np.add.reduceat(value_starts, begins, dtype=np.int64)
+    bytes_per_line = np.add.reduceat(~blank, begins, dtype=np.int64)
+    wrong = np.flatnonzero((bytes_per_line > 0) & (values_per_line != AMAT_VALUES))
+    if wrong.size:
+        raise DatasetError(f"{source}: line {first + wrong[0] + 1} has {values_per_line[wrong[0]]} values, expected "
+                           f"{AMAT_VALUES} (truncated or corrupt .amat file)")
+    values = chunk[~blank] - np.uint8(48)
+    glued = np.flatnonzero(bytes_per_line != values_per_line)
+    outside = np.flatnonzero(values > 1)
+    if glued.size or outside.size:
+        line = glued[0] if glued.size else np.searchsorted(np.cumsum(bytes_per_line), outside[0], side="right")
+        raise DatasetError(f"{source}: line {first + line + 1} holds a value other than 0 or 1")
+    return values.reshape(-1, AMAT_VALUES)
 
 
 def parse_amat(raw: bytes, source: str = "<amat>") -> np.ndarray:
     """Parse binarized-MNIST ``.amat`` text into (N, 1, 28, 28) uint8 values in {0, 1}."""
-    line = 2 * 784  # 784 digits, 783 spaces, one newline
+    line = 2 * AMAT_VALUES  # 784 digits, 783 spaces, one newline
     if b"\r" in raw:
         raw = raw.replace(b"\r", b"")
     if raw and not raw.endswith(b"\n"):
@@ -65,12 +76,21 @@ def parse_amat(raw: bytes, source: str = "<amat>") -> np.ndarray:
         if ((rows[:, 1:-1:2] == 32).all() and (rows[:, -1] == 10).all()
                 and (digits <= 1).all()):
             return digits.reshape(-1, 1, 28, 28)
-    # General path (extra blanks, blank lines, ...) that also locates errors; one line at a time.
-    rows = [row for number, text in enumerate(io.BytesIO(raw), 1)
-            if (row := _amat_row(text, number, source)) is not None]
-    if not rows:
+    # General path (extra blanks, blank lines, ...) that also locates errors, whole lines at a time.
+    parts, lines, position = [], 0, 0
+    while position < len(raw):
+        end = raw.rfind(b"\n", position, position + AMAT_CHUNK) + 1
+        if end <= position:
+            raise DatasetError(f"{source}: line {lines + 1} is longer than {AMAT_CHUNK:,} bytes; "
+                               f"an .amat line of {AMAT_VALUES} values has {line}")
+        chunk = buf[position:end]
+        parts.append(_amat_lines(chunk, lines, source))
+        lines += int(np.count_nonzero(chunk == 10))
+        position = end
+    images = np.concatenate(parts) if parts else np.empty((0, AMAT_VALUES), np.uint8)
+    if not len(images):
         raise DatasetError(f"{source}: empty .amat file")
-    return np.stack(rows).reshape(-1, 1, 28, 28)
+    return images.reshape(-1, 1, 28, 28)
 
 
 def parse_idx_images(raw: bytes, source: str = "<idx>") -> np.ndarray:

@@ -58,7 +58,7 @@ class TrainingState:
             raise TrainingError(f"cannot resume: {path} is not a pixelrnn training state")
         try:
             self._restore(path, metadata, tensors, model_config, device)
-        except (KeyError, ValueError, TypeError, IndexError, RuntimeError, RecursionError) as error:
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError, RecursionError) as error:
             raise TrainingError(f"cannot resume: {path} is damaged ({one_line(error)})") from None
 
     def _restore(self, path: Path, metadata: dict, tensors: dict, model_config, device: torch.device) -> None:
