@@ -225,7 +225,11 @@ def run_case(reader: Reader, damage, folder: Path) -> str:
 
 
 def address_space() -> int:
-    """This process's virtual memory now, in bytes (Linux)."""
+    """This process's virtual memory now, in bytes (Linux; elsewhere the test that asks is skipped)."""
+    import pytest
+
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("bounding the address space needs Linux's /proc")
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmSize:"))
     return int(line.split()[1]) * 1024

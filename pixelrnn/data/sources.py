@@ -43,8 +43,10 @@ Datasets (``load_dataset(name, split)``)
     size 1 or 3 (so NCHW wins when both qualify). ``levels`` is the key ``levels`` if
     present, else 256 if any value of any split exceeds 1, else 2.
 
-Files are found and verified by :mod:`pixelrnn.data.fetch`; their formats are parsed by
+Files are found and verified by :mod:`pixelrnn.data.fetch`; their containers (gzip, tar, zip,
+npz) are read within the limits by :mod:`pixelrnn.data.archives`; their formats are parsed by
 :mod:`pixelrnn.data.formats`; image files are read by :func:`pixelrnn.images.read_image`.
+Every image set is held to the ``image_pixels`` limit (:mod:`pixelrnn.limits`).
 """
 
 from __future__ import annotations
