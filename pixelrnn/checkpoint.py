@@ -160,10 +160,10 @@ def _config(metadata: dict[str, str], path: Path) -> ModelConfig | MultiScaleCon
 
 def _check_image_size(metadata: dict[str, str], path: Path) -> None:
     """``image_size`` (HxW) within the image limit; a text that is not HxW is left to the caller."""
-    match = re.fullmatch(r"\s*(\d{1,30})\s*[xX]\s*(\d{1,30})\s*", metadata.get("image_size", ""))
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", metadata.get("image_size", ""))
     if match:
-        check_limit("image_pixels", int(match[1]) * int(match[2]), f"{path}: its image_size {match[1]}x{match[2]}",
-                    CheckpointError)
+        height, width = (int(side) if len(side) <= 18 else 10**18 for side in match.groups())  # int() refuses 4300 digits
+        check_limit("image_pixels", height * width, f"{path}: its image_size {match[1]:.20}x{match[2]:.20}", CheckpointError)
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleConfig, dict[str, torch.Tensor], dict[str, str]]:

@@ -176,6 +176,8 @@ def test_image_size_metadata_is_bounded(small, tmp_path):
     with pytest.raises(CheckpointError) as error:
         read_checkpoint(rewritten(small, tmp_path / "wide.safetensors", image_size="100000x100000"))
     assert "image_size 100000x100000 is 10,000,000,000 pixels" in one_line(error) and "PIXELRNN_MAX_IMAGE_PIXELS" in str(error.value)
+    with pytest.raises(CheckpointError, match="image_size 99999999999999999999x1 is 1,000,000,000,000,000,000 pixels"):
+        read_checkpoint(rewritten(small, tmp_path / "long.safetensors", image_size="9" * 5000 + "x1"))  # past int()'s digits
     # Text that is not HxW is the caller's to judge (the command line asks for --height and --width).
     assert read_checkpoint(rewritten(small, tmp_path / "odd.safetensors", image_size="square"))[2]["image_size"] == "square"
 

@@ -108,11 +108,15 @@ class BoundedZip:
 
     def __init__(self, file: Path | bytes, what: str):
         self.what = what
-        self.size = len(file) if isinstance(file, bytes) else file.stat().st_size
         with damaged_as(what, "zip archive"):
+            self.size = len(file) if isinstance(file, bytes) else file.stat().st_size
             self.zip = zipfile.ZipFile(io.BytesIO(file) if isinstance(file, bytes) else file)
             self.infos = {info.filename: info for info in self.zip.infolist()}
-        self._check_layout()
+        try:
+            self._check_layout()
+        except DatasetError:
+            self.zip.close()
+            raise
 
     def _check_layout(self) -> None:
         """Each member's data lies inside the archive and after the previous member's."""
