@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
 import io
 import json
-import pickle
 import resource
 import struct
 import sys
