@@ -82,8 +82,25 @@ def test_a_damaged_image_is_one_error_and_no_warning(tmp_path):
 MEMORY_LIMIT = 3 << 30  # address space of the whole process, interpreter and torch included
 
 
+# What each case's one line must say: refused for its own reason, not for a missing file.
+REFUSALS = {
+    'issue: checkpoint asks for a huge network': 'hidden=50000000',
+    'issue: npz header claims 100000000x28x28': 'declares (100000000, 28, 28) of uint8',
+    'issue: folder with a 60000x60000 PNG': 'Image size (3600000000 pixels) exceeds limit',
+    'checkpoint: a tensor header claims 10^12 elements': 'not a readable safetensors checkpoint',
+    'amat: one 10 MB line without blanks': 'line 1 is longer than 1,048,576 bytes',
+    'idx: gzip bomb': 'compression ratio',
+    'cifar: pickle asks _reconstruct for 10^12 bytes': 'is over the decoded-bytes limit',
+    'cifar: tar.gz bomb': 'compression ratio',
+    'npz: zip bomb member': 'compression ratio',
+    'cifar10_subset: header claims 10^8 images': 'declares (100000000, 32, 32, 3) of uint8',
+    'imagenet: overlapping members of a zip of npz': 'overlaps the next member',
+    'folder: PNG header claims 60000x60000': 'Image size (3600000000 pixels) exceeds limit',
+}
+
+
 def hostile_file_set(root: Path) -> dict[str, list[str]]:
-    """One hostile file set per reader (and the issue's three cases), with the command that reads it."""
+    """One hostile file set per reader (and the issue's three cases), with the command that reads it; names as in REFUSALS."""
     def folder(name: str, files: dict[str, bytes]) -> Path:
         for relative, data in files.items():
             (root / name / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +132,7 @@ def hostile_file_set(root: Path) -> dict[str, list[str]]:
     cases["imagenet: overlapping members of a zip of npz"] = train("imagenet32", folder("imagenet", {
         "Imagenet32_train_npz.zip": zip_overlap(zip_of({"train_data_batch_1.npz": inner}))}))
     cases["folder: PNG header claims 60000x60000"] = train(f"folder:{folder('png', {'a.png': png_with_size(image_seed('PNG', 'L'), 60000, 60000)})}")
+    assert list(cases) == list(REFUSALS)
     return cases
 
 
@@ -131,16 +149,17 @@ def one_error_line(stderr: str, command: str) -> bool:
 def test_hostile_files_end_in_one_line_and_status_2_under_a_memory_limit(tmp_path):
     cases = hostile_file_set(tmp_path)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
-    issue = {name: argv for name, argv in cases.items() if name.startswith("issue:")}
-    # The issue's three cases as real processes, and every case through one driver process, side by side.
+    # Every case through one driver process that calls the command line's main() (a command's exit status), and the
+    # first of the issue's cases, side by side, as a real `python -m pixelrnn` process.
     run = lambda argv: subprocess.Popen(argv, cwd=tmp_path, env=environment, preexec_fn=limit_memory,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    processes = {name: run([sys.executable, "-m", "pixelrnn", *argv]) for name, argv in issue.items()}
+    name, argv = next(iter(cases.items()))
+    process = run([sys.executable, "-m", "pixelrnn", *argv])
     driver = run([sys.executable, str(TESTS / "hostile.py"), str(MEMORY_LIMIT), "--no-checksums", json.dumps(list(cases.values()))])
     stdout, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 0, stderr
-    for name, result in zip(cases, json.loads(stdout)):
-        assert result["status"] == 2 and one_error_line(result["stderr"], result["argv"][0]), (name, result)
-    for name, process in processes.items():
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode == 2 and one_error_line(stderr, issue[name][0]), (name, stderr)
+    for case, result in zip(cases, json.loads(stdout)):
+        assert result["status"] == 2 and one_error_line(result["stderr"], result["argv"][0]), (case, result)
+        assert REFUSALS[case] in result["stderr"], (case, result)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 2 and one_error_line(stderr, argv[0]) and REFUSALS[name] in stderr, (name, stderr)
