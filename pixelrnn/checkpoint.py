@@ -4,7 +4,8 @@ A checkpoint is a single ``.safetensors`` file; its metadata holds ``pixelrnn.co
 JSON of :class:`ModelConfig`), so the model rebuilds from the file alone. Nothing is ever
 unpickled. Files are written to a temporary name and renamed into place, so an interrupted
 write never replaces a good checkpoint with a broken one. The file format and its one reader
-live in :mod:`pixelrnn.models.weights`, shared with the pretrained folders.
+live in :mod:`pixelrnn.models.weights`, shared with the pretrained folders; that reader checks
+a file from someone else before it allocates what the file asks for.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import torch
 
 from .config import ModelConfig, MultiScaleConfig
 from .models import PixelModel
-from .models.weights import FORMAT, config_from_metadata, load_weights, read_metadata, read_safetensors, write_weights
+from .models.weights import (FORMAT, config_from_metadata, load_weights, read_safetensors, read_safetensors_header, read_weights,
+                             write_weights)
 
-__all__ = ["FORMAT", "load_model", "load_model_with_metadata", "read_checkpoint", "read_safetensors", "save_model"]
+__all__ = ["FORMAT", "load_model", "load_model_with_metadata", "read_checkpoint", "read_safetensors", "read_safetensors_header",
+           "read_weights", "save_model"]
 
 
 def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
@@ -26,15 +29,16 @@ def save_model(model: PixelModel, path: str | os.PathLike, metadata: dict[str, s
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleConfig, dict[str, torch.Tensor], dict[str, str]]:
-    """Config, tensors and metadata of a checkpoint, with one-line errors for bad files."""
-    metadata, tensors = read_safetensors(path)
-    return config_from_metadata(metadata, path), tensors, metadata
+    """Config, tensors and metadata of a checkpoint, each checked before the next is read (:mod:`.models.weights`)."""
+    metadata, found = read_safetensors_header(path)
+    config = config_from_metadata(metadata, path)
+    return config, read_weights(path, config, found), metadata
 
 
 def load_model_with_metadata(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PixelModel, dict[str, str]]:
     """The model of a checkpoint file (in eval mode) and the file's metadata."""
-    metadata = read_metadata(path)
-    return load_weights(config_from_metadata(metadata, path), path).to(device).eval(), metadata
+    metadata, found = read_safetensors_header(path)
+    return load_weights(config_from_metadata(metadata, path), path, found).to(device).eval(), metadata
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PixelModel:

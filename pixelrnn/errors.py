@@ -32,3 +32,9 @@ class TrainingError(PixelRNNError):
 
 class CompressionError(PixelRNNError):
     """A file that cannot be decoded, or images that cannot be coded."""
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of a (foreign) exception's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -34,7 +35,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import ImageError
+from .errors import ImageError, PixelRNNError, one_line
+from .limits import check_limit
 from .utils import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".gif", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -96,24 +98,42 @@ class ImageFile:
     frames: int
 
 
+def _decode(image, path) -> tuple[np.ndarray, str, int]:
+    """Samples (H, W[, C]), mode and frame count of an opened Pillow image, its size checked first."""
+    with image:
+        width, height = image.size
+        check_limit("image_pixels", width * height, f"image {path} of {width}x{height}", ImageError)
+        frames, mode = getattr(image, "n_frames", 1), image.mode
+        image.seek(0)
+        if mode.startswith("I;16"):
+            array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+        elif mode in ("1", "L", "LA", "La"):
+            array = np.asarray(image.convert("L"))
+        else:
+            array = np.asarray(image.convert("RGB"))
+            if mode in ("P", "PA") and (array == array[..., :1]).all():
+                array = array[..., 0]  # grey palette
+    return array, mode, frames
+
+
 def read_image(path: str | os.PathLike) -> ImageFile:
-    """Read one image file (module docstring); an unreadable file is an :class:`ImageError`."""
-    from PIL import Image, UnidentifiedImageError
+    """Read one image file (module docstring); an unreadable or oversized file is an :class:`ImageError`.
+
+    The size in the file's header is checked against the ``image_pixels`` limit before any
+    pixel is decoded (Pillow's own decompression-bomb guard stays on above it). Pillow's
+    warnings about a damaged file are not printed: the file is either read or refused.
+    """
+    from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            frames, mode = getattr(image, "n_frames", 1), image.mode
-            image.seek(0)
-            if mode.startswith("I;16"):
-                array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
-            elif mode in ("1", "L", "LA", "La"):
-                array = np.asarray(image.convert("L"))
-            else:
-                array = np.asarray(image.convert("RGB"))
-                if mode in ("P", "PA") and (array == array[..., :1]).all():
-                    array = array[..., 0]  # grey palette
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageError(f"cannot read image {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array, mode, frames = _decode(Image.open(path), path)
+    except PixelRNNError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Pillow's decoders raise many types on a damaged file (OSError,
+        # ValueError, TypeError, SyntaxError, DecompressionBombError were seen in fuzzing)
+        raise ImageError(f"cannot read image {path}: {one_line(error)}") from None
     samples = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (H, W[, C]) -> (C, H, W)
     return ImageFile(np.ascontiguousarray(samples), mode, frames)
 

@@ -9,6 +9,7 @@ commands (:mod:`.train`: presets, configs, train, evaluate; :mod:`.generate`: sa
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -20,6 +21,8 @@ from .common import UserError
 # A user's mistake: printed as one line, never a traceback. The library's own errors arrive as
 # UserError; these are the operating system's answers about files the user named.
 USER_ERRORS = (UserError, FileNotFoundError, PermissionError, IsADirectoryError)
+# Pillow logs what it finds wrong in a damaged image file before raising; the error line says it once.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 
 def build_parser() -> argparse.ArgumentParser:

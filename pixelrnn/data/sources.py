@@ -51,16 +51,15 @@ Datasets (``load_dataset(name, split)``)
 
 Named datasets have fixed levels; ``levels`` other than theirs is refused.
 
-Files are found and verified by :mod:`pixelrnn.data.fetch`; their formats are parsed by
+Files are found and verified by :mod:`pixelrnn.data.fetch`; their containers (gzip, tar, zip,
+npz) are read within the limits by :mod:`pixelrnn.data.archives`; their formats are parsed by
 :mod:`pixelrnn.data.formats`; image files are read by :func:`pixelrnn.images.read_image`.
+Every image set is held to the ``image_pixels`` limit (:mod:`pixelrnn.limits`).
 """
 
 from __future__ import annotations
 
 import os
-import tarfile
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +68,10 @@ import torch
 
 from ..errors import DatasetError, ImageError
 from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_table
+from ..limits import check_limit
+from .archives import BoundedNpz, BoundedZip, gunzip, tar_members
 from .fetch import Lookup, data_dir_from_env, default_cache_dir, verify_file
-from .formats import (_gunzip, _read_bytes, _to_uint8, npz_key, npz_layout, parse_amat, parse_cifar_batch,
+from .formats import (_read_bytes, _to_uint8, npz_key, npz_layout, parse_amat, parse_cifar_batch,
                       parse_idx_images, read_npz_member)
 
 
@@ -89,6 +90,8 @@ class ImageSet:
             raise DatasetError(f"{self.name}: images must be a (N, C, H, W) uint8 array")
         if not 2 <= self.levels <= 256:
             raise DatasetError(f"{self.name}: levels must be in 2..256, got {self.levels}")
+        check_limit("image_pixels", x.shape[2] * x.shape[3], f"{self.name}: an image of {x.shape[2]}x{x.shape[3]}",
+                    DatasetError)
         if x.size and int(x.max()) >= self.levels:
             raise DatasetError(f"{self.name}: value {int(x.max())} >= levels {self.levels}")
         if not (x.flags.c_contiguous and x.flags.writeable):
@@ -144,7 +147,7 @@ def _load_binarized_mnist(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
 def _load_mnist(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
     fname = "t10k-images-idx3-ubyte.gz" if split == "test" else "train-images-idx3-ubyte.gz"
     path = ctx.fetch(fname)
-    x = parse_idx_images(_gunzip(path), str(path))
+    x = parse_idx_images(gunzip(path), str(path))
     return (x if split == "test" else _valid_tail(x, split, 6)), 256
 
 
@@ -164,18 +167,12 @@ def _load_cifar10(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
             raise ctx.missing("cifar-10-python.tar.gz",
                               "cifar-10-python.tar.gz (or its folder cifar-10-batches-py/)")
         archive = ctx.fetch("cifar-10-python.tar.gz")
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                for n in names:
-                    try:
-                        member = tar.extractfile(f"cifar-10-batches-py/{n}")
-                    except KeyError:
-                        member = None
-                    if member is None:
-                        raise DatasetError(f"{archive}: has no cifar-10-batches-py/{n}")
-                    parts.append(parse_cifar_batch(member.read(), f"{archive}:{n}"))
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-            raise DatasetError(f"{archive}: truncated or corrupt archive: {e}") from e
+        # The official archive holds 9 entries: the folder, 6 batches, batches.meta, readme.html.
+        found = tar_members(archive, [f"cifar-10-batches-py/{n}" for n in names], max_entries=64)
+        for n in names:
+            if f"cifar-10-batches-py/{n}" not in found:
+                raise DatasetError(f"{archive}: has no cifar-10-batches-py/{n}")
+            parts.append(parse_cifar_batch(found[f"cifar-10-batches-py/{n}"], f"{archive}:{n}"))
     x = np.concatenate(parts)
     return (x if split == "test" else _valid_tail(x, split, 10)), 256
 
@@ -186,11 +183,8 @@ def _load_cifar10_subset(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
         raise ctx.missing("cifar10_subset.npz", "cifar10/cifar10_subset.npz (a local-only file)")
     verify_file(path, ctx.verify)
     key = "test_x" if split == "test" else "train_x"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            x = f[key]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-        raise DatasetError(f"{path}: unreadable npz or missing key {key!r}: {e}") from e
+    with BoundedNpz(path, str(path)) as archive:
+        x = archive[key]
     if x.ndim != 4 or x.shape[3] != 3:
         raise DatasetError(f"{path}: {key} has shape {x.shape}, expected (N, 32, 32, 3)")
     x = _to_uint8(x, str(path)).transpose(0, 3, 1, 2)
@@ -215,15 +209,12 @@ def _load_imagenet(ctx: Lookup, split: str, size: int) -> tuple[np.ndarray, int]
         raise ctx.missing(zip_name, f"{zip_name} (or the npz files it holds)")
     archive = ctx.fetch(zip_name)
     parts = []
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            by_base = {Path(n).name: n for n in zf.namelist()}
-            for m in members:
-                if m not in by_base:
-                    raise DatasetError(f"{archive}: has no {m}")
-                parts.append(read_npz_member(zf.read(by_base[m]), f"{archive}:{m}", size))
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"{archive}: truncated or corrupt zip archive: {e}") from e
+    with BoundedZip(archive, str(archive)) as zf:  # a zip of npz files: each member is read, then opened
+        by_base = {Path(n).name: n for n in zf.names()}
+        for m in members:
+            if m not in by_base:
+                raise DatasetError(f"{archive}: has no {m}")
+            parts.append(read_npz_member(zf.read(by_base[m]), f"{archive}:{m}", size))
     return np.concatenate(parts), 256
 
 
@@ -288,13 +279,12 @@ def _carve_valid(splits: dict) -> dict:
 
 
 def _load_npz(path: Path, name: str, split: str, wanted_levels: int | None) -> tuple[np.ndarray, int]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = _carve_valid({s: f[k] for s in _NPZ_SPLITS if (k := npz_key(f.files, s))})
-            levels = int(f["levels"]) if "levels" in f.files else None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, TypeError) as e:
-        raise DatasetError(f"{name}: cannot read {path} as npz: {e}") from e
-    levels = wanted_levels or levels
+    with BoundedNpz(path, f"{name}: {path}") as f:
+        arrays = _carve_valid({s: f[k] for s in _NPZ_SPLITS if (k := npz_key(f.files, s))})
+        stored_levels = f["levels"] if "levels" in f else None
+    if stored_levels is not None and stored_levels.size != 1:
+        raise DatasetError(f"{name}: 'levels' holds {stored_levels.size} values; it is one integer in 2..256")
+    levels = wanted_levels or (None if stored_levels is None else int(stored_levels.reshape(())))
     if split not in arrays:
         accepted = ", ".join(arrays) or "none"
         raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted}"
@@ -313,11 +303,11 @@ def dataset_splits(name: str) -> tuple[str, ...]:
     if name.startswith("folder:"):
         return _FOLDER_SPLITS
     if name.startswith("npz:"):
-        try:
-            with np.load(Path(name[4:]).expanduser(), allow_pickle=False) as f:
-                return tuple(_carve_valid({s: () for s in _NPZ_SPLITS if npz_key(f.files, s)}))
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise DatasetError(f"{name}: cannot read npz: {e}") from e
+        path = Path(name[4:]).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"{name}: file {path} not found")
+        with BoundedNpz(path, name) as f:
+            return tuple(_carve_valid({s: () for s in _NPZ_SPLITS if npz_key(f.files, s)}))
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, "
                        "folder:PATH or npz:PATH")
 
@@ -338,6 +328,14 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
     """
     if levels is not None and not 2 <= levels <= 256:
         raise DatasetError(f"data.levels={levels} must lie in 2..256")
+    try:
+        return _load_dataset(name, split, data_dir, download, cache_dir, verify, levels)
+    except MemoryError:  # the files were within the limits, the machine was not
+        raise DatasetError(f"{name}: not enough memory to load split {split!r}") from None
+
+
+def _load_dataset(name: str, split: str, data_dir, download: bool, cache_dir, verify: bool | None,
+                  levels: int | None) -> ImageSet:
     root = Path(data_dir).expanduser() if data_dir is not None else data_dir_from_env()
     if root is not None and not root.is_dir():
         source = "data_dir" if data_dir is not None else "PIXELRNN_DATA_DIR"

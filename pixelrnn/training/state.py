@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from ..checkpoint import read_safetensors
 from ..config import config_from_json
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, TrainingError, one_line
 from ..utils import atomic_write
 
 STATE_FORMAT = "pixelrnn.train_state.v1"
@@ -59,6 +59,12 @@ class TrainingState:
             raise TrainingError(f"cannot resume: {error}") from None
         if metadata.get("format") != STATE_FORMAT:
             raise TrainingError(f"cannot resume: {path} is not a pixelrnn training state")
+        try:
+            self._restore(path, metadata, tensors, model_config, device)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError, RecursionError) as error:
+            raise TrainingError(f"cannot resume: {path} is damaged ({one_line(error)})") from None
+
+    def _restore(self, path: Path, metadata: dict, tensors: dict, model_config, device: torch.device) -> None:
         if config_from_json(metadata["model_config"]) != model_config:
             raise TrainingError(f"cannot resume: the model in {path} differs from the configured one")
         part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -20,6 +20,7 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
+from hostile import edit_bytes as mutate  # byte edits shared with the hostile-file tests
 from pixelrnn import build_model, save_model
 from pixelrnn import codec as compression
 from pixelrnn.cli.codec import add_compress_parser, add_decompress_parser
@@ -310,21 +311,6 @@ FUZZ_MODEL = tiny("pixelcnn", 1, 4, seed=5)
 FUZZ_IMAGES = image_set(1, 4, 7, [(3, 3), (2, 4)], seed=9, names="listed")
 FUZZ_FILE = compress(FUZZ_MODEL, FUZZ_IMAGES, batch_size=3)
 FUZZ_LIMIT = 4 * sum(image.values.size for image in FUZZ_IMAGES)
-
-
-def mutate(data, edits):
-    data = bytearray(data)
-    for kind, position, value in edits:
-        position %= max(1, len(data) + 1)
-        if kind == "flip" and data:
-            data[min(position, len(data) - 1)] ^= value or 1
-        elif kind == "insert":
-            data[position:position] = bytes([value])
-        elif kind == "delete" and data:
-            del data[min(position, len(data) - 1)]
-        elif kind == "truncate":
-            del data[position:]
-    return bytes(data)
 
 
 EDITS = st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate"]), st.integers(0, 1 << 16), st.integers(0, 255)),

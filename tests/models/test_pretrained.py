@@ -147,7 +147,7 @@ def test_weights_without_pixelrnn_metadata_load_by_config_json(tmp_path):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors", metadata={"format": "pt"})
     assert torch.equal(from_pretrained(folder)(images()), model.eval()(images()))
     save_file({"input_conv.weight": torch.zeros(1)}, folder / "model.safetensors")
-    with pytest.raises(CheckpointError, match="weights do not match its configuration"):
+    with pytest.raises(CheckpointError, match=r"of its configuration \(.*\) is not in the file"):
         from_pretrained(folder)
 
 
