@@ -23,11 +23,12 @@ def nll_per_image(model, images: np.ndarray | torch.Tensor, *, batch_size: int =
     device = torch.device(device) if device is not None else model.device
     was_training = model.training
     model.eval()
-    images = torch.as_tensor(images)
     results = []
     try:
         for start in tqdm(range(0, len(images), batch_size), desc=description, disable=not progress, leave=False):
-            batch = images[start : start + batch_size].to(device).long()
+            batch = images[start : start + batch_size]
+            # A numpy batch is copied on its own: a memory-mapped split is never read whole.
+            batch = (batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.array(batch))).to(device).long()
             results.append(model.nll(batch).double().cpu())
     finally:
         model.train(was_training)

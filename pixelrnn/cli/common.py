@@ -31,8 +31,8 @@ def device(name: str | None):
     return choose_device(name or "auto")
 
 
-def load_split(dataset: str, split: str, data_dir, download: bool = False):
-    return load_dataset(dataset, split, data_dir=data_dir, download=download)
+def load_split(dataset: str, split: str, data_dir, download: bool = False, *, cache: bool = True, progress: bool = True):
+    return load_dataset(dataset, split, data_dir=data_dir, download=download, cache=cache, progress=progress)
 
 
 def add_dataset_split_arguments(parser: argparse.ArgumentParser) -> None:

@@ -46,8 +46,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         if RunFolder(run_dir).holds_run():
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     data = config.data
-    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download)
-    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download) if data.valid_split else None
+    loading = {"cache": data.cache, "progress": not args.quiet}
+    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, **loading)
+    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, **loading) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
                       dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
     params = sum(p.numel() for p in trainer.model.parameters())
