@@ -6,13 +6,15 @@ of processes. Each process takes its contiguous share of the global batch.
 
 :class:`BatchLoader`: a background thread gathers this process's share of the next few batches
 from the training images, which may be a read-only memory map of the prepared cache
-(:mod:`pixelrnn.data.cache`): only the rows of the batch are read, never the whole array. On
+(:mod:`pixelrnn.data.cache`): only the rows of the batch are read, never the whole array, and
+the kernel is told that the rows come in random order, so that it does not read ahead. On
 CUDA the batch goes to pinned memory and is copied with ``non_blocking``, so the copy overlaps
 the work already queued on the GPU.
 """
 
 from __future__ import annotations
 
+import mmap
 import queue
 import threading
 
@@ -60,6 +62,7 @@ class BatchLoader:
         self.images, self.order, self.rank, self.world_size = images, order, rank, world_size
         self.device = device
         self.pin = device.type == "cuda"
+        _advise_random_reads(images)
         self.next_step = first_step
         self._ready: queue.Queue = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
@@ -103,3 +106,12 @@ class BatchLoader:
             except queue.Empty:
                 pass
         self._thread.join()
+
+
+def _advise_random_reads(images) -> None:
+    """For a memory map: the rows of a batch are scattered, so reading ahead around each would waste memory."""
+    mapping = images
+    while mapping is not None and not isinstance(mapping, mmap.mmap):  # a split is a view of the stored array
+        mapping = getattr(mapping, "base", None)
+    if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
