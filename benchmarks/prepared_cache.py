@@ -28,6 +28,7 @@ writes it to a file.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -63,22 +64,22 @@ def write_dataset(root: Path, images: int, valid_images: int, seed: int = 0) -> 
     return (images + valid_images) * 3 * SIZE * SIZE
 
 
-def child(code: str, env: dict) -> tuple[float, int, str]:
-    """Run ``code`` in a fresh interpreter: wall seconds, peak RSS in bytes, stdout."""
+PEAK = "\nprint(next(int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmHWM')))"
+"""Appended to a child's code: its peak RSS (VmHWM is this process's own high-water mark; the
+ru_maxrss that wait4 reports starts from the parent's at the fork)."""
+
+
+def child(code: str, env: dict) -> tuple[float, int, list[str]]:
+    """Run ``code`` in a fresh interpreter: wall seconds, peak RSS in bytes, the other lines it printed."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    output = process.stdout.read()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"child failed ({process.returncode}): {code}")
-    return seconds, usage.ru_maxrss * 1024, output
+    result = subprocess.run([sys.executable, "-c", code + PEAK], env=env, stdout=subprocess.PIPE, text=True, check=True)
+    *lines, peak = result.stdout.split("\n")[:-1]
+    return time.perf_counter() - start, int(peak), lines
 
 
 LOAD = ("import time; from pixelrnn.data import load_dataset; start = time.perf_counter(); "
-        "s = load_dataset('imagenet64', 'train', data_dir={data!r}, progress=False); "
-        "print(time.perf_counter() - start, s.images.shape)")
+        "s = load_dataset('imagenet64', 'train', data_dir={data!r}, progress=False, cache={cache}); "
+        "print(time.perf_counter() - start)")
 
 
 def proc_status(*keys: str) -> dict[str, int]:
@@ -254,10 +255,15 @@ def main() -> None:
               f"zips {gib(sum(p.stat().st_size for p in (work / 'data').iterdir()))}, written in {results['generate_seconds']:.1f} s")
 
         _, results["bare_peak_rss"], _ = child("import torch, pixelrnn", env)
-        seconds, peak, _ = child(LOAD.format(data=str(work / "data")), env)
+        load = functools.partial(LOAD.format, data=str(work / "data"))
+        if args.in_memory:
+            seconds, peak, _ = child(load(cache=False), env)
+            results.update(in_memory_load_seconds=seconds, in_memory_load_peak_rss=peak)
+            print(f"load into memory (cache=False, a fresh process): {seconds:.1f} s, peak RSS {gib(peak)}")
+        seconds, peak, _ = child(load(cache=True), env)
         results.update(convert_seconds=seconds, convert_peak_rss=peak)
-        reopen_seconds, _, output = child(LOAD.format(data=str(work / "data")), env)
-        results["reopen_seconds_in_process"] = float(output.split()[0])
+        reopen_seconds, _, output = child(load(cache=True), env)
+        results["reopen_seconds_in_process"] = float(output[0])
         print(f"conversion (a fresh process, including its imports): {seconds:.1f} s, peak RSS {gib(peak)} "
               f"({gib(peak - results['bare_peak_rss'])} above a process that only imports torch and pixelrnn, {gib(results['bare_peak_rss'])}); "
               f"a later process checks and maps it in {1000 * results['reopen_seconds_in_process']:.1f} ms")
