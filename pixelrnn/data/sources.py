@@ -1,4 +1,4 @@
-"""One loader per dataset source, and ``load_dataset``: images as uint8 arrays (N, C, H, W).
+"""One plan per dataset source (how it is read, part by part), and ``load_dataset``: images as uint8 arrays (N, C, H, W).
 
 Every split is an :class:`ImageSet` whose ``images`` are C-contiguous ``uint8`` arrays with
 values in ``[0, levels)``: by default a read-only memory map of the prepared cache

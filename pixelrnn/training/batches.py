@@ -6,8 +6,11 @@ of processes. Each process takes its contiguous share of the global batch.
 
 :class:`BatchLoader`: a background thread gathers this process's share of the next few batches
 from the training images, which may be a read-only memory map of the prepared cache
-(:mod:`pixelrnn.data.cache`): only the rows of the batch are read, never the whole array, and
-the kernel is told that the rows come in random order, so that it does not read ahead. On
+(:mod:`pixelrnn.data.cache`): only the rows of the batch are read, never the whole array. The
+kernel is told that rows come in random order (no reading ahead), and once a batch is copied
+the process lets go of the pages it mapped: they stay in the page cache, shared by all
+processes, instead of piling up in this one's resident memory (a kernel that caches files in
+large folios maps a whole folio, up to megabytes, for one 12 KB row). On
 CUDA the batch goes to pinned memory and is copied with ``non_blocking``, so the copy overlaps
 the work already queued on the GPU.
 """
@@ -62,7 +65,9 @@ class BatchLoader:
         self.images, self.order, self.rank, self.world_size = images, order, rank, world_size
         self.device = device
         self.pin = device.type == "cuda"
-        _advise_random_reads(images)
+        self._mapping = _file_mapping(images)
+        if self._mapping is not None:
+            self._mapping.madvise(mmap.MADV_RANDOM)
         self.next_step = first_step
         self._ready: queue.Queue = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
@@ -73,6 +78,8 @@ class BatchLoader:
         """The uint8 batch of ``step`` for this process, in host memory (pinned on CUDA)."""
         rows = self.order.share(step, self.rank, self.world_size)
         batch = torch.from_numpy(np.take(self.images, rows, axis=0))  # reads only these rows of a memory map
+        if self._mapping is not None:
+            self._mapping.madvise(mmap.MADV_DONTNEED)  # read-only file pages: unmapped here, kept in the page cache
         return batch.pin_memory() if self.pin else batch
 
     def _fill(self, step: int) -> None:
@@ -108,10 +115,10 @@ class BatchLoader:
         self._thread.join()
 
 
-def _advise_random_reads(images) -> None:
-    """For a memory map: the rows of a batch are scattered, so reading ahead around each would waste memory."""
+def _file_mapping(images) -> mmap.mmap | None:
+    """The mmap under a memory-mapped array (a split is a view of its stored array), where madvise exists."""
     mapping = images
-    while mapping is not None and not isinstance(mapping, mmap.mmap):  # a split is a view of the stored array
+    while mapping is not None and not isinstance(mapping, mmap.mmap):
         mapping = getattr(mapping, "base", None)
-    if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
-        mapping.madvise(mmap.MADV_RANDOM)
+    usable = mapping is not None and all(hasattr(mmap, advice) for advice in ("MADV_RANDOM", "MADV_DONTNEED"))
+    return mapping if usable else None

@@ -1,5 +1,7 @@
 """Batches: the shares of all processes make the single-process batch, gathered ahead in a thread, from a memory map."""
 
+import mmap
+import os
 import threading
 
 import numpy as np
@@ -79,3 +81,31 @@ def test_the_trainer_reads_a_memory_map_in_place(images, tmp_path):
     assert trainer.train_images is images and np.shares_memory(trainer.valid_images, images)
     assert trainer.train().step == 2
     assert trainer._loader is None  # the loader's thread was stopped with the run
+
+
+def resident_bytes_of_mappings(suffix: str) -> int:
+    """Resident bytes of this process's mappings of files whose path ends in ``suffix`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as handle:
+        for line in handle:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line
+                inside = len(fields) >= 6 and fields[5].endswith(suffix)
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1]) * 1024
+    return total
+
+
+@pytest.mark.skipif(not (hasattr(mmap, "MADV_DONTNEED") and os.path.exists("/proc/self/smaps")),
+                    reason="needs madvise and /proc/self/smaps (Linux)")
+def test_the_loader_lets_go_of_the_pages_it_read(tmp_path):
+    path = tmp_path / "let-go.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (600, 3, 16, 16), dtype=np.uint8))
+    images = np.load(path, mmap_mode="r")
+    loader = BatchLoader(images[:500], BatchOrder(500, 20, seed=1), 0)
+    batches = [loader.batch(step) for step in range(30)]
+    loader.close()
+    assert resident_bytes_of_mappings("let-go.npy") == 0  # in the page cache, shared; not in this process
+    assert torch.equal(batches[-1], torch.from_numpy(np.array(images))[BatchOrder(500, 20, seed=1).indices(29)].long())
+    np.asarray(images[:100]).sum()
+    assert resident_bytes_of_mappings("let-go.npy") > 0  # the measure sees pages that are read
