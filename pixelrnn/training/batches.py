@@ -116,7 +116,12 @@ class BatchLoader:
 
 
 def _file_mapping(images) -> mmap.mmap | None:
-    """The mmap under a memory-mapped array (a split is a view of its stored array), where madvise exists."""
+    """The mmap under a read-only memory-mapped array (a split is a view of its stored array), where madvise exists.
+
+    Only read-only maps: dropping the pages of a copy-on-write map would drop its changes.
+    """
+    if not (isinstance(images, np.memmap) and images.mode == "r"):
+        return None
     mapping = images
     while mapping is not None and not isinstance(mapping, mmap.mmap):
         mapping = getattr(mapping, "base", None)
