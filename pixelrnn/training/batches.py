@@ -10,9 +10,9 @@ from the training images, which may be a read-only memory map of the prepared ca
 kernel is told that rows come in random order (no reading ahead), and once a batch is copied
 the process lets go of the pages it mapped: they stay in the page cache, shared by all
 processes, instead of piling up in this one's resident memory (a kernel that caches files in
-large folios maps a whole folio, up to megabytes, for one 12 KB row). On
-CUDA the batch goes to pinned memory and is copied with ``non_blocking``, so the copy overlaps
-the work already queued on the GPU.
+large folios maps a whole folio, up to megabytes, for one 12 KB row). On CUDA the batch goes
+to pinned memory and is copied with ``non_blocking``, so the copy overlaps the work already
+queued on the GPU.
 """
 
 from __future__ import annotations
