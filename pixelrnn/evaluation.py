@@ -25,10 +25,11 @@ def nats_by_batch(model, images: np.ndarray | torch.Tensor, *, batch_size: int =
     device = torch.device(device) if device is not None else model.device
     was_training = model.training
     model.eval()
-    images = torch.as_tensor(images)
     try:
         for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].to(device).long()
+            batch = images[start : start + batch_size]
+            # A numpy batch is copied on its own: a memory-mapped split is never read whole.
+            batch = (batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.array(batch))).to(device).long()
             with torch.no_grad():
                 nats = model.nll(batch).double().cpu()
             yield nats

@@ -121,8 +121,8 @@ def hostile_file_set(root: Path) -> dict[str, list[str]]:
         "single", ("header_entry", 0, "shape", [10**12]))}) / "lie.safetensors"), "-n", "1", "--out", str(root / "t.png"), "-q"]
     cases["amat: one 10 MB line without blanks"] = train("binarized_mnist", folder("amat", {"binarized_mnist_train.amat": b"0" * 10**7}))
     cases["idx: gzip bomb"] = train("mnist", folder("idx", {"train-images-idx3-ubyte.gz": deflated_zeros("gzip")}))
-    cases["cifar: pickle asks _reconstruct for 10^12 bytes"] = train("cifar10", folder("cifar", {
-        "cifar-10-batches-py/data_batch_1": hostile_pickle("reconstruct", 10**12)}))
+    cases["cifar: pickle asks _reconstruct for 10^12 bytes"] = train("cifar10", folder("cifar", {  # every batch present
+        f"cifar-10-batches-py/data_batch_{k}": hostile_pickle("reconstruct", 10**12) for k in range(1, 6)}))
     cases["cifar: tar.gz bomb"] = train("cifar10", folder("cifartar", {"cifar-10-python.tar.gz": deflated_zeros(
         "tar", "cifar-10-batches-py/data_batch_1")}))
     cases["npz: zip bomb member"] = train(f"npz:{folder('npzbomb', {'bomb.npz': deflated_zeros('zip', 'train.npy')}) / 'bomb.npz'}")

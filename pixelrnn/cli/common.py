@@ -33,8 +33,9 @@ def device(name: str | None):
     return choose_device(name or "auto")
 
 
-def load_split(dataset: str, split: str, data_dir, download: bool = False, levels: int | None = None):
-    return load_dataset(dataset, split, data_dir=data_dir, download=download, levels=levels)
+def load_split(dataset: str, split: str, data_dir, download: bool = False, levels: int | None = None, *,
+               cache: bool = True, progress: bool = True):
+    return load_dataset(dataset, split, data_dir=data_dir, download=download, levels=levels, cache=cache, progress=progress)
 
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:

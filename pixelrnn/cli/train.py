@@ -55,8 +55,9 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     data = config.data
     levels = data.levels or None
-    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, levels)
-    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, levels) if data.valid_split else None
+    loading = {"cache": data.cache, "progress": not args.quiet}
+    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, levels, **loading)
+    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, levels, **loading) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
                       dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
     say = print if trainer.dist.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all

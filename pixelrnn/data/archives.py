@@ -131,7 +131,8 @@ class BoundedZip:
     def names(self) -> list[str]:
         return list(self.infos)
 
-    def read(self, name: str) -> bytes:
+    def _checked(self, name: str):
+        """The member's info, once its flags, method and declared sizes are within the limits."""
         info = self.infos[name]
         what = f"{self.what}:{name}"
         if info.flag_bits & 0x1:
@@ -141,11 +142,22 @@ class BoundedZip:
         if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
             raise DatasetError(f"{what}: stored member declares {info.file_size:,} bytes but holds {info.compress_size:,}")
         check_decoded_size(info.file_size, info.compress_size, what, DatasetError)
+        return info, what
+
+    def read(self, name: str) -> bytes:
+        info, what = self._checked(name)
         with damaged_as(what, "zip member"), self.zip.open(info) as stream:
             data = DecodedStream(stream, info.compress_size, what).read_all()
         if len(data) != info.file_size:
             raise DatasetError(f"{what}: declares {info.file_size:,} bytes, decodes to {len(data):,}")
         return data
+
+    @contextlib.contextmanager
+    def open(self, name: str):
+        """The member as a stream, for readers that take it a chunk at a time (checked as :meth:`read`)."""
+        info, what = self._checked(name)
+        with damaged_as(what, "zip member"), self.zip.open(info) as stream:
+            yield stream
 
     def close(self) -> None:
         self.zip.close()

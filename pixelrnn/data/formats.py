@@ -21,7 +21,6 @@ import numpy as np
 
 from ..errors import DatasetError, one_line
 from ..limits import check_limit, current_limits
-from .archives import BoundedNpz
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -186,13 +185,6 @@ def _to_uint8(x: np.ndarray, source: str) -> np.ndarray:
                            f"{x.min()}..{x.max()}")
     return x.astype(np.uint8)
 
-
-def read_npz_member(data: bytes | Path, source: str, size: int) -> np.ndarray:
-    with BoundedNpz(data, source) as archive:
-        x = archive["data"]
-    if x.ndim != 2 or x.shape[1] != 3 * size * size:
-        raise DatasetError(f"{source}: data has shape {x.shape}, expected (N, {3 * size * size})")
-    return _to_uint8(x, source).reshape(-1, 3, size, size)
 
 
 def npz_key(keys: Iterable[str], split: str) -> str | None:

@@ -4,7 +4,7 @@ A run configuration has three sections::
 
     [model]  preset (optional), arch, hidden, layers, residual, skip, ... (ModelConfig fields;
              channels and levels come from the dataset, and must match it if given)
-    [data]   dataset, data_dir, download, levels, train_split, valid_split, test_split
+    [data]   dataset, data_dir, download, levels, train_split, valid_split, test_split, cache
     [train]  steps, batch_size, optimizer, lr, schedule, ... (TrainConfig fields)
 
 A configuration file is a path or the name of one shipped with the package
@@ -46,6 +46,7 @@ class DataConfig:
     train_split: str = "train"
     valid_split: str = "valid"
     test_split: str = "test"
+    cache: bool = True  # read the splits from the prepared cache (memory-mapped); false: into memory
 
 
 @dataclass

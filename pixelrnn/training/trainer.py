@@ -8,8 +8,12 @@ signal stops it after the batch in hand, the run saves and stops, and a resumed 
 that step first. A finished run, resumed, has nothing to do and changes nothing.
 
 Exact resume: the batch of step ``s`` is a pure function of (seed, s) (one permutation per
-epoch), the learning rate a pure function of s, and the optimizer and RNG states are restored,
-so a run that is interrupted and resumed gives the same losses as one that is not.
+epoch, :mod:`pixelrnn.training.batches`), the learning rate a pure function of s, and the
+optimizer and RNG states are restored, so a run that is interrupted and resumed gives the same
+losses as one that is not.
+
+The images are held as given, never copied: a memory-mapped prepared cache is read a batch at a
+time, by a thread that gathers the next batches while the model computes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ..evaluation import nats_by_batch, summarize
 from ..models import PixelModel, model_from_config
 from ..utils import bits_per_dim, choose_device
 from . import distributed
+from .batches import BatchLoader, BatchOrder
 from .progress import TrainingProgress
 from .run_config import RunConfig
 from .run_folder import RunFolder
@@ -50,24 +55,6 @@ def learning_rate(train, step: int) -> float:
     if train.warmup_steps and step < train.warmup_steps:
         rate *= (step + 1) / train.warmup_steps
     return rate
-
-
-class BatchOrder:
-    """Batch ``s`` of a run: one seeded permutation per epoch, incomplete last batches dropped."""
-
-    def __init__(self, count: int, batch_size: int, seed: int):
-        if count < batch_size:
-            raise TrainingError(f"the training split has {count} images, fewer than batch_size={batch_size}")
-        self.count, self.batch_size, self.seed = count, batch_size, seed
-        self.per_epoch = count // batch_size
-        self._epoch, self._permutation = -1, None
-
-    def indices(self, step: int) -> torch.Tensor:
-        epoch, position = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._permutation = epoch, torch.randperm(self.count, generator=generator)
-        return self._permutation[position * self.batch_size : (position + 1) * self.batch_size]
 
 
 class NLLObjective(nn.Module):
@@ -110,8 +97,9 @@ class Trainer:
         self.device = self.dist.device
         if self.train_cfg.batch_size % self.dist.world_size:
             raise TrainingError(f"train.batch_size={self.train_cfg.batch_size} must be a multiple of the {self.dist.world_size} processes")
-        self.train_images = torch.from_numpy(np.ascontiguousarray(train_images))
-        self.valid_images = None if valid_images is None or len(valid_images) == 0 else torch.from_numpy(np.ascontiguousarray(valid_images))
+        # Held as given, never copied: a memory-mapped prepared cache is read a batch at a time.
+        self.train_images = _array_like(train_images)
+        self.valid_images = None if valid_images is None or len(valid_images) == 0 else _array_like(valid_images)
         _, channels, height, width = self.train_images.shape
         self.image_size = (height, width)
         self.dims = channels * height * width
@@ -136,6 +124,7 @@ class Trainer:
         self.saved_step = None
         self._stop_signal = None
         self.board: TensorBoardLog | None = None
+        self._loader: BatchLoader | None = None
         if resume:
             self.state.load(self.folder.state, self.model_config, self.device)
             self.saved_step = self.step
@@ -212,7 +201,7 @@ class Trainer:
         count, total, squares, stop_votes = distributed.all_reduce_sum(pooled, self.dist).tolist()
         if stop_votes:
             return False
-        summary = summarize(np.array([total / count]), images[0].numel())
+        summary = summarize(np.array([total / count]), self.dims)
         variance = max(squares / count - (total / count) ** 2, 0.0) * count / max(count - 1, 1)
         summary["nats_per_image_stderr"] = math.sqrt(variance / count)
         summary["images"] = int(count)
@@ -296,6 +285,7 @@ class Trainer:
             if stopped in ("finished", "budget") and self.validation_due(at_end=True) and not self.validate(progress):
                 stopped = self._signal_stop()
         finally:
+            self._close_loader()
             progress.close()
             if self.board is not None:
                 self.board.close()
@@ -312,6 +302,19 @@ class Trainer:
         """What stopped the run when a process voted to stop: the signal this process received, if any."""
         return f"signal:{self._stop_signal}" if self._stop_signal else "signal"
 
+    def _batch(self) -> torch.Tensor:
+        """This process's share of batch ``self.step``, from a loader that runs a few steps ahead."""
+        if self._loader is None or self._loader.next_step != self.step:  # first use, or a step not taken
+            self._close_loader()
+            self._loader = BatchLoader(self.train_images, self.order, self.step, rank=self.dist.rank,
+                                       world_size=self.dist.world_size, device=self.device)
+        return self._loader.batch(self.step)
+
+    def _close_loader(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
+            self._loader = None
+
     def train_step(self, stop_request: bool = False) -> tuple[float, bool]:
         """One optimisation step on batch ``self.step``.
 
@@ -319,9 +322,7 @@ class Trainer:
         process asked to stop; then no update is made, on any process.
         """
         cfg = self.train_cfg
-        indices = self.order.indices(self.step)
-        share = len(indices) // self.dist.world_size
-        batch = self.train_images[indices[self.dist.rank * share : (self.dist.rank + 1) * share]].to(self.device).long()
+        batch = self._batch()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
@@ -331,7 +332,7 @@ class Trainer:
         pooled = distributed.all_reduce_sum(torch.stack([nats.detach().sum().double(), torch.tensor(float(stop_request), dtype=torch.float64, device=nats.device)]), self.dist)
         if pooled[1].item() > 0:
             return float("nan"), True
-        mean_nats = pooled[0].item() / len(indices)
+        mean_nats = pooled[0].item() / cfg.batch_size
         if not math.isfinite(mean_nats):
             where = f"the last good checkpoint is {self.folder.state} (step {self.saved_step})" if self.saved_step is not None else "no checkpoint was written yet"
             raise TrainingError(f"non-finite loss at step {self.step + 1}; training stopped, {where}")
@@ -344,3 +345,8 @@ class Trainer:
             self._update_ema()
         self.state.step += 1
         return mean_nats, False
+
+
+def _array_like(images):
+    """Images as a numpy array without a copy: a memory map stays one; a CPU tensor is viewed."""
+    return images if isinstance(images, np.ndarray) else np.asarray(images)
