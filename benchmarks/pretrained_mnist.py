@@ -73,7 +73,8 @@ def check_recipe(args: argparse.Namespace, arch: str, folder: RunFolder) -> None
     saved = folder.read_config()
     for section in ("model", "data", "train"):
         for key, value in wanted[section].items():
-            if key not in ("device", "data_dir") and saved.get(section, {}).get(key) != value:
+            # A key the saved config lacks is an option newer than the run, whose default is what the run did.
+            if key not in ("device", "data_dir") and key in saved.get(section, {}) and saved[section][key] != value:
                 sys.exit(f"{folder.path} was trained with {section}.{key}={saved.get(section, {}).get(key)!r}, not {value!r}; "
                          "give the arguments it was made with, or another --runs")
 
