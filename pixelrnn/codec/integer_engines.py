@@ -1,0 +1,364 @@
+"""Incremental engines of the integer coding model: one sub-pixel at a time from cached state.
+
+They mirror the float engines (:mod:`pixelrnn.sampling.engine`, :mod:`pixelrnn.sampling.engines`):
+the same interface (``reset`` / ``logits`` / ``advance``, raster order enforced), the same caches
+(a masked convolution's input map; the Row LSTM's state-to-state gates of the row and the cells
+above; the Diagonal BiLSTM's left-to-right states per position and its right-to-left scan per
+finished row) and the same per-row work. They compute :class:`IntegerModel`, whose every sum is
+exact, so their logits equal those of the batched pass (:mod:`.integer_forward`) bit for bit.
+
+numpy, not torch: per sub-pixel the work is a chain of small products and elementwise steps, and
+numpy's per-call cost is the lower one. The layout is features-major, every per-position value
+(channels, batch), so a 1x1 convolution is W (out, in) @ A (in, batch). An input that carries a
+row of ones turns its sum's bias into one more weight column: one call per sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .fixed_point import ExactSum
+from .integer_model import IntegerModel, LSTMLayer
+
+
+def _with_bias(weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """(out, in) -> (out, in + 1): the bias as the weight of a constant-one input."""
+    return np.concatenate([weight.reshape(len(weight), -1), bias[:, None]], axis=1)
+
+
+def _ones_row(rows: int, batch: int) -> np.ndarray:
+    """A (rows + 1, batch) buffer whose last row is the constant one of :func:`_with_bias`."""
+    buffer = np.zeros((rows + 1, batch))
+    buffer[rows] = 1.0
+    return buffer
+
+
+class _ConvAt:
+    """A masked kh x kw sum evaluated position by position from its cached input map.
+
+    The cache is ``(H + kh//2, W + 2*(kw//2), in + 1, B)``, zero padded, its channel ``in`` one
+    everywhere; position (i, j) lives at ``[i + kh//2, j + kw//2]``. ``start_row(i)`` computes
+    the kernel rows above the centre for the whole row (one product); ``at(j)`` adds the centre
+    row, whose patch is a contiguous view of the cache (one product, the bias included).
+    """
+
+    def __init__(self, exact: ExactSum, batch: int, height: int, width: int, source: int = 0, bias: bool = True):
+        weight = exact.weights[source]  # (out, in, kh, kw)
+        out, channels, kh, kw = weight.shape
+        self.top, self.side, self.kernel_width, self.width, self.batch = kh // 2, kw // 2, kw, width, batch
+        full = np.zeros((out, channels + 1, kh, kw))
+        full[:, :channels] = weight
+        if bias:
+            full[:, channels, self.top, self.side] = exact.bias
+        self.above = full[:, :, : self.top].transpose(0, 2, 3, 1).reshape(out, -1)  # columns (row, column, channel)
+        self.centre = full[:, :, self.top, : self.side + 1].transpose(0, 2, 1).reshape(out, -1)  # columns (column, channel)
+        self.cache = np.zeros((height + self.top, width + 2 * self.side, channels + 1, batch))
+        self.cache[:, :, channels] = 1.0
+        self.base = self.row = None
+
+    def start_row(self, i: int) -> None:
+        self.row = self.cache[i + self.top]  # (W + 2*(kw//2), in + 1, B), a view
+        if self.top:
+            windows = sliding_window_view(self.cache[i : i + self.top], self.kernel_width, axis=1)  # (kh//2, W, in + 1, B, kw)
+            patches = windows.transpose(0, 4, 2, 1, 3).reshape(self.above.shape[1], -1)  # ((row, column, channel), W*B)
+            self.base = (self.above @ patches).reshape(len(self.above), self.width, self.batch)  # (out, W, B)
+
+    def slot(self, j: int) -> np.ndarray:
+        """The (in, B) view of the input at column j of the current row, to be written."""
+        return self.row[j + self.side, :-1]
+
+    def at(self, j: int, out: np.ndarray) -> np.ndarray:
+        np.matmul(self.centre, self.row[j : j + self.side + 1].reshape(-1, self.batch), out=out)
+        if self.top:
+            out += self.base[:, j]
+        return out
+
+
+class IntegerEngine:
+    """Shared part: cursor, input convolution, the residual stream, skips, output stack; subclasses do blocks.
+
+    The residual stream of a position is one buffer of L + 1 slots of (2h + 1, B), slot 0 the
+    input convolution's output, slot l + 1 block l's, each with its row of ones: the skip sum is
+    one product over slots 1..L, and a block reads its input with its bias row.
+    """
+
+    def __init__(self, model: IntegerModel):
+        self.model = model
+        self.channels, self.levels = model.config.channels, model.config.levels
+        fixed = model.fixed
+        self.relu_max, self.half = float(fixed.relu_max), fixed.table_half
+        self.position: tuple[int, int, int] | None = None
+
+    def reset(self, batch: int, height: int, width: int) -> None:
+        if batch < 1 or height < 1 or width < 1:
+            raise ValueError(f"batch, height and width must be >= 1; got {batch}, {height}, {width}")
+        model = self.model
+        self.batch, self.height, self.width = batch, height, width
+        self.input_conv = _ConvAt(model.input_conv, batch, height, width)
+        maps = len(model.input_conv.bias)
+        self.slot_rows = maps + 1
+        self.stream = np.zeros(((len(model.layers) + 1) * self.slot_rows, batch))
+        self.stream[maps :: self.slot_rows] = 1.0
+        if model.skips is not None:  # over slots 1..L, the bias on slot 1's row of ones
+            columns = [_with_bias(w, model.skips.bias if k == 0 else np.zeros_like(model.skips.bias))
+                       for k, w in enumerate(model.skips.weights)]
+            self.skip = np.concatenate(columns, axis=1)
+        self.output = [_with_bias(exact.weights[0], exact.bias) for exact in model.output]
+        self.output_inputs = [_ones_row(w.shape[1] - 1, batch) for w in self.output]
+        self.logits_buffer = np.zeros((len(self.output[-1]), batch))
+        self.cell_index = np.zeros((4 * max([getattr(layer, "hidden", 0) for layer in model.layers] + [1]), batch), dtype=np.intp)
+        self._setup_blocks()
+        self.position, self._column_at = (0, 0, 0), None
+        self._start_row(0)
+
+    def logits(self, i: int, j: int, c: int) -> np.ndarray:
+        """Integer logits (K, B) of sub-pixel c at (i, j): a view, valid until the next call."""
+        self._check(i, j, c)
+        self._ensure_column(i, j, c)
+        return self.logits_buffer[c * self.levels : (c + 1) * self.levels]
+
+    def advance(self, i: int, j: int, c: int, values: np.ndarray) -> None:
+        """Fix sub-pixel c at (i, j) to ``values`` (B,) integers in [0, K); the cursor moves on."""
+        self._check(i, j, c)
+        self.input_conv.slot(j)[c] = self.model.inputs[values]
+        if c + 1 < self.channels:
+            self.position = (i, j, c + 1)
+            return
+        self._ensure_column(i, j, c)  # the pixel's column is final before later positions read it
+        if j + 1 < self.width:
+            self.position = (i, j + 1, 0)
+        else:
+            self.position = (i + 1, 0, 0)
+            if i + 1 < self.height:
+                self._start_row(i + 1)
+
+    # ------------------------------------------------------------- internals
+    def _check(self, i: int, j: int, c: int) -> None:
+        if self.position is None:
+            raise ValueError("call reset(batch, height, width) first")
+        if (i, j, c) != self.position:
+            raise ValueError(f"sub-pixels go in raster order: the next is (i, j, c) = {self.position}, not {(i, j, c)}")
+
+    def _ensure_column(self, i: int, j: int, c: int) -> None:
+        if self._column_at != (i, j, c):
+            self._column(i, j)
+            self._column_at = (i, j, c)
+
+    def _start_row(self, i: int) -> None:
+        self.input_conv.start_row(i)
+        self._start_blocks_row(i)
+
+    def _slot(self, index: int, bias_row: bool = False) -> np.ndarray:
+        start = index * self.slot_rows
+        return self.stream[start : start + self.slot_rows - (0 if bias_row else 1)]
+
+    def _column(self, i: int, j: int) -> None:
+        """Every layer at (i, j): caches updated, logits in ``logits_buffer``."""
+        x = np.rint(self.input_conv.at(j, self._slot(0)), out=self._slot(0))
+        residual = self.model.config.residual
+        for index in range(len(self.model.layers)):
+            y = self._block(index, i, j)
+            np.add(x, y, out=self._slot(index + 1)) if residual else np.copyto(self._slot(index + 1), y)
+            x = self._slot(index + 1)
+        if self.model.skips is not None:
+            x = np.rint(np.matmul(self.skip, self.stream[self.slot_rows :], out=self.output_inputs[0][:-1]), out=self.output_inputs[0][:-1])
+        for k, weight in enumerate(self.output):
+            inputs = self.output_inputs[k]
+            np.clip(x, 0.0, self.relu_max, out=inputs[:-1])
+            x = self.logits_buffer if k + 1 == len(self.output) else self.output_inputs[k + 1][:-1]
+            np.rint(np.matmul(weight, inputs, out=x), out=x)
+
+    def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.clip(x, 0.0, self.relu_max, out=x if out is None else out)
+
+    def _cell(self, gates: np.ndarray, cell_before: np.ndarray, cell: np.ndarray, hidden: np.ndarray, scratch) -> None:
+        """The integer LSTM update (:meth:`.integer_forward._Pass.cell`) on (4h, B) table indices, into ``cell``, ``hidden``."""
+        tables, size = self.model.tables, len(cell)
+        activations, temporary = scratch
+        index = self.cell_index[: 4 * size]
+        np.copyto(index, gates, casting="unsafe")
+        np.take(tables.sigmoid, index[: 3 * size], mode="clip", out=activations[: 3 * size])
+        np.take(tables.tanh_gate, index[3 * size :], mode="clip", out=activations[3 * size :])
+        np.multiply(activations[size : 2 * size], cell_before, out=cell)
+        np.multiply(activations[2 * size : 3 * size], activations[3 * size :], out=temporary)
+        cell += temporary
+        np.rint(cell, out=cell)
+        np.add(cell, self.half, out=temporary)
+        np.copyto(index[:size], temporary, casting="unsafe")
+        np.take(tables.tanh_cell, index[:size], mode="clip", out=temporary)
+        np.rint(np.multiply(activations[:size], temporary, out=hidden), out=hidden)
+
+    def _setup_blocks(self) -> None:
+        raise NotImplementedError
+
+    def _start_blocks_row(self, i: int) -> None:
+        raise NotImplementedError
+
+    def _block(self, index: int, i: int, j: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class PixelCNNEngine(IntegerEngine):
+    """PixelCNN (section 3.5): each block caches the input map of its k x k mask-B sum."""
+
+    def _setup_blocks(self) -> None:
+        batch = self.batch
+        self.convs = [_ConvAt(layer.conv, batch, self.height, self.width) for layer in self.model.layers]
+        self.reduce = [_with_bias(layer.reduce.weights[0], layer.reduce.bias) for layer in self.model.layers]
+        self.expand = [_with_bias(layer.expand.weights[0], layer.expand.bias) for layer in self.model.layers]
+        self.relu_input = _ones_row(self.slot_rows - 1, batch)
+        self.hidden = _ones_row(self.reduce[0].shape[0], batch)
+        self.block_out = np.zeros((self.slot_rows - 1, batch))
+
+    def _start_blocks_row(self, i: int) -> None:
+        for conv in self.convs:
+            conv.start_row(i)
+
+    def _block(self, index, i, j):
+        conv, hidden = self.convs[index], self.hidden[:-1]
+        self._relu(self._slot(index), out=self.relu_input[:-1])
+        slot = conv.slot(j)  # relu(reduce(relu(x))) straight into the convolution's cache
+        self._relu(np.rint(np.matmul(self.reduce[index], self.relu_input, out=slot), out=slot))
+        self._relu(np.rint(conv.at(j, hidden), out=hidden))
+        return np.rint(np.matmul(self.expand[index], self.hidden, out=self.block_out), out=self.block_out)
+
+
+class _LSTMEngine(IntegerEngine):
+    """What both LSTM engines share: per-layer scratch for the cell, the output sum, its result."""
+
+    def _setup_scratch(self) -> None:
+        batch = self.batch
+        self.outputs = [_with_bias(layer.output.weights[0], layer.output.bias) for layer in self.model.layers]
+        size = self.model.layers[0].hidden
+        self.gates = np.zeros((4 * size, batch))
+        self.scratch = (np.zeros((4 * size, batch)), np.zeros((size, batch)))
+        self.state_input = _ones_row(size, batch)  # the output sum's input: states and the row of ones
+        self.block_out = np.zeros((self.slot_rows - 1, batch))
+
+    def _output(self, index: int) -> np.ndarray:
+        return np.rint(np.matmul(self.outputs[index], self.state_input, out=self.block_out), out=self.block_out)
+
+
+class RowLSTMEngine(_LSTMEngine):
+    """Row LSTM (section 3.1): per layer, the row's state-to-state gates (one product at row start) and the cells above.
+
+    Row caches are column-major, (W, h, B); the hidden states of the row above are read once,
+    when the row starts, so one buffer serves both rows; the cells have two, swapped per row.
+    """
+
+    def _setup_blocks(self) -> None:
+        batch, width = self.batch, self.width
+        self._setup_scratch()
+        self.layers = []
+        for layer in self.model.layers:
+            size = layer.hidden
+            recurrent = layer.gates.weights[1]  # (4h, h, k)
+            side = recurrent.shape[-1] // 2
+            hidden = np.zeros((width + 2 * side, size, batch))
+            hidden[side : side + width] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
+            input_to_state = _ConvAt(layer.gates, batch, 1, width)
+            input_to_state.start_row(0)  # one row of input, rewritten position by position
+            self.layers.append({
+                "input_to_state": input_to_state, "side": side, "hidden": hidden,
+                "recurrent": recurrent.transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
+                "cell_above": np.broadcast_to(layer.initial_cell[None, :, None], (width, size, batch)).copy(),
+                "cell": np.zeros((width, size, batch)), "state_gates": None})
+
+    def _start_blocks_row(self, i: int) -> None:
+        for layer in self.layers:
+            if i > 0:
+                layer["cell_above"], layer["cell"] = layer["cell"], layer["cell_above"]
+            windows = sliding_window_view(layer["hidden"], 2 * layer["side"] + 1, axis=0)  # (W, h, B, k)
+            patches = windows.transpose(3, 1, 0, 2).reshape(layer["recurrent"].shape[1], -1)  # ((column, channel), W*B)
+            layer["state_gates"] = (layer["recurrent"] @ patches).reshape(len(self.gates), self.width, self.batch)
+
+    def _block(self, index, i, j):
+        layer = self.layers[index]
+        input_to_state = layer["input_to_state"]
+        np.copyto(input_to_state.slot(j), self._slot(index))
+        gates = input_to_state.at(j, self.gates)
+        gates += layer["state_gates"][:, j]
+        hidden = self.state_input[:-1]
+        self._cell(np.rint(gates, out=gates), layer["cell_above"][j], layer["cell"][j], hidden, self.scratch)
+        layer["hidden"][j + layer["side"]] = hidden
+        return self._output(index)
+
+
+class DiagonalBiLSTMEngine(_LSTMEngine):
+    """Diagonal BiLSTM (section 3.2): left-to-right per position, right-to-left per finished row, from its right end.
+
+    Row caches are column-major, (W, h, B). Each direction's sum over the states above is one
+    product for the whole row: at row start (left to right) or before the row's scan (right to left).
+    """
+
+    def _setup_blocks(self) -> None:
+        batch, width = self.batch, self.width
+        self._setup_scratch()
+        self.layers = []
+        for layer in self.model.layers:
+            size = layer.hidden
+            recurrent = layer.gates.weights[1].reshape(2, 4 * size, 2 * size)  # per direction over [above ; beside]
+            initial_hidden, initial_cell = layer.initial_hidden[:, :, None], layer.initial_cell[:, :, None]  # (2, h, 1)
+            self.layers.append({
+                "input_to_state": _with_bias(layer.gates.weights[0], layer.gates.bias),  # (8h, 2h + 1): both directions
+                "above": [np.ascontiguousarray(recurrent[d][:, :size]) for d in range(2)],
+                "beside": [np.ascontiguousarray(recurrent[d][:, size:]) for d in range(2)],
+                "initial_hidden": np.broadcast_to(initial_hidden, (2, size, batch)).copy(),
+                "initial_cell": np.broadcast_to(initial_cell, (2, size, batch)).copy(),
+                "hidden_above": np.broadcast_to(initial_hidden[0], (width, size, batch)).copy(),  # row -1: the initial state
+                "reverse_above": np.broadcast_to(initial_hidden[1], (width, size, batch)).copy(),
+                "hidden": np.zeros((width, size, batch)), "cell": np.zeros((width, size, batch)),
+                "row_gates": np.zeros((width, 8 * size, batch)), "reverse_shifted": None, "above_gates": None})
+
+    def _from_above(self, weight: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """weight (4h, h) times every column's state (W, h, B): (4h, W, B)."""
+        columns = np.ascontiguousarray(states.transpose(1, 0, 2)).reshape(len(states[0]), -1)  # (h, W*B)
+        return (weight @ columns).reshape(len(weight), self.width, self.batch)
+
+    def _start_blocks_row(self, i: int) -> None:
+        for layer in self.layers:
+            if i > 0:
+                self._right_to_left(layer)
+                layer["hidden_above"], layer["hidden"] = layer["hidden"], layer["hidden_above"]
+            layer["above_gates"] = self._from_above(layer["above"][0], layer["hidden_above"])
+
+    def _right_to_left(self, layer: dict) -> None:
+        """Scan the finished row from its right end: the mirrored map's left-to-right recurrence."""
+        size = len(layer["beside"][1][0])
+        above = self._from_above(layer["above"][1], layer["reverse_above"])
+        states, cells = np.empty_like(layer["hidden"]), np.empty_like(layer["hidden"])
+        hidden, cell = layer["initial_hidden"][1], layer["initial_cell"][1]  # right of the last column
+        gates = self.gates
+        for j in reversed(range(self.width)):
+            np.matmul(layer["beside"][1], hidden, out=gates)
+            gates += layer["row_gates"][j, 4 * size :]
+            gates += above[:, j]
+            self._cell(np.rint(gates, out=gates), cell, cells[j], states[j], self.scratch)
+            hidden, cell = states[j], cells[j]
+        # Row i-1's states are the row above of row i's scan and the layer's shifted output at row i.
+        layer["reverse_above"] = layer["reverse_shifted"] = states
+
+    def _block(self, index, i, j):
+        layer = self.layers[index]
+        size = len(layer["beside"][0][0])
+        row_gates = layer["row_gates"][j]  # (8h, B): both directions at the unmirrored column j
+        np.matmul(layer["input_to_state"], self._slot(index, bias_row=True), out=row_gates)
+        left, cell_left = (layer["hidden"][j - 1], layer["cell"][j - 1]) if j else (layer["initial_hidden"][0], layer["initial_cell"][0])
+        gates = np.matmul(layer["beside"][0], left, out=self.gates)
+        gates += row_gates[: 4 * size]
+        gates += layer["above_gates"][:, j]
+        self._cell(np.rint(gates, out=gates), cell_left, layer["cell"][j], layer["hidden"][j], self.scratch)
+        if layer["reverse_shifted"] is None:  # row 0 receives zeros from the shift
+            np.copyto(self.state_input[:-1], layer["hidden"][j])
+        else:
+            np.add(layer["hidden"][j], layer["reverse_shifted"][j], out=self.state_input[:-1])
+        return self._output(index)
+
+
+ENGINES = {"pixelcnn": PixelCNNEngine, "row_lstm": RowLSTMEngine, "diagonal_bilstm": DiagonalBiLSTMEngine}
+
+
+def integer_engine(model: IntegerModel) -> IntegerEngine:
+    """The incremental engine of an integer coding model."""
+    return ENGINES[model.arch](model)
