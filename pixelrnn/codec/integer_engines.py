@@ -37,13 +37,15 @@ def _ones_row(rows: int, batch: int) -> np.ndarray:
 class _ConvAt:
     """A masked kh x kw sum evaluated position by position from its cached input map.
 
-    The cache is ``(H + kh//2, W + 2*(kw//2), in + 1, B)``, zero padded, its channel ``in`` one
-    everywhere; position (i, j) lives at ``[i + kh//2, j + kw//2]``. ``start_row(i)`` computes
-    the kernel rows above the centre for the whole row (one product); ``at(j)`` adds the centre
-    row, whose patch is a contiguous view of the cache (one product, the bias included).
+    The cache holds the rows the kernel reads, i - kh//2 .. i: ``(kh//2 + 1, W + 2*(kw//2), in + 1, B)``,
+    zero padded, its channel ``in`` one everywhere; column j lives at ``j + kw//2``. A new row
+    shifts the rows up (the float engine keeps the whole map; a few rows stay in the CPU's cache).
+    ``start_row(i)`` computes the kernel rows above the centre for the whole row (one product);
+    ``at(j)`` adds the centre row, whose patch is a contiguous view of the cache (one product,
+    the bias included).
     """
 
-    def __init__(self, exact: ExactSum, batch: int, height: int, width: int, source: int = 0, bias: bool = True):
+    def __init__(self, exact: ExactSum, batch: int, width: int, source: int = 0, bias: bool = True):
         weight = exact.weights[source]  # (out, in, kh, kw)
         out, channels, kh, kw = weight.shape
         self.top, self.side, self.kernel_width, self.width, self.batch = kh // 2, kw // 2, kw, width, batch
@@ -51,16 +53,19 @@ class _ConvAt:
         full[:, :channels] = weight
         if bias:
             full[:, channels, self.top, self.side] = exact.bias
-        self.above = full[:, :, : self.top].transpose(0, 2, 3, 1).reshape(out, -1)  # columns (row, column, channel)
+        self.above = full[:, :channels, : self.top].transpose(0, 2, 3, 1).reshape(out, -1)  # columns (row, column, channel)
         self.centre = full[:, :, self.top, : self.side + 1].transpose(0, 2, 1).reshape(out, -1)  # columns (column, channel)
-        self.cache = np.zeros((height + self.top, width + 2 * self.side, channels + 1, batch))
+        self.cache = np.zeros((self.top + 1, width + 2 * self.side, channels + 1, batch))
         self.cache[:, :, channels] = 1.0
-        self.base = self.row = None
+        self.row = self.cache[self.top]  # (W + 2*(kw//2), in + 1, B), a view
+        self.base = None
 
     def start_row(self, i: int) -> None:
-        self.row = self.cache[i + self.top]  # (W + 2*(kw//2), in + 1, B), a view
         if self.top:
-            windows = sliding_window_view(self.cache[i : i + self.top], self.kernel_width, axis=1)  # (kh//2, W, in + 1, B, kw)
+            if i:  # rows i - kh//2 .. i-1 move up; row i starts empty
+                self.cache[:-1] = self.cache[1:]
+                self.row[:, :-1] = 0.0
+            windows = sliding_window_view(self.cache[:-1, :, :-1], self.kernel_width, axis=1)  # (kh//2, W, in, B, kw)
             patches = windows.transpose(0, 4, 2, 1, 3).reshape(self.above.shape[1], -1)  # ((row, column, channel), W*B)
             self.base = (self.above @ patches).reshape(len(self.above), self.width, self.batch)  # (out, W, B)
 
@@ -95,11 +100,13 @@ class IntegerEngine:
             raise ValueError(f"batch, height and width must be >= 1; got {batch}, {height}, {width}")
         model = self.model
         self.batch, self.height, self.width = batch, height, width
-        self.input_conv = _ConvAt(model.input_conv, batch, height, width)
+        self.input_conv = _ConvAt(model.input_conv, batch, width)
         maps = len(model.input_conv.bias)
         self.slot_rows = maps + 1
         self.stream = np.zeros(((len(model.layers) + 1) * self.slot_rows, batch))
         self.stream[maps :: self.slot_rows] = 1.0
+        slots = [self.stream[k * self.slot_rows : (k + 1) * self.slot_rows] for k in range(len(model.layers) + 1)]
+        self.slots, self.slots_with_ones = [slot[:-1] for slot in slots], slots
         if model.skips is not None:  # over slots 1..L, the bias on slot 1's row of ones
             columns = [_with_bias(w, model.skips.bias if k == 0 else np.zeros_like(model.skips.bias))
                        for k, w in enumerate(model.skips.weights)]
@@ -149,28 +156,25 @@ class IntegerEngine:
         self.input_conv.start_row(i)
         self._start_blocks_row(i)
 
-    def _slot(self, index: int, bias_row: bool = False) -> np.ndarray:
-        start = index * self.slot_rows
-        return self.stream[start : start + self.slot_rows - (0 if bias_row else 1)]
-
     def _column(self, i: int, j: int) -> None:
         """Every layer at (i, j): caches updated, logits in ``logits_buffer``."""
-        x = np.rint(self.input_conv.at(j, self._slot(0)), out=self._slot(0))
+        x = np.rint(self.input_conv.at(j, self.slots[0]), out=self.slots[0])
         residual = self.model.config.residual
         for index in range(len(self.model.layers)):
             y = self._block(index, i, j)
-            np.add(x, y, out=self._slot(index + 1)) if residual else np.copyto(self._slot(index + 1), y)
-            x = self._slot(index + 1)
+            x = np.add(x, y, out=self.slots[index + 1]) if residual else np.copyto(self.slots[index + 1], y) or self.slots[index + 1]
         if self.model.skips is not None:
             x = np.rint(np.matmul(self.skip, self.stream[self.slot_rows :], out=self.output_inputs[0][:-1]), out=self.output_inputs[0][:-1])
         for k, weight in enumerate(self.output):
             inputs = self.output_inputs[k]
-            np.clip(x, 0.0, self.relu_max, out=inputs[:-1])
+            self._relu(x, out=inputs[:-1])
             x = self.logits_buffer if k + 1 == len(self.output) else self.output_inputs[k + 1][:-1]
             np.rint(np.matmul(weight, inputs, out=x), out=x)
 
     def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return np.clip(x, 0.0, self.relu_max, out=x if out is None else out)
+        """The clamped ReLU: two ufunc calls cost less than ``np.clip``'s wrapper."""
+        out = x if out is None else out
+        return np.minimum(np.maximum(x, 0.0, out=out), self.relu_max, out=out)
 
     def _cell(self, gates: np.ndarray, cell_before: np.ndarray, cell: np.ndarray, hidden: np.ndarray, scratch) -> None:
         """The integer LSTM update (:meth:`.integer_forward._Pass.cell`) on (4h, B) table indices, into ``cell``, ``hidden``."""
@@ -204,7 +208,7 @@ class PixelCNNEngine(IntegerEngine):
 
     def _setup_blocks(self) -> None:
         batch = self.batch
-        self.convs = [_ConvAt(layer.conv, batch, self.height, self.width) for layer in self.model.layers]
+        self.convs = [_ConvAt(layer.conv, batch, self.width) for layer in self.model.layers]
         self.reduce = [_with_bias(layer.reduce.weights[0], layer.reduce.bias) for layer in self.model.layers]
         self.expand = [_with_bias(layer.expand.weights[0], layer.expand.bias) for layer in self.model.layers]
         self.relu_input = _ones_row(self.slot_rows - 1, batch)
@@ -217,7 +221,7 @@ class PixelCNNEngine(IntegerEngine):
 
     def _block(self, index, i, j):
         conv, hidden = self.convs[index], self.hidden[:-1]
-        self._relu(self._slot(index), out=self.relu_input[:-1])
+        self._relu(self.slots[index], out=self.relu_input[:-1])
         slot = conv.slot(j)  # relu(reduce(relu(x))) straight into the convolution's cache
         self._relu(np.rint(np.matmul(self.reduce[index], self.relu_input, out=slot), out=slot))
         self._relu(np.rint(conv.at(j, hidden), out=hidden))
@@ -257,8 +261,7 @@ class RowLSTMEngine(_LSTMEngine):
             side = recurrent.shape[-1] // 2
             hidden = np.zeros((width + 2 * side, size, batch))
             hidden[side : side + width] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
-            input_to_state = _ConvAt(layer.gates, batch, 1, width)
-            input_to_state.start_row(0)  # one row of input, rewritten position by position
+            input_to_state = _ConvAt(layer.gates, batch, width)
             self.layers.append({
                 "input_to_state": input_to_state, "side": side, "hidden": hidden,
                 "recurrent": recurrent.transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
@@ -276,7 +279,7 @@ class RowLSTMEngine(_LSTMEngine):
     def _block(self, index, i, j):
         layer = self.layers[index]
         input_to_state = layer["input_to_state"]
-        np.copyto(input_to_state.slot(j), self._slot(index))
+        np.copyto(input_to_state.slot(j), self.slots[index])
         gates = input_to_state.at(j, self.gates)
         gates += layer["state_gates"][:, j]
         hidden = self.state_input[:-1]
@@ -343,7 +346,7 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
         layer = self.layers[index]
         size = len(layer["beside"][0][0])
         row_gates = layer["row_gates"][j]  # (8h, B): both directions at the unmirrored column j
-        np.matmul(layer["input_to_state"], self._slot(index, bias_row=True), out=row_gates)
+        np.matmul(layer["input_to_state"], self.slots_with_ones[index], out=row_gates)
         left, cell_left = (layer["hidden"][j - 1], layer["cell"][j - 1]) if j else (layer["initial_hidden"][0], layer["initial_cell"][0])
         gates = np.matmul(layer["beside"][0], left, out=self.gates)
         gates += row_gates[: 4 * size]
