@@ -191,9 +191,9 @@ def exact_sum(name: str, sources: Sequence[tuple[torch.Tensor, int]], biases: Se
     """
     reals = [_numpy(weight) for weight, _ in sources]
     real_biases = [_numpy(bias) for bias in biases]
-    largest = max(float(np.abs(w).max(initial=0.0)) for w in reals + real_biases)
-    if not np.isfinite(largest):
+    if not all(np.isfinite(w).all() for w in reals + real_biases):
         raise CompressionError(f"{name}: the weights are not finite; such a model cannot code anything")
+    largest = max(float(np.abs(w).max(initial=0.0)) for w in reals + real_biases)
     activation = fixed.activation_bits
     terms = sum(w[0].size for w in reals)
     for exponent in range(fixed.max_weight_bits, fixed.min_weight_bits - 1, -1):
