@@ -35,49 +35,44 @@ def _ones_row(rows: int, batch: int) -> np.ndarray:
 
 
 class _ConvAt:
-    """A masked kh x kw sum evaluated position by position from its cached input map.
+    """A masked kh x kw sum evaluated position by position from a ring of the rows it reads.
 
-    The cache holds the rows the kernel reads, i - kh//2 .. i: ``(kh//2 + 1, W + 2*(kw//2), in + 1, B)``,
-    zero padded, its channel ``in`` one everywhere; column j lives at ``j + kw//2``. A new row
-    shifts the rows up (the float engine keeps the whole map; a few rows stay in the CPU's cache).
-    ``start_row(i)`` computes the kernel rows above the centre for the whole row (one product);
-    ``at(j)`` adds the centre row, whose patch is a contiguous view of the cache (one product,
-    the bias included).
+    The cache is column-major, ``(W + 2*(kw//2), kh//2 + 1, in + 1, B)``: per column the rows
+    i - kh//2 .. i in ring slots (row r in slot r mod (kh//2 + 1)), zero padded, channel ``in``
+    one everywhere. The kw columns around j are then one contiguous block, so the whole masked
+    sum at (i, j), bias included, is one product; the weights are laid out once per ring phase.
+    The block also holds the centre row's right half, not yet written (zeros) and masked out by
+    zero weights. Unlike the float engine's two products (rows above per row, centre row per
+    position) on a whole-map cache, nothing is computed per row and a few rows stay in the CPU's cache.
     """
 
-    def __init__(self, exact: ExactSum, batch: int, width: int, source: int = 0, bias: bool = True):
+    def __init__(self, exact: ExactSum, batch: int, width: int, source: int = 0):
         weight = exact.weights[source]  # (out, in, kh, kw)
         out, channels, kh, kw = weight.shape
-        self.top, self.side, self.kernel_width, self.width, self.batch = kh // 2, kw // 2, kw, width, batch
-        full = np.zeros((out, channels + 1, kh, kw))
-        full[:, :channels] = weight
-        if bias:
-            full[:, channels, self.top, self.side] = exact.bias
-        self.above = full[:, :channels, : self.top].transpose(0, 2, 3, 1).reshape(out, -1)  # columns (row, column, channel)
-        self.centre = full[:, :, self.top, : self.side + 1].transpose(0, 2, 1).reshape(out, -1)  # columns (column, channel)
-        self.cache = np.zeros((self.top + 1, width + 2 * self.side, channels + 1, batch))
+        self.top, self.side, self.batch = kh // 2, kw // 2, batch
+        rows = self.top + 1
+        full = np.zeros((out, channels + 1, rows, kw))  # kernel rows down to the centre; those below are masked out
+        full[:, :channels] = weight[:, :, :rows]
+        full[:, channels, self.top, self.side] = exact.bias
+        # Phase p = i mod rows: ring slot r holds image row i - d, d = (p - r) mod rows, read by kernel row top - d.
+        self.phases = [np.ascontiguousarray(full[:, :, [self.top - (p - r) % rows for r in range(rows)]].transpose(0, 3, 2, 1))
+                       .reshape(out, -1) for p in range(rows)]  # (out, (column, slot, channel))
+        self.cache = np.zeros((width + 2 * self.side, rows, channels + 1, batch))
         self.cache[:, :, channels] = 1.0
-        self.row = self.cache[self.top]  # (W + 2*(kw//2), in + 1, B), a view
-        self.base = None
+        self.weight, self.slot_index = self.phases[0], 0
 
     def start_row(self, i: int) -> None:
-        if self.top:
-            if i:  # rows i - kh//2 .. i-1 move up; row i starts empty
-                self.cache[:-1] = self.cache[1:]
-                self.row[:, :-1] = 0.0
-            windows = sliding_window_view(self.cache[:-1, :, :-1], self.kernel_width, axis=1)  # (kh//2, W, in, B, kw)
-            patches = windows.transpose(0, 4, 2, 1, 3).reshape(self.above.shape[1], -1)  # ((row, column, channel), W*B)
-            self.base = (self.above @ patches).reshape(len(self.above), self.width, self.batch)  # (out, W, B)
+        self.slot_index = i % (self.top + 1)
+        self.weight = self.phases[self.slot_index]
+        if i and self.top:
+            self.cache[:, self.slot_index, :-1] = 0.0  # the ring's oldest row becomes row i
 
     def slot(self, j: int) -> np.ndarray:
         """The (in, B) view of the input at column j of the current row, to be written."""
-        return self.row[j + self.side, :-1]
+        return self.cache[j + self.side, self.slot_index, :-1]
 
     def at(self, j: int, out: np.ndarray) -> np.ndarray:
-        np.matmul(self.centre, self.row[j : j + self.side + 1].reshape(-1, self.batch), out=out)
-        if self.top:
-            out += self.base[:, j]
-        return out
+        return np.matmul(self.weight, self.cache[j : j + 2 * self.side + 1].reshape(-1, self.batch), out=out)
 
 
 class IntegerEngine:
@@ -172,24 +167,25 @@ class IntegerEngine:
             np.rint(np.matmul(weight, inputs, out=x), out=x)
 
     def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The clamped ReLU: two ufunc calls cost less than ``np.clip``'s wrapper."""
-        out = x if out is None else out
-        return np.minimum(np.maximum(x, 0.0, out=out), self.relu_max, out=out)
+        """The clamped ReLU (``ndarray.clip``: one pass, cheaper than ``np.maximum`` alone)."""
+        return x.clip(0.0, self.relu_max, out=x if out is None else out)
 
     def _cell(self, gates: np.ndarray, cell_before: np.ndarray, cell: np.ndarray, hidden: np.ndarray, scratch) -> None:
-        """The integer LSTM update (:meth:`.integer_forward._Pass.cell`) on (4h, B) table indices, into ``cell``, ``hidden``."""
+        """The integer LSTM update (:meth:`.integer_forward._Pass.cell`) from (4h, B) gate sums, into ``cell``, ``hidden``.
+
+        Rounding a sum and casting it to a table index is one call (``out=`` an integer array).
+        """
         tables, size = self.model.tables, len(cell)
         activations, temporary = scratch
         index = self.cell_index[: 4 * size]
-        np.copyto(index, gates, casting="unsafe")
+        np.rint(gates, out=index, casting="unsafe")
         np.take(tables.sigmoid, index[: 3 * size], mode="clip", out=activations[: 3 * size])
         np.take(tables.tanh_gate, index[3 * size :], mode="clip", out=activations[3 * size :])
         np.multiply(activations[size : 2 * size], cell_before, out=cell)
         np.multiply(activations[2 * size : 3 * size], activations[3 * size :], out=temporary)
         cell += temporary
         np.rint(cell, out=cell)
-        np.add(cell, self.half, out=temporary)
-        np.copyto(index[:size], temporary, casting="unsafe")
+        np.add(cell, self.half, out=index[:size], casting="unsafe")
         np.take(tables.tanh_cell, index[:size], mode="clip", out=temporary)
         np.rint(np.multiply(activations[:size], temporary, out=hidden), out=hidden)
 
@@ -240,8 +236,9 @@ class _LSTMEngine(IntegerEngine):
         self.state_input = _ones_row(size, batch)  # the output sum's input: states and the row of ones
         self.block_out = np.zeros((self.slot_rows - 1, batch))
 
-    def _output(self, index: int) -> np.ndarray:
-        return np.rint(np.matmul(self.outputs[index], self.state_input, out=self.block_out), out=self.block_out)
+    def _output(self, index: int, states: np.ndarray) -> np.ndarray:
+        """The output 1x1 sum over (h + 1, B) states with their row of ones."""
+        return np.rint(np.matmul(self.outputs[index], states, out=self.block_out), out=self.block_out)
 
 
 class RowLSTMEngine(_LSTMEngine):
@@ -259,12 +256,14 @@ class RowLSTMEngine(_LSTMEngine):
             size = layer.hidden
             recurrent = layer.gates.weights[1]  # (4h, h, k)
             side = recurrent.shape[-1] // 2
-            hidden = np.zeros((width + 2 * side, size, batch))
-            hidden[side : side + width] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
+            hidden = np.zeros((width + 2 * side, size + 1, batch))  # with its row of ones for the output sum
+            hidden[:, size] = 1.0
+            hidden[side : side + width, :size] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
             input_to_state = _ConvAt(layer.gates, batch, width)
             self.layers.append({
                 "input_to_state": input_to_state, "side": side, "hidden": hidden,
-                "recurrent": recurrent.transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
+                "recurrent": np.concatenate([recurrent, np.zeros_like(recurrent[:, :1])], axis=1)  # the ones: weight 0
+                             .transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
                 "cell_above": np.broadcast_to(layer.initial_cell[None, :, None], (width, size, batch)).copy(),
                 "cell": np.zeros((width, size, batch)), "state_gates": None})
 
@@ -282,17 +281,20 @@ class RowLSTMEngine(_LSTMEngine):
         np.copyto(input_to_state.slot(j), self.slots[index])
         gates = input_to_state.at(j, self.gates)
         gates += layer["state_gates"][:, j]
-        hidden = self.state_input[:-1]
-        self._cell(np.rint(gates, out=gates), layer["cell_above"][j], layer["cell"][j], hidden, self.scratch)
-        layer["hidden"][j + layer["side"]] = hidden
-        return self._output(index)
+        states = layer["hidden"][j + layer["side"]]  # (h + 1, B): the state and its row of ones
+        self._cell(gates, layer["cell_above"][j], layer["cell"][j], states[:-1], self.scratch)
+        return self._output(index, states)
 
 
 class DiagonalBiLSTMEngine(_LSTMEngine):
     """Diagonal BiLSTM (section 3.2): left-to-right per position, right-to-left per finished row, from its right end.
 
-    Row caches are column-major, (W, h, B). Each direction's sum over the states above is one
-    product for the whole row: at row start (left to right) or before the row's scan (right to left).
+    The state at (i, j) reads (i, j-1) beside it and (i-1, j) above, both on the diagonal before
+    (Figure 3's skew). Each direction keeps its states in one buffer of (h, B) slots, (i, j) in
+    slot i + 2j + 2: the two it reads are then the adjacent slots i + 2j and i + 2j + 1, so the
+    state-to-state sum is one product over a view. Slot i, the state left of column 0, gets the
+    initial state when row i starts; the odd slots start as the initial state, row -1. The
+    right-to-left direction is the same on the mirrored row (column W-1-j).
     """
 
     def _setup_blocks(self) -> None:
@@ -302,61 +304,49 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
         for layer in self.model.layers:
             size = layer.hidden
             recurrent = layer.gates.weights[1].reshape(2, 4 * size, 2 * size)  # per direction over [above ; beside]
-            initial_hidden, initial_cell = layer.initial_hidden[:, :, None], layer.initial_cell[:, :, None]  # (2, h, 1)
+            states = np.empty((2, self.height + 2 * width + 2, size, batch))
+            states[:] = layer.initial_hidden[:, None, :, None]
             self.layers.append({
                 "input_to_state": _with_bias(layer.gates.weights[0], layer.gates.bias),  # (8h, 2h + 1): both directions
-                "above": [np.ascontiguousarray(recurrent[d][:, :size]) for d in range(2)],
-                "beside": [np.ascontiguousarray(recurrent[d][:, size:]) for d in range(2)],
-                "initial_hidden": np.broadcast_to(initial_hidden, (2, size, batch)).copy(),
-                "initial_cell": np.broadcast_to(initial_cell, (2, size, batch)).copy(),
-                "hidden_above": np.broadcast_to(initial_hidden[0], (width, size, batch)).copy(),  # row -1: the initial state
-                "reverse_above": np.broadcast_to(initial_hidden[1], (width, size, batch)).copy(),
-                "hidden": np.zeros((width, size, batch)), "cell": np.zeros((width, size, batch)),
-                "row_gates": np.zeros((width, 8 * size, batch)), "reverse_shifted": None, "above_gates": None})
-
-    def _from_above(self, weight: np.ndarray, states: np.ndarray) -> np.ndarray:
-        """weight (4h, h) times every column's state (W, h, B): (4h, W, B)."""
-        columns = np.ascontiguousarray(states.transpose(1, 0, 2)).reshape(len(states[0]), -1)  # (h, W*B)
-        return (weight @ columns).reshape(len(weight), self.width, self.batch)
+                "recurrent": [np.concatenate([r[:, size:], r[:, :size]], axis=1) for r in recurrent],  # over [beside ; above]
+                "states": states, "cell": np.zeros((2, width, size, batch)), "row_gates": np.zeros((width, 8 * size, batch)),
+                "initial_hidden": np.broadcast_to(layer.initial_hidden[:, :, None], (2, size, batch)).copy(),
+                "initial_cell": np.broadcast_to(layer.initial_cell[:, :, None], (2, size, batch)).copy(), "shifted_row": None})
 
     def _start_blocks_row(self, i: int) -> None:
         for layer in self.layers:
             if i > 0:
-                self._right_to_left(layer)
-                layer["hidden_above"], layer["hidden"] = layer["hidden"], layer["hidden_above"]
-            layer["above_gates"] = self._from_above(layer["above"][0], layer["hidden_above"])
+                self._right_to_left(layer, i - 1)
+                layer["shifted_row"] = i - 1
+            layer["states"][0, i] = layer["initial_hidden"][0]
 
-    def _right_to_left(self, layer: dict) -> None:
-        """Scan the finished row from its right end: the mirrored map's left-to-right recurrence."""
-        size = len(layer["beside"][1][0])
-        above = self._from_above(layer["above"][1], layer["reverse_above"])
-        states, cells = np.empty_like(layer["hidden"]), np.empty_like(layer["hidden"])
-        hidden, cell = layer["initial_hidden"][1], layer["initial_cell"][1]  # right of the last column
-        gates = self.gates
-        for j in reversed(range(self.width)):
-            np.matmul(layer["beside"][1], hidden, out=gates)
-            gates += layer["row_gates"][j, 4 * size :]
-            gates += above[:, j]
-            self._cell(np.rint(gates, out=gates), cell, cells[j], states[j], self.scratch)
-            hidden, cell = states[j], cells[j]
-        # Row i-1's states are the row above of row i's scan and the layer's shifted output at row i.
-        layer["reverse_above"] = layer["reverse_shifted"] = states
+    def _right_to_left(self, layer: dict, row: int) -> None:
+        """Scan the finished row from its right end: the mirrored row's left-to-right recurrence."""
+        size, width = len(layer["initial_hidden"][1]), self.width
+        states, cells = layer["states"][1], layer["cell"][1]
+        states[row] = layer["initial_hidden"][1]  # right of the last column
+        cell, gates = layer["initial_cell"][1], self.gates
+        for mirrored in range(width):
+            slot = row + 2 * mirrored + 2
+            np.matmul(layer["recurrent"][1], states[slot - 2 : slot].reshape(-1, self.batch), out=gates)
+            gates += layer["row_gates"][width - 1 - mirrored, 4 * size :]
+            self._cell(gates, cell, cells[mirrored], states[slot], self.scratch)
+            cell = cells[mirrored]
 
     def _block(self, index, i, j):
         layer = self.layers[index]
-        size = len(layer["beside"][0][0])
+        size, slot, states = len(layer["initial_hidden"][0]), i + 2 * j + 2, layer["states"][0]
         row_gates = layer["row_gates"][j]  # (8h, B): both directions at the unmirrored column j
         np.matmul(layer["input_to_state"], self.slots_with_ones[index], out=row_gates)
-        left, cell_left = (layer["hidden"][j - 1], layer["cell"][j - 1]) if j else (layer["initial_hidden"][0], layer["initial_cell"][0])
-        gates = np.matmul(layer["beside"][0], left, out=self.gates)
+        gates = np.matmul(layer["recurrent"][0], states[slot - 2 : slot].reshape(-1, self.batch), out=self.gates)
         gates += row_gates[: 4 * size]
-        gates += layer["above_gates"][:, j]
-        self._cell(np.rint(gates, out=gates), cell_left, layer["cell"][j], layer["hidden"][j], self.scratch)
-        if layer["reverse_shifted"] is None:  # row 0 receives zeros from the shift
-            np.copyto(self.state_input[:-1], layer["hidden"][j])
+        cells = layer["cell"][0]
+        self._cell(gates, cells[j - 1] if j else layer["initial_cell"][0], cells[j], states[slot], self.scratch)
+        if layer["shifted_row"] is None:  # row 0 receives zeros from the shift
+            np.copyto(self.state_input[:-1], states[slot])
         else:
-            np.add(layer["hidden"][j], layer["reverse_shifted"][j], out=self.state_input[:-1])
-        return self._output(index)
+            np.add(states[slot], layer["states"][1, layer["shifted_row"] + 2 * (self.width - 1 - j) + 2], out=self.state_input[:-1])
+        return self._output(index, self.state_input)
 
 
 ENGINES = {"pixelcnn": PixelCNNEngine, "row_lstm": RowLSTMEngine, "diagonal_bilstm": DiagonalBiLSTMEngine}
