@@ -179,14 +179,14 @@ class IntegerEngine:
         activations, temporary = scratch
         index = self.cell_index[: 4 * size]
         np.rint(gates, out=index, casting="unsafe")
-        np.take(tables.sigmoid, index[: 3 * size], mode="clip", out=activations[: 3 * size])
-        np.take(tables.tanh_gate, index[3 * size :], mode="clip", out=activations[3 * size :])
+        tables.sigmoid.take(index[: 3 * size], mode="clip", out=activations[: 3 * size])
+        tables.tanh_gate.take(index[3 * size :], mode="clip", out=activations[3 * size :])
         np.multiply(activations[size : 2 * size], cell_before, out=cell)
         np.multiply(activations[2 * size : 3 * size], activations[3 * size :], out=temporary)
         cell += temporary
         np.rint(cell, out=cell)
         np.add(cell, self.half, out=index[:size], casting="unsafe")
-        np.take(tables.tanh_cell, index[:size], mode="clip", out=temporary)
+        tables.tanh_cell.take(index[:size], mode="clip", out=temporary)
         np.rint(np.multiply(activations[:size], temporary, out=hidden), out=hidden)
 
     def _setup_blocks(self) -> None:

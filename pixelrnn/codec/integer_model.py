@@ -22,6 +22,7 @@ Multi-scale networks (section 3.6) have no integer coding model: their condition
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,8 +84,9 @@ class IntegerModel:
 
     def describe(self) -> str:
         exponents = [s.exponent for s in self.sums]
+        largest = max(s.bound for s in self.sums)
         return (f"integer {self.arch}: {self.fixed.describe()}; weight grids 2^-{min(exponents)}..2^-{max(exponents)}; "
-                f"largest sum {max(s.bound for s in self.sums).bit_length()} of 53 bits")
+                f"largest proven sum 2^{math.log2(largest):.2f} (exact below 2^53)")
 
 
 def _masked(conv) -> torch.Tensor:
