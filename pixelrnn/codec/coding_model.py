@@ -194,7 +194,7 @@ class IntegerCoding:
         self.engine.reset(batch, height, width)
 
     def weights(self, i: int, j: int, c: int) -> np.ndarray:
-        return integer_frequencies(self.engine.logits(i, j, c).T, self.model.tables.exp)
+        return integer_frequencies(self.engine.logits(i, j, c), self.model.tables.exp)
 
     def advance(self, i: int, j: int, c: int, values: np.ndarray) -> None:
         self.engine.advance(i, j, c, values)

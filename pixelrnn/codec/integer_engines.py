@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..sampling.engine import RasterCursor
 from .fixed_point import ExactSum
 from .integer_model import IntegerModel, LSTMLayer
 
@@ -75,12 +76,14 @@ class _ConvAt:
         return np.matmul(self.weight, self.cache[j : j + 2 * self.side + 1].reshape(-1, self.batch), out=out)
 
 
-class IntegerEngine:
-    """Shared part: cursor, input convolution, the residual stream, skips, output stack; subclasses do blocks.
+class IntegerEngine(RasterCursor):
+    """Shared part: input convolution, the residual stream, skips, output stack; subclasses do blocks.
 
-    The residual stream of a position is one buffer of L + 1 slots of (2h + 1, B), slot 0 the
-    input convolution's output, slot l + 1 block l's, each with its row of ones: the skip sum is
-    one product over slots 1..L, and a block reads its input with its bias row.
+    The cursor (raster order, a column per pixel, per-row work) is the float engines' own
+    :class:`~pixelrnn.sampling.engine.RasterCursor`. The residual stream of a position is one
+    buffer of L + 1 slots of (2h + 1, B), slot 0 the input convolution's output, slot l + 1
+    block l's, each with its row of ones: the skip sum is one product over slots 1..L, and a
+    block reads its input with its bias row. ``logits(i, j, c)`` is a (B, K) view.
     """
 
     def __init__(self, model: IntegerModel):
@@ -88,7 +91,6 @@ class IntegerEngine:
         self.channels, self.levels = model.config.channels, model.config.levels
         fixed = model.fixed
         self.relu_max, self.half = float(fixed.relu_max), fixed.table_half
-        self.position: tuple[int, int, int] | None = None
 
     def reset(self, batch: int, height: int, width: int) -> None:
         if batch < 1 or height < 1 or width < 1:
@@ -109,50 +111,19 @@ class IntegerEngine:
         self.output = [_with_bias(exact.weights[0], exact.bias) for exact in model.output]
         self.output_inputs = [_ones_row(w.shape[1] - 1, batch) for w in self.output]
         self.logits_buffer = np.zeros((len(self.output[-1]), batch))
+        self.logits_view = self.logits_buffer.T.reshape(batch, self.channels, self.levels)  # (B, C, K), a view
         self.cell_index = np.zeros((4 * max([getattr(layer, "hidden", 0) for layer in model.layers] + [1]), batch), dtype=np.intp)
         self._setup_blocks()
-        self.position, self._column_at = (0, 0, 0), None
-        self._start_row(0)
-
-    def logits(self, i: int, j: int, c: int) -> np.ndarray:
-        """Integer logits (K, B) of sub-pixel c at (i, j): a view, valid until the next call."""
-        self._check(i, j, c)
-        self._ensure_column(i, j, c)
-        return self.logits_buffer[c * self.levels : (c + 1) * self.levels]
-
-    def advance(self, i: int, j: int, c: int, values: np.ndarray) -> None:
-        """Fix sub-pixel c at (i, j) to ``values`` (B,) integers in [0, K); the cursor moves on."""
-        self._check(i, j, c)
-        self.input_conv.slot(j)[c] = self.model.inputs[values]
-        if c + 1 < self.channels:
-            self.position = (i, j, c + 1)
-            return
-        self._ensure_column(i, j, c)  # the pixel's column is final before later positions read it
-        if j + 1 < self.width:
-            self.position = (i, j + 1, 0)
-        else:
-            self.position = (i + 1, 0, 0)
-            if i + 1 < self.height:
-                self._start_row(i + 1)
+        self._start_cursor()
 
     # ------------------------------------------------------------- internals
-    def _check(self, i: int, j: int, c: int) -> None:
-        if self.position is None:
-            raise ValueError("call reset(batch, height, width) first")
-        if (i, j, c) != self.position:
-            raise ValueError(f"sub-pixels go in raster order: the next is (i, j, c) = {self.position}, not {(i, j, c)}")
+    def _write_input(self, j: int, c: int, values: np.ndarray) -> None:
+        if np.shape(values) != (self.batch,):
+            raise ValueError(f"expected {self.batch} values for sub-pixel {(self.position[0], j, c)}; got shape {np.shape(values)}")
+        self.input_conv.slot(j)[c] = self.model.inputs[values]
 
-    def _ensure_column(self, i: int, j: int, c: int) -> None:
-        if self._column_at != (i, j, c):
-            self._column(i, j)
-            self._column_at = (i, j, c)
-
-    def _start_row(self, i: int) -> None:
-        self.input_conv.start_row(i)
-        self._start_blocks_row(i)
-
-    def _column(self, i: int, j: int) -> None:
-        """Every layer at (i, j): caches updated, logits in ``logits_buffer``."""
+    def _column(self, i: int, j: int) -> np.ndarray:
+        """Every layer at (i, j): caches updated; the logits (B, C, K), a view of ``logits_buffer``."""
         x = np.rint(self.input_conv.at(j, self.slots[0]), out=self.slots[0])
         residual = self.model.config.residual
         for index in range(len(self.model.layers)):
@@ -165,6 +136,7 @@ class IntegerEngine:
             self._relu(x, out=inputs[:-1])
             x = self.logits_buffer if k + 1 == len(self.output) else self.output_inputs[k + 1][:-1]
             np.rint(np.matmul(weight, inputs, out=x), out=x)
+        return self.logits_view
 
     def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The clamped ReLU (``ndarray.clip``: one pass, cheaper than ``np.maximum`` alone)."""
@@ -190,9 +162,6 @@ class IntegerEngine:
         np.rint(np.multiply(activations[:size], temporary, out=hidden), out=hidden)
 
     def _setup_blocks(self) -> None:
-        raise NotImplementedError
-
-    def _start_blocks_row(self, i: int) -> None:
         raise NotImplementedError
 
     def _block(self, index: int, i: int, j: int) -> np.ndarray:
@@ -227,6 +196,13 @@ class PixelCNNEngine(IntegerEngine):
 class _LSTMEngine(IntegerEngine):
     """What both LSTM engines share: per-layer scratch for the cell, the output sum, its result."""
 
+    def _setup_blocks(self) -> None:
+        self._setup_scratch()
+        self.layers = [self._layer_state(layer, layer.hidden) for layer in self.model.layers]
+
+    def _layer_state(self, layer: LSTMLayer, size: int) -> dict:
+        raise NotImplementedError
+
     def _setup_scratch(self) -> None:
         batch = self.batch
         self.outputs = [_with_bias(layer.output.weights[0], layer.output.bias) for layer in self.model.layers]
@@ -248,24 +224,18 @@ class RowLSTMEngine(_LSTMEngine):
     when the row starts, so one buffer serves both rows; the cells have two, swapped per row.
     """
 
-    def _setup_blocks(self) -> None:
+    def _layer_state(self, layer: LSTMLayer, size: int) -> dict:
         batch, width = self.batch, self.width
-        self._setup_scratch()
-        self.layers = []
-        for layer in self.model.layers:
-            size = layer.hidden
-            recurrent = layer.gates.weights[1]  # (4h, h, k)
-            side = recurrent.shape[-1] // 2
-            hidden = np.zeros((width + 2 * side, size + 1, batch))  # with its row of ones for the output sum
-            hidden[:, size] = 1.0
-            hidden[side : side + width, :size] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
-            input_to_state = _ConvAt(layer.gates, batch, width)
-            self.layers.append({
-                "input_to_state": input_to_state, "side": side, "hidden": hidden,
+        recurrent = layer.gates.weights[1]  # (4h, h, k)
+        side = recurrent.shape[-1] // 2
+        hidden = np.zeros((width + 2 * side, size + 1, batch))  # with its row of ones for the output sum
+        hidden[:, size] = 1.0
+        hidden[side : side + width, :size] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
+        return {"input_to_state": _ConvAt(layer.gates, batch, width), "side": side, "hidden": hidden,
                 "recurrent": np.concatenate([recurrent, np.zeros_like(recurrent[:, :1])], axis=1)  # the ones: weight 0
-                             .transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
+                .transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
                 "cell_above": np.broadcast_to(layer.initial_cell[None, :, None], (width, size, batch)).copy(),
-                "cell": np.zeros((width, size, batch)), "state_gates": None})
+                "cell": np.zeros((width, size, batch)), "state_gates": None}
 
     def _start_blocks_row(self, i: int) -> None:
         for layer in self.layers:
@@ -297,21 +267,16 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
     right-to-left direction is the same on the mirrored row (column W-1-j).
     """
 
-    def _setup_blocks(self) -> None:
+    def _layer_state(self, layer: LSTMLayer, size: int) -> dict:
         batch, width = self.batch, self.width
-        self._setup_scratch()
-        self.layers = []
-        for layer in self.model.layers:
-            size = layer.hidden
-            recurrent = layer.gates.weights[1].reshape(2, 4 * size, 2 * size)  # per direction over [above ; beside]
-            states = np.empty((2, self.height + 2 * width + 2, size, batch))
-            states[:] = layer.initial_hidden[:, None, :, None]
-            self.layers.append({
-                "input_to_state": _with_bias(layer.gates.weights[0], layer.gates.bias),  # (8h, 2h + 1): both directions
+        recurrent = layer.gates.weights[1].reshape(2, 4 * size, 2 * size)  # per direction over [above ; beside]
+        states = np.empty((2, self.height + 2 * width + 2, size, batch))
+        states[:] = layer.initial_hidden[:, None, :, None]
+        return {"input_to_state": _with_bias(layer.gates.weights[0], layer.gates.bias),  # (8h, 2h + 1): both directions
                 "recurrent": [np.concatenate([r[:, size:], r[:, :size]], axis=1) for r in recurrent],  # over [beside ; above]
                 "states": states, "cell": np.zeros((2, width, size, batch)), "row_gates": np.zeros((width, 8 * size, batch)),
                 "initial_hidden": np.broadcast_to(layer.initial_hidden[:, :, None], (2, size, batch)).copy(),
-                "initial_cell": np.broadcast_to(layer.initial_cell[:, :, None], (2, size, batch)).copy(), "shifted_row": None})
+                "initial_cell": np.broadcast_to(layer.initial_cell[:, :, None], (2, size, batch)).copy(), "shifted_row": None}
 
     def _start_blocks_row(self, i: int) -> None:
         for layer in self.layers:

@@ -146,7 +146,7 @@ def engine_logits(model, images):
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                result[:, c, :, i, j] = engine.logits(i, j, c).T
+                result[:, c, :, i, j] = engine.logits(i, j, c)
                 engine.advance(i, j, c, images[:, c, i, j])
     return result
 
@@ -187,6 +187,8 @@ def test_the_engine_goes_in_raster_order():
     engine = integer_engine(integer_model(tiny("pixelcnn", 3, 4)))
     with pytest.raises(ValueError, match="reset"):
         engine.logits(0, 0, 0)
+    with pytest.raises(ValueError, match="expected 2 values"):
+        engine.reset(2, 2, 2) or engine.advance(0, 0, 0, np.zeros(3, dtype=np.int64))
     engine.reset(2, 2, 2)
     engine.logits(0, 0, 0)
     with pytest.raises(ValueError, match=r"next is \(i, j, c\) = \(0, 0, 0\), not \(0, 0, 1\)"):
