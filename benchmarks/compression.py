@@ -15,7 +15,9 @@ checkpoint was trained on, else binarized MNIST; split test, all images unless `
 - speed, before (the float32 coding model, format version 1's) against after (the integer one):
   compress and decompress images/s on the first ``--speed-images`` images, the two measured
   alternately in this one process, twice, with the load average printed beside each figure
-  (on a shared machine only the ratio means something);
+  (on a shared machine only the ratio means something). ``--before DIR`` takes "before" from an
+  earlier source tree instead (``DIR/pixelrnn``, e.g. ``git archive REV pixelrnn | tar -x -C DIR``),
+  imported under another name: its own loader, model and ``compress(..., dtype=torch.float32)``;
 - PNG (Pillow, ``optimize=True, compress_level=9``) and WebP lossless (Pillow, ``lossless=True,
   quality=100, method=6``; if Pillow has WebP) of each image: 2-level data as a 1-bit PNG
   (mode ``1``, the smallest PNG of such data) and as WebP of the 0/255 grey image; other data
@@ -145,7 +147,34 @@ def same_values(decoded, images) -> bool:
     return len(decoded) == len(images) and all(np.array_equal(a.values, b.values) for a, b in zip(decoded, images))
 
 
-def model_coder(checkpoint, values: np.ndarray, levels: int, batch_size: int, speed_images: int) -> dict:
+def import_before(folder: str):
+    """The package ``folder``/pixelrnn imported as ``pixelrnn_before`` (its imports are relative)."""
+    import importlib.util
+
+    root = Path(folder) / "pixelrnn"
+    spec = importlib.util.spec_from_file_location("pixelrnn_before", root / "__init__.py", submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pixelrnn_before"] = module
+    spec.loader.exec_module(module)
+    import pixelrnn_before.codec  # noqa: F401  (the submodules the coder needs)
+    import pixelrnn_before.training  # noqa: F401
+    return module
+
+
+def before_coder(checkpoint, before, batch_size: int):
+    """compress / decompress of the float32 coder: this version's, or an earlier tree's (``--before``)."""
+    if before is None:
+        model = load_model_from(checkpoint, "cpu").eval()
+        return (lambda images: compression.compress(model, images, batch_size=batch_size, arithmetic="float32"),
+                lambda data: compression.decompress(model, data))
+    model = before.training.load_model_from(checkpoint, "cpu").eval()
+    codec = before.codec
+    as_before = lambda images: [codec.CodedImage(i.name, i.values, i.mode, i.mapping) for i in images]  # noqa: E731
+    return (lambda images: codec.compress(model, as_before(images), batch_size=batch_size, dtype=torch.float32),
+            lambda data: codec.decompress(model, data))
+
+
+def model_coder(checkpoint, values: np.ndarray, levels: int, batch_size: int, speed_images: int, before=None) -> dict:
     model = load_model_from(checkpoint, "cpu").eval()
     images = compression.images_from_array(values, levels)
     report: dict = {}
@@ -165,15 +194,16 @@ def model_coder(checkpoint, values: np.ndarray, levels: int, batch_size: int, sp
     }
     # Before (float32, format version 1's coding model) against after (integer), alternately, twice.
     subset = images[:speed_images]
-    speed = {"float32": [], "integer": []}
+    coders = {"float32": before_coder(checkpoint, before, batch_size),
+              "integer": (lambda images: compression.compress(model, images, batch_size=batch_size), lambda data: compression.decompress(model, data))}
+    speed = {name: [] for name in coders}
     for _ in range(2):
-        for arithmetic in speed:
-            coded, seconds_in, load_in = timed(lambda: compression.compress(model, subset, batch_size=batch_size, arithmetic=arithmetic))
-            back, seconds_out, load_out = timed(lambda: compression.decompress(model, coded))
-            speed[arithmetic].append({"compress_images_per_s": len(subset) / seconds_in, "decompress_images_per_s": len(subset) / seconds_out,
-                                      "load": [load_in, load_out], "bit_exact": same_values(back, subset),
-                                      "bits_per_dim": 8 * len(compression.read_container(coded).payload) / (subset[0].values.size * len(subset))})
-    row["speed"] = {"images": len(subset), **speed}
+        for name, (encode, decode) in coders.items():
+            coded, seconds_in, load_in = timed(lambda: encode(subset))
+            back, seconds_out, load_out = timed(lambda: decode(coded))
+            speed[name].append({"compress_images_per_s": len(subset) / seconds_in, "decompress_images_per_s": len(subset) / seconds_out,
+                                "load": [load_in, load_out], "bit_exact": same_values(back, subset), "file_bytes": len(coded)})
+    row["speed"] = {"images": len(subset), "before": "float32 of " + (before.__file__ if before else "this version"), **speed}
     return row
 
 
@@ -188,7 +218,7 @@ def print_model_tables(results: list[dict]) -> None:
               f"| {r['compress_images_per_s']:.1f} | {r['decompress_images_per_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
     print("\nSpeed, before (float32) and after (integer), alternately in one process (load average beside each figure):\n")
     print("| checkpoint | images | round | float32 compress | integer compress | ratio | float32 decompress | integer decompress | ratio "
-          "| float32 bits/dim | exact |")
+          "| file bytes float32 / integer | exact |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         speed = r["speed"]
@@ -198,9 +228,10 @@ def print_model_tables(results: list[dict]) -> None:
                   f"| {before['compress_images_per_s']:.1f} (load {before['load'][0]:.1f}) | {after['compress_images_per_s']:.1f} (load {after['load'][0]:.1f}) "
                   f"| {after['compress_images_per_s'] / before['compress_images_per_s']:.2f} "
                   f"| {before['decompress_images_per_s']:.1f} (load {before['load'][1]:.1f}) | {after['decompress_images_per_s']:.1f} (load {after['load'][1]:.1f}) "
-                  f"| {after['decompress_images_per_s'] / before['decompress_images_per_s']:.2f} | {before['bits_per_dim']:.5f} | {'yes' if exact else 'NO'} |")
+                  f"| {after['decompress_images_per_s'] / before['decompress_images_per_s']:.2f} | {before['file_bytes']:,} / {after['file_bytes']:,} "
+                  f"| {'yes' if exact else 'NO'} |")
     for r in results:
-        print(f"\n`{r['checkpoint']}`: {r['coding_model']}")
+        print(f"\n`{r['checkpoint']}`: {r['coding_model']}; before = {r['speed']['before']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,9 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=compression.DEFAULT_BATCH_SIZE)
     parser.add_argument("--speed-images", type=int, default=512, help="images of the before/after speed runs (default 512)")
     parser.add_argument("--no-baselines", action="store_true", help="skip PNG, WebP, gzip, bzip2 and xz")
+    parser.add_argument("--before", metavar="DIR", help="take the float32 coder of DIR/pixelrnn (an earlier source tree) as 'before'")
     parser.add_argument("--json", help="also write the results as JSON")
     args = parser.parse_args(argv)
 
+    before = import_before(args.before) if args.before else None
     results = []
     baseline_rows: dict[str, list[dict]] = {}
     for checkpoint in args.checkpoints:
@@ -224,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         image_set = load_dataset(dataset, args.split, data_dir=args.data_dir)
         values = image_set.images[: args.limit] if args.limit else image_set.images
         print(f"{path}: {len(values)} images of {dataset}/{args.split}", file=sys.stderr, flush=True)
-        row = model_coder(path, values, image_set.levels, args.batch_size, args.speed_images)
+        row = model_coder(path, values, image_set.levels, args.batch_size, args.speed_images, before)
         row.update(checkpoint=str(path), dataset=f"{dataset}/{args.split}")
         results.append(row)
         key = f"{dataset}/{args.split} ({len(values)} images)"
