@@ -59,7 +59,7 @@ class FixedPoint:
     clamp_bits: int = 10
     table_bits: int = 12
     table_range: int = 12
-    exp_bits: int = 30
+    exp_bits: int = 24
     max_weight_bits: int = 24
     min_weight_bits: int = 8
 
@@ -105,7 +105,7 @@ class Tables:
     sigmoid: np.ndarray  # round(2^F sigmoid(k/2^G)) * 2^-F: the o, f, i gates as dyadic fractions
     tanh_gate: np.ndarray  # round(2^F tanh(k/2^G)) * 2^(G-F): the content gate g, on the cell's grid
     tanh_cell: np.ndarray  # round(2^F tanh(k/2^G)): tanh of a cell, an activation
-    exp: np.ndarray  # int64 (D,): round(2^P exp(-d/2^G)), its last entry 0 (P = exp_bits)
+    exp: np.ndarray  # float64 (D,) of integers: round(2^P exp(-d/2^G)), its last entry 0 (P = exp_bits)
 
 
 def _exp_step(bits: int) -> int:
@@ -138,7 +138,7 @@ def tables(fixed: FixedPoint) -> Tables:
     sigmoid_all = np.array([fixed.one - s for s in sigmoid[:0:-1]] + sigmoid, dtype=np.float64)  # sigmoid(-x) = 1 - sigmoid(x)
     tanh_all = np.array([-t for t in tanh[:0:-1]] + tanh, dtype=np.float64)
     return Tables(sigmoid=sigmoid_all / fixed.one, tanh_gate=tanh_all * 2.0 ** (fixed.table_bits - activation),
-                  tanh_cell=tanh_all, exp=np.array(exp, dtype=np.int64))
+                  tanh_cell=tanh_all, exp=np.array(exp, dtype=np.float64))
 
 
 def input_values(fixed: FixedPoint, levels: int) -> np.ndarray:
@@ -230,18 +230,25 @@ def check_cell(name: str, fixed: FixedPoint, initial_cell: int, steps: int) -> i
 
 
 # --------------------------------------------------------------------- frequencies
-def integer_frequencies(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
-    """(N, K) integer logits (at 2^-G; any float or integer dtype) -> (N, K) float64 integer weights.
+RECIPROCAL_BITS = 29  # m_k R < 2^(29 + 24) = 2^53 (module docstring of integer_frequencies)
 
-    Mass m_k = exp_table[max - l_k] (2^P for the most likely symbol, 0 beyond the table);
-    w_k = floor(m_k (2^24 - K) / sum m), the remainder (< K) to the first most likely symbol, so
-    sum w = 2^24 - K exactly and the coder's model is (w_k + 1) / 2^24. int64 throughout:
-    m_k (2^24 - K) < 2^(P + 24) <= 2^56.
+
+def integer_frequencies(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
+    """(N, K) integer logits (at 2^-G; int64 or integer-valued float) -> (N, K) float64 integer weights.
+
+    Mass m_k = exp_table[max - l_k] (2^P for the most likely symbol, 0 beyond the table) and
+    T = sum m (below 2^(P+8)); per row one integer division R = floor(2^29 (2^24 - K) / T); then
+    w_k = floor(m_k R / 2^29), and the remainder 2^24 - K - sum w (at most about K + 2^(P-5))
+    goes to the first most likely symbol, so sum w = 2^24 - K exactly and the coder's model is
+    (w_k + 1) / 2^24. The products m_k R are integers below 2^53 (m_k <= 2^P and R <
+    2^(29+24-P)), so float64 holds them exactly and the elementwise work needs no integer
+    division. ``exp_table`` is float64 (its values are integers below 2^32).
     """
-    levels = logits.shape[1]
+    count, levels = logits.shape
     free = (1 << PRECISION) - levels
-    top = logits.max(axis=1, keepdims=True)
-    mass = np.take(exp_table, (top - logits).astype(np.int64), mode="clip")
-    weights = mass * free // mass.sum(axis=1, keepdims=True)
-    weights[np.arange(len(weights)), logits.argmax(axis=1)] += free - weights.sum(axis=1)
-    return weights.astype(np.float64)
+    mass = exp_table.take(np.subtract(logits.max(axis=1, keepdims=True), logits, dtype=np.int64, casting="unsafe"), mode="clip")
+    totals = mass.sum(axis=1).astype(np.int64)  # exact: below 2^(P+8)
+    reciprocal = ((free << RECIPROCAL_BITS) // totals).astype(np.float64) * 2.0 ** -RECIPROCAL_BITS
+    weights = np.floor(mass * reciprocal[:, None], out=mass)
+    weights[np.arange(count), logits.argmax(axis=1)] += free - weights.sum(axis=1)
+    return weights

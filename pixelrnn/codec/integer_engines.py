@@ -83,7 +83,7 @@ class IntegerEngine(RasterCursor):
     :class:`~pixelrnn.sampling.engine.RasterCursor`. The residual stream of a position is one
     buffer of L + 1 slots of (2h + 1, B), slot 0 the input convolution's output, slot l + 1
     block l's, each with its row of ones: the skip sum is one product over slots 1..L, and a
-    block reads its input with its bias row. ``logits(i, j, c)`` is a (B, K) view.
+    block reads its input with its bias row. ``logits(i, j, c)`` is a (B, K) int64 view.
     """
 
     def __init__(self, model: IntegerModel):
@@ -110,8 +110,9 @@ class IntegerEngine(RasterCursor):
             self.skip = np.concatenate(columns, axis=1)
         self.output = [_with_bias(exact.weights[0], exact.bias) for exact in model.output]
         self.output_inputs = [_ones_row(w.shape[1] - 1, batch) for w in self.output]
-        self.logits_buffer = np.zeros((len(self.output[-1]), batch))
-        self.logits_view = self.logits_buffer.T.reshape(batch, self.channels, self.levels)  # (B, C, K), a view
+        # The logits batch-major, (B, C*K): a sub-pixel's (B, K) rows are what the frequencies reduce over.
+        self.logits_sum = np.zeros((batch, len(self.output[-1])))
+        self.logits_buffer = np.zeros((batch, len(self.output[-1])), dtype=np.int64)
         self.cell_index = np.zeros((4 * max([getattr(layer, "hidden", 0) for layer in model.layers] + [1]), batch), dtype=np.intp)
         self._setup_blocks()
         self._start_cursor()
@@ -123,7 +124,7 @@ class IntegerEngine(RasterCursor):
         self.input_conv.slot(j)[c] = self.model.inputs[values]
 
     def _column(self, i: int, j: int) -> np.ndarray:
-        """Every layer at (i, j): caches updated; the logits (B, C, K), a view of ``logits_buffer``."""
+        """Every layer at (i, j): caches updated; the integer logits (B, C, K), a view of ``logits_buffer``."""
         x = np.rint(self.input_conv.at(j, self.slots[0]), out=self.slots[0])
         residual = self.model.config.residual
         for index in range(len(self.model.layers)):
@@ -131,12 +132,15 @@ class IntegerEngine(RasterCursor):
             x = np.add(x, y, out=self.slots[index + 1]) if residual else np.copyto(self.slots[index + 1], y) or self.slots[index + 1]
         if self.model.skips is not None:
             x = np.rint(np.matmul(self.skip, self.stream[self.slot_rows :], out=self.output_inputs[0][:-1]), out=self.output_inputs[0][:-1])
-        for k, weight in enumerate(self.output):
-            inputs = self.output_inputs[k]
-            self._relu(x, out=inputs[:-1])
-            x = self.logits_buffer if k + 1 == len(self.output) else self.output_inputs[k + 1][:-1]
-            np.rint(np.matmul(weight, inputs, out=x), out=x)
-        return self.logits_view
+        for k, weight in enumerate(self.output[:-1]):
+            self._relu(x, out=self.output_inputs[k][:-1])
+            x = self.output_inputs[k + 1][:-1]
+            np.rint(np.matmul(weight, self.output_inputs[k], out=x), out=x)
+        inputs = self.output_inputs[-1]
+        self._relu(x, out=inputs[:-1])
+        np.matmul(inputs.T, self.output[-1].T, out=self.logits_sum)  # (B, C*K): the same sums, transposed
+        np.rint(self.logits_sum, out=self.logits_buffer, casting="unsafe")
+        return self.logits_buffer.reshape(self.batch, self.channels, self.levels)
 
     def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The clamped ReLU (``ndarray.clip``: one pass, cheaper than ``np.maximum`` alone)."""

@@ -45,7 +45,7 @@ def test_tables_are_their_formulas_rounded(fixed):
     assert np.abs(tanh - one * np.tanh(x)).max() <= 0.5 + 1e-6 and np.array_equal(tanh, -tanh[::-1]) and (np.diff(tanh) >= 0).all()
     assert np.array_equal(table.tanh_gate, tanh * 2.0 ** (fixed.table_bits - fixed.activation_bits))
     exp = table.exp
-    assert exp.dtype == np.int64 and exp[0] == 1 << fixed.exp_bits and exp[-1] == 0 and exp[-2] > 0 and (np.diff(exp) <= 0).all()
+    assert np.array_equal(exp, np.rint(exp)) and exp[0] == 1 << fixed.exp_bits and exp[-1] == 0 and exp[-2] > 0 and (np.diff(exp) <= 0).all()
     assert np.abs(exp - 2.0 ** fixed.exp_bits * np.exp(-np.arange(len(exp)) * grid)).max() <= 0.5 + 1e-6
 
 
@@ -73,8 +73,17 @@ def test_frequencies_sum_exactly_and_follow_the_softmax(levels, rows, seed, spre
     rising = np.diff(np.take_along_axis(logits, order, axis=1), axis=1) > 0
     assert (np.diff(np.take_along_axis(weights, order, axis=1), axis=1)[rising] >= 0).all()  # a larger logit never gets less
     probs = torch.softmax(torch.from_numpy(logits / 2**12), dim=1).numpy()
-    assert np.abs((weights + 1) / 2**PRECISION - probs).max() <= (levels + 2) / 2**PRECISION + 1e-8
-    assert np.array_equal(integer_frequencies(logits.T.copy().T, exp_table), weights)  # any memory layout
+    assert np.abs((weights + 1) / 2**PRECISION - probs).max() <= (levels + 2) / 2**PRECISION + 1e-6
+    assert np.array_equal(integer_frequencies(logits.astype(np.int64), exp_table), weights)
+    assert np.array_equal(integer_frequencies(np.ascontiguousarray(logits.T).T, exp_table), weights)  # any memory layout
+    # The definition, in Python integers: R = floor(2^29 (2^24 - K) / sum m), w = floor(m R / 2^29), the remainder to the first maximum.
+    free = (1 << PRECISION) - levels
+    for row, expected in zip(logits.astype(np.int64).tolist(), weights.tolist()):
+        mass = [int(exp_table[min(max(row) - value, len(exp_table) - 1)]) for value in row]
+        reciprocal = (free << 29) // sum(mass)
+        reference = [m * reciprocal >> 29 for m in mass]
+        reference[row.index(max(row))] += free - sum(reference)
+        assert reference == expected
 
 
 # --------------------------------------------------------------------- exact sums
