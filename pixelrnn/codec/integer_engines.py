@@ -110,9 +110,12 @@ class IntegerEngine(RasterCursor):
             self.skip = np.concatenate(columns, axis=1)
         self.output = [_with_bias(exact.weights[0], exact.bias) for exact in model.output]
         self.output_inputs = [_ones_row(w.shape[1] - 1, batch) for w in self.output]
-        # The logits batch-major, (B, C*K): a sub-pixel's (B, K) rows are what the frequencies reduce over.
-        self.logits_sum = np.zeros((batch, len(self.output[-1])))
-        self.logits_buffer = np.zeros((batch, len(self.output[-1])), dtype=np.int64)
+        # The logits batch-major, (B, C, K): a sub-pixel's (B, K) rows are what the frequencies reduce over.
+        # Only channel c's are computed for sub-pixel c (the others would be recomputed before they are read).
+        last = self.output[-1]
+        self.logits_weights = [np.ascontiguousarray(last[c * self.levels : (c + 1) * self.levels].T) for c in range(self.channels)]
+        self.logits_sum = np.zeros((batch, self.levels))
+        self.logits_buffer = np.zeros((batch, self.channels, self.levels), dtype=np.int64)
         self.cell_index = np.zeros((4 * max([getattr(layer, "hidden", 0) for layer in model.layers] + [1]), batch), dtype=np.intp)
         self._setup_blocks()
         self._start_cursor()
@@ -124,7 +127,7 @@ class IntegerEngine(RasterCursor):
         self.input_conv.slot(j)[c] = self.model.inputs[values]
 
     def _column(self, i: int, j: int) -> np.ndarray:
-        """Every layer at (i, j): caches updated; the integer logits (B, C, K), a view of ``logits_buffer``."""
+        """Every layer at (i, j): caches updated; the integer logits (B, C, K) in ``logits_buffer``, channel c's fresh."""
         x = np.rint(self.input_conv.at(j, self.slots[0]), out=self.slots[0])
         residual = self.model.config.residual
         for index in range(len(self.model.layers)):
@@ -136,11 +139,11 @@ class IntegerEngine(RasterCursor):
             self._relu(x, out=self.output_inputs[k][:-1])
             x = self.output_inputs[k + 1][:-1]
             np.rint(np.matmul(weight, self.output_inputs[k], out=x), out=x)
-        inputs = self.output_inputs[-1]
+        inputs, channel = self.output_inputs[-1], self.position[2]
         self._relu(x, out=inputs[:-1])
-        np.matmul(inputs.T, self.output[-1].T, out=self.logits_sum)  # (B, C*K): the same sums, transposed
-        np.rint(self.logits_sum, out=self.logits_buffer, casting="unsafe")
-        return self.logits_buffer.reshape(self.batch, self.channels, self.levels)
+        np.matmul(inputs.T, self.logits_weights[channel], out=self.logits_sum)  # (B, K): the same sums, transposed
+        np.rint(self.logits_sum, out=self.logits_buffer[:, channel], casting="unsafe")
+        return self.logits_buffer
 
     def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The clamped ReLU (``ndarray.clip``: one pass, cheaper than ``np.maximum`` alone)."""
