@@ -26,8 +26,8 @@ every machine. Rounding to the output grid is ``rint`` (ties to even), exact in 
 
 Tables come from integer-only formulas (:func:`tables`): exp(-k / 2^G) by a recurrence on
 96-bit fixed-point Python integers, starting from a Taylor series; sigmoid and tanh from it by
-integer division. Frequencies (:func:`integer_frequencies`) are integer divisions of table
-values. Nothing here calls a float library function.
+integer division. Frequencies (:func:`integer_frequencies`) take table values, one integer
+division per row and products of integers below 2^53. Nothing here calls a float library function.
 """
 
 from __future__ import annotations
