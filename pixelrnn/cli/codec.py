@@ -8,11 +8,9 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
-
-from ..codec import (DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats, decompress,
-                     image_files, image_from_file, images_from_array, save_images)
 from ..checkpoint import load_model_with_metadata
+from ..codec import (ARITHMETIC_CHOICES, DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats,
+                     decompress, image_files, image_from_file, images_from_array, save_images)
 from ..codec.coding_model import check_model
 from ..errors import CompressionError
 from ..training import load_model_from, resolve_checkpoint
@@ -33,7 +31,9 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     add_dataset_split_arguments(parser)
     parser.add_argument("--limit", type=int, default=0, help="with --dataset: only the first N images")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"images coded at once (default {DEFAULT_BATCH_SIZE}; stored in the file)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="model dtype while coding (default float32)")
+    parser.add_argument("--arithmetic", choices=ARITHMETIC_CHOICES, default="integer",
+                        help="coding model: integer (default; the file decodes on any machine) or float32/float64 "
+                             "(the float model; the file decodes only on the platform that wrote it)")
     parser.add_argument("--stats", action="store_true", help="print achieved bits/dim, the model's NLL and the overhead")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=user_errors(cmd_compress))
@@ -97,7 +97,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     check_model(model)  # before reading the inputs, which may be a whole dataset
     images = _inputs(args, model, checkpoint, metadata)
     start = time.perf_counter()
-    data = compress(model, images, batch_size=args.batch_size, dtype=getattr(torch, args.dtype), progress=not args.quiet)
+    data = compress(model, images, batch_size=args.batch_size, arithmetic=args.arithmetic, progress=not args.quiet)
     seconds = time.perf_counter() - start
     atomic_write(args.out, lambda temp: Path(temp).write_bytes(data))
     dims = sum(image.values.size for image in images)
