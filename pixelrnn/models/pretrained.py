@@ -46,7 +46,7 @@ def save_pretrained(model, directory: str | os.PathLike, *, metadata: dict[str, 
     weights file, where the commands read it (e.g. ``image_size`` for ``pixelrnn sample``).
     """
     folder = Path(directory)
-    metadata = dict(metadata or {})
+    metadata = dict(sorted((metadata or {}).items()))  # config.json and the card then read the same on every save
     if not all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()):
         raise ConfigError("metadata must map strings to strings (it is stored in the safetensors header)")
     if {"format", "pixelrnn.config"} & set(metadata):
@@ -125,7 +125,7 @@ def model_card(model, metadata: dict[str, str], *, name: str = "path/to/this/fol
              "```python", "import pixelrnn", f'model = pixelrnn.from_pretrained("{name}")', "```", "",
              "## Configuration", "", "```json", json.dumps(config.to_dict(), indent=2), "```", ""]
     if metadata:
-        lines += ["## Metadata", "", "| key | value |", "| --- | --- |", *[f"| {key} | {value} |" for key, value in metadata.items()], ""]
+        lines += ["## Metadata", "", "| key | value |", "| --- | --- |", *[f"| {key} | {value} |" for key, value in sorted(metadata.items())], ""]
     for heading, body in sections:
         lines += [f"## {heading}", "", body.rstrip(), ""]
     return "\n".join(lines)
