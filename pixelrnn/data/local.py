@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DatasetError, ImageError
-from ..images import IMAGE_EXTENSIONS, read_image, scale_table
+from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_table
 from .archives import BoundedNpz
 from .formats import _to_uint8, npz_key, npz_layout
 from .parts import Plan, every_row, npz_array
@@ -72,9 +72,7 @@ def _folder_images(files: list[Path], chosen: list[Path], name: str, levels: int
     def values(batch: np.ndarray) -> np.ndarray:
         if levels is None or mapping == "raw":
             return batch
-        inverse = np.zeros(256, dtype=np.uint8)
-        inverse[scale_table(levels)] = np.arange(levels, dtype=np.uint8)
-        return inverse[batch]
+        return samples_to_values(batch, levels)[0]  # every sample is scaled: the folder's mapping says so
 
     for f in chosen:
         a = first if f == files[0] else _read_folder_image(f)
