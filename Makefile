@@ -14,14 +14,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,plots,digits,native]"
+	$(PY) -m pip install --quiet -e ".[test,plots,digits,tensorboard,native]"
 	touch $@
 
 # Trains a small Diagonal BiLSTM on the 8x8 digits bundled with scikit-learn (offline), evaluates
 # it on the test split and draws samples; prints the run folder at the end.
 demo: install
 	rm -rf $(RUN_DIR)
-	$(VENV)/bin/pixelrnn train --config configs/digits_demo.toml --out $(RUN_DIR)
+	$(VENV)/bin/pixelrnn train --config digits_demo --out $(RUN_DIR)
 	$(VENV)/bin/pixelrnn evaluate $(RUN_DIR) --split test --train --json $(RUN_DIR)/test.json
 	$(VENV)/bin/pixelrnn sample $(RUN_DIR) -n 64 --seed 0 --out $(RUN_DIR)/samples.png
 	$(VENV)/bin/pixelrnn complete $(RUN_DIR) --dataset digits --index 0 --index 1 --index 2 --keep-rows 4 -k 8 --seed 0 --out $(RUN_DIR)/completions.png

@@ -1,16 +1,23 @@
-"""Lossless compression with a trained model against PNG, WebP, gzip, bzip2 and xz.
+"""Lossless compression with a trained model: the integer coding model against the float one, PNG, WebP, gzip, bzip2, xz.
 
     PIXELRNN_DATA_DIR=/path/to/data python benchmarks/compression.py runs/benchmark_binarized_mnist/pixelcnn
     python benchmarks/compression.py CHECKPOINT [CHECKPOINT ...] [--dataset binarized_mnist] [--split test]
-                                    [--limit N] [--data-dir DIR] [--batch-size 256] [--dtype float32] [--json FILE]
+                                    [--limit N] [--speed-images 512] [--data-dir DIR] [--batch-size 256]
+                                    [--no-baselines] [--json FILE]
 
 For each checkpoint (a file or a run folder) and a dataset split (default: the dataset the
 checkpoint was trained on, else binarized MNIST; split test, all images unless ``--limit``):
 
-- the model's coder (:mod:`pixelrnn.compression`): realised bits/dim of the payload and of the
-  whole file (with its header), the model's NLL in bits/dim (``model.nll``, the batched forward
-  pass), the overhead of the payload over the NLL in %, and compression / decompression speed
-  in images/s (one thread, as the coder always runs; the decode is checked bit for bit);
+- rate of the integer coding model (the default of ``pixelrnn compress``): realised bits/dim of
+  the payload and of the whole file, against the float model's NLL (``model.nll``, the batched
+  forward pass) and against the coding model's own NLL (the ideal code length of its integer
+  frequencies, sum of -log2 p); the decode is checked bit for bit;
+- speed, before (the float32 coding model, format version 1's) against after (the integer one):
+  compress and decompress images/s on the first ``--speed-images`` images, the two measured
+  alternately in this one process, twice, with the load average printed beside each figure
+  (on a shared machine only the ratio means something). ``--before DIR`` takes "before" from an
+  earlier source tree instead (``DIR/pixelrnn``, e.g. ``git archive REV pixelrnn | tar -x -C DIR``),
+  imported under another name: its own loader, model and ``compress(..., dtype=torch.float32)``;
 - PNG (Pillow, ``optimize=True, compress_level=9``) and WebP lossless (Pillow, ``lossless=True,
   quality=100, method=6``; if Pillow has WebP) of each image: 2-level data as a 1-bit PNG
   (mode ``1``, the smallest PNG of such data) and as WebP of the 0/255 grey image; other data
@@ -31,6 +38,7 @@ import gzip
 import io
 import json
 import lzma
+import os
 import platform
 import sys
 import time
@@ -129,22 +137,101 @@ def baselines(values: np.ndarray, levels: int) -> list[dict]:
 
 
 # --------------------------------------------------------------------- the model's coder
-def model_coder(checkpoint, values: np.ndarray, levels: int, batch_size: int, dtype: torch.dtype) -> dict:
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start, os.getloadavg()[0]
+
+
+def same_values(decoded, images) -> bool:
+    return len(decoded) == len(images) and all(np.array_equal(a.values, b.values) for a, b in zip(decoded, images))
+
+
+def import_before(folder: str):
+    """The package ``folder``/pixelrnn imported as ``pixelrnn_before`` (its imports are relative)."""
+    import importlib.util
+
+    root = Path(folder) / "pixelrnn"
+    spec = importlib.util.spec_from_file_location("pixelrnn_before", root / "__init__.py", submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pixelrnn_before"] = module
+    spec.loader.exec_module(module)
+    import pixelrnn_before.codec  # noqa: F401  (the submodules the coder needs)
+    import pixelrnn_before.training  # noqa: F401
+    return module
+
+
+def before_coder(checkpoint, before, batch_size: int):
+    """compress / decompress of the float32 coder: this version's, or an earlier tree's (``--before``)."""
+    if before is None:
+        model = load_model_from(checkpoint, "cpu").eval()
+        return (lambda images: compression.compress(model, images, batch_size=batch_size, arithmetic="float32"),
+                lambda data: compression.decompress(model, data))
+    model = before.training.load_model_from(checkpoint, "cpu").eval()
+    codec = before.codec
+    as_before = lambda images: [codec.CodedImage(i.name, i.values, i.mode, i.mapping) for i in images]  # noqa: E731
+    return (lambda images: codec.compress(model, as_before(images), batch_size=batch_size, dtype=torch.float32),
+            lambda data: codec.decompress(model, data))
+
+
+def model_coder(checkpoint, values: np.ndarray, levels: int, batch_size: int, speed_images: int, before=None) -> dict:
     model = load_model_from(checkpoint, "cpu").eval()
     images = compression.images_from_array(values, levels)
-    start = time.perf_counter()
-    data = compression.compress(model, images, batch_size=batch_size, dtype=dtype)
-    encode_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = compression.decompress(model, data)
-    decode_seconds = time.perf_counter() - start
-    exact = all(np.array_equal(a.values, b.values) for a, b in zip(decoded, images)) and len(decoded) == len(images)
+    report: dict = {}
+    data, encode_seconds, encode_load = timed(lambda: compression.compress(model, images, batch_size=batch_size, report=report))
+    decoded, decode_seconds, decode_load = timed(lambda: compression.decompress(model, data))
     stats = compression.compression_stats(model, images, data)
-    return {
-        "arch": model.config.arch, "parameters": sum(p.numel() for p in model.parameters()),
-        **stats, "compress_images_per_s": len(images) / encode_seconds, "decompress_images_per_s": len(images) / decode_seconds,
-        "bit_exact": exact, "batch_size": batch_size, "dtype": str(dtype).replace("torch.", ""),
+    dims, nll_bits = stats["subpixels"], stats["nll_bits_per_dim"] * stats["subpixels"]
+    payload_bits = 8 * stats["payload_bytes"]
+    row = {
+        "arch": model.config.arch, "parameters": sum(p.numel() for p in model.parameters()), **stats,
+        "coding_model": compression.integer_model(model).describe(),
+        "coding_model_nll_bits_per_dim": report["ideal_bits"] / dims,
+        "overhead_vs_coding_model_percent": 100.0 * (payload_bits - report["ideal_bits"]) / report["ideal_bits"],
+        "coding_model_vs_float_percent": 100.0 * (report["ideal_bits"] - nll_bits) / nll_bits,
+        "compress_images_per_s": len(images) / encode_seconds, "decompress_images_per_s": len(images) / decode_seconds,
+        "load": [encode_load, decode_load], "bit_exact": same_values(decoded, images), "batch_size": batch_size,
     }
+    # Before (float32, format version 1's coding model) against after (integer), alternately, twice.
+    subset = images[:speed_images]
+    coders = {"float32": before_coder(checkpoint, before, batch_size),
+              "integer": (lambda images: compression.compress(model, images, batch_size=batch_size), lambda data: compression.decompress(model, data))}
+    speed = {name: [] for name in coders}
+    for _ in range(2):
+        for name, (encode, decode) in coders.items():
+            coded, seconds_in, load_in = timed(lambda: encode(subset))
+            back, seconds_out, load_out = timed(lambda: decode(coded))
+            speed[name].append({"compress_images_per_s": len(subset) / seconds_in, "decompress_images_per_s": len(subset) / seconds_out,
+                                "load": [load_in, load_out], "bit_exact": same_values(back, subset), "file_bytes": len(coded)})
+    row["speed"] = {"images": len(subset), "before": "float32 of " + (before.__file__ if before else "this version"), **speed}
+    return row
+
+
+def print_model_tables(results: list[dict]) -> None:
+    print("| checkpoint | data | images | float NLL bits/dim | coding model NLL | coded bits/dim | vs float NLL | vs coding model "
+          "| file bits/dim | compress img/s | decompress img/s | exact |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        print(f"| `{r['checkpoint']}` ({r['arch']}, {r['parameters']:,} params) | {r['dataset']} | {r['images']} "
+              f"| {r['nll_bits_per_dim']:.5f} | {r['coding_model_nll_bits_per_dim']:.5f} | {r['bits_per_dim']:.5f} "
+              f"| {r['overhead_percent']:+.3f} % | {r['overhead_vs_coding_model_percent']:+.3f} % | {r['file_bits_per_dim']:.5f} "
+              f"| {r['compress_images_per_s']:.1f} | {r['decompress_images_per_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
+    print("\nSpeed, before (float32) and after (integer), alternately in one process (load average beside each figure):\n")
+    print("| checkpoint | images | round | float32 compress | integer compress | ratio | float32 decompress | integer decompress | ratio "
+          "| file bytes float32 / integer | exact |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        speed = r["speed"]
+        for k, (before, after) in enumerate(zip(speed["float32"], speed["integer"])):
+            exact = before["bit_exact"] and after["bit_exact"]
+            print(f"| `{r['checkpoint']}` | {speed['images']} | {k + 1} "
+                  f"| {before['compress_images_per_s']:.1f} (load {before['load'][0]:.1f}) | {after['compress_images_per_s']:.1f} (load {after['load'][0]:.1f}) "
+                  f"| {after['compress_images_per_s'] / before['compress_images_per_s']:.2f} "
+                  f"| {before['decompress_images_per_s']:.1f} (load {before['load'][1]:.1f}) | {after['decompress_images_per_s']:.1f} (load {after['load'][1]:.1f}) "
+                  f"| {after['decompress_images_per_s'] / before['decompress_images_per_s']:.2f} | {before['file_bytes']:,} / {after['file_bytes']:,} "
+                  f"| {'yes' if exact else 'NO'} |")
+    for r in results:
+        print(f"\n`{r['checkpoint']}`: {r['coding_model']}; before = {r['speed']['before']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,10 +242,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N images (default: all)")
     parser.add_argument("--data-dir", help="dataset folder (default: PIXELRNN_DATA_DIR)")
     parser.add_argument("--batch-size", type=int, default=compression.DEFAULT_BATCH_SIZE)
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--speed-images", type=int, default=512, help="images of the before/after speed runs (default 512)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip PNG, WebP, gzip, bzip2 and xz")
+    parser.add_argument("--before", metavar="DIR", help="take the float32 coder of DIR/pixelrnn (an earlier source tree) as 'before'")
     parser.add_argument("--json", help="also write the results as JSON")
     args = parser.parse_args(argv)
 
+    before = import_before(args.before) if args.before else None
     results = []
     baseline_rows: dict[str, list[dict]] = {}
     for checkpoint in args.checkpoints:
@@ -167,23 +257,17 @@ def main(argv: list[str] | None = None) -> None:
         image_set = load_dataset(dataset, args.split, data_dir=args.data_dir)
         values = image_set.images[: args.limit] if args.limit else image_set.images
         print(f"{path}: {len(values)} images of {dataset}/{args.split}", file=sys.stderr, flush=True)
-        row = model_coder(path, values, image_set.levels, args.batch_size, getattr(torch, args.dtype))
+        row = model_coder(path, values, image_set.levels, args.batch_size, args.speed_images, before)
         row.update(checkpoint=str(path), dataset=f"{dataset}/{args.split}")
         results.append(row)
         key = f"{dataset}/{args.split} ({len(values)} images)"
-        if key not in baseline_rows:
+        if key not in baseline_rows and not args.no_baselines:
             baseline_rows[key] = baselines(values, image_set.levels)
 
-    print(f"\nHardware: {hardware()}; coding on 1 thread (torch default here: {torch.get_num_threads()}).")
+    print(f"\nHardware: {hardware()}; coding on 1 thread (torch default here: {torch.get_num_threads()}); "
+          f"load average at the end {os.getloadavg()[0]:.1f}.")
     print(f"Software: {versions()}.\n")
-    print("| checkpoint | data | images | NLL bits/dim | coded bits/dim | overhead | file bits/dim (with header) "
-          "| compress img/s | decompress img/s | exact |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for r in results:
-        print(f"| `{r['checkpoint']}` ({r['arch']}, {r['parameters']:,} params) | {r['dataset']} | {r['images']} "
-              f"| {r['nll_bits_per_dim']:.5f} | {r['bits_per_dim']:.5f} | {r['overhead_percent']:+.3f} % "
-              f"| {r['file_bits_per_dim']:.5f} | {r['compress_images_per_s']:.1f} | {r['decompress_images_per_s']:.1f} "
-              f"| {'yes' if r['bit_exact'] else 'NO'} |")
+    print_model_tables(results)
     for key, rows in baseline_rows.items():
         print(f"\nBaselines on {key}:\n")
         print("| codec | bits/dim, per image | bits/dim, whole set | encode img/s |")

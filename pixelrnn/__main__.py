@@ -1,3 +1,5 @@
+"""``python -m pixelrnn``: the command line (also under ``torchrun ... -m pixelrnn``)."""
+
 import sys
 
 from .cli import main

@@ -140,6 +140,8 @@ class MultiScaleConfig:
 
 
 def config_from_dict(values: dict) -> ModelConfig | MultiScaleConfig:
+    if not isinstance(values, dict):
+        raise ConfigError(f"a model configuration is a mapping of options, not a {type(values).__name__}")
     return MultiScaleConfig.from_dict(values) if values.get("arch") == "multiscale" else ModelConfig.from_dict(values)
 
 

@@ -32,3 +32,21 @@ class TrainingError(PixelRNNError):
 
 class CompressionError(PixelRNNError):
     """A file that cannot be decoded, or images that cannot be coded."""
+
+
+class WrongModelError(CompressionError):
+    """A compressed file was written with another model (or another coding model) than the one given."""
+
+
+class DamagedFileError(CompressionError):
+    """A compressed file is damaged: truncated, altered, or not a compressed file at all."""
+
+
+class PlatformError(CompressionError):
+    """A float-arithmetic file did not decode on another platform; files of the integer coding model never raise it."""
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of a (foreign) exception's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

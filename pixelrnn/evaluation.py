@@ -16,21 +16,35 @@ from tqdm import tqdm
 from .utils import bits_per_dim
 
 
-@torch.no_grad()
-def nll_per_image(model, images: np.ndarray | torch.Tensor, *, batch_size: int = 64, device=None,
-                  progress: bool = False, description: str = "evaluate") -> np.ndarray:
-    """Nats of every image, float64 (N,). ``images`` are integers (N, C, H, W)."""
+def nats_by_batch(model, images: np.ndarray | torch.Tensor, *, batch_size: int = 64, device=None):
+    """Yield the nats of ``images`` (N, C, H, W) batch by batch, float64 (B,) on the CPU.
+
+    The model is in eval mode while this runs and goes back to its mode after, also when the
+    caller stops early (training stops a validation on a signal).
+    """
     device = torch.device(device) if device is not None else model.device
     was_training = model.training
     model.eval()
-    images = torch.as_tensor(images)
-    results = []
     try:
-        for start in tqdm(range(0, len(images), batch_size), desc=description, disable=not progress, leave=False):
-            batch = images[start : start + batch_size].to(device).long()
-            results.append(model.nll(batch).double().cpu())
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            # A numpy batch is copied on its own: a memory-mapped split is never read whole.
+            batch = (batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.array(batch))).to(device).long()
+            with torch.no_grad():
+                nats = model.nll(batch).double().cpu()
+            yield nats
     finally:
         model.train(was_training)
+
+
+def nll_per_image(model, images: np.ndarray | torch.Tensor, *, batch_size: int = 64, device=None,
+                  progress: bool = False, description: str = "evaluate") -> np.ndarray:
+    """Nats of every image, float64 (N,). ``images`` are integers (N, C, H, W)."""
+    results = []
+    with tqdm(total=len(images), desc=description, disable=not progress, leave=False, unit="image") as bar:
+        for nats in nats_by_batch(model, images, batch_size=batch_size, device=device):
+            results.append(nats)
+            bar.update(len(nats))
     return torch.cat(results).numpy() if results else np.zeros(0)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -34,12 +35,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import ImageError
+from .errors import ImageError, PixelRNNError, one_line
+from .limits import check_limit
 from .utils import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".gif", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 GRID_PADDING = 2
+GROUP_GAP = 3 * GRID_PADDING  # between tiles that belong apart: a completion's source and result, multi-scale pairs
 PADDING_VALUE = 128  # mid grey between tiles
+MIN_TILE = 96  # a saved grid is enlarged (nearest neighbour) until a tile is at least this many pixels across
 UNKNOWN_DARK, UNKNOWN_LIGHT = 96, 160  # checkerboard marking the sub-pixels to be completed
 
 
@@ -94,24 +98,42 @@ class ImageFile:
     frames: int
 
 
+def _decode(image, path) -> tuple[np.ndarray, str, int]:
+    """Samples (H, W[, C]), mode and frame count of an opened Pillow image, its size checked first."""
+    with image:
+        width, height = image.size
+        check_limit("image_pixels", width * height, f"image {path} of {width}x{height}", ImageError)
+        frames, mode = getattr(image, "n_frames", 1), image.mode
+        image.seek(0)
+        if mode.startswith("I;16"):
+            array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+        elif mode in ("1", "L", "LA", "La"):
+            array = np.asarray(image.convert("L"))
+        else:
+            array = np.asarray(image.convert("RGB"))
+            if mode in ("P", "PA") and (array == array[..., :1]).all():
+                array = array[..., 0]  # grey palette
+    return array, mode, frames
+
+
 def read_image(path: str | os.PathLike) -> ImageFile:
-    """Read one image file (module docstring); an unreadable file is an :class:`ImageError`."""
-    from PIL import Image, UnidentifiedImageError
+    """Read one image file (module docstring); an unreadable or oversized file is an :class:`ImageError`.
+
+    The size in the file's header is checked against the ``image_pixels`` limit before any
+    pixel is decoded (Pillow's own decompression-bomb guard stays on above it). Pillow's
+    warnings about a damaged file are not printed: the file is either read or refused.
+    """
+    from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            frames, mode = getattr(image, "n_frames", 1), image.mode
-            image.seek(0)
-            if mode.startswith("I;16"):
-                array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
-            elif mode in ("1", "L", "LA", "La"):
-                array = np.asarray(image.convert("L"))
-            else:
-                array = np.asarray(image.convert("RGB"))
-                if mode in ("P", "PA") and (array == array[..., :1]).all():
-                    array = array[..., 0]  # grey palette
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageError(f"cannot read image {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array, mode, frames = _decode(Image.open(path), path)
+    except PixelRNNError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Pillow's decoders raise many types on a damaged file (OSError,
+        # ValueError, TypeError, SyntaxError, DecompressionBombError were seen in fuzzing)
+        raise ImageError(f"cannot read image {path}: {one_line(error)}") from None
     samples = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (H, W[, C]) -> (C, H, W)
     return ImageFile(np.ascontiguousarray(samples), mode, frames)
 
@@ -152,10 +174,11 @@ def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a uint8 (H, W, 1 or 3) array as a PNG (grey or RGB), atomically."""
+def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Path:
+    """Write a uint8 (H, W, 1 or 3) array as a PNG (grey or RGB), atomically, enlarged ``scale`` times."""
     from PIL import Image
 
+    array = upscale(array, scale)
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array, mode="L" if array.shape[-1] == 1 else "RGB")
     atomic_write(path, lambda temp: image.save(temp, format="PNG"))
     return Path(path)
@@ -207,40 +230,71 @@ def load_npz_images(path: str | os.PathLike, indices: list[int], channels: int, 
 
 
 # --------------------------------------------------------------------- grids
-def tile(rows: list[list[np.ndarray]], padding: int = GRID_PADDING, value: int = PADDING_VALUE) -> np.ndarray:
-    """Lay out uint8 tiles (C, H, W), all the same shape, as a (H', W', C) image, ``padding`` apart."""
+def auto_scale(height: int, width: int) -> int:
+    """The smallest whole enlargement that makes a tile of ``height`` x ``width`` at least MIN_TILE across."""
+    return max(1, math.ceil(MIN_TILE / max(height, width)))
+
+
+def upscale(array: np.ndarray, scale: int) -> np.ndarray:
+    """(H, W, C) enlarged ``scale`` times by nearest neighbour: every pixel a scale x scale block."""
+    if scale < 1:
+        raise ValueError(f"scale must be a whole number >= 1; got {scale}")
+    return array if scale == 1 else array.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def column_lefts(columns: int, width: int, padding: int = GRID_PADDING, wide_after=()) -> list[int]:
+    """Left edge of each column of tiles: ``padding`` apart, GROUP_GAP after the columns in ``wide_after``."""
+    lefts, left = [], padding
+    for column in range(columns):
+        lefts.append(left)
+        left += width + (GROUP_GAP if column in wide_after else padding)
+    return lefts
+
+
+def tile(rows: list[list[np.ndarray]], padding: int = GRID_PADDING, value: int = PADDING_VALUE, wide_after=()) -> np.ndarray:
+    """Lay out uint8 tiles (C, H, W), all the same shape, as a (H', W', C) image, ``padding`` apart
+    (GROUP_GAP after the columns in ``wide_after``)."""
     channels, height, width = rows[0][0].shape
-    columns = max(len(row) for row in rows)
-    grid = np.full((padding + len(rows) * (height + padding), padding + columns * (width + padding), channels), value, np.uint8)
+    lefts = column_lefts(max(len(row) for row in rows), width, padding, wide_after)
+    grid = np.full((padding + len(rows) * (height + padding), lefts[-1] + width + padding, channels), value, np.uint8)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
-            top, left = padding + r * (height + padding), padding + c * (width + padding)
+            top, left = padding + r * (height + padding), lefts[c]
             grid[top : top + height, left : left + width] = image.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
     return grid
 
 
-def grid_array(images, levels: int, nrow: int | None = None, padding: int = GRID_PADDING) -> np.ndarray:
+def grid_array(images, levels: int, nrow: int | None = None, padding: int = GRID_PADDING, group: int = 1) -> np.ndarray:
     """(N, C, H, W) integer images as one uint8 (H', W', C) grid with ``nrow`` images per row.
 
     ``nrow`` defaults to ceil(sqrt(N)); tile k sits at grid row k // nrow, column k % nrow.
+    ``group`` > 1 sets every ``group`` columns apart (GROUP_GAP), e.g. 2 for pairs of images.
     """
     pixels = to_uint8(images, levels)
     if pixels.ndim != 4 or pixels.shape[0] == 0:
         raise ValueError(f"expected a non-empty batch of images (N, C, H, W); got shape {pixels.shape}")
     nrow = nrow or math.ceil(math.sqrt(len(pixels)))
-    return tile([list(pixels[start : start + nrow]) for start in range(0, len(pixels), nrow)], padding)
+    wide_after = {column for column in range(nrow - 1) if group > 1 and column % group == group - 1}
+    return tile([list(pixels[start : start + nrow]) for start in range(0, len(pixels), nrow)], padding, wide_after=wide_after)
 
 
-def save_grid(images, levels: int, path: str | os.PathLike, nrow: int | None = None) -> Path:
-    """Save (N, C, H, W) integer images in [0, levels) as a PNG grid (values scaled to 0..255)."""
-    return save_png(grid_array(images, levels, nrow), path)
+def save_grid(images, levels: int, path: str | os.PathLike, nrow: int | None = None, scale: int | None = None,
+              group: int = 1) -> Path:
+    """Save (N, C, H, W) integer images in [0, levels) as a PNG grid (values scaled to 0..255).
+
+    ``scale``: whole enlargement by nearest neighbour; None picks :func:`auto_scale`, so that
+    small images (8x8 digits, 28x28 MNIST) are comfortable to view. The npz keeps the values.
+    """
+    grid = grid_array(images, levels, nrow, group=group)
+    return save_png(grid, path, auto_scale(*images.shape[2:]) if scale is None else scale)
 
 
 def completion_grid(occluded, completions, original, *, levels: int, known=None, padding: int = GRID_PADDING) -> np.ndarray:
     """The completion figure as a uint8 (H', W', C) array, one source image per row.
 
     Row n: ``occluded[n]`` with its unknown sub-pixels shown as a grey checkerboard, the k
-    ``completions[n]``, then ``original[n]``. ``occluded`` and ``original`` are (N, C, H, W)
+    ``completions[n]``, then ``original[n]``; the completions are set apart from the source
+    and the original by a wider gap (GROUP_GAP). ``occluded`` and ``original`` are (N, C, H, W)
     integers, ``completions`` (N, k, C, H, W). ``known`` (bool, broadcastable to (N, C, H, W))
     marks the kept sub-pixels; without it, negative values of ``occluded`` mark the unknown ones.
     """
@@ -258,4 +312,4 @@ def completion_grid(occluded, completions, original, *, levels: int, known=None,
     shown = np.where(known.cpu().numpy(), shown, checker.astype(np.uint8)[None, None])
     samples, sources = to_uint8(completions, levels), to_uint8(original, levels)
     rows = [[shown[n], *samples[n], sources[n]] for n in range(len(shown))]
-    return tile(rows, padding)
+    return tile(rows, padding, wide_after={0, completions.shape[1]})

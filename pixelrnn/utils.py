@@ -1,7 +1,8 @@
 """Small utilities shared across the library: files, threads, devices and units (section 5.1).
 
 - :func:`atomic_write`: every file the library writes goes to a temporary name in its folder
-  and is renamed into place, so an interruption never leaves a truncated file under the name.
+  and is renamed into place, so an interruption never leaves a truncated file under the name;
+  the file's mode follows the umask, as for any ``open``.
 - :func:`torch_threads`: a block run with a given number of CPU threads, the setting restored.
 - :func:`choose_device`: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 - :func:`bits_per_dim`: nats per image to bits per sub-pixel, the paper's unit for colour images.
@@ -20,14 +21,26 @@ import torch
 from .errors import ConfigError
 
 
+def current_umask() -> int:
+    """The process's file mode creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(temp_path)`` then rename the result onto ``path``."""
+    """Call ``write(temp_path)`` then rename the result onto ``path``.
+
+    The file gets the mode an ordinary ``open`` would give it (0o666 less the umask: 0o644 under
+    022), not the 0o600 of the private temporary file, so run folders can be shared and served.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(temp)
+        os.chmod(temp, 0o666 & ~current_umask())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

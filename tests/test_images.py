@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixelrnn.images import (GRID_PADDING, PADDING_VALUE, UNKNOWN_DARK, UNKNOWN_LIGHT, completion_grid, load_samples_npz,
-                             save_grid, save_samples_npz)
+from pixelrnn.images import (GRID_PADDING, GROUP_GAP, PADDING_VALUE, UNKNOWN_DARK, UNKNOWN_LIGHT, completion_grid, grid_array,
+                             load_samples_npz, save_grid, save_samples_npz)
 
 from pictures import no_temp_files, read_png, tile_at
 
@@ -14,7 +14,7 @@ from pictures import no_temp_files, read_png, tile_at
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 256), (1, 4)])
 def test_grid_png_round_trip(tmp_path, channels, levels):
     images = torch.randint(0, levels, (5, channels, 3, 4), generator=torch.Generator().manual_seed(0))
-    path = save_grid(images, levels, tmp_path / "grid.png", nrow=2)
+    path = save_grid(images, levels, tmp_path / "grid.png", nrow=2, scale=1)
     mode, grid = read_png(path)
     assert mode == ("L" if channels == 1 else "RGB")
     # 3 rows of 2 tiles of 3x4, 2 pixels of padding around every tile
@@ -29,6 +29,32 @@ def test_grid_png_round_trip(tmp_path, channels, levels):
     if levels == 2:
         assert set(np.unique(grid)) <= {0, 255, PADDING_VALUE}  # binary: black and white
     assert no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("size, scale", [((8, 8), 12), ((28, 28), 4), ((32, 32), 3), ((64, 64), 2), ((5, 130), 1)])
+def test_saved_grids_are_enlarged_by_nearest_neighbour(tmp_path, size, scale):
+    images = torch.randint(0, 17, (3, 1, *size), generator=torch.Generator().manual_seed(0))
+    _, grid = read_png(save_grid(images, 17, tmp_path / "grid.png"))
+    _, plain = read_png(save_grid(images, 17, tmp_path / "plain.png", scale=1))
+    assert grid.shape == (plain.shape[0] * scale, plain.shape[1] * scale)
+    assert min(size) * scale >= 96 or scale == 1  # a tile is comfortable to view
+    assert np.array_equal(grid[::scale, ::scale], plain)  # every pixel became a scale x scale block
+    assert np.array_equal(grid[scale - 1 :: scale, scale - 1 :: scale], plain)
+    _, three = read_png(save_grid(images, 17, tmp_path / "three.png", scale=3))
+    assert three.shape == (plain.shape[0] * 3, plain.shape[1] * 3)
+    with pytest.raises(ValueError, match="scale"):
+        save_grid(images, 17, tmp_path / "zero.png", scale=0)
+
+
+def test_pairs_are_set_apart():
+    images = torch.arange(6).reshape(6, 1, 1, 1) % 2
+    grid = grid_array(images, 2, nrow=6, group=2)[..., 0]
+    # three pairs of 1x1 tiles: 2-pixel gaps inside a pair, GROUP_GAP between pairs
+    lefts = [GRID_PADDING + offset for offset in (0, 3, 3 + 1 + GROUP_GAP, 3 + 1 + GROUP_GAP + 3,
+                                                  2 * (4 + GROUP_GAP), 2 * (4 + GROUP_GAP) + 3)]
+    assert grid.shape[1] == lefts[-1] + 1 + GRID_PADDING
+    assert [grid[GRID_PADDING, left] for left in lefts] == [0, 255, 0, 255, 0, 255]
+    assert (np.delete(grid[GRID_PADDING], lefts) == PADDING_VALUE).all()
 
 
 def test_grid_rejects_values_outside_the_levels(tmp_path):
@@ -56,16 +82,26 @@ def test_completion_grid_layout():
     known = torch.zeros(4, 4, dtype=torch.bool)
     known[:2] = True
     grid = completion_grid(original, completions, original, levels=4, known=known)
-    assert grid.shape == (GRID_PADDING + 2 * (4 + GRID_PADDING), GRID_PADDING + 5 * (4 + GRID_PADDING), 1)
+    # source | 3 completions | original: the completions are set apart by wider gaps
+    lefts = [GRID_PADDING, GRID_PADDING + 4 + GROUP_GAP]
+    lefts += [lefts[-1] + 4 + GRID_PADDING, lefts[-1] + 2 * (4 + GRID_PADDING)]
+    lefts += [lefts[-1] + 4 + GROUP_GAP]
+    assert grid.shape == (GRID_PADDING + 2 * (4 + GRID_PADDING), lefts[-1] + 4 + GRID_PADDING, 1)
     scale = 255 // 3
+
+    def tile(n, column):
+        top = GRID_PADDING + n * (4 + GRID_PADDING)
+        return grid[top : top + 4, lefts[column] : lefts[column] + 4, 0]
+
     for n in range(2):
-        occluded = tile_at(grid, n, 0, 4, 4)[..., 0]
+        occluded = tile(n, 0)
         assert np.array_equal(occluded[:2], original[n, 0, :2].numpy() * scale)
         marks = set(np.unique(occluded[2:]))
         assert marks == {UNKNOWN_DARK, UNKNOWN_LIGHT}  # the unknown part: a grey checkerboard
         for k in range(3):
-            assert np.array_equal(tile_at(grid, n, 1 + k, 4, 4)[..., 0], completions[n, k, 0].numpy() * scale)
-        assert np.array_equal(tile_at(grid, n, 4, 4, 4)[..., 0], original[n, 0].numpy() * scale)
+            assert np.array_equal(tile(n, 1 + k), completions[n, k, 0].numpy() * scale)
+        assert np.array_equal(tile(n, 4), original[n, 0].numpy() * scale)
+        assert (grid[:, lefts[0] + 4 : lefts[1]] == PADDING_VALUE).all() and (grid[:, lefts[3] + 4 : lefts[4]] == PADDING_VALUE).all()
     # Negative values mark the unknown sub-pixels when no mask is given.
     marked = original.clone()
     marked[:, :, 2:] = -1

@@ -13,7 +13,7 @@ MAX_LINES = 400  # the size limit of a source file, stated once
 # floor above or another group of its own floor.
 FLOORS = [
     ["errors"],
-    ["utils", "config", "native"],
+    ["utils", "config", "hub", "limits", "native"],
     ["presets", "images", "layers"],
     ["models"],
     ["evaluation", "checkpoint"],

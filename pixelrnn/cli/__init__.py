@@ -1,32 +1,40 @@
 """Command-line interface: ``pixelrnn <command> ...``; a user's mistake is one line on stderr, exit 2.
 
 A thin layer over the library that nothing in the library imports: one module per group of
-commands (:mod:`.train`: presets, train, evaluate; :mod:`.generate`: sample, complete;
-:mod:`.codec`: compress, decompress). Every command turns the library's errors
+commands (:mod:`.train`: presets, configs, train, evaluate; :mod:`.generate`: sample, complete;
+:mod:`.codec`: compress, decompress; :mod:`.pretrained`: pretrained). Every command turns the library's errors
 (:class:`pixelrnn.errors.PixelRNNError`) into :class:`UserError` with the same message.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
 
-from . import codec, generate, train
+from .. import __version__
+from . import codec, generate, pretrained, train
 from .common import UserError
 
 # A user's mistake: printed as one line, never a traceback. The library's own errors arrive as
 # UserError; these are the operating system's answers about files the user named.
 USER_ERRORS = (UserError, FileNotFoundError, PermissionError, IsADirectoryError)
+# Pillow logs what it finds wrong in a damaged image file before raising; the error line says it once.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelrnn", description="Pixel Recurrent Neural Networks: train, evaluate, sample.")
+    parser.add_argument("--version", action="version", version=f"pixelrnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)
     generate.add_sample_parser(sub)
     generate.add_complete_parser(sub)
     codec.add_compress_parser(sub)
     codec.add_decompress_parser(sub)
+    pretrained.add_parser(sub)
     return parser
 
 
@@ -38,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`pixelrnn presets | head`): stop quietly with the status of a tool
+        # killed by SIGPIPE; what is still buffered goes nowhere instead of failing at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except SystemExit as exit_request:
         return int(exit_request.code or 0)
     except USER_ERRORS as error:

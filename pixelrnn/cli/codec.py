@@ -8,15 +8,14 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
-
-from ..codec import (DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats, decompress,
-                     image_files, image_from_file, images_from_array, save_images)
+from ..checkpoint import load_model_with_metadata
+from ..codec import (ARITHMETIC_CHOICES, DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats,
+                     decompress, image_files, image_from_file, images_from_array, save_images)
 from ..codec.coding_model import check_model
 from ..errors import CompressionError
-from ..training import load_model_from
+from ..training import load_model_from, resolve_checkpoint
 from ..utils import atomic_write
-from .common import UserError, add_dataset_split_arguments, load_split_for, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, user_errors
 
 
 def add_compress_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,14 +24,16 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
         "compress", help="losslessly compress images with a trained model",
         description="Entropy-code images with the model's conditionals (range coding). Inputs are image files "
                     "(mode 1, L or RGB) and folders of them, or a dataset split. See docs/compression.md.")
-    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    add_checkpoint_argument(parser)
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, or folders (their image files, sorted by name)")
     parser.add_argument("-o", "--out", required=True, help="compressed file to write")
     parser.add_argument("--dataset", help="compress a dataset split instead of files (name as for `pixelrnn train`)")
     add_dataset_split_arguments(parser)
     parser.add_argument("--limit", type=int, default=0, help="with --dataset: only the first N images")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"images coded at once (default {DEFAULT_BATCH_SIZE}; stored in the file)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="model dtype while coding (default float32)")
+    parser.add_argument("--arithmetic", choices=ARITHMETIC_CHOICES, default="integer",
+                        help="coding model: integer (default; the file decodes on any machine) or float32/float64 "
+                             "(the float model; the file decodes only on the platform that wrote it)")
     parser.add_argument("--stats", action="store_true", help="print achieved bits/dim, the model's NLL and the overhead")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=user_errors(cmd_compress))
@@ -44,39 +45,59 @@ def add_decompress_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "decompress", help="restore images compressed by `pixelrnn compress`",
         description="Decode a file written by `pixelrnn compress` with the same model; writes one PNG per image into DIR.")
-    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
-    parser.add_argument("file", metavar="FILE")
+    add_checkpoint_argument(parser)
+    parser.add_argument("file", metavar="FILE", help="a file written by `pixelrnn compress`")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created; same names are overwritten)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=user_errors(cmd_decompress))
     return parser
 
 
-def _inputs(args: argparse.Namespace, model) -> list[CodedImage]:
+def _inputs(args: argparse.Namespace, model, checkpoint, metadata: dict) -> list[CodedImage]:
     config = model.config
     if args.dataset:
         if args.inputs:
             raise UserError("give image files/folders or --dataset, not both")
         if args.limit < 0:
             raise UserError(f"--limit must be >= 0; got {args.limit}")
-        image_set = load_split_for(model, args.dataset, args.split, args.data_dir)
+        image_set = load_split_for(model, checkpoint, metadata, args)
         chosen = image_set.images[: args.limit] if args.limit else image_set.images
         return images_from_array(chosen, image_set.levels)
-    if args.limit or args.data_dir:
-        raise UserError("--limit and --data-dir go with --dataset")
+    if args.limit or args.data_dir or args.download:
+        raise UserError("--limit, --data-dir and --download go with --dataset")
     if not args.inputs:
         raise UserError("nothing to compress: give image files or folders, or --dataset NAME")
-    return [image_from_file(path, config.channels, config.levels) for path in image_files(args.inputs)]
+    paths = image_files(args.inputs)
+    images = [image_from_file(path, config.channels, config.levels) for path in paths]
+    _warn_of_misfits(paths, images, config.levels, metadata)
+    return images
+
+
+def _warn_of_misfits(paths, images: list[CodedImage], levels: int, metadata: dict) -> None:
+    """Say when files are not what the model was trained on: the code stays lossless, but its size is
+    then no measure of the model (``evaluate`` refuses such data; ``compress`` codes it and warns)."""
+    trained = f" ({metadata['dataset']})" if metadata.get("dataset") else ""
+    size = metadata.get("image_size")
+    other_size = [(p, i) for p, i in zip(paths, images) if size and f"{i.values.shape[1]}x{i.values.shape[2]}" != size]
+    if other_size:
+        path, image = other_size[0]
+        print(f"pixelrnn compress: warning: {len(other_size)} of {len(images)} image(s) are not {size}, the size the model was "
+              f"trained on{trained}; e.g. {path} is {image.values.shape[1]}x{image.values.shape[2]}", file=sys.stderr)
+    one_bit = [p for p, i in zip(paths, images) if i.mode == "1"]
+    if one_bit and levels != 2:
+        print(f"pixelrnn compress: warning: {len(one_bit)} image(s) are 1-bit (e.g. {one_bit[0]}); the model has {levels} "
+              f"levels{trained}", file=sys.stderr)
 
 
 def cmd_compress(args: argparse.Namespace) -> None:
     if not 1 <= args.batch_size <= MAX_BATCH:
         raise UserError(f"--batch-size must lie in 1..{MAX_BATCH}; got {args.batch_size}")
-    model = load_model_from(args.checkpoint, "cpu")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    model, metadata = load_model_with_metadata(checkpoint, "cpu")
     check_model(model)  # before reading the inputs, which may be a whole dataset
-    images = _inputs(args, model)
+    images = _inputs(args, model, checkpoint, metadata)
     start = time.perf_counter()
-    data = compress(model, images, batch_size=args.batch_size, dtype=getattr(torch, args.dtype), progress=not args.quiet)
+    data = compress(model, images, batch_size=args.batch_size, arithmetic=args.arithmetic, progress=not args.quiet)
     seconds = time.perf_counter() - start
     atomic_write(args.out, lambda temp: Path(temp).write_bytes(data))
     dims = sum(image.values.size for image in images)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+from pathlib import Path
 
 from ..data import load_dataset
 from ..errors import PixelRNNError
+from ..training import RunFolder
 from ..utils import choose_device
 
 
@@ -31,20 +33,36 @@ def device(name: str | None):
     return choose_device(name or "auto")
 
 
-def load_split(dataset: str, split: str, data_dir, download: bool = False):
-    return load_dataset(dataset, split, data_dir=data_dir, download=download)
+def load_split(dataset: str, split: str, data_dir, download: bool = False, levels: int | None = None, *,
+               cache: bool = True, progress: bool = True):
+    return load_dataset(dataset, split, data_dir=data_dir, download=download, levels=levels, cache=cache, progress=progress)
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT",
+                        help="a run folder (its best checkpoint, else its last) or a checkpoint file")
 
 
 def add_dataset_split_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--split`` and ``--data-dir``, for a command that can read its images from ``--dataset NAME``."""
-    parser.add_argument("--split", default="test", help="with --dataset: the split (default test)")
-    parser.add_argument("--data-dir", help="with --dataset: folder with the dataset files")
+    """``--split``, ``--data-dir`` and ``--download``: where a command finds the images of ``--dataset``."""
+    parser.add_argument("--split", default="test", help="the split of the dataset (default test)")
+    parser.add_argument("--data-dir", help="folder with the dataset files (default: the run's data.data_dir, then "
+                                           "$PIXELRNN_DATA_DIR, then the cache)")
+    parser.add_argument("--download", action="store_true", help="download missing dataset files into the cache")
 
 
-def load_split_for(model, dataset: str, split: str, data_dir, download: bool = False):
-    """A dataset split whose channels and levels are the model's (a one-line error otherwise)."""
-    image_set = load_split(dataset, split, data_dir, download)
-    check_channels_and_levels(model, image_set.images, image_set.levels, f"{dataset}/{split}")
+def load_split_for(model, checkpoint: Path, metadata: dict, args: argparse.Namespace, dataset: str | None = None,
+                   split: str | None = None):
+    """A split that fits the model (channels, levels, image size; a one-line error otherwise).
+
+    Its files are looked for where the run found its data: ``--data-dir``, else the run folder's
+    ``data.data_dir``. A ``folder:`` or ``npz:`` dataset is read with the model's levels.
+    """
+    dataset, split = dataset or args.dataset, split or args.split
+    data_dir = args.data_dir if args.data_dir is not None else RunFolder(checkpoint.parent).data_settings().get("data_dir")
+    levels = model.config.levels if dataset.startswith(("folder:", "npz:")) else None
+    image_set = load_split(dataset, split, data_dir, args.download, levels)
+    check_images_fit(model, image_set.images, image_set.levels, metadata, f"{dataset}/{split}")
     return image_set
 
 
@@ -58,4 +76,5 @@ def check_images_fit(model, images, levels: int, metadata: dict, source: str) ->
     check_channels_and_levels(model, images, levels, source)
     trained = metadata.get("image_size")
     if trained and trained != f"{images.shape[2]}x{images.shape[3]}":
-        raise UserError(f"{source} images are {images.shape[2]}x{images.shape[3]}; the model was trained on {trained}")
+        raise UserError(f"{source} images are {images.shape[2]}x{images.shape[3]}; the model was trained on {trained}"
+                        + (f" ({metadata['dataset']})" if metadata.get("dataset") else ""))

@@ -1,4 +1,10 @@
-"""``pixelrnn sample`` and ``pixelrnn complete``: images drawn from a model, as a PNG grid and an npz."""
+"""``pixelrnn sample`` and ``pixelrnn complete``: images drawn from a model, as a PNG grid and an npz.
+
+Without ``--out`` the files go into the run folder (else the current folder) under the next free
+number, ``samples-001.png``, ``samples-002.png``, ...; an ``--out`` that exists is replaced only
+with ``--force``. Grids are enlarged by nearest neighbour (``--scale``; by default until a tile
+is at least 96 pixels across); the npz holds the model's values, never enlarged.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,12 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_model_with_metadata
-from ..images import completion_grid, load_image, load_npz_images, save_grid, save_png, save_samples_npz
+from ..data import DATASETS
+from ..images import auto_scale, completion_grid, load_image, load_npz_images, save_grid, save_png, save_samples_npz
 from ..models import MultiScalePixelRNN
 from ..sampling import complete_images, sample, sample_stages
-from ..training import resolve_checkpoint
-from .common import UserError, add_dataset_split_arguments, device, load_split_for, user_errors
+from ..training import RunFolder, resolve_checkpoint
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, user_errors
 
 
 def _load_checkpoint(path, device_name):
@@ -44,10 +51,27 @@ def _generator(seed: int | None, on) -> tuple[torch.Generator, int]:
     return torch.Generator(device=on).manual_seed(seed), seed
 
 
-def _png_path(out: str) -> Path:
-    path = Path(out)
+def _companions(png: Path) -> list[Path]:
+    """Every file a command writes for the figure ``png``: itself, the npz, a multi-scale stages grid."""
+    return [png, png.with_suffix(".npz"), png.with_name(png.stem + "_stages.png")]
+
+
+def output_path(args, checkpoint: Path, stem: str) -> Path:
+    """Where the figure goes: ``--out`` (an existing one only with ``--force``), else the next free
+    ``STEM-NNN.png`` in the run folder, or in the current folder for a checkpoint outside a run
+    (a pretrained model's folder included: it may be part of the installed package)."""
+    if args.out is None:
+        folder = checkpoint.parent if RunFolder(checkpoint.parent).is_run() else Path.cwd()
+        number = 1
+        while any(path.exists() for path in _companions(folder / f"{stem}-{number:03d}.png")):
+            number += 1
+        return folder / f"{stem}-{number:03d}.png"
+    path = Path(args.out)
     if path.suffix.lower() != ".png":
-        raise UserError(f"--out must name a .png file (the .npz goes beside it); got {out}")
+        raise UserError(f"--out must name a .png file (the .npz goes beside it); got {args.out}")
+    existing = [str(p) for p in _companions(path) if p.exists()]
+    if existing and not args.force:
+        raise UserError(f"{', '.join(existing)} already exists; pass --force to replace it, or leave out --out for a new name")
     return path
 
 
@@ -56,9 +80,16 @@ def _check_common(args) -> None:
         raise UserError(f"--temperature must be > 0; got {args.temperature}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1; got {args.batch_size}")
+    if args.scale is not None and args.scale < 1:
+        raise UserError(f"--scale must be a whole number >= 1; got {args.scale}")
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, stem: str) -> None:
+    parser.add_argument("--out", help=f"PNG to write; the values go to the .npz of the same stem (default: the next free "
+                                      f"{stem}-NNN.png in the run folder)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument("--scale", type=int, help="enlarge the PNG this many times, nearest neighbour (default: until a tile "
+                                                  "is at least 96 pixels across; 1 keeps one pixel per value)")
     parser.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
     parser.add_argument("--temperature", type=float, default=1.0, help="sample from softmax(logits / T) (default 1)")
     parser.add_argument("--batch-size", type=int, help="images sampled at once (default: all)")
@@ -71,24 +102,23 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     """``pixelrnn sample RUN_DIR_OR_CHECKPOINT -n 64 --out samples.png ...``"""
     parser = subparsers.add_parser("sample", help="draw images from a trained model",
                                    description="Draw images sub-pixel by sub-pixel; writes a PNG grid and the integers as .npz beside it.")
-    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    add_checkpoint_argument(parser)
     parser.add_argument("-n", type=int, default=64, help="number of images (default 64)")
-    parser.add_argument("--out", default="samples.png", help="PNG grid to write; the images also go to the .npz of the same stem")
     parser.add_argument("--height", type=int, help="image height (default: the checkpoint's image_size)")
     parser.add_argument("--width", type=int, help="image width (default: the checkpoint's image_size)")
     parser.add_argument("--nrow", type=int, help="images per grid row (default: a square grid)")
-    _add_common(parser)
+    _add_common(parser, "samples")
     parser.set_defaults(func=user_errors(cmd_sample))
     return parser
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    out = _png_path(args.out)
     _check_common(args)
     if args.n < 1:
         raise UserError(f"-n must be >= 1; got {args.n}")
     model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
     height, width = _image_size(metadata, args.height, args.width)
+    out = output_path(args, checkpoint, "samples")
     generator, seed = _generator(args.seed, model.device)
     print(f"sampling {args.n} images {model.config.channels}x{height}x{width} from {checkpoint} "
           f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
@@ -101,11 +131,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
         enlarged = small.repeat_interleave(factor, 2).repeat_interleave(factor, 3)[:, :, :height, :width]
         pairs = torch.stack([enlarged, images], dim=1).flatten(0, 1)  # small_0, large_0, small_1, ...
         columns = 2 * (args.nrow or max(1, int(np.ceil(np.sqrt(args.n)))))
-        stages = save_grid(pairs, model.config.levels, out.with_name(out.stem + "_stages.png"), nrow=columns)
+        stages = save_grid(pairs, model.config.levels, _companions(out)[2], nrow=columns, scale=args.scale, group=2)
         print(f"wrote {stages} (each sample: the small stage enlarged, then the full image)")
     else:
         images = sample(model, args.n, height, width, **options)
-    save_grid(images, model.config.levels, out, nrow=args.nrow)
+    save_grid(images, model.config.levels, out, nrow=args.nrow, scale=args.scale)
     npz = save_samples_npz(images, out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
 
@@ -116,32 +146,30 @@ def add_complete_parser(subparsers) -> argparse.ArgumentParser:
         "complete", help="complete the bottom of images (keep the top rows, sample the rest)",
         description="Keep the top --keep-rows rows of each source image and sample the rest k times. "
                     "The figure has one row per source: occluded input, the k completions, the original.")
-    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    add_checkpoint_argument(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="an image file (grey -> 1 channel, colour -> 3); 8-bit samples become model values as for compress "
                         "(0/255 -> 0/1 for binary models, values already below levels kept), else v*levels//256")
     source.add_argument("--npz", help="an npz with an 'images' array (N, C, H, W) of model values, as written by `sample`")
-    source.add_argument("--dataset", help="a dataset name (see `pixelrnn train --help`), with --split and --index")
+    source.add_argument("--dataset", help=f"a dataset, with --split and --index: {', '.join(DATASETS)}, folder:PATH or npz:PATH")
     add_dataset_split_arguments(parser)
-    parser.add_argument("--index", type=int, action="append",
-                        help="with --npz or --dataset: which image (repeatable; default 0)")
+    parser.add_argument("--index", type=int, action="append", help="with --npz or --dataset: which image (repeatable; default 0)")
     parser.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top")
     parser.add_argument("-k", type=int, default=8, help="completions per image (default 8)")
-    parser.add_argument("--out", default="completions.png", help="figure to write; the completions go to the .npz beside it")
-    _add_common(parser)
+    _add_common(parser, "completions")
     parser.set_defaults(func=user_errors(cmd_complete))
     return parser
 
 
-def source_images(args: argparse.Namespace, model) -> torch.Tensor:
-    """The source images of ``pixelrnn complete``, (N, C, H, W), from --image or --npz/--index."""
+def source_images(args: argparse.Namespace, model, checkpoint: Path, metadata: dict) -> torch.Tensor:
+    """The source images of ``pixelrnn complete``, (N, C, H, W), from --image, --npz or --dataset."""
     cfg = model.config
     if args.image:
         if args.index:
             raise UserError("--index goes with --npz, not with --image")
         return load_image(args.image, cfg.channels, cfg.levels)
     if args.dataset:
-        dataset = load_split_for(model, args.dataset, args.split, args.data_dir)
+        dataset = load_split_for(model, checkpoint, metadata, args)
         indices = args.index or [0]
         for index in indices:
             if not 0 <= index < len(dataset):
@@ -150,10 +178,10 @@ def source_images(args: argparse.Namespace, model) -> torch.Tensor:
     return load_npz_images(args.npz, args.index or [0], cfg.channels, cfg.levels)
 
 
-def run_completion(model, images: torch.Tensor, args: argparse.Namespace) -> tuple[Path, Path]:
+def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkpoint: Path) -> tuple[Path, Path]:
     """Complete ``images`` (N, C, H, W) as the parsed ``complete`` arguments say; write figure and npz."""
-    out = _png_path(args.out)
     _check_common(args)
+    out = output_path(args, checkpoint, "completions")
     height = images.shape[2]
     if not 0 <= args.keep_rows <= height:
         raise UserError(f"--keep-rows must lie in [0, {height}] for images of height {height}; got {args.keep_rows}")
@@ -169,12 +197,12 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace) -> tup
     known = torch.zeros(images.shape[2:], dtype=torch.bool)
     known[: args.keep_rows] = True
     figure = completion_grid(images.cpu(), completions.cpu(), images.cpu(), levels=model.config.levels, known=known)
-    save_png(figure, out)
+    save_png(figure, out, auto_scale(*images.shape[2:]) if args.scale is None else args.scale)
     npz = save_samples_npz(completions.flatten(0, 1), out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
     return out, npz
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
-    model, _, _ = _load_checkpoint(args.checkpoint, args.device)
-    run_completion(model, source_images(args, model), args)
+    model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
+    run_completion(model, source_images(args, model, checkpoint, metadata), args, checkpoint)

@@ -1,4 +1,4 @@
-"""``pixelrnn presets``, ``pixelrnn train`` and ``pixelrnn evaluate``: the paper's networks, trained and scored."""
+"""``pixelrnn presets``, ``configs``, ``train`` and ``evaluate``: the paper's networks, trained and scored."""
 
 from __future__ import annotations
 
@@ -9,23 +9,31 @@ import time
 from pathlib import Path
 
 from ..checkpoint import load_model_with_metadata
+from ..config import ARCHITECTURES
+from ..data import DATASETS
 from ..evaluation import evaluate_images
-from ..models import model_from_config
 from ..presets import PRESETS
 from ..training import RunFolder, Trainer, build_run_config, resolve_checkpoint
+from ..training.run_config import describe_config, shipped_configs
 from ..utils import atomic_write
-from .common import UserError, check_images_fit, device, load_split, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split, load_split_for, user_errors
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
     print(f"{'preset':32s} {'arch':16s} {'layers':>6s} {'h':>5s} {'image':>9s} {'parameters':>12s}")
     for name, preset in PRESETS.items():
         cfg = preset.config
-        count = sum(p.numel() for p in model_from_config(cfg).parameters())
         size = f"{cfg.channels}x{preset.image_size[0]}x{preset.image_size[1]}"
-        print(f"{name:32s} {cfg.arch:16s} {cfg.layers:6d} {cfg.hidden:5d} {size:>9s} {count:12,d}")
+        print(f"{name:32s} {cfg.arch:16s} {cfg.layers:6d} {cfg.hidden:5d} {size:>9s} {preset.parameters:12,d}")
         if args.verbose:
             print(f"    {preset.description}")
+
+
+def cmd_configs(args: argparse.Namespace) -> None:
+    for name, path in shipped_configs().items():
+        print(f"{name:30s} {describe_config(path)}")
+        if args.verbose:
+            print(f"    {path}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -46,19 +54,26 @@ def cmd_train(args: argparse.Namespace) -> None:
         if RunFolder(run_dir).holds_run():
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     data = config.data
-    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download)
-    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download) if data.valid_split else None
+    levels = data.levels or None
+    loading = {"cache": data.cache, "progress": not args.quiet}
+    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, levels, **loading)
+    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, levels, **loading) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
                       dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
+    say = print if trainer.dist.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all
+    if args.resume and trainer.finished:
+        say(f"{run_dir} finished at step {trainer.step} (train.steps={config.train.steps}); nothing to do, nothing changed. "
+            f"To train longer: pixelrnn train --resume {run_dir} --steps N")
+        return
     params = sum(p.numel() for p in trainer.model.parameters())
-    print(f"{trainer.model_config.arch}: {params:,} parameters on {trainer.device}; {len(train_set)} training images "
-          f"{train_set.channels}x{train_set.height}x{train_set.width}, {train_set.levels} levels; run folder {run_dir}"
-          + (f" (resuming at step {trainer.step})" if args.resume else ""))
+    say(f"{trainer.model_config.arch}: {params:,} parameters on {trainer.device}; {len(train_set)} training images "
+        f"{train_set.channels}x{train_set.height}x{train_set.width}, {train_set.levels} levels; run folder {run_dir}"
+        + (f" (resuming at step {trainer.step})" if args.resume else ""))
     result = trainer.train()
     best = "" if result.best_valid_nats is None else f"; best validation {result.best_valid_nats:.3f} nats/image"
-    print(f"stopped at step {result.step} ({result.stopped}){best}; run folder {run_dir}")
+    say(f"stopped at step {result.step} ({result.stopped}){best}; run folder {run_dir}")
     if result.stopped.startswith("signal:"):
-        print(f"resume with: pixelrnn train --resume {run_dir}")
+        say(f"resume with: pixelrnn train --resume {run_dir}")
         raise SystemExit(128 + int(getattr(signal, result.stopped.split(":")[1])))
 
 
@@ -68,12 +83,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     dataset = args.dataset or metadata.get("dataset")
     if not dataset:
         raise UserError(f"{path} does not say which dataset it was trained on; pass --dataset NAME")
-    data_dir = args.data_dir if args.data_dir is not None else RunFolder(path.parent).data_dir()
     report = {"checkpoint": str(path), "dataset": dataset, "step": int(metadata.get("step", -1))}
     splits = [args.split] + (["train"] if args.train else [])
     for split in splits:
-        images = load_split(dataset, split, data_dir, args.download)
-        check_images_fit(model, images.images, images.levels, metadata, f"{dataset}/{split}")
+        images = load_split_for(model, path, metadata, args, dataset, split)
         chosen = images.images[: args.limit] if args.limit else images.images
         summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=not args.quiet, description=split)
         report[split] = summary
@@ -90,15 +103,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def add_parsers(sub) -> None:
-    """``presets``, ``train`` and ``evaluate``."""
+    """``presets``, ``configs``, ``train`` and ``evaluate``."""
     presets = sub.add_parser("presets", help="list the paper's networks with their parameter counts")
     presets.add_argument("-v", "--verbose", action="store_true", help="also print each preset's description")
     presets.set_defaults(func=user_errors(cmd_presets))
 
+    configs = sub.add_parser("configs", help="list the run configurations shipped with the package (train --config NAME)")
+    configs.add_argument("-v", "--verbose", action="store_true", help="also print where each file is")
+    configs.set_defaults(func=user_errors(cmd_configs))
+
     train = sub.add_parser("train", help="train a model (the paper's recipe by default)")
-    train.add_argument("--config", help="TOML or JSON run configuration (see configs/)")
-    train.add_argument("--dataset", help="dataset name, folder:PATH or npz:PATH")
-    train.add_argument("--arch", help="pixelcnn, row_lstm or diagonal_bilstm")
+    train.add_argument("--config", help="a TOML or JSON run configuration: a file, or the name of a shipped one "
+                                        "(e.g. mnist_diagonal_bilstm; `pixelrnn configs` lists them)")
+    train.add_argument("--dataset", help=f"dataset: {', '.join(DATASETS)}, folder:PATH or npz:PATH")
+    train.add_argument("--arch", help=f"{', '.join(ARCHITECTURES)} or multiscale (a multi-scale model needs [model.small] "
+                                      "and [model.large] sections: use a config)")
     train.add_argument("--data-dir", help="folder with the dataset files (offline use)")
     train.add_argument("--download", action="store_true", help="download missing dataset files into the cache")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. model.hidden=32 (repeatable)")
@@ -110,15 +129,13 @@ def add_parsers(sub) -> None:
     train.set_defaults(func=user_errors(cmd_train))
 
     evaluate = sub.add_parser("evaluate", help="NLL of a checkpoint on a split, in nats/image and bits/dim")
-    evaluate.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
-    evaluate.add_argument("--split", default="test")
+    add_checkpoint_argument(evaluate)
     evaluate.add_argument("--train", action="store_true", help="also evaluate the training split (the paper's bracketed figure)")
     evaluate.add_argument("--dataset", help="dataset (default: the one the checkpoint was trained on)")
-    evaluate.add_argument("--data-dir")
-    evaluate.add_argument("--download", action="store_true")
+    add_dataset_split_arguments(evaluate)
     evaluate.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
-    evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--device")
+    evaluate.add_argument("--batch-size", type=int, default=64, help="images scored at once (default 64)")
+    evaluate.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     evaluate.add_argument("--json", help="write the results as JSON to this file")
-    evaluate.add_argument("-q", "--quiet", action="store_true")
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=user_errors(cmd_evaluate))

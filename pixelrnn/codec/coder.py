@@ -3,8 +3,8 @@
 Every sub-pixel, in raster order (row, column, R then G then B), is entropy-coded with the
 model's conditional p(x_i | x_<i) by the range coder of ``constriction``
 (``constriction.stream.queue.RangeEncoder`` / ``RangeDecoder``). Encoder and decoder share one
-raster loop (:func:`_raster`) and one quantiser (:func:`pixelrnn.codec.coding_model.quantise`),
-and both run the incremental engine of :mod:`pixelrnn.sampling`.
+raster loop (:func:`_raster`) over one coding model (:mod:`.coding_model`: the integer coding
+model by default, or the float model), whose incremental engine both run.
 """
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ import warnings
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 
-from ..errors import CompressionError
-from ..sampling import make_engine
-from .coding_model import (check_model, chunks, coding_model, environment, model_fingerprint, one_thread, quantise)
-from .container import (CHUNK_PIXELS, DEFAULT_BATCH_SIZE, DTYPE_CODES, MAPPING_CODES, MAX_BATCH, MAX_IMAGE_PIXELS, MAX_IMAGES,
-                        MAX_SIDE, MODE_CODES, CodedImage, build_container, check_name, read_container)
+from ..errors import CompressionError, DamagedFileError, PlatformError, WrongModelError
+from .coding_model import check_model, chunks, code_lengths, coding_for, environment, model_fingerprint
+from .container import (CHUNK_PIXELS, DEFAULT_BATCH_SIZE, MAPPING_CODES, MAX_BATCH, MAX_IMAGE_PIXELS, MAX_IMAGES, MAX_SIDE,
+                        MODE_CODES, CodedImage, build_container, check_name, read_container)
+from .fixed_point import FixedPoint
 
 
 class EnvironmentWarning(UserWarning):
-    """The file was written by another torch build or machine type; decoding may fail (never silently)."""
+    """A float-arithmetic file was written by another torch build or machine type; decoding may fail (never silently)."""
 
 
 def _constriction():
@@ -35,14 +34,13 @@ def _constriction():
     return constriction
 
 
-def _raster(engine, channels: int, height: int, width: int, code_step: Callable[[np.ndarray, int, int, int], np.ndarray]) -> None:
-    """Visit every sub-pixel of a chunk in raster order: quantised conditional -> coder -> engine."""
+def _raster(coding, channels: int, height: int, width: int, code_step: Callable[[np.ndarray, int, int, int], np.ndarray]) -> None:
+    """Visit every sub-pixel of a chunk in raster order: the coding model's frequencies -> coder -> engine."""
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                weights = quantise(engine.logits(i, j, c))
-                values = code_step(weights, i, j, c)  # (b,) int64 numpy: the sub-pixel's true values
-                engine.advance(i, j, c, torch.from_numpy(values))
+                values = code_step(coding.weights(i, j, c), i, j, c)  # (b,) int64 numpy: the sub-pixel's true values
+                coding.advance(i, j, c, values)
 
 
 def _pixel_digest(values: Iterable[np.ndarray]) -> bytes:
@@ -82,31 +80,31 @@ def _check_images(images: Sequence[CodedImage], channels: int, levels: int) -> N
         seen[key] = image.name
 
 
-def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_BATCH_SIZE, dtype: torch.dtype = torch.float32,
-             progress: bool = False) -> bytes:
+def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_BATCH_SIZE, arithmetic: str = "integer",
+             fixed_point: FixedPoint | None = None, threads: int = 1, progress: bool = False, report: dict | None = None) -> bytes:
     """Code ``images`` with ``model`` into one self-describing file (bytes).
 
+    ``arithmetic``: ``integer`` (the integer coding model: the file decodes on any machine),
+    ``float32`` or ``float64`` (the float model: the file decodes on the platform that wrote it).
     ``batch_size`` images of one size are coded at a time (stored: the decoder uses the same
-    chunks); ``dtype`` is the model's dtype while coding (float32 is faster; float64 stored too).
+    chunks). ``fixed_point``: the integer model's parameters (default :class:`FixedPoint`()).
+    ``threads``: BLAS threads of the integer engine. ``report``, if a dict, receives
+    ``ideal_bits``: the code length the coding model's frequencies give, sum of -log2 p.
     """
-    check_model(model)
     constriction = _constriction()
-    config = model.config
-    if dtype not in DTYPE_CODES:
-        raise CompressionError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
     if not 1 <= batch_size <= MAX_BATCH:
         raise CompressionError(f"batch size must lie in 1..{MAX_BATCH}; got {batch_size}")
+    coding = coding_for(model, arithmetic, fixed_point, threads)
+    config = model.config
     images = list(images)
     _check_images(images, config.channels, config.levels)
-    fingerprint = model_fingerprint(model)
-    coder_model = coding_model(model, dtype)
     family = constriction.stream.model.Categorical(perfect=False)
     encoder = constriction.stream.queue.RangeEncoder()
     shapes = [image.values.shape[1:] for image in images]
+    ideal_bits = 0.0
     bar = _progress_bar(len(images), progress, "compress")
     try:
-        with torch.no_grad(), one_thread():
-            engine = make_engine(coder_model)
+        with coding.running():
             for chunk in chunks(shapes, batch_size, CHUNK_PIXELS):
                 height, width = shapes[chunk[0]]
                 # (H, W, C, b): the b values of one sub-pixel are contiguous.
@@ -115,19 +113,24 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
                 feed = np.ascontiguousarray(stacked, dtype=np.int64)
 
                 def encode(weights, i, j, c):
+                    nonlocal ideal_bits
                     encoder.encode(symbols[i, j, c], family, weights)
+                    if report is not None:
+                        ideal_bits += float(code_lengths(weights, symbols[i, j, c]).sum())
                     return feed[i, j, c]
 
-                engine.reset(len(chunk), height, width)
-                _raster(engine, config.channels, height, width, encode)
+                coding.reset(len(chunk), height, width)
+                _raster(coding, config.channels, height, width, encode)
                 bar.update(len(chunk))
     finally:
         bar.close()
+    if report is not None:
+        report.update(ideal_bits=ideal_bits, arithmetic=coding.arithmetic)
     payload = encoder.get_compressed().astype("<u4").tobytes()
     return build_container(
-        fingerprint=fingerprint, dtype=dtype, batch_size=batch_size, chunk_pixels=CHUNK_PIXELS, channels=config.channels,
-        levels=config.levels, environment=environment(), pixel_digest=_pixel_digest(image.values for image in images),
-        images=images, payload=payload,
+        fingerprint=coding.fingerprint, arithmetic=coding.arithmetic, fixed_point=coding.fixed_point, batch_size=batch_size,
+        chunk_pixels=CHUNK_PIXELS, channels=config.channels, levels=config.levels, environment=environment(),
+        pixel_digest=_pixel_digest(image.values for image in images), images=images, payload=payload,
     )
 
 
@@ -137,41 +140,63 @@ def environment_differences(recorded: dict[str, str]) -> list[str]:
     return [f"{key} {recorded.get(key, '?')} (here {value})" for key, value in here.items() if recorded.get(key) != value]
 
 
-def decompress(model, data: bytes, *, max_subpixels: int | None = None, progress: bool = False) -> list[CodedImage]:
+def _coding_of_file(model, container, threads: int):
+    """The coding model that wrote ``container``, built from ``model``; WrongModelError if it cannot be."""
+    config = model.config
+    if (container.channels, container.levels) != (config.channels, config.levels):
+        raise WrongModelError(f"the file codes {container.channels} channels of {container.levels} levels; "
+                              f"the model has {config.channels} and {config.levels}")
+    if container.arithmetic != "integer":
+        if container.fingerprint != model_fingerprint(model):
+            raise WrongModelError(f"the file was compressed with another model (fingerprint {container.fingerprint.hex()[:16]}..., "
+                                  f"this model's is {model_fingerprint(model).hex()[:16]}...)")
+        return coding_for(model, container.arithmetic)
+    try:
+        coding = coding_for(model, "integer", container.fixed_point, threads)
+    except CompressionError as error:
+        raise WrongModelError(f"the file was compressed with another model: this one has no integer coding model with the "
+                              f"file's parameters ({error})") from None
+    if container.fingerprint != coding.fingerprint:
+        raise WrongModelError(f"the file was compressed with another model (coding model fingerprint {container.fingerprint.hex()[:16]}..., "
+                              f"this model's is {coding.fingerprint.hex()[:16]}...)")
+    return coding
+
+
+def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads: int = 1, progress: bool = False) -> list[CodedImage]:
     """Decode a file written by :func:`compress` with the same model; the images in input order.
 
-    Raises CompressionError for a damaged file, another model, or a decode whose pixels do not
-    match the stored sha256. Warns (:class:`EnvironmentWarning`) when the file was written by
-    another torch build or machine type. ``max_subpixels`` refuses files that claim more.
+    Raises, by cause: DamagedFileError (truncated, altered, not a compressed file), WrongModelError
+    (another model), PlatformError (a float-arithmetic file that did not decode on this platform;
+    an integer file decodes on any). A float file written by another torch build or machine type
+    first warns (:class:`EnvironmentWarning`). ``max_subpixels`` refuses files that claim more.
     """
     check_model(model)
     container = read_container(data)
-    config = model.config
-    if container.fingerprint != model_fingerprint(model):
-        raise CompressionError(f"the file was compressed with another model (fingerprint {container.fingerprint.hex()[:16]}..., "
-                               f"this model's is {model_fingerprint(model).hex()[:16]}...)")
-    if (container.channels, container.levels) != (config.channels, config.levels):
-        raise CompressionError(f"the file codes {container.channels} channels of {container.levels} levels; "
-                               f"the model has {config.channels} and {config.levels}")
     if max_subpixels is not None and container.subpixels > max_subpixels:
         raise CompressionError(f"the file holds {container.subpixels} sub-pixels, more than the limit of {max_subpixels}")
-    differences = environment_differences(container.environment)
+    coding = _coding_of_file(model, container, threads)
+    differences = [] if container.arithmetic == "integer" else environment_differences(container.environment)
     if differences:
-        warnings.warn("the file was written with " + ", ".join(differences) + "; the decode may not reproduce the "
-                      "probabilities exactly (the pixel checksum will tell)", EnvironmentWarning, stacklevel=2)
+        warnings.warn(f"the file was written in {container.arithmetic} arithmetic with " + ", ".join(differences) + "; the decode "
+                      "may not reproduce the probabilities exactly (the pixel checksum will tell)", EnvironmentWarning, stacklevel=2)
+
+    def failure(what: str) -> CompressionError:
+        if differences:
+            return PlatformError(f"{what}: the file uses {container.arithmetic} arithmetic and was written with "
+                                 f"{', '.join(differences)}; decode it there, or compress with the integer coding model")
+        return DamagedFileError(f"{what}: the file was altered")
+
     constriction = _constriction()
-    words = np.frombuffer(container.payload, dtype="<u4").astype(np.uint32)
-    decoder = constriction.stream.queue.RangeDecoder(words)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(container.payload, dtype="<u4").astype(np.uint32))
     family = constriction.stream.model.Categorical(perfect=False)
-    coder_model = coding_model(model, container.dtype)
+    channels = model.config.channels
     decoded: list[np.ndarray | None] = [None] * len(container.shapes)
     bar = _progress_bar(len(container.shapes), progress, "decompress")
     try:
-        with torch.no_grad(), one_thread():
-            engine = make_engine(coder_model)
+        with coding.running():
             for chunk in chunks(container.shapes, container.batch_size, container.chunk_pixels):
                 height, width = container.shapes[chunk[0]]
-                out = np.empty((height, width, config.channels, len(chunk)), dtype=np.int64)
+                out = np.empty((height, width, channels, len(chunk)), dtype=np.int64)
 
                 def decode(weights, i, j, c):
                     try:
@@ -179,12 +204,13 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, progress
                     except (KeyboardInterrupt, SystemExit):
                         raise
                     except BaseException as error:  # constriction raises AssertionError (or a Rust panic) on bad data
-                        raise CompressionError(f"corrupted payload: the range decoder failed ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+                        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+                        raise failure(f"corrupted payload: the range decoder failed ({detail})") from None
                     out[i, j, c] = symbols
                     return out[i, j, c]
 
-                engine.reset(len(chunk), height, width)
-                _raster(engine, config.channels, height, width, decode)
+                coding.reset(len(chunk), height, width)
+                _raster(coding, channels, height, width, decode)
                 values = out.transpose(3, 2, 0, 1).astype(np.uint8)  # (b, C, H, W)
                 for position, index in enumerate(chunk):
                     decoded[index] = np.ascontiguousarray(values[position])
@@ -192,7 +218,6 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, progress
     finally:
         bar.close()
     if _pixel_digest(decoded) != container.pixel_digest:
-        raise CompressionError("decoded pixels do not match the file's sha256: the file was altered, or it was written on "
-                               "another machine type / torch build (" + (", ".join(differences) or "no difference recorded") + ")")
+        raise failure("decoded pixels do not match the file's sha256")
     return [CodedImage(name, values, mode, mapping)
             for name, values, mode, mapping in zip(container.names, decoded, container.modes, container.mappings)]

@@ -1,40 +1,29 @@
-"""The coding model: a model's identity, and its conditionals as the range coder's integer frequencies.
+"""The coding model: a model's conditionals as the range coder's integer frequencies, and its identity.
 
 The paper (section 5.1) reads the negative log-likelihood in bits/dim as the size that a
 compression scheme built on the model would reach, up to a small arithmetic-coding overhead.
+The decoder only knows x_<i, so it must rebuild every frequency exactly as the encoder saw it:
+one differing frequency desynchronises the range coder and garbles everything after it. Both
+sides run an incremental engine (the encoder teacher-forces it with the known values), code the
+images in the same chunks (stored in the header) and turn its output into integer frequencies
+w_k with sum 2^24 - K; ``constriction``'s categorical model (``perfect=False``) adds one to each,
+so the coder's model is exactly (w_k + 1) / 2^24 and no float arithmetic of ``constriction`` is
+involved. Two coding models do this:
 
-Bit-exact probabilities on both sides
--------------------------------------
-The decoder only knows x_<i, so it must rebuild every conditional exactly as the encoder saw
-it: one differing bit in one quantised probability desynchronises the range coder and garbles
-everything after it. So both sides
-
-- compute the logits with the same code path: the exact incremental engine of
-  :mod:`pixelrnn.incremental` (the encoder teacher-forces it with the known values; it never
-  uses the batched forward pass, whose sums are grouped differently);
-- code the images in the same fixed chunks (images of one size, ``batch_size`` of them at a
-  time, both stored in the header): the engine's matrix products see the same shapes;
-- run the model on the CPU in the same dtype (stored) with one torch thread (a reduction's
-  order can depend on the thread count);
-- turn the logits into integer frequencies with :func:`quantise`, which this module owns:
-  softmax in float64, ``floor(p * (2^24 - K))`` per symbol, the remainder to the most likely
-  symbol. ``constriction``'s categorical model (``perfect=False``) adds one to each weight,
-  so the coder's model is exactly ``(w_k + 1) / 2^24``: every symbol stays codable and no
-  float arithmetic of ``constriction`` is involved (all values are integers below 2^24).
-
-That makes a file decode bit for bit on the machine type and torch build that wrote it. Another
-CPU instruction set or torch version may compute a logit differently in its last bit; the header
-records torch's version, the device and the CPU capability, and decoding warns when they differ
-(the pixel checksum then tells whether the decode was right; it never returns wrong pixels).
-
-The container format is documented byte by byte in ``docs/compression.md`` and in
-:func:`build_container` / :func:`read_container`. Every field of a file is checked against the
-file's size and fixed limits before anything is allocated from it; a bad file raises
-:class:`CompressionError` (a one-line message).
+- :class:`IntegerCoding` (arithmetic ``integer``, the default): the integer coding model of
+  :mod:`.integer_model`, whose frequencies are fixed by integer arithmetic. A file decodes on any
+  machine, instruction set, BLAS, thread count and torch release.
+- :class:`FloatCoding` (``float32`` / ``float64``, format version 1's): the float model's engine
+  (:mod:`pixelrnn.sampling`) on the CPU, one torch thread, and :func:`quantise` (softmax in
+  float64, ``floor(p (2^24 - K))``, the remainder to the most likely symbol). A file decodes on
+  the machine type and torch build that wrote it: another instruction set, BLAS or torch release
+  may compute a logit differently in its last bit. The header records the environment and a
+  decode elsewhere warns; the pixel checksum then tells, and it never returns wrong pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import platform
@@ -45,9 +34,14 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import CompressionError
-from ..sampling import engine_class
+from ..sampling import engine_class, make_engine
 from ..utils import torch_threads
-from .container import PRECISION
+from .container import FLOAT_DTYPES
+from .fixed_point import PRECISION, FixedPoint, integer_frequencies
+from .integer_engines import integer_engine
+from .integer_model import integer_model
+
+ARITHMETIC_CHOICES = ("integer", "float32", "float64")
 
 
 def one_thread():
@@ -149,3 +143,70 @@ def chunks(shapes: Sequence[tuple[int, int]], batch_size: int, chunk_pixels: int
         size = min(batch_size, max(1, chunk_pixels // (height * width)))
         result.extend(indices[start : start + size] for start in range(0, len(indices), size))
     return result
+
+
+class FloatCoding:
+    """Format version 1's coding model: the float model's engine, one thread, :func:`quantise` (platform-tied)."""
+
+    fixed_point = None
+
+    def __init__(self, model, arithmetic: str):
+        self.arithmetic = arithmetic
+        self.fingerprint = model_fingerprint(model)
+        # Always the reference engine: the native one groups its sums differently, and a float
+        # file decodes only on the arithmetic that wrote it.
+        self.engine = make_engine(coding_model(model, FLOAT_DTYPES[arithmetic]), native_kernels=False)
+
+    def running(self) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(one_thread())
+        return stack
+
+    def reset(self, batch: int, height: int, width: int) -> None:
+        self.engine.reset(batch, height, width)
+
+    def weights(self, i: int, j: int, c: int) -> np.ndarray:
+        return quantise(self.engine.logits(i, j, c))
+
+    def advance(self, i: int, j: int, c: int, values: np.ndarray) -> None:
+        self.engine.advance(i, j, c, torch.from_numpy(values))
+
+
+class IntegerCoding:
+    """The integer coding model's engine and :func:`.fixed_point.integer_frequencies`: the same frequencies on any machine.
+
+    ``threads``: BLAS threads for the engine's products (any count gives the same frequencies;
+    one is the fastest for small models, as for the float engine).
+    """
+
+    arithmetic = "integer"
+
+    def __init__(self, model, fixed_point: FixedPoint | None = None, threads: int = 1):
+        self.model = integer_model(model, fixed_point)
+        self.fixed_point, self.fingerprint, self.threads = self.model.fixed, self.model.fingerprint, threads
+        self.engine = integer_engine(self.model)
+
+    def running(self):
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(self.threads, user_api="blas")
+
+    def reset(self, batch: int, height: int, width: int) -> None:
+        self.engine.reset(batch, height, width)
+
+    def weights(self, i: int, j: int, c: int) -> np.ndarray:
+        return integer_frequencies(self.engine.logits(i, j, c), self.model.tables.exp)
+
+    def advance(self, i: int, j: int, c: int, values: np.ndarray) -> None:
+        self.engine.advance(i, j, c, values)
+
+
+def coding_for(model, arithmetic: str = "integer", fixed_point: FixedPoint | None = None, threads: int = 1):
+    """The coding model of ``model`` in ``arithmetic`` (one of :data:`ARITHMETIC_CHOICES`)."""
+    check_model(model)
+    if arithmetic == "integer":
+        return IntegerCoding(model, fixed_point, threads)
+    if arithmetic not in FLOAT_DTYPES:
+        raise CompressionError(f"arithmetic must be one of {', '.join(ARITHMETIC_CHOICES)}; got {arithmetic!r}")
+    return FloatCoding(model, arithmetic)

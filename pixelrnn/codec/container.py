@@ -1,7 +1,11 @@
-"""The compressed file format (version 1): header, payload and checksums, written and parsed.
+"""The compressed file format (version 2; version 1 still read): header, payload, checksums.
+
+Version 2 adds the coding model's arithmetic to version 1: ``integer`` (the integer coding model
+of :mod:`.integer_model`, its fixed-point parameters in the header; decodes on any machine) or
+``float32`` / ``float64`` (version 1's float model; decodes on the platform that wrote it).
 
 Every field of a file is checked against the file's size and fixed limits before anything is
-allocated from it; a bad file raises :class:`CompressionError` with a one-line message. The
+allocated from it; a bad file raises :class:`DamagedFileError` with a one-line message. The
 format is documented byte by byte in ``docs/compression.md`` and in :func:`build_container`.
 """
 
@@ -15,14 +19,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import CompressionError
+from ..errors import CompressionError, DamagedFileError
+from .fixed_point import PRECISION, FixedPoint
 
 
 MAGIC = b"PXRNNCMP"
-VERSION = 1
-PRECISION = 24  # bits of the range coder's probabilities (constriction's RangeEncoder: 24)
-DTYPES = {1: torch.float32, 2: torch.float64}
-DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items()}
+VERSION = 2
+ARITHMETICS = {1: "float32", 2: "float64", 3: "integer"}  # codes 1 and 2 are version 1's dtype codes
+ARITHMETIC_CODES = {name: code for code, name in ARITHMETICS.items()}
+FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODES = {1: "1", 2: "L", 3: "RGB"}
 MODE_CODES = {mode: code for code, mode in MODES.items()}
 MAPPINGS = {0: "raw", 1: "scaled"}
@@ -46,10 +51,12 @@ MAX_NAME = 255
 DIGEST = 32
 
 _PREFIX = struct.Struct("<8sHI")  # magic, version, header body length
-_FIXED = struct.Struct("<32sBBIIBHH")  # fingerprint, dtype, precision, batch, chunk pixels, channels, levels, env length
+# fingerprint, arithmetic (version 1: dtype), precision, batch, chunk pixels, channels, levels[, fixed point], env length
+_FIXED = {1: struct.Struct("<32sBBIIBHH"), 2: struct.Struct(f"<32sBBIIBH{FixedPoint.LAYOUT.size}sH")}
 _COUNTS = struct.Struct("<Q32sII")  # payload length, pixel digest, image count, run count
 _RUN = struct.Struct("<IHHBB")  # images in the run, height, width, mode, mapping
 NAMES_NUMBERED, NAMES_LISTED = 0, 1
+_NO_FIXED_POINT = bytes(FixedPoint.LAYOUT.size)  # a float file's fixed-point parameters
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +80,8 @@ class Container:
     """The parsed header of a compressed file (see :func:`read_container`)."""
 
     fingerprint: bytes
-    dtype: torch.dtype
+    arithmetic: str  # "integer", "float32" or "float64"
+    fixed_point: FixedPoint | None  # the integer coding model's parameters; None for float
     precision: int
     batch_size: int
     chunk_pixels: int
@@ -87,6 +95,12 @@ class Container:
     names: tuple[str, ...]
     payload: bytes
     header_bytes: int  # everything but the payload
+    version: int = VERSION
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The float model's dtype while coding; None for the integer coding model."""
+        return FLOAT_DTYPES.get(self.arithmetic)
 
     @property
     def subpixels(self) -> int:
@@ -117,23 +131,29 @@ def _runs(images: Sequence[CodedImage]) -> list[list]:
     return runs
 
 
-def build_container(*, fingerprint: bytes, dtype: torch.dtype, batch_size: int, chunk_pixels: int, channels: int, levels: int,
-                    environment: dict[str, str], pixel_digest: bytes, images: Sequence[CodedImage], payload: bytes) -> bytes:
-    """Assemble format 1 (all integers little-endian; ``docs/compression.md`` has the table)::
+def build_container(*, fingerprint: bytes, arithmetic: str, fixed_point: FixedPoint | None, batch_size: int, chunk_pixels: int,
+                    channels: int, levels: int, environment: dict[str, str], pixel_digest: bytes, images: Sequence[CodedImage],
+                    payload: bytes) -> bytes:
+    """Assemble format 2 (all integers little-endian; ``docs/compression.md`` has the table)::
 
         magic "PXRNNCMP" | u16 version | u32 body length N | body (N bytes)
         | sha256(all bytes before it) | payload | sha256(payload)
 
-    body: 32-byte model fingerprint | u8 dtype (1 float32, 2 float64) | u8 precision (24)
-    | u32 batch size | u32 chunk pixels | u8 channels | u16 levels | u16 E | E bytes environment
+    body: 32-byte fingerprint (of the coding model) | u8 arithmetic (1 float32, 2 float64,
+    3 integer) | u8 precision (24) | u32 batch size | u32 chunk pixels | u8 channels | u16 levels
+    | 7 bytes fixed-point parameters (integer; zeros for float) | u16 E | E bytes environment
     | u64 payload length | 32-byte sha256 of the decoded values | u32 image count | u32 run count R
     | R runs: u32 images, u16 height, u16 width, u8 mode (1 "1", 2 "L", 3 "RGB"), u8 mapping
     (0 raw, 1 scaled) | u8 naming: 0 numbered (then u8 digits D: image k is named f"{k:0D}.png")
     or 1 listed (then per image u8 length L, L bytes UTF-8).
+
+    Version 1 is the same without the fixed-point bytes, its arithmetic byte a dtype (1, 2).
     """
+    parameters = fixed_point.to_bytes() if arithmetic == "integer" else _NO_FIXED_POINT
     env = environment_text(environment)[:MAX_ENVIRONMENT]
     runs = _runs(images)
-    body = [_FIXED.pack(fingerprint, DTYPE_CODES[dtype], PRECISION, batch_size, chunk_pixels, channels, levels, len(env)), env,
+    body = [_FIXED[VERSION].pack(fingerprint, ARITHMETIC_CODES[arithmetic], PRECISION, batch_size, chunk_pixels, channels, levels,
+                                 parameters, len(env)), env,
             _COUNTS.pack(len(payload), pixel_digest, len(images), len(runs))]
     body.extend(_RUN.pack(*run) for run in runs)
     names = [image.name for image in images]
@@ -151,14 +171,14 @@ def build_container(*, fingerprint: bytes, dtype: torch.dtype, batch_size: int, 
 
 
 class _Reader:
-    """Bounded reads from the header body: running past its end is a CompressionError."""
+    """Bounded reads from the header body: running past its end is a DamagedFileError."""
 
     def __init__(self, data: bytes):
         self.data, self.offset = data, 0
 
     def take(self, size: int) -> bytes:
         if size > len(self.data) - self.offset:
-            raise CompressionError("corrupted header: a field runs past the header's end")
+            raise DamagedFileError("corrupted header: a field runs past the header's end")
         part = self.data[self.offset : self.offset + size]
         self.offset += size
         return part
@@ -184,88 +204,102 @@ def check_name(name: str) -> str:
 
 
 def read_container(data: bytes) -> Container:
-    """Parse and check a compressed file without a model; CompressionError for any defect.
+    """Parse and check a compressed file (version 1 or 2) without a model.
 
     Checks, in order: size and magic, version, header length against the file, the header's
     sha256, each field against fixed limits and the remaining header bytes (counts are bounded
-    by the bytes that would describe them), the total size, then the payload's sha256.
+    by the bytes that would describe them), the total size, then the payload's sha256. A defect
+    raises DamagedFileError; a version this pixelrnn does not know, CompressionError.
     """
     if data[: len(MAGIC)] != MAGIC[: len(data)] or not data:
-        raise CompressionError("not a pixelrnn compressed file (wrong magic bytes)" if data else "empty file")
+        raise DamagedFileError("not a pixelrnn compressed file (wrong magic bytes)" if data else "empty file")
     if len(data) < _PREFIX.size:
-        raise CompressionError(f"truncated file ({len(data)} bytes)")
+        raise DamagedFileError(f"truncated file ({len(data)} bytes)")
     magic, version, body_length = _PREFIX.unpack_from(data)
-    if version != VERSION:
-        raise CompressionError(f"unsupported format version {version} (this pixelrnn reads version {VERSION})")
+    if version not in _FIXED:
+        raise CompressionError(f"unsupported format version {version} (this pixelrnn reads versions {', '.join(map(str, _FIXED))})")
     if body_length > MAX_HEADER or _PREFIX.size + body_length + 2 * DIGEST > len(data):
-        raise CompressionError(f"truncated or corrupted file: header of {body_length} bytes in a {len(data)}-byte file")
+        raise DamagedFileError(f"truncated or corrupted file: header of {body_length} bytes in a {len(data)}-byte file")
     head_end = _PREFIX.size + body_length
     if hashlib.sha256(data[:head_end]).digest() != data[head_end : head_end + DIGEST]:
-        raise CompressionError("corrupted header (sha256 mismatch)")
+        raise DamagedFileError("corrupted header (sha256 mismatch)")
     reader = _Reader(data[_PREFIX.size : head_end])
-    fingerprint, dtype_code, precision, batch_size, chunk_pixels, channels, levels, env_length = reader.unpack(_FIXED)
-    if dtype_code not in DTYPES:
-        raise CompressionError(f"corrupted header: unknown dtype code {dtype_code}")
+    fields = reader.unpack(_FIXED[version])
+    fingerprint, arithmetic_code, precision, batch_size, chunk_pixels, channels, levels, env_length = fields[:7] + fields[-1:]
+    arithmetic = ARITHMETICS.get(arithmetic_code) if version > 1 or arithmetic_code in (1, 2) else None
+    if arithmetic is None:
+        raise DamagedFileError(f"corrupted header: unknown arithmetic code {arithmetic_code}")
+    fixed_point = _fixed_point(fields[7]) if arithmetic == "integer" else None
     if precision != PRECISION:
         raise CompressionError(f"unsupported coder precision {precision} bits (this pixelrnn codes with {PRECISION})")
     if not 1 <= batch_size <= MAX_BATCH or not 1 <= chunk_pixels <= MAX_CHUNK_PIXELS:
-        raise CompressionError(f"corrupted header: batch size {batch_size} or chunk size {chunk_pixels} outside the limits")
+        raise DamagedFileError(f"corrupted header: batch size {batch_size} or chunk size {chunk_pixels} outside the limits")
     if channels < 1 or not 2 <= levels <= 256:
-        raise CompressionError(f"corrupted header: {channels} channels, {levels} levels")
+        raise DamagedFileError(f"corrupted header: {channels} channels, {levels} levels")
     if env_length > MAX_ENVIRONMENT:
-        raise CompressionError(f"corrupted header: environment of {env_length} bytes")
+        raise DamagedFileError(f"corrupted header: environment of {env_length} bytes")
     try:
         env_text = reader.take(env_length).decode()
     except UnicodeDecodeError:
-        raise CompressionError("corrupted header: environment is not UTF-8") from None
+        raise DamagedFileError("corrupted header: environment is not UTF-8") from None
     env = dict(item.partition("=")[::2] for item in env_text.split(";") if item)
     payload_length, pixel_digest, count, run_count = reader.unpack(_COUNTS)
     if not 1 <= count <= MAX_IMAGES or not 1 <= run_count <= count or run_count * _RUN.size > reader.left:
-        raise CompressionError(f"corrupted header: {count} images in {run_count} runs cannot be described by {reader.left} header bytes")
+        raise DamagedFileError(f"corrupted header: {count} images in {run_count} runs cannot be described by {reader.left} header bytes")
     shapes, modes, mappings = [], [], []
     for _ in range(run_count):
         length, height, width, mode, mapping = reader.unpack(_RUN)
         if not 1 <= length <= count - len(shapes):
-            raise CompressionError(f"corrupted header: a run of {length} images where {count - len(shapes)} remain")
+            raise DamagedFileError(f"corrupted header: a run of {length} images where {count - len(shapes)} remain")
         if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_IMAGE_PIXELS):
-            raise CompressionError(f"corrupted header: image size {width}x{height} outside the limits")
+            raise DamagedFileError(f"corrupted header: image size {width}x{height} outside the limits")
         if mode not in MODES or mapping not in MAPPINGS:
-            raise CompressionError(f"corrupted header: mode code {mode}, mapping code {mapping}")
+            raise DamagedFileError(f"corrupted header: mode code {mode}, mapping code {mapping}")
         shapes.extend([(height, width)] * length)
         modes.extend([MODES[mode]] * length)
         mappings.extend([MAPPINGS[mapping]] * length)
     if len(shapes) != count:
-        raise CompressionError(f"corrupted header: the runs describe {len(shapes)} images, not {count}")
+        raise DamagedFileError(f"corrupted header: the runs describe {len(shapes)} images, not {count}")
     (naming,) = reader.take(1)
     if naming == NAMES_NUMBERED:
         (digits,) = reader.take(1)
         if not 1 <= digits <= MAX_NAME_DIGITS:
-            raise CompressionError(f"corrupted header: names of {digits} digits")
+            raise DamagedFileError(f"corrupted header: names of {digits} digits")
         names = [f"{index:0{digits}d}.png" for index in range(count)]
     elif naming == NAMES_LISTED:
         if count * 2 > reader.left:
-            raise CompressionError(f"corrupted header: {count} names cannot fit in {reader.left} bytes")
+            raise DamagedFileError(f"corrupted header: {count} names cannot fit in {reader.left} bytes")
         names = []
         for _ in range(count):
             (length,) = reader.take(1)
             try:
                 names.append(check_name(reader.take(length).decode()))
             except UnicodeDecodeError:
-                raise CompressionError("corrupted header: an image name is not UTF-8") from None
+                raise DamagedFileError("corrupted header: an image name is not UTF-8") from None
+            except CompressionError as error:  # an unsafe name in a file: damage (or a crafted file)
+                raise DamagedFileError(f"corrupted header: {error}") from None
     else:
-        raise CompressionError(f"corrupted header: unknown naming code {naming}")
+        raise DamagedFileError(f"corrupted header: unknown naming code {naming}")
     if reader.left:
-        raise CompressionError(f"corrupted header: {reader.left} unexplained bytes after the image list")
+        raise DamagedFileError(f"corrupted header: {reader.left} unexplained bytes after the image list")
     if len({name.casefold() for name in names}) != len(names):
-        raise CompressionError("corrupted header: two images have the same name")
+        raise DamagedFileError("corrupted header: two images have the same name")
     if payload_length % 4:
-        raise CompressionError(f"corrupted header: payload length {payload_length} is not whole 32-bit words")
+        raise DamagedFileError(f"corrupted header: payload length {payload_length} is not whole 32-bit words")
     expected = head_end + DIGEST + payload_length + DIGEST
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise CompressionError(f"file {what}: {len(data)} bytes, the header says {expected}")
+        raise DamagedFileError(f"file {what}: {len(data)} bytes, the header says {expected}")
     payload = data[head_end + DIGEST : head_end + DIGEST + payload_length]
     if hashlib.sha256(payload).digest() != data[expected - DIGEST :]:
-        raise CompressionError("corrupted payload (sha256 mismatch)")
-    return Container(fingerprint, DTYPES[dtype_code], precision, batch_size, chunk_pixels, channels, levels, env, pixel_digest,
-                     tuple(shapes), tuple(modes), tuple(mappings), tuple(names), payload, expected - payload_length)
+        raise DamagedFileError("corrupted payload (sha256 mismatch)")
+    return Container(fingerprint, arithmetic, fixed_point, precision, batch_size, chunk_pixels, channels, levels, env, pixel_digest,
+                     tuple(shapes), tuple(modes), tuple(mappings), tuple(names), payload, expected - payload_length, version)
+
+
+def _fixed_point(parameters: bytes) -> FixedPoint:
+    """The header's fixed-point parameters, each checked against its limits (they size the tables)."""
+    try:
+        return FixedPoint.from_bytes(parameters)
+    except CompressionError as error:
+        raise DamagedFileError(f"corrupted header: {error}") from None

@@ -1,4 +1,4 @@
-"""One loader per dataset source, and ``load_dataset``: images as uint8 arrays (N, C, H, W).
+"""One plan per dataset source, and ``load_dataset``: images as uint8 arrays (N, C, H, W).
 
 Every loader returns an :class:`ImageSet` whose ``images`` are C-contiguous, writable
 ``uint8`` arrays with values in ``[0, levels)``.
@@ -35,34 +35,49 @@ Datasets (``load_dataset(name, split)``)
 ``folder:PATH``  PNG/JPEG/BMP/GIF/WEBP files under PATH (recursive, sorted by relative
     path; GIFs give their first frame). Grey-like images (L, 1, LA, 16-bit grey, grey
     palettes) become 1 channel, everything else RGB with 3 (alpha is dropped). All images
-    must share one size and channel count. levels 256. Splits: ``all``, ``test`` = index
-    % 10 == 0, ``train`` = the rest.
+    must share one size and channel count. levels 256, or ``levels=L`` (``data.levels``):
+    8-bit samples become values by the one exact mapping of :mod:`pixelrnn.images`
+    (``scaled``: 0/255 -> 0/1 for L = 2; else ``raw``), or the load fails naming the file.
+    Splits: ``all``, ``test`` = index % 10 == 0, ``valid`` = index % 10 == 1, ``train`` = the
+    rest.
 ``npz:PATH``  A .npz with one integer array per split under the key ``<split>``,
     ``<split>_x`` or ``x_<split>`` (split in train/valid/test/train_full/all). Layouts: 3-D
     is NHW (one channel); 4-D is NCHW if axis 1 has size 1 or 3, else NHWC if axis 3 has
     size 1 or 3 (so NCHW wins when both qualify). ``levels`` is the key ``levels`` if
-    present, else 256 if any value of any split exceeds 1, else 2.
+    present, else 256 if any value of any split exceeds 1, else 2; ``levels=L`` sets it
+    (every value must lie below L). A file with ``train`` but no ``valid`` gets one carved
+    deterministically: ``valid`` = the last tenth of ``train``, ``train`` = the rest,
+    ``train_full`` = all of it (as for CIFAR-10).
 
-Files are found and verified by :mod:`pixelrnn.data.fetch`; their formats are parsed by
+Named datasets have fixed levels; ``levels`` other than theirs is refused.
+
+Files are found and verified by :mod:`pixelrnn.data.fetch`; their containers (gzip, tar, zip,
+npz) are read within the limits by :mod:`pixelrnn.data.archives`; their formats are parsed by
 :mod:`pixelrnn.data.formats`; image files are read by :func:`pixelrnn.images.read_image`.
+Every image set is held to the ``image_pixels`` limit (:mod:`pixelrnn.limits`).
+A split is prepared once as a memory-mapped array in the cache (:mod:`pixelrnn.data.cache`);
+the plans of ``folder:`` and ``npz:`` are in :mod:`pixelrnn.data.local`.
 """
 
 from __future__ import annotations
 
 import os
-import tarfile
-import zipfile
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Iterator
 
 import numpy as np
 
-from ..errors import DatasetError, ImageError
-from ..images import IMAGE_EXTENSIONS, read_image
+import torch
+
+from ..errors import DatasetError
+from ..limits import check_limit
+from .archives import BoundedNpz, BoundedZip, gunzip, tar_members
+from .cache import prepared_array
 from .fetch import Lookup, data_dir_from_env, default_cache_dir, verify_file
-from .formats import (_gunzip, _read_bytes, _to_uint8, npz_key, npz_layout, parse_amat, parse_cifar_batch,
-                      parse_idx_images, read_npz_member)
+from .formats import _read_bytes, _to_uint8, npz_key, parse_amat, parse_cifar_batch, parse_idx_images
+from .local import FOLDER_SPLITS, NPZ_SPLITS, carved_splits, plan_folder, plan_npz
+from .parts import Plan, every_row, npz_array
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +88,8 @@ class ImageSet:
     split: str
     images: np.ndarray
     levels: int
+    values_checked: bool = field(default=False, kw_only=True, repr=False)
+    """Every value is known to lie below ``levels`` (a prepared cache checked them when it wrote them)."""
 
     def __post_init__(self) -> None:
         x = self.images
@@ -80,9 +97,12 @@ class ImageSet:
             raise DatasetError(f"{self.name}: images must be a (N, C, H, W) uint8 array")
         if not 2 <= self.levels <= 256:
             raise DatasetError(f"{self.name}: levels must be in 2..256, got {self.levels}")
-        if x.size and int(x.max()) >= self.levels:
+        check_limit("image_pixels", x.shape[2] * x.shape[3], f"{self.name}: an image of {x.shape[2]}x{x.shape[3]}",
+                    DatasetError)
+        if x.size and not self.values_checked and int(x.max()) >= self.levels:
             raise DatasetError(f"{self.name}: value {int(x.max())} >= levels {self.levels}")
-        if not (x.flags.c_contiguous and x.flags.writeable):
+        # A memory map is read in place, however large; any other array is held as a C-contiguous, writable copy.
+        if not isinstance(x, np.memmap) and not (x.flags.c_contiguous and x.flags.writeable):
             object.__setattr__(self, "images", np.array(x, order="C"))
 
     @property
@@ -100,6 +120,10 @@ class ImageSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """Image ``index`` as an int64 tensor (C, H, W): a map-style dataset for ``DataLoader``."""
+        return torch.from_numpy(self.images[index].astype(np.int64))
+
 
 _SPLITS: dict[str, tuple[str, ...]] = {
     "binarized_mnist": ("train", "valid", "test"),
@@ -113,163 +137,133 @@ _SPLITS: dict[str, tuple[str, ...]] = {
 DATASETS: tuple[str, ...] = tuple(_SPLITS)
 """Fixed dataset names; ``folder:PATH`` and ``npz:PATH`` are accepted as well."""
 _PREFIXES = ("folder:", "npz:")
-_FOLDER_SPLITS = ("all", "train", "test")
-_NPZ_SPLITS = ("train", "valid", "test", "train_full", "all")
 
 
-def _valid_tail(x: np.ndarray, split: str, fraction: int) -> np.ndarray:
-    """train/valid/train_full of a training array whose last 1/fraction is validation."""
-    cut = len(x) - len(x) // fraction
-    return {"train": x[:cut], "valid": x[cut:], "train_full": x}[split]
+def _split_rows(split: str, fraction: int):
+    """The rows of train/valid/train_full in a training array whose last 1/fraction is validation."""
+    if split == "test":
+        return every_row
+
+    def rows(count: int) -> slice:
+        cut = count - count // fraction
+        return {"train": slice(0, cut), "valid": slice(cut, count), "train_full": slice(0, count)}[split]
+    return rows
 
 
-def _load_binarized_mnist(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
+def _plan_binarized_mnist(ctx: Lookup, split: str) -> Plan:
     path = ctx.fetch(f"binarized_mnist_{split}.amat")
-    return parse_amat(_read_bytes(path), str(path)), 2
+    return Plan(ctx.name, split, ctx.name, split, (path,), lambda: [parse_amat(_read_bytes(path), str(path))], 2)
 
 
-def _load_mnist(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
-    fname = "t10k-images-idx3-ubyte.gz" if split == "test" else "train-images-idx3-ubyte.gz"
-    path = ctx.fetch(fname)
-    x = parse_idx_images(_gunzip(path), str(path))
-    return (x if split == "test" else _valid_tail(x, split, 6)), 256
+def _plan_mnist(ctx: Lookup, split: str) -> Plan:
+    stored = "test" if split == "test" else "train_full"
+    path = ctx.fetch("t10k-images-idx3-ubyte.gz" if split == "test" else "train-images-idx3-ubyte.gz")
+    return Plan(ctx.name, split, ctx.name, stored, (path,), lambda: [parse_idx_images(gunzip(path), str(path))], 256,
+                _split_rows(split, 6))
 
 
-def _load_cifar10(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
+def _cifar_archive_batches(archive: Path, names: list[str]) -> Iterator[np.ndarray]:
+    # The official archive holds 9 entries: the folder, 6 batches, batches.meta, readme.html.
+    found = tar_members(archive, [f"cifar-10-batches-py/{n}" for n in names], max_entries=64)
+    for n in names:
+        if f"cifar-10-batches-py/{n}" not in found:
+            raise DatasetError(f"{archive}: has no cifar-10-batches-py/{n}")
+        yield parse_cifar_batch(found[f"cifar-10-batches-py/{n}"], f"{archive}:{n}")
+
+
+def _plan_cifar10(ctx: Lookup, split: str) -> Plan:
+    stored = "test" if split == "test" else "train_full"
     names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
     folder = next((d / "cifar-10-batches-py" for d in ctx.dirs()
                    if (d / "cifar-10-batches-py").is_dir()), None)
-    parts = []
     if folder is not None:
-        for n in names:
-            p = folder / n
+        paths = tuple(folder / n for n in names)
+        for p in paths:
             if not p.is_file():
                 raise DatasetError(f"cifar10: {p} is missing from the extracted folder")
-            parts.append(parse_cifar_batch(_read_bytes(verify_file(p, ctx.verify)), str(p)))
+            verify_file(p, ctx.verify)
+        parts = lambda: (parse_cifar_batch(_read_bytes(p), str(p)) for p in paths)
     else:
         if ctx.find("cifar-10-python.tar.gz") is None and not ctx.download:
             raise ctx.missing("cifar-10-python.tar.gz",
                               "cifar-10-python.tar.gz (or its folder cifar-10-batches-py/)")
-        archive = ctx.fetch("cifar-10-python.tar.gz")
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                for n in names:
-                    try:
-                        member = tar.extractfile(f"cifar-10-batches-py/{n}")
-                    except KeyError:
-                        member = None
-                    if member is None:
-                        raise DatasetError(f"{archive}: has no cifar-10-batches-py/{n}")
-                    parts.append(parse_cifar_batch(member.read(), f"{archive}:{n}"))
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-            raise DatasetError(f"{archive}: truncated or corrupt archive: {e}") from e
-    x = np.concatenate(parts)
-    return (x if split == "test" else _valid_tail(x, split, 10)), 256
+        paths = (ctx.fetch("cifar-10-python.tar.gz"),)
+        parts = lambda: _cifar_archive_batches(paths[0], names)
+    return Plan(ctx.name, split, ctx.name, stored, paths, parts, 256, _split_rows(split, 10))
 
 
-def _load_cifar10_subset(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
+def _cifar10_subset_rows(path: Path, key: str) -> Iterator[np.ndarray]:
+    with npz_array(path, key, str(path)) as x:
+        if len(x.shape) != 4 or x.shape[3] != 3:
+            raise DatasetError(f"{path}: {key} has shape {x.shape}, expected (N, 32, 32, 3)")
+        for chunk in x.chunks():
+            yield _to_uint8(chunk, str(path)).transpose(0, 3, 1, 2)
+
+
+def _plan_cifar10_subset(ctx: Lookup, split: str) -> Plan:
     path = ctx.find("cifar10_subset.npz")
     if path is None:
         raise ctx.missing("cifar10_subset.npz", "cifar10/cifar10_subset.npz (a local-only file)")
     verify_file(path, ctx.verify)
+    stored = "test" if split == "test" else "train_full"
     key = "test_x" if split == "test" else "train_x"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            x = f[key]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-        raise DatasetError(f"{path}: unreadable npz or missing key {key!r}: {e}") from e
-    if x.ndim != 4 or x.shape[3] != 3:
-        raise DatasetError(f"{path}: {key} has shape {x.shape}, expected (N, 32, 32, 3)")
-    x = _to_uint8(x, str(path)).transpose(0, 3, 1, 2)
-    return (x if split == "test" else _valid_tail(x, split, 10)), 256
+    return Plan(ctx.name, split, ctx.name, stored, (path,), lambda: _cifar10_subset_rows(path, key), 256,
+                _split_rows(split, 10))
 
 
+def _imagenet_member(npz: Path | IO[bytes], source: str, size: int) -> Iterator[np.ndarray]:
+    with npz_array(npz, "data", source) as data:
+        if len(data.shape) != 2 or data.shape[1] != 3 * size * size:
+            raise DatasetError(f"{source}: data has shape {data.shape}, expected (N, {3 * size * size})")
+        for chunk in data.chunks():
+            yield _to_uint8(chunk, source).reshape(-1, 3, size, size)  # row r is 3 x size x size in CHW order
 
 
-def _load_imagenet(ctx: Lookup, split: str, size: int) -> tuple[np.ndarray, int]:
+def _imagenet_archive(archive: Path, names: list[str], size: int) -> Iterator[np.ndarray]:
+    with BoundedZip(archive, str(archive)) as zf:  # the layout and each member's sizes checked, then streamed
+        for name in names:
+            with zf.open(name) as member:
+                yield from _imagenet_member(member, f"{archive}:{Path(name).name}", size)
+
+
+def _plan_imagenet(ctx: Lookup, split: str, size: int) -> Plan:
     part = "train" if split == "train" else "val"
     members = ([f"train_data_batch_{i}.npz" for i in range(1, 11)] if part == "train"
                else ["val_data.npz"])
     zip_name = f"Imagenet{size}_{part}_npz.zip"
     found = [ctx.find(m) for m in members]
     if all(found):
-        return np.concatenate([read_npz_member(verify_file(p, ctx.verify), str(p), size)
-                               for p in found]), 256
+        paths = tuple(verify_file(p, ctx.verify) for p in found)
+        return Plan(ctx.name, split, ctx.name, split, paths,
+                    lambda: (rows for p in paths for rows in _imagenet_member(p, str(p), size)), 256)
     if any(found):
         raise DatasetError(f"imagenet{size}: {members[found.index(None)]} is missing next to "
                            f"{next(p for p in found if p)}")
     if ctx.find(zip_name) is None and not ctx.download:
         raise ctx.missing(zip_name, f"{zip_name} (or the npz files it holds)")
     archive = ctx.fetch(zip_name)
-    parts = []
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            by_base = {Path(n).name: n for n in zf.namelist()}
-            for m in members:
-                if m not in by_base:
-                    raise DatasetError(f"{archive}: has no {m}")
-                parts.append(read_npz_member(zf.read(by_base[m]), f"{archive}:{m}", size))
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"{archive}: truncated or corrupt zip archive: {e}") from e
-    return np.concatenate(parts), 256
+    with BoundedZip(archive, str(archive)) as zf:  # every member is looked for before any is read
+        by_base = {Path(n).name: n for n in zf.names()}
+    absent = [m for m in members if m not in by_base]
+    if absent:
+        raise DatasetError(f"{archive}: has no {absent[0]}")
+    return Plan(ctx.name, split, ctx.name, split, (archive,),
+                lambda: _imagenet_archive(archive, [by_base[m] for m in members], size), 256)
 
 
-def _load_digits(ctx: Lookup, split: str) -> tuple[np.ndarray, int]:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as e:
-        raise DatasetError("digits needs scikit-learn: pip install scikit-learn") from e
-    x = load_digits().images.astype(np.uint8)[:, None]
-    r = np.arange(len(x)) % 5
-    mask = {"test": r == 0, "valid": r == 1, "train": r >= 2}[split]
-    return x[mask], 17
+def _plan_digits(ctx: Lookup, split: str) -> Plan:
+    """Bundled with scikit-learn and tiny: kept in memory (no files, so no cache)."""
+    def images() -> list[np.ndarray]:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError as e:
+            raise DatasetError('digits needs scikit-learn: pip install "pixelrnn[digits]" (or scikit-learn)') from e
+        return [load_digits().images.astype(np.uint8)[:, None]]
 
-
-def _read_folder_image(path: Path) -> np.ndarray:
-    try:
-        return read_image(path).samples
-    except ImageError as error:
-        raise DatasetError(str(error)) from None
-
-
-def _load_folder(path: Path, name: str, split: str) -> tuple[np.ndarray, int]:
-    if not path.is_dir():
-        raise DatasetError(f"{name}: {path} is not a directory")
-    files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-                   key=lambda p: p.relative_to(path).as_posix())
-    if not files:
-        raise DatasetError(f"{name}: no PNG/JPEG/BMP/GIF/TIFF/WEBP/PNM images under {path}")
-    arrays = [_read_folder_image(files[0])]
-    for f in files[1:]:
-        a = _read_folder_image(f)
-        if a.shape != arrays[0].shape:
-            (c0, h0, w0), (c, h, w) = arrays[0].shape, a.shape
-            raise DatasetError(f"{name}: {f} is {w}x{h} with {c} channel(s), expected {w0}x{h0} "
-                               f"with {c0} like {files[0].name}; all images must match")
-        arrays.append(a)
-    x = np.stack(arrays)
-    r = np.arange(len(x)) % 10
-    return {"all": x, "test": x[r == 0], "train": x[r != 0]}[split], 256
-
-
-
-
-def _load_npz(path: Path, name: str, split: str) -> tuple[np.ndarray, int]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {s: f[k] for s in _NPZ_SPLITS if (k := npz_key(f.files, s))}
-            levels = int(f["levels"]) if "levels" in f.files else None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, TypeError) as e:
-        raise DatasetError(f"{name}: cannot read {path} as npz: {e}") from e
-    if split not in arrays:
-        accepted = ", ".join(arrays) or "none"
-        raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted}"
-                           " (keys <split>, <split>_x or x_<split>)")
-    for s, a in arrays.items():
-        arrays[s] = _to_uint8(a, f"{path}[{s}]")
-    if levels is None:
-        levels = 256 if any(a.size and a.max() > 1 for a in arrays.values()) else 2
-    return npz_layout(arrays[split], f"{path}[{split}]"), levels
+    def rows(count: int) -> np.ndarray:
+        r = np.arange(count) % 5
+        return {"test": r == 0, "valid": r == 1, "train": r >= 2}[split]
+    return Plan(ctx.name, split, ctx.name, "all", (), images, 17, rows)
 
 
 def dataset_splits(name: str) -> tuple[str, ...]:
@@ -277,13 +271,13 @@ def dataset_splits(name: str) -> tuple[str, ...]:
     if name in _SPLITS:
         return _SPLITS[name]
     if name.startswith("folder:"):
-        return _FOLDER_SPLITS
+        return FOLDER_SPLITS
     if name.startswith("npz:"):
-        try:
-            with np.load(Path(name[4:]).expanduser(), allow_pickle=False) as f:
-                return tuple(s for s in _NPZ_SPLITS if npz_key(f.files, s))
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise DatasetError(f"{name}: cannot read npz: {e}") from e
+        path = Path(name[4:]).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"{name}: file {path} not found")
+        with BoundedNpz(path, name) as f:
+            return carved_splits({s for s in NPZ_SPLITS if npz_key(f.files, s)})
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, "
                        "folder:PATH or npz:PATH")
 
@@ -295,40 +289,66 @@ def _local_path(spec: str, roots: tuple[Path, ...]) -> Path:
     return p
 
 
-def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
-                 download: bool = False, cache_dir: str | os.PathLike | None = None,
-                 verify: bool | None = None) -> ImageSet:
-    """Load one split of a dataset as an :class:`ImageSet` (see the module docstring)."""
-    root = Path(data_dir).expanduser() if data_dir is not None else data_dir_from_env()
-    if root is not None and not root.is_dir():
-        source = "data_dir" if data_dir is not None else "PIXELRNN_DATA_DIR"
-        raise DatasetError(f"data directory {root} (from {source}) does not exist")
-    roots = (root,) if root is not None else ()
+def _plan(name: str, split: str, roots: tuple[Path, ...], cache: Path, download: bool, verify: bool | None,
+          levels: int | None) -> Plan:
     if name.startswith(_PREFIXES):
         kind, spec = name.split(":", 1)
         path = _local_path(spec, roots)
         if kind == "folder":
-            if split not in _FOLDER_SPLITS:
+            if split not in FOLDER_SPLITS:
                 raise DatasetError(f"unknown split {split!r} for {name}; accepted: "
-                                   f"{', '.join(_FOLDER_SPLITS)}")
-            images, levels = _load_folder(path, name, split)
-        else:
-            if not path.is_file():
-                raise DatasetError(f"{name}: file {path} not found")
-            images, levels = _load_npz(path, name, split)
+                                   f"{', '.join(FOLDER_SPLITS)}")
+            return plan_folder(path, name, split, levels)
+        if not path.is_file():
+            raise DatasetError(f"{name}: file {path} not found")
+        return plan_npz(path, name, split, levels)
+    accepted = dataset_splits(name)  # raises for unknown names
+    if split not in accepted:
+        raise DatasetError(f"unknown split {split!r} for {name}; "
+                           f"accepted: {', '.join(accepted)}")
+    ctx = Lookup(name, roots, cache, download, verify)
+    if name.startswith("imagenet"):
+        return _plan_imagenet(ctx, split, int(name[len("imagenet"):]))
+    planner = {"binarized_mnist": _plan_binarized_mnist, "mnist": _plan_mnist, "cifar10": _plan_cifar10,
+               "cifar10_subset": _plan_cifar10_subset, "digits": _plan_digits}[name]
+    plan = planner(ctx, split)
+    if levels is not None and levels != plan.levels:
+        raise DatasetError(f"{name} has {plan.levels} levels; data.levels={levels} applies to folder: and npz: datasets only")
+    return plan
+
+
+def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
+                 download: bool = False, cache_dir: str | os.PathLike | None = None,
+                 verify: bool | None = None, levels: int | None = None, cache: bool = True, progress: bool = True) -> ImageSet:
+    """Load one split of a dataset as an :class:`ImageSet` (see the module docstring).
+
+    ``levels``: the values per sub-pixel of a ``folder:`` or ``npz:`` dataset (None: its own).
+    With ``cache`` (the default) a dataset read from files is prepared once in the cache dir and
+    memory-mapped read-only (:mod:`pixelrnn.data.cache`); ``progress`` shows a bar while it is
+    prepared. ``cache=False`` reads the files into memory each time.
+    """
+    if levels is not None and not 2 <= levels <= 256:
+        raise DatasetError(f"data.levels={levels} must lie in 2..256")
+    try:
+        return _load_dataset(name, split, data_dir, download, cache_dir, verify, levels, cache, progress)
+    except MemoryError:  # the files were within the limits, the machine was not
+        raise DatasetError(f"{name}: not enough memory to load split {split!r}") from None
+
+
+def _load_dataset(name: str, split: str, data_dir, download: bool, cache_dir, verify: bool | None, levels: int | None,
+                  cache: bool, progress: bool) -> ImageSet:
+    root = Path(data_dir).expanduser() if data_dir is not None else data_dir_from_env()
+    if root is not None and not root.is_dir():
+        source = "data_dir" if data_dir is not None else "PIXELRNN_DATA_DIR"
+        raise DatasetError(f"data directory {root} (from {source}) does not exist")
+    cache_root = default_cache_dir(cache_dir)
+    plan = _plan(name, split, (root,) if root is not None else (), cache_root, download, verify, levels)
+    prepared = cache and bool(plan.sources)
+    if prepared:
+        stored, levels = prepared_array(plan, cache_root, progress=progress)
     else:
-        accepted = dataset_splits(name)  # raises for unknown names
-        if split not in accepted:
-            raise DatasetError(f"unknown split {split!r} for {name}; "
-                               f"accepted: {', '.join(accepted)}")
-        ctx = Lookup(name, roots, default_cache_dir(cache_dir), download, verify)
-        if name.startswith("imagenet"):
-            images, levels = _load_imagenet(ctx, split, int(name[len("imagenet"):]))
-        else:
-            loader = {"binarized_mnist": _load_binarized_mnist, "mnist": _load_mnist,
-                      "cifar10": _load_cifar10, "cifar10_subset": _load_cifar10_subset,
-                      "digits": _load_digits}[name]
-            images, levels = loader(ctx, split)
+        stored, levels = plan.gather(), plan.level_count()
+    images = stored[plan.rows(len(stored))]
     if len(images) == 0:
         raise DatasetError(f"{name}: split {split!r} is empty")
-    return ImageSet(name, split, images, levels)
+    return ImageSet(name, split, images, levels, values_checked=prepared)

@@ -254,7 +254,10 @@ class DiagonalScan(torch.autograd.Function):
 
 # Opaque to torch.compile: every diagonal is a view of a different shape, so dynamo would re-trace
 # the loop step by step until its recompile limit. (The Row LSTM's scan traces through without breaks.)
-@torch.compiler.disable
+# torch._disable_dynamo is torch.compiler.disable applied at the first call: the decorator itself
+# would import torch._dynamo (longer than importing torch) into every program that imports the
+# library. Dynamo skips the wrapper and what it calls, so the scan stays out of compiled graphs.
+@torch._disable_dynamo
 def diagonal_scan(gates_in, weight, initial_hidden, initial_cell) -> torch.Tensor:
     """Hidden states (D, B, H, W, h) of the Diagonal BiLSTM scan; see :class:`DiagonalScan`.
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from ..config import ModelConfig, MultiScaleConfig
+from ..config import ModelConfig
 from ..utils import bits_per_dim
 from .base import PixelModel
 from .diagonal_bilstm import DiagonalBiLSTMNetwork
 from .multiscale import MultiScaleLogits, MultiScalePixelRNN
 from .pixelcnn import PixelCNN
-from .registry import NETWORKS, network_from_config
+from .pretrained import from_pretrained, save_pretrained
+from .registry import KNOWN, MODELS, model_from_config, network_from_config
 from .row_lstm import RowLSTMNetwork
 
-
-def model_from_config(config: ModelConfig | MultiScaleConfig) -> PixelModel | MultiScalePixelRNN:
-    if isinstance(config, MultiScaleConfig):
-        return MultiScalePixelRNN(config)
-    return network_from_config(config)
+# Every model module is imported above, so every architecture has entered the registry.
+assert set(MODELS) == set(KNOWN), f"architectures without a class: {set(KNOWN) - set(MODELS)}"
 
 
 def build_model(arch: str, *, channels: int, levels: int, hidden: int, layers: int, **options) -> PixelModel:
@@ -28,5 +26,5 @@ def build_model(arch: str, *, channels: int, levels: int, hidden: int, layers: i
     return model_from_config(ModelConfig.from_dict(dict(arch=arch, channels=channels, levels=levels, hidden=hidden, layers=layers, **options)))
 
 
-__all__ = ["NETWORKS", "PixelModel", "bits_per_dim", "build_model", "model_from_config", "network_from_config",
-           "MultiScaleLogits", "MultiScalePixelRNN", "PixelCNN", "RowLSTMNetwork", "DiagonalBiLSTMNetwork"]
+__all__ = ["MODELS", "PixelModel", "bits_per_dim", "build_model", "from_pretrained", "model_from_config", "network_from_config",
+           "save_pretrained", "MultiScaleLogits", "MultiScalePixelRNN", "PixelCNN", "RowLSTMNetwork", "DiagonalBiLSTMNetwork"]

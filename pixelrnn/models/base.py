@@ -22,6 +22,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..layers.masked_conv import MaskedConv2d, channel_groups
 from ..utils import bits_per_dim
+from .pretrained import Pretrained
 
 
 def subpixel_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -56,8 +57,9 @@ class OutputStack(nn.Module):
         return x
 
 
-class PixelModel(nn.Module):
-    """Base class: an exact-likelihood autoregressive model over discrete sub-pixels."""
+class PixelModel(nn.Module, Pretrained):
+    """Base class: an exact-likelihood autoregressive model over discrete sub-pixels; saved and loaded with
+    ``save_pretrained``/``from_pretrained``."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()

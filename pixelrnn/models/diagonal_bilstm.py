@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from ..layers.lstm import DiagonalBiLSTM, LSTMResidualBlock
 from .base import PixelModel
+from .registry import register
 
 
+@register("diagonal_bilstm")
 class DiagonalBiLSTMNetwork(PixelModel):
     def build_blocks(self):
         cfg = self.config

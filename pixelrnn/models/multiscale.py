@@ -30,7 +30,8 @@ from torch import nn
 from ..config import MultiScaleConfig
 from ..utils import bits_per_dim
 from .base import PixelModel, nll_from_logits, subpixel_nll
-from .registry import network_from_config
+from .pretrained import Pretrained
+from .registry import MULTISCALE, network_from_config, register
 
 
 class MultiScaleLogits(NamedTuple):
@@ -59,7 +60,8 @@ class Upsampler(nn.Module):
         return self.net(small)
 
 
-class MultiScalePixelRNN(nn.Module):
+@register(MULTISCALE)
+class MultiScalePixelRNN(nn.Module, Pretrained):
     """p(x) = p_small(x_small) p_large(x | x_small); ``forward`` returns both stages' logits."""
 
     def __init__(self, config: MultiScaleConfig):

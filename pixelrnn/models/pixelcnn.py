@@ -19,6 +19,7 @@ from torch import nn
 
 from ..layers.masked_conv import MaskedConv2d, channel_groups
 from .base import PixelModel
+from .registry import register
 
 
 class PixelCNNBlock(nn.Module):
@@ -40,6 +41,7 @@ class PixelCNNBlock(nn.Module):
         return x + y if self.residual else y
 
 
+@register("pixelcnn")
 class PixelCNN(PixelModel):
     def build_blocks(self):
         cfg = self.config

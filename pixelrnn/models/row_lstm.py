@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from ..layers.lstm import LSTMResidualBlock, RowLSTM
 from .base import PixelModel
+from .registry import register
 
 
+@register("row_lstm")
 class RowLSTMNetwork(PixelModel):
     def build_blocks(self):
         cfg = self.config

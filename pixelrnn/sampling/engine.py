@@ -128,7 +128,81 @@ class _MaskedConvAt:
 
 
 # --------------------------------------------------------------------- the engines
-class IncrementalEngine:
+class RasterCursor:
+    """The raster order every incremental engine keeps (here and the codec's integer engines).
+
+    ``logits`` / ``advance`` for sub-pixel (i, j, c) in turn; the column at (i, j) is computed
+    once per channel asked for and made final when the pixel's last channel is fixed; a row's
+    work is done when it starts. Subclasses set ``channels``, ``batch``, ``height``, ``width``
+    and ``input_conv`` (with ``start_row``) in ``reset``, end it with ``_start_cursor()``, and
+    implement ``_write_input(j, c, values)`` (a fixed sub-pixel into the input cache),
+    ``_column(i, j)`` (every layer at (i, j); logits indexed ``[:, c]``) and ``_start_blocks_row(i)``.
+    """
+
+    position: tuple[int, int, int] | None = None
+
+    def _start_cursor(self) -> None:
+        self.position = (0, 0, 0)
+        self._column_at = None  # the (i, j, c) for which the column at (i, j) was last computed
+        self._logits = None
+        self._start_row(0)
+
+    def logits(self, i: int, j: int, c: int):
+        """Logits (batch, levels) of sub-pixel c at (i, j) given every earlier sub-pixel."""
+        self._check(i, j, c)
+        self._ensure_column(i, j, c)
+        return self._logits[:, c]
+
+    def advance(self, i: int, j: int, c: int, values) -> None:
+        """Fix sub-pixel c at (i, j) to ``values`` (batch,) integers and move the cursor on."""
+        self._check(i, j, c)
+        self._write_input(j, c, values)
+        if c + 1 < self.channels:
+            self.position = (i, j, c + 1)
+            return
+        # The pixel is complete: make its column final (computed with channels < C-1 known;
+        # the last channel itself is read by later positions only) before moving on.
+        self._ensure_column(i, j, c)
+        if j + 1 < self.width:
+            self.position = (i, j + 1, 0)
+        else:
+            self.position = (i + 1, 0, 0)
+            if i + 1 < self.height:
+                self._start_row(i + 1)
+
+    def _check(self, i: int, j: int, c: int) -> None:
+        if self.position is None:
+            raise ValueError("call reset(batch, height, width) before sampling")
+        if self.position[0] >= self.height:
+            raise ValueError(f"the image is complete; sub-pixel {(i, j, c)} is outside it")
+        if (i, j, c) != self.position:
+            raise ValueError(f"sub-pixels go in raster order: the next is (i, j, c) = {self.position}, not {(i, j, c)}")
+
+    # The work of ``logits`` and ``advance`` runs without autograd; the native engines, which
+    # call no tensor operations per position, skip the cost of entering no_grad there.
+    @torch.no_grad()
+    def _ensure_column(self, i: int, j: int, c: int) -> None:
+        if self._column_at != (i, j, c):
+            self._logits = self._column(i, j)
+            self._column_at = (i, j, c)
+
+    @torch.no_grad()
+    def _start_row(self, i: int) -> None:
+        """Row i-1 is final: per-row work of the input convolution and of the blocks."""
+        self.input_conv.start_row(i)
+        self._start_blocks_row(i)
+
+    def _write_input(self, j: int, c: int, values) -> None:
+        raise NotImplementedError
+
+    def _column(self, i: int, j: int):
+        raise NotImplementedError
+
+    def _start_blocks_row(self, i: int) -> None:
+        raise NotImplementedError
+
+
+class IncrementalEngine(RasterCursor):
     """Shared part: cursor, input image cache, mask-A input convolution, skips, output stack.
 
     Subclasses cache their blocks' state and implement ``_setup_blocks()``, ``_block(index,
@@ -147,7 +221,6 @@ class IncrementalEngine:
         config = model.config
         self.channels, self.levels = config.channels, config.levels
         self.batch = self.height = self.width = 0
-        self.position: tuple[int, int, int] | None = None
 
     # ------------------------------------------------------------- public interface
     @torch.no_grad()
@@ -180,36 +253,7 @@ class IncrementalEngine:
             self.skip_bias = sum(conv.bias.detach() for conv in model.skips)
         self.output_convs = [_Pointwise(conv) for conv in model.output_stack.convs]
         self._setup_blocks()
-        self.position = (0, 0, 0)
-        self._column_at = None  # the (i, j, c) for which the column at (i, j) was last computed
-        self._logits = None
-        self._start_row(0)
-
-    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
-        """Logits (batch, levels) of sub-pixel c at (i, j) given every earlier sub-pixel."""
-        self._check(i, j, c)
-        self._ensure_column(i, j, c)
-        return self._logits[:, c]
-
-    def advance(self, i: int, j: int, c: int, values: torch.Tensor) -> None:
-        """Fix sub-pixel c at (i, j) to ``values`` (batch,) integers and move the cursor on."""
-        self._check(i, j, c)
-        values = torch.as_tensor(values, device=self.like.device)
-        if values.shape != (self.batch,):
-            raise ValueError(f"expected {self.batch} values for sub-pixel {(i, j, c)}; got shape {tuple(values.shape)}")
-        self._write_input(i, j, c, values)
-        if c + 1 < self.channels:
-            self.position = (i, j, c + 1)
-            return
-        # The pixel is complete: make its column final (computed with channels < C-1 known;
-        # the last channel itself is read by later positions only) before moving on.
-        self._ensure_column(i, j, c)
-        if j + 1 < self.width:
-            self.position = (i, j + 1, 0)
-        else:
-            self.position = (i + 1, 0, 0)
-            if i + 1 < self.height:
-                self._start_row(i + 1)
+        self._start_cursor()
 
     def cache_tensors(self) -> dict[str, torch.Tensor]:
         """The cached tensors by name (for inspection, and for tests that corrupt a cache)."""
@@ -220,33 +264,13 @@ class IncrementalEngine:
         return torch_threads(self.threads if self.model.device.type == "cpu" else None)
 
     # ------------------------------------------------------------- internals
-    # The work of ``logits`` and ``advance`` runs without autograd; the native engines, which
-    # call no tensor operations per position, skip the cost of entering no_grad there.
     @torch.no_grad()
-    def _write_input(self, i: int, j: int, c: int, values: torch.Tensor) -> None:
-        """Put the scaled ``values`` of sub-pixel c at (i, j) into the input convolution's cache."""
+    def _write_input(self, j: int, c: int, values) -> None:
+        values = torch.as_tensor(values, device=self.like.device)
+        if values.shape != (self.batch,):
+            raise ValueError(f"expected {self.batch} values for sub-pixel {(self.position[0], j, c)}; got shape {tuple(values.shape)}")
         self.input_conv.centre_row[:, j + self.input_conv.side, c] = self.model.scale(values)
 
-    def _check(self, i: int, j: int, c: int) -> None:
-        if self.position is None:
-            raise ValueError("call reset(batch, height, width) before sampling")
-        if self.position[0] >= self.height:
-            raise ValueError(f"the image is complete; sub-pixel {(i, j, c)} is outside it")
-        if (i, j, c) != self.position:
-            raise ValueError(f"sub-pixels go in raster order: the next is (i, j, c) = {self.position}, not {(i, j, c)}")
-
-    def _ensure_column(self, i: int, j: int, c: int) -> None:
-        if self._column_at != (i, j, c):
-            self._logits = self._column(i, j)
-            self._column_at = (i, j, c)
-
-    @torch.no_grad()
-    def _start_row(self, i: int) -> None:
-        """Row i-1 is final: per-row work of the input convolution and of the blocks."""
-        self.input_conv.start_row(i)
-        self._start_blocks_row(i)
-
-    @torch.no_grad()
     def _column(self, i: int, j: int) -> torch.Tensor:
         """Every layer at (i, j), caches updated; logits (B, C, K)."""
         x = self.input_conv.at(j)  # (B, 2h)
@@ -266,9 +290,6 @@ class IncrementalEngine:
         return gates if self.condition_bias is None else gates + self.condition_bias[index][i, j]
 
     def _setup_blocks(self) -> None:
-        raise NotImplementedError
-
-    def _start_blocks_row(self, i: int) -> None:
         raise NotImplementedError
 
     def _block(self, index: int, x: torch.Tensor, i: int, j: int) -> torch.Tensor:

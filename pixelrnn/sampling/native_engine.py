@@ -186,7 +186,11 @@ class NativeColumn:
             self.reverse_program.run(i, self.width - 1, -1, -1)
         self._pixel = None
 
-    def _write_input(self, i: int, j: int, c: int, values: torch.Tensor) -> None:
+    def _write_input(self, j: int, c: int, values) -> None:
+        i = self.position[0]
+        values = torch.as_tensor(values)
+        if values.shape != (self.batch,):
+            raise ValueError(f"expected {self.batch} values for sub-pixel {(i, j, c)}; got shape {tuple(values.shape)}")
         if values.dtype != torch.int64:
             values = values.long()
         cache, conv = self.input_conv.cache, self.input_conv

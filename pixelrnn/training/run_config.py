@@ -3,12 +3,15 @@
 A run configuration has three sections::
 
     [model]  preset (optional), arch, hidden, layers, residual, skip, ... (ModelConfig fields;
-             channels and levels come from the dataset)
-    [data]   dataset, data_dir, download, train_split, valid_split, test_split
+             channels and levels come from the dataset, and must match it if given)
+    [data]   dataset, data_dir, download, levels, train_split, valid_split, test_split, cache
     [train]  steps, batch_size, optimizer, lr, schedule, ... (TrainConfig fields)
 
-The resolved configuration (every default filled in) is saved as ``config.json`` in the run
-folder, so a run is reproducible from its folder alone.
+A configuration file is a path or the name of one shipped with the package
+(``pixelrnn/configs/NAME.toml``: the experiments of section 4; :func:`find_config`).
+
+The resolved configuration (every default filled in, every field of the model written out) is
+saved as ``config.json`` in the run folder, so a run is reproducible from its folder alone.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig
@@ -38,9 +42,11 @@ class DataConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
+    levels: int = 0  # values per sub-pixel of a folder: or npz: dataset; 0 = the dataset's own
     train_split: str = "train"
     valid_split: str = "valid"
     test_split: str = "test"
+    cache: bool = True  # read the splits from the prepared cache (memory-mapped); false: into memory
 
 
 @dataclass
@@ -60,7 +66,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     eval_every: int = 500
-    eval_images: int = 0  # validation images used at each evaluation; 0 = the whole split
+    eval_images: int = 1000  # validation images used at each evaluation (the first ones); 0 = the whole split
     eval_batch_size: int = 64
     checkpoint_every: int = 200
     max_minutes: float = 0.0  # wall-clock budget; 0 = none
@@ -68,10 +74,11 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32; fp32; bf16
     compile: bool = False  # torch.compile the model for training
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard (extra [tensorboard]); metrics.jsonl stays the record
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig}
-MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"channels", "levels"} | {"preset"}
+MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} | {"preset"}
 
 
 @dataclass
@@ -80,8 +87,12 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def to_dict(self) -> dict:
-        return {"model": dict(self.model), "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train)}
+    def to_dict(self, model_config: ModelConfig | MultiScaleConfig | None = None) -> dict:
+        """Plain sections; with ``model_config`` (this run's network) every model field is written out."""
+        model = dict(self.model)
+        if model_config is not None:
+            model = {**({"preset": model["preset"]} if "preset" in model else {}), **model_config.to_dict()}
+        return {"model": model, "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train)}
 
     def model_config(self, channels: int, levels: int):
         """The network for a dataset of ``channels`` x ``levels``: preset, then explicit keys."""
@@ -91,6 +102,9 @@ class RunConfig:
             return MultiScaleConfig.from_dict({**self.model, **stages})
         values = dict(self.model)
         preset_name = values.pop("preset", None)
+        for key, wanted in (("channels", channels), ("levels", levels)):
+            if values.get(key, wanted) != wanted:
+                raise ConfigError(f"model.{key}={values[key]}, but the dataset has {key}={wanted}")
         merged = {}
         if preset_name:
             merged.update(PRESETS[preset_name].config.to_dict())
@@ -113,10 +127,35 @@ def parse_value(text: str):
         return text
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The run configurations that come with the package (``pixelrnn/configs/*.toml``), by name."""
+    folder = resources.files("pixelrnn") / "configs"
+    return {Path(entry.name).stem: Path(str(entry)) for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".toml")}
+
+
+def describe_config(path: str | Path) -> str:
+    """A configuration's first comment line: what it trains."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def find_config(spec: str | Path) -> Path:
+    """A config file: an existing path, else a shipped configuration named ``NAME``, ``NAME.toml``
+    or ``configs/NAME.toml`` (so a checkout's command lines work from an installed package)."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if path.parent.name in ("", "configs") and path.suffix in ("", ".toml") and path.stem in shipped:
+        return shipped[path.stem]
+    raise ConfigError(f"config file {spec} does not exist; the shipped configs are {', '.join(shipped)} (`pixelrnn configs`)")
+
+
 def load_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+    path = find_config(path)
     try:
         if path.suffix == ".json":
             return json.loads(path.read_text())

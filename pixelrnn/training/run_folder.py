@@ -2,7 +2,7 @@
 
 A run folder holds::
 
-    config.json          the resolved run configuration
+    config.json          the resolved run configuration, every model field written out
     metrics.jsonl        one JSON object a line: {"step", "split", "nats", "bits_per_dim", ...}
     state.safetensors    everything needed to resume: weights, EMA weights, optimizer state,
                          RNG state, step, best validation score (JSON in the metadata)
@@ -11,7 +11,9 @@ A run folder holds::
 
 Every file is written to a temporary name and renamed, so an interruption at any moment leaves
 the previous version intact. Any command that takes a checkpoint takes a run folder too
-(:func:`resolve_checkpoint`: its best checkpoint, else its last one).
+(:func:`resolve_checkpoint`: its best checkpoint, else its last one), a pretrained folder (its
+``model.safetensors``) and ``pretrained:NAME``: a bundled model or a Hub repository
+(:mod:`pixelrnn.hub`), resolved here for every command.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import torch
 
 from ..checkpoint import load_model
 from ..errors import CheckpointError, TrainingError
+from ..hub import PREFIX, WEIGHTS_NAME, pretrained_folder
 from ..utils import atomic_write
 from .run_config import RunConfig, build_run_config
 
-CHECKPOINT_NAMES = ("best.safetensors", "last.safetensors")
+CHECKPOINT_NAMES = ("best.safetensors", "last.safetensors", WEIGHTS_NAME)  # a run folder's, then a pretrained folder's
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,24 @@ class RunFolder:
     def holds_run(self) -> bool:
         return self.state.exists()
 
+    def is_run(self) -> bool:
+        """A folder written by training: its config and a checkpoint (a pretrained folder has a
+        config.json too, but its weights are ``model.safetensors``)."""
+        return self.config.is_file() and (self.best.is_file() or self.last.is_file())
+
     # ------------------------------------------------------------- configuration
-    def write_config(self, config: RunConfig) -> None:
-        atomic_write(self.config, lambda temp: Path(temp).write_text(json.dumps(config.to_dict(), indent=2) + "\n"))
+    def write_config(self, config: RunConfig, model_config=None) -> None:
+        """``config.json``: the run configuration, with every field of ``model_config`` when given."""
+        text = json.dumps(config.to_dict(model_config), indent=2) + "\n"
+        atomic_write(self.config, lambda temp: Path(temp).write_text(text))
 
     def read_config(self) -> dict:
         """The saved configuration as written (sections of plain values)."""
         return json.loads(self.config.read_text())
 
-    def data_dir(self) -> str | None:
-        """The data directory the run was trained with, if its configuration names one."""
-        return self.read_config().get("data", {}).get("data_dir") if self.config.is_file() else None
+    def data_settings(self) -> dict:
+        """The ``[data]`` section the run was trained with ({} outside a run folder)."""
+        return self.read_config().get("data", {}) if self.config.is_file() else {}
 
     def resume_config(self, overrides=()) -> RunConfig:
         """The run's saved configuration with ``train.KEY=VALUE`` overrides: the run continued."""
@@ -81,11 +91,15 @@ class RunFolder:
         """Drop log lines written after ``step``, so that a resumed run's log reads as one run."""
         lines = self.metrics.read_text().splitlines() if self.metrics.exists() else []
         kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        if kept == lines:
+            return  # nothing to drop: the file stays as it is
         atomic_write(self.metrics, lambda temp: Path(temp).write_text("".join(line + "\n" for line in kept)))
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its best checkpoint, else its last one)."""
+    """A checkpoint file, a run folder (its best checkpoint, else its last one), a pretrained folder or ``pretrained:NAME``."""
+    if str(path).startswith(PREFIX):
+        path = pretrained_folder(str(path)[len(PREFIX):])
     path = Path(path)
     if path.is_dir():
         for name in CHECKPOINT_NAMES:

@@ -1,8 +1,9 @@
 """The training state file: everything a run needs to continue exactly where it stopped.
 
 Weights (``model/``), EMA weights (``ema/``), optimizer tensors (``optimizer/<param>/<key>``)
-and the torch RNG state (``rng/torch``) as safetensors; step, best validation score and the
-optimizer's non-tensor values as JSON in the metadata. Nothing is pickled.
+and the torch RNG state (``rng/torch``) as safetensors; step, best validation score, the step
+of the last finished validation and the optimizer's non-tensor values as JSON in the metadata.
+Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from safetensors.torch import save_file
 
 from ..checkpoint import read_safetensors
 from ..config import config_from_json
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, TrainingError, one_line
 from ..utils import atomic_write
 
 STATE_FORMAT = "pixelrnn.train_state.v1"
@@ -31,6 +32,7 @@ class TrainingState:
     optimizer: torch.optim.Optimizer
     step: int = 0
     best_valid: float | None = None
+    validated_step: int | None = None  # the step of the last validation that ran to its end
 
     def save(self, path: Path, model_config) -> None:
         tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
@@ -43,6 +45,7 @@ class TrainingState:
             "format": STATE_FORMAT,
             "step": str(self.step),
             "best_valid": json.dumps(self.best_valid),
+            "validated_step": json.dumps(self.validated_step),
             "optimizer": json.dumps(optimizer_meta),
             "model_config": model_config.to_json(),
         }
@@ -56,6 +59,12 @@ class TrainingState:
             raise TrainingError(f"cannot resume: {error}") from None
         if metadata.get("format") != STATE_FORMAT:
             raise TrainingError(f"cannot resume: {path} is not a pixelrnn training state")
+        try:
+            self._restore(path, metadata, tensors, model_config, device)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError, RecursionError) as error:
+            raise TrainingError(f"cannot resume: {path} is damaged ({one_line(error)})") from None
+
+    def _restore(self, path: Path, metadata: dict, tensors: dict, model_config, device: torch.device) -> None:
         if config_from_json(metadata["model_config"]) != model_config:
             raise TrainingError(f"cannot resume: the model in {path} differs from the configured one")
         part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -68,6 +77,7 @@ class TrainingState:
         torch.set_rng_state(tensors["rng/torch"])
         self.step = int(metadata["step"])
         self.best_valid = json.loads(metadata["best_valid"])
+        self.validated_step = json.loads(metadata.get("validated_step", "null"))  # null in files written before it was kept
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

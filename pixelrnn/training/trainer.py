@@ -1,12 +1,19 @@
 """Training: the paper's recipe (section 5.2), resumable exactly, interrupted safely.
 
 The files of a run are described in :mod:`pixelrnn.training.run_folder`, the state file in
-:mod:`pixelrnn.training.state`. Evaluation weights are the EMA (Polyak) average when
-``train.ema_decay > 0``, else the raw weights.
+:mod:`pixelrnn.training.state`, what a run prints in :mod:`pixelrnn.training.progress`.
+Evaluation weights are the EMA (Polyak) average when ``train.ema_decay > 0``, else the raw
+weights. Validation scores the first ``train.eval_images`` images of the validation split; a
+signal stops it after the batch in hand, the run saves and stops, and a resumed run validates
+that step first. A finished run, resumed, has nothing to do and changes nothing.
 
 Exact resume: the batch of step ``s`` is a pure function of (seed, s) (one permutation per
-epoch), the learning rate a pure function of s, and the optimizer and RNG states are restored,
-so a run that is interrupted and resumed gives the same losses as one that is not.
+epoch, :mod:`pixelrnn.training.batches`), the learning rate a pure function of s, and the
+optimizer and RNG states are restored, so a run that is interrupted and resumed gives the same
+losses as one that is not.
+
+The images are held as given, never copied: a memory-mapped prepared cache is read a batch at a
+time, by a thread that gathers the next batches while the model computes.
 """
 
 from __future__ import annotations
@@ -21,18 +28,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..checkpoint import save_model
 from ..config import ModelConfig
 from ..errors import TrainingError
-from ..evaluation import nll_per_image, summarize
+from ..evaluation import nats_by_batch, summarize
 from ..models import PixelModel, model_from_config
 from ..utils import bits_per_dim, choose_device
 from . import distributed
+from .batches import BatchLoader, BatchOrder
+from .progress import TrainingProgress
 from .run_config import RunConfig
 from .run_folder import RunFolder
 from .state import TrainingState
+from .tensorboard import TensorBoardLog
 
 
 def learning_rate(train, step: int) -> float:
@@ -46,24 +55,6 @@ def learning_rate(train, step: int) -> float:
     if train.warmup_steps and step < train.warmup_steps:
         rate *= (step + 1) / train.warmup_steps
     return rate
-
-
-class BatchOrder:
-    """Batch ``s`` of a run: one seeded permutation per epoch, incomplete last batches dropped."""
-
-    def __init__(self, count: int, batch_size: int, seed: int):
-        if count < batch_size:
-            raise TrainingError(f"the training split has {count} images, fewer than batch_size={batch_size}")
-        self.count, self.batch_size, self.seed = count, batch_size, seed
-        self.per_epoch = count // batch_size
-        self._epoch, self._permutation = -1, None
-
-    def indices(self, step: int) -> torch.Tensor:
-        epoch, position = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._permutation = epoch, torch.randperm(self.count, generator=generator)
-        return self._permutation[position * self.batch_size : (position + 1) * self.batch_size]
 
 
 class NLLObjective(nn.Module):
@@ -106,8 +97,9 @@ class Trainer:
         self.device = self.dist.device
         if self.train_cfg.batch_size % self.dist.world_size:
             raise TrainingError(f"train.batch_size={self.train_cfg.batch_size} must be a multiple of the {self.dist.world_size} processes")
-        self.train_images = torch.from_numpy(np.ascontiguousarray(train_images))
-        self.valid_images = None if valid_images is None or len(valid_images) == 0 else torch.from_numpy(np.ascontiguousarray(valid_images))
+        # Held as given, never copied: a memory-mapped prepared cache is read a batch at a time.
+        self.train_images = _array_like(train_images)
+        self.valid_images = None if valid_images is None or len(valid_images) == 0 else _array_like(valid_images)
         _, channels, height, width = self.train_images.shape
         self.image_size = (height, width)
         self.dims = channels * height * width
@@ -131,6 +123,8 @@ class Trainer:
         self.order = BatchOrder(len(self.train_images), self.train_cfg.batch_size, self.train_cfg.seed)
         self.saved_step = None
         self._stop_signal = None
+        self.board: TensorBoardLog | None = None
+        self._loader: BatchLoader | None = None
         if resume:
             self.state.load(self.folder.state, self.model_config, self.device)
             self.saved_step = self.step
@@ -138,7 +132,7 @@ class Trainer:
                 self.folder.truncate_metrics(self.step)
         elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.folder.write_config(config)
+            self.folder.write_config(config, self.model_config)
             self.folder.reset_metrics()
         distributed.barrier(self.dist)
 
@@ -188,16 +182,26 @@ class Trainer:
     def _on_signal(self, signum, frame) -> None:
         self._stop_signal = signal.Signals(signum).name
 
-    def validate(self) -> dict | None:
+    def validate(self, progress: TrainingProgress) -> bool:
+        """Score the validation images and log the record; False if a signal stopped it (nothing logged)."""
         if self.valid_images is None:
-            return None
+            return True
         images = self.valid_images[: self.train_cfg.eval_images] if self.train_cfg.eval_images else self.valid_images
-        # Each process scores its share of the images; sums of nats and squares are pooled.
-        nats = nll_per_image(self.eval_model, images[self.dist.rank :: self.dist.world_size],
-                             batch_size=self.train_cfg.eval_batch_size, device=self.device)
-        pooled = torch.tensor([len(nats), nats.sum(), (nats**2).sum()], dtype=torch.float64, device=self.device)
-        count, total, squares = distributed.all_reduce_sum(pooled, self.dist).tolist()
-        summary = summarize(np.array([total / count]), images[0].numel())
+        # Each process scores its share of the images; sums of nats and squares and stop votes are pooled.
+        share, scored = images[self.dist.rank :: self.dist.world_size], []
+        with progress.validation(len(share)) as bar:
+            if not self._stop_signal:
+                for nats in nats_by_batch(self.eval_model, share, batch_size=self.train_cfg.eval_batch_size, device=self.device):
+                    scored.append(nats)
+                    bar.update(len(nats))
+                    if self._stop_signal:
+                        break
+        nats = torch.cat(scored) if scored else torch.zeros(0, dtype=torch.float64)
+        pooled = torch.tensor([len(nats), nats.sum(), (nats**2).sum(), float(bool(self._stop_signal))], dtype=torch.float64, device=self.device)
+        count, total, squares, stop_votes = distributed.all_reduce_sum(pooled, self.dist).tolist()
+        if stop_votes:
+            return False
+        summary = summarize(np.array([total / count]), self.dims)
         variance = max(squares / count - (total / count) ** 2, 0.0) * count / max(count - 1, 1)
         summary["nats_per_image_stderr"] = math.sqrt(variance / count)
         summary["images"] = int(count)
@@ -205,11 +209,31 @@ class Trainer:
                   "bits_per_dim": summary["bits_per_dim"], "nats_stderr": summary["nats_per_image_stderr"],
                   "images": summary["images"]}
         self.log(record)
+        self.state.validated_step = self.step
+        if self.dist.is_main:
+            progress.validated(record)
+        if self.board is not None:
+            self.board.scalars(self.step, {"valid/bits_per_dim": record["bits_per_dim"]})
+            self.board.samples(self.step, self.eval_model, *self.image_size)
         if self.best_valid is None or summary["nats_per_image"] < self.best_valid:
             self.state.best_valid = summary["nats_per_image"]
             if self.dist.is_main:
                 save_model(self.eval_model, self.folder.best, self.checkpoint_metadata())
-        return record
+        return True
+
+    def validation_due(self, at_end: bool = False) -> bool:
+        """Whether this step still owes its validation: one a signal interrupted, or the run's last."""
+        if self.valid_images is None or self.step == 0:
+            return False
+        validated = self.state.validated_step
+        if validated is None and self.step % self.train_cfg.eval_every == 0:
+            validated = self.step  # a state written before the validated step was kept
+        return validated != self.step and (at_end or self.step % self.train_cfg.eval_every == 0 or self.step >= self.train_cfg.steps)
+
+    @property
+    def finished(self) -> bool:
+        """Every step trained and validated: training it again would change nothing."""
+        return self.step >= self.train_cfg.steps and not self.validation_due()
 
     def _update_ema(self) -> None:
         decay = self.train_cfg.ema_decay
@@ -227,33 +251,44 @@ class Trainer:
                 pass
         started = time.monotonic()
         stopped = "finished"
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not (self.progress and self.dist.is_main), unit="step", dynamic_ncols=True)
-        window_images, window_start, running = 0, time.monotonic(), None
+        progress = TrainingProgress(cfg.steps, self.step, self.dims, enabled=self.progress and self.dist.is_main)
+        if cfg.tensorboard and self.dist.is_main and not self.finished:
+            self.board = TensorBoardLog(self.run_dir / "tensorboard")
+        window_images, window_start = 0, time.monotonic()
         self.model.train()
         try:
-            while self.step < cfg.steps:
+            if self.validation_due() and not self.validate(progress):
+                stopped = self._signal_stop()
+            while stopped == "finished" and self.step < cfg.steps:
                 over_budget = bool(cfg.max_minutes) and time.monotonic() - started > 60 * cfg.max_minutes
                 nats, stop_votes = self.train_step(stop_request=bool(self._stop_signal) or over_budget)
                 if stop_votes:  # every process stops at the same step, before this batch is used
-                    stopped = f"signal:{self._stop_signal}" if self._stop_signal else ("budget" if over_budget else "signal")
+                    stopped = self._signal_stop() if self._stop_signal or not over_budget else "budget"
                     break
-                running = nats if running is None else 0.98 * running + 0.02 * nats
                 window_images += cfg.batch_size
+                speed = None
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     speed = window_images / max(time.monotonic() - window_start, 1e-9)
+                    rate = learning_rate(cfg, self.step - 1)
                     self.log({"step": self.step, "split": "train", "nats": nats, "bits_per_dim": bits_per_dim(nats, self.dims),
-                              "lr": learning_rate(cfg, self.step - 1), "images_per_second": speed})
-                    bar.set_postfix(nats=f"{running:.2f}", bpd=f"{bits_per_dim(running, self.dims):.3f}", img_s=f"{speed:.0f}")
+                              "lr": rate, "images_per_second": speed})
+                    if self.board is not None:
+                        self.board.scalars(self.step, {"train/bits_per_dim": bits_per_dim(nats, self.dims), "learning_rate": rate,
+                                                       "images_per_second": speed})
                     window_images, window_start = 0, time.monotonic()
-                bar.update(1)
-                if self.step % cfg.eval_every == 0:
-                    self.validate()
+                progress.step(self.step, nats, speed)
+                if self.step % cfg.eval_every == 0 and not self.validate(progress):
+                    stopped = self._signal_stop()
+                    break
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_state()
-            if stopped in ("finished", "budget") and not self.metrics_has_valid_at(self.step):
-                self.validate()
+            if stopped in ("finished", "budget") and self.validation_due(at_end=True) and not self.validate(progress):
+                stopped = self._signal_stop()
         finally:
-            bar.close()
+            self._close_loader()
+            progress.close()
+            if self.board is not None:
+                self.board.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         if self.saved_step != self.step:
@@ -263,8 +298,22 @@ class Trainer:
         distributed.barrier(self.dist)
         return TrainResult(self.step, stopped, self.best_valid, self.run_dir)
 
-    def metrics_has_valid_at(self, step: int) -> bool:
-        return self.valid_images is None or step % self.train_cfg.eval_every == 0
+    def _signal_stop(self) -> str:
+        """What stopped the run when a process voted to stop: the signal this process received, if any."""
+        return f"signal:{self._stop_signal}" if self._stop_signal else "signal"
+
+    def _batch(self) -> torch.Tensor:
+        """This process's share of batch ``self.step``, from a loader that runs a few steps ahead."""
+        if self._loader is None or self._loader.next_step != self.step:  # first use, or a step not taken
+            self._close_loader()
+            self._loader = BatchLoader(self.train_images, self.order, self.step, rank=self.dist.rank,
+                                       world_size=self.dist.world_size, device=self.device)
+        return self._loader.batch(self.step)
+
+    def _close_loader(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
+            self._loader = None
 
     def train_step(self, stop_request: bool = False) -> tuple[float, bool]:
         """One optimisation step on batch ``self.step``.
@@ -273,9 +322,7 @@ class Trainer:
         process asked to stop; then no update is made, on any process.
         """
         cfg = self.train_cfg
-        indices = self.order.indices(self.step)
-        share = len(indices) // self.dist.world_size
-        batch = self.train_images[indices[self.dist.rank * share : (self.dist.rank + 1) * share]].to(self.device).long()
+        batch = self._batch()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
@@ -285,7 +332,7 @@ class Trainer:
         pooled = distributed.all_reduce_sum(torch.stack([nats.detach().sum().double(), torch.tensor(float(stop_request), dtype=torch.float64, device=nats.device)]), self.dist)
         if pooled[1].item() > 0:
             return float("nan"), True
-        mean_nats = pooled[0].item() / len(indices)
+        mean_nats = pooled[0].item() / cfg.batch_size
         if not math.isfinite(mean_nats):
             where = f"the last good checkpoint is {self.folder.state} (step {self.saved_step})" if self.saved_step is not None else "no checkpoint was written yet"
             raise TrainingError(f"non-finite loss at step {self.step + 1}; training stopped, {where}")
@@ -298,3 +345,8 @@ class Trainer:
             self._update_ema()
         self.state.step += 1
         return mean_nats, False
+
+
+def _array_like(images):
+    """Images as a numpy array without a copy: a memory map stays one; a CPU tensor is viewed."""
+    return images if isinstance(images, np.ndarray) else np.asarray(images)

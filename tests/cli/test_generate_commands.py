@@ -9,7 +9,7 @@ from PIL import Image
 
 from pixelrnn import build_model, save_model
 from pixelrnn.cli import generate
-from pixelrnn.images import GRID_PADDING, load_image, load_samples_npz, save_samples_npz
+from pixelrnn.images import GRID_PADDING, GROUP_GAP, load_image, load_samples_npz, save_samples_npz
 
 from pictures import read_png, tile_at
 
@@ -45,7 +45,7 @@ def run(argv):
 def test_sample_command_writes_grid_and_npz(tmp_path, checkpoint):
     run_dir, _ = checkpoint
     out = tmp_path / "samples.png"
-    run([ "sample", str(run_dir), "-n", "6", "--out", str(out), "--seed", "3", "-q", "--device", "cpu"])
+    run([ "sample", str(run_dir), "-n", "6", "--out", str(out), "--seed", "3", "-q", "--device", "cpu", "--scale", "1"])
     images = load_samples_npz(tmp_path / "samples.npz")
     assert images.shape == (6, 1, 5, 4) and set(images.unique().tolist()) <= {0, 1}
     mode, grid = read_png(out)
@@ -54,6 +54,29 @@ def test_sample_command_writes_grid_and_npz(tmp_path, checkpoint):
     # The same seed gives the same images, and the naive path draws the very same ones.
     run(["sample", str(run_dir), "-n", "6", "--out", str(tmp_path / "again.png"), "--seed", "3", "-q", "--naive", "--device", "cpu"])
     assert torch.equal(load_samples_npz(tmp_path / "again.npz"), images)
+    # By default the grid is enlarged by nearest neighbour: 5x4 tiles 20 times, to 100x80 pixels.
+    _, enlarged = read_png(tmp_path / "again.png")
+    assert enlarged.shape == (20 * grid.shape[0], 20 * grid.shape[1]) and np.array_equal(enlarged[::20, ::20], grid)
+
+
+def test_outputs_never_replace_a_file_unasked(tmp_path, checkpoint, monkeypatch):
+    from pixelrnn.cli import UserError
+
+    _, bare = checkpoint
+    monkeypatch.chdir(tmp_path)  # a checkpoint outside a run folder: new names in the current folder
+    sample = ["sample", str(bare), "-n", "1", "--height", "2", "--width", "3", "-q", "--device", "cpu"]
+    run(sample + ["--seed", "1"])
+    run(sample + ["--seed", "2"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples-001.npz", "samples-001.png", "samples-002.npz", "samples-002.png"]
+    first = load_samples_npz(tmp_path / "samples-001.npz")
+    (tmp_path / "mine.npz").write_bytes(b"keep")
+    with pytest.raises(UserError, match="mine.npz already exists; pass --force"):
+        run(sample + ["--out", str(tmp_path / "mine.png")])
+    assert (tmp_path / "mine.npz").read_bytes() == b"keep" and not (tmp_path / "mine.png").exists()
+    run(sample + ["--seed", "1", "--out", str(tmp_path / "mine.png"), "--force"])
+    assert torch.equal(load_samples_npz(tmp_path / "mine.npz"), first)
+    with pytest.raises(UserError, match="--scale"):
+        run(sample + ["--scale", "0"])
 
 
 def test_sample_command_user_errors(tmp_path, checkpoint):
@@ -78,12 +101,13 @@ def test_complete_command_keeps_the_top_rows(tmp_path, checkpoint):
     assert torch.equal(source[0, 0, 0], torch.tensor([0, 0, 1, 1]))  # v * levels // 256
     out = tmp_path / "completions.png"
     run(["complete", str(run_dir), "--image", str(tmp_path / "digit.png"), "--keep-rows", "2", "-k", "3",
-         "--out", str(out), "--seed", "5", "-q", "--device", "cpu"])
+         "--out", str(out), "--seed", "5", "-q", "--device", "cpu", "--scale", "1"])
     completions = load_samples_npz(tmp_path / "completions.npz")
     assert completions.shape == (3, 1, 5, 4)
     assert torch.equal(completions[:, :, :2], source[:, :, :2].expand(3, -1, -1, -1))
     _, grid = read_png(out)
-    assert grid.shape == (GRID_PADDING + 5 + GRID_PADDING, GRID_PADDING + 5 * (4 + GRID_PADDING))
+    # source | 3 completions | original, the completions set apart by wider gaps
+    assert grid.shape == (GRID_PADDING + 5 + GRID_PADDING, GRID_PADDING + 5 * 4 + 2 * GRID_PADDING + 2 * GROUP_GAP + GRID_PADDING)
     # From an npz of samples, two chosen images.
     pool = torch.randint(0, 2, (4, 1, 5, 4), generator=torch.Generator().manual_seed(0))
     save_samples_npz(pool, tmp_path / "pool.npz")

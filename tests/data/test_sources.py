@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -113,6 +114,17 @@ def test_imageset_properties_and_validation():
         ImageSet("x", "train", np.full((1, 1, 2, 2), 2, np.uint8), 2)
 
 
+def test_imageset_feeds_a_dataloader():
+    from torch.utils.data import DataLoader
+
+    images = np.random.default_rng(0).integers(0, 4, (10, 1, 3, 2), dtype=np.uint8)
+    s = ImageSet("x", "train", images, 4)
+    assert s[3].dtype == torch.int64 and torch.equal(s[3], torch.from_numpy(images[3]).long())
+    batches = list(DataLoader(s, batch_size=4, shuffle=False))
+    assert [tuple(b.shape) for b in batches] == [(4, 1, 3, 2), (4, 1, 3, 2), (2, 1, 3, 2)]
+    assert torch.equal(torch.cat(batches), torch.from_numpy(images).long())
+
+
 def test_unknown_dataset_and_split(tmp_path):
     with pytest.raises(DatasetError) as e:
         load_dataset("cifar100")
@@ -122,8 +134,8 @@ def test_unknown_dataset_and_split(tmp_path):
         load_dataset("binarized_mnist", "validation", data_dir=tmp_path)
     msg = one_line_error(e)
     assert "'validation'" in msg and "train, valid, test" in msg
-    with pytest.raises(DatasetError, match="accepted: all, train, test"):
-        load_dataset(f"folder:{tmp_path}", "valid")
+    with pytest.raises(DatasetError, match="accepted: all, train, valid, test"):
+        load_dataset(f"folder:{tmp_path}", "validation")
     assert D.dataset_splits("imagenet32") == ("train", "test")
 
 
@@ -447,8 +459,11 @@ def test_folder_modes_order_and_splits(tmp_path):
     s = load_dataset(f"folder:{tmp_path}", "all")
     assert s.images.shape == (12, 1, 5, 4) and s.levels == 256
     assert np.array_equal(s.images[:, 0], np.stack(grey))
-    assert len(load_dataset(f"folder:{tmp_path}", "test")) == 2
-    assert np.array_equal(load_dataset(f"folder:{tmp_path}", "train").images[0, 0], grey[1])
+    # index % 10: 0 -> test, 1 -> valid, the rest -> train; every image in exactly one split
+    splits = {split: load_dataset(f"folder:{tmp_path}", split).images[:, 0] for split in ("train", "valid", "test")}
+    assert np.array_equal(splits["test"], np.stack([grey[0], grey[10]]))
+    assert np.array_equal(splits["valid"], np.stack([grey[1], grey[11]]))
+    assert np.array_equal(splits["train"], np.stack(grey[2:10]))
 
     rgb_dir = tmp_path / "rgb"
     rgba = rand_u8(rng, (3, 2, 4))
@@ -485,6 +500,36 @@ def test_folder_errors(tmp_path):
         load_dataset(f"folder:{tmp_path / 'nope'}")
 
 
+def test_folder_levels_map_8_bit_samples_exactly(tmp_path):
+    rng = np.random.default_rng(4)
+    binary = [rng.integers(0, 2, (4, 3), dtype=np.uint8) for _ in range(3)]
+    for i, b in enumerate(binary):
+        Image.fromarray(b * 255).convert("1").save(tmp_path / f"{i}.png")  # 1-bit files
+    assert load_dataset(f"folder:{tmp_path}", "all").levels == 256  # without data.levels: 8-bit
+    two = load_dataset(f"folder:{tmp_path}", "all", levels=2)
+    assert two.levels == 2 and np.array_equal(two.images[:, 0], np.stack(binary))
+    Image.fromarray(np.full((4, 3), 128, np.uint8)).save(tmp_path / "3.png")
+    with pytest.raises(DatasetError) as e:
+        load_dataset(f"folder:{tmp_path}", "all", levels=2)
+    msg = one_line_error(e)
+    assert "3.png" in msg and "[128, 128]" in msg and "data.levels=2" in msg and "0..1" in msg
+    with pytest.raises(DatasetError, match="data.levels=4 applies to folder: and npz: datasets only"):
+        load_dataset("digits", "train", levels=4)
+
+
+def test_npz_without_valid_gets_the_last_tenth_of_train(tmp_path):
+    x = np.arange(20 * 4, dtype=np.uint8).reshape(20, 1, 2, 2) % 3
+    np.savez(tmp_path / "a.npz", train=x, test=x[:2])
+    name = f"npz:{tmp_path / 'a.npz'}"
+    assert D.dataset_splits(name) == ("train", "valid", "test", "train_full")
+    assert np.array_equal(load_dataset(name, "valid").images, x[18:])
+    assert np.array_equal(load_dataset(name, "train").images, x[:18])
+    assert np.array_equal(load_dataset(name, "train_full").images, x)
+    assert load_dataset(name, "train", levels=3).levels == 3
+    with pytest.raises(DatasetError, match="levels 2"):
+        load_dataset(name, "train", levels=2)  # values up to 2 do not fit two levels
+
+
 # ----------------------------------------------------------------------------- npz
 
 @FAST
@@ -513,7 +558,7 @@ def test_npz_keys_levels_and_errors(tmp_path):
     np.savez(tmp_path / "d.npz", train=x)
     s = load_dataset("npz:d.npz", "train", data_dir=tmp_path)  # relative to data_dir
     assert s.levels == 2 and s.images.dtype == np.uint8
-    with pytest.raises(DatasetError, match="accepted: train"):
+    with pytest.raises(DatasetError, match="accepted: train, valid, train_full"):
         load_dataset(f"npz:{tmp_path / 'd.npz'}", "test")
     np.savez(tmp_path / "e.npz", train=x.astype(np.float32))
     with pytest.raises(DatasetError, match="integer"):

@@ -10,7 +10,7 @@ import torch
 
 from pixelrnn import load_model, save_model
 from pixelrnn.config import ConfigError, ModelConfig, MultiScaleConfig
-from pixelrnn.images import GRID_PADDING, to_uint8
+from pixelrnn.images import GRID_PADDING, GROUP_GAP, PADDING_VALUE, to_uint8
 from pixelrnn.models import model_from_config
 from pixelrnn.sampling import complete, sample, sample_stages
 
@@ -132,16 +132,19 @@ def test_sample_command_shows_both_stages(tmp_path):
 
     model = tiny_multiscale("pixelcnn", 1, 2).float()
     checkpoint = save_model(model, tmp_path / "m.safetensors", {"image_size": "6x4"})
-    assert main(["sample", str(checkpoint), "-n", "3", "--out", str(tmp_path / "s.png"), "--seed", "1", "-q"]) == 0
+    assert main(["sample", str(checkpoint), "-n", "3", "--out", str(tmp_path / "s.png"), "--seed", "1", "-q", "--scale", "1"]) == 0
     images = np.load(tmp_path / "s.npz")["images"]
     assert images.shape == (3, 1, 6, 4)
-    # Pairs in a grid of 2 * ceil(sqrt(3)) = 4 columns: the small stage enlarged, then the full sample.
+    # Pairs in a grid of 2 * ceil(sqrt(3)) = 4 columns: the small stage enlarged, then the full sample;
+    # a wider gap (GROUP_GAP) between the pairs.
     stages = np.asarray(Image.open(tmp_path / "s_stages.png").convert("L"))
+    lefts = [GRID_PADDING + column * (4 + GRID_PADDING) + (column // 2) * (GROUP_GAP - GRID_PADDING) for column in range(4)]
+    assert stages.shape[1] == lefts[-1] + 4 + GRID_PADDING and (stages[:, lefts[1] + 4 : lefts[2]] == PADDING_VALUE).all()
     for k in range(3):
         small = images[k, 0, ::2, ::2].repeat(2, axis=0).repeat(2, axis=1)
         for tile, expected in ((2 * k, small), (2 * k + 1, images[k, 0])):
             row, column = divmod(tile, 4)
-            top, left = GRID_PADDING + row * (6 + GRID_PADDING), GRID_PADDING + column * (4 + GRID_PADDING)
+            top, left = GRID_PADDING + row * (6 + GRID_PADDING), lefts[column]
             assert np.array_equal(stages[top : top + 6, left : left + 4], to_uint8(expected, 2)), (k, tile)
 
 

@@ -102,6 +102,7 @@ def test_every_preset_builds_and_runs_forward_and_backward(name):
     preset = PRESETS[name]
     torch.manual_seed(0)
     model = model_from_config(preset.config)
+    assert sum(p.numel() for p in model.parameters()) == preset.parameters
     height, width = preset.image_size
     if preset.config.hidden > 128:  # the ImageNet networks: same layers on a smaller image keeps CI fast
         height, width = 8, 8

@@ -1,4 +1,9 @@
-"""Run under torchrun by tests/test_distributed.py: train a tiny model, save this rank's weights."""
+"""Run under torchrun by tests/training/test_distributed.py: train a tiny model, save this rank's weights.
+
+``python ddp_worker.py DATA.npz RUN_DIR STEPS [cached] [resume]``: with ``cached`` the images come
+memory-mapped from the prepared cache (``load_dataset("npz:...")``) and every batch this rank reads
+is recorded in ``rank<R>-batches.json``; with ``resume`` the run in RUN_DIR is continued.
+"""
 
 import json
 import os
@@ -8,8 +13,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from pixelrnn.training import build_run_config
-from pixelrnn.training import Trainer
+from pixelrnn.data import load_dataset
+from pixelrnn.training import BatchLoader, Trainer, build_run_config
 
 
 def tiny_run_config(steps: int):
@@ -20,13 +25,33 @@ def tiny_run_config(steps: int):
                             **{"model.arch": "row_lstm", "data.dataset": "tiny"})
 
 
+def record_batches(path: str) -> None:
+    """Append (step, rows, pixel sum) of every batch this process gathers to ``path``."""
+    assemble = BatchLoader.assemble
+
+    def recording(loader, step):
+        batch = assemble(loader, step)
+        rows = loader.order.share(step, loader.rank, loader.world_size).tolist()
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"step": step, "rows": rows, "sum": int(batch.sum())}) + "\n")
+        return batch
+
+    BatchLoader.assemble = recording
+
+
 if __name__ == "__main__":
-    data_path, run_dir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    data_path, run_dir, steps, options = sys.argv[1], sys.argv[2], int(sys.argv[3]), set(sys.argv[4:])
     torch.set_num_threads(1)
-    arrays = np.load(data_path)
-    trainer = Trainer(tiny_run_config(steps), run_dir, arrays["train"], arrays["valid"], 4, progress=False)
-    trainer.train()
     rank = int(os.environ["RANK"])
+    if "cached" in options:
+        train, valid = (load_dataset(f"npz:{data_path}", split, progress=False).images for split in ("train", "valid"))
+        record_batches(os.path.join(run_dir, f"rank{rank}-batches.jsonl"))
+    else:
+        arrays = np.load(data_path)
+        train, valid = arrays["train"], arrays["valid"]
+    trainer = Trainer(tiny_run_config(steps), run_dir, train, valid, 4, progress=False, resume="resume" in options)
+    trainer.train()
     save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, os.path.join(run_dir, f"rank{rank}.safetensors"))
     with open(os.path.join(run_dir, f"rank{rank}.json"), "w") as handle:
-        json.dump({"world_size": trainer.dist.world_size, "device": str(trainer.device)}, handle)
+        json.dump({"world_size": trainer.dist.world_size, "device": str(trainer.device),
+                   "memory_mapped": isinstance(trainer.train_images, np.memmap)}, handle)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pixelrnn.training import Trainer
+from pixelrnn.training import BatchOrder, Trainer
 
 from ddp_worker import tiny_run_config
 
@@ -68,7 +68,9 @@ def test_resume_across_a_change_of_world_size(tmp_path, tiny_npz):
     common = ["-m", "pixelrnn", "train", "--dataset", f"npz:{tiny_npz}", "--arch", "pixelcnn", "--set", "model.hidden=4",
               "--set", "model.layers=1", "--set", "model.output_hidden=8", "--set", "train.batch_size=8",
               "--set", "train.log_every=1", "--set", "train.checkpoint_every=100", "--set", "train.eval_every=100", "-q"]
-    torchrun(*common, "--steps", 3, "--out", tmp_path / "run")
+    launched = torchrun(*common, "--steps", 3, "--out", tmp_path / "run")
+    # rank 0 speaks for both processes
+    assert launched.stdout.count("parameters on") == 1 and launched.stdout.count("stopped at step 3") == 1, launched.stdout
     resumed = subprocess.run([sys.executable, "-m", "pixelrnn", "train", "--resume", str(tmp_path / "run"), "--steps", "6", "-q"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -79,3 +81,33 @@ def test_resume_across_a_change_of_world_size(tmp_path, tiny_npz):
     b = [r["nats"] for r in metrics(tmp_path / "straight") if r["split"] == "train"]
     assert len(a) == len(b) == 6
     assert a == pytest.approx(b, rel=1e-5)
+
+
+def read_batches(run_dir, rank):
+    """{step: (rows, pixel sum)} of the batches a rank gathered; a step gathered twice (ahead, then after resuming) must agree."""
+    found = {}
+    for line in (Path(run_dir) / f"rank{rank}-batches.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        entry = (record["rows"], record["sum"])
+        assert found.setdefault(record["step"], entry) == entry, record
+    return found
+
+
+def test_two_processes_read_the_single_process_batches_from_the_cache_and_resume_exactly(tmp_path, tiny_npz):
+    torchrun(WORKER, tiny_npz, tmp_path / "ddp", 3, "cached")
+    torchrun(WORKER, tiny_npz, tmp_path / "ddp", 6, "cached", "resume")
+    assert all(json.loads((tmp_path / "ddp" / f"rank{r}.json").read_text())["memory_mapped"] for r in (0, 1))
+
+    train = np.load(tiny_npz)["train"]
+    order = BatchOrder(len(train), 8, seed=0)
+    shares = [read_batches(tmp_path / "ddp", rank) for rank in (0, 1)]
+    for step in range(6):
+        rows = shares[0][step][0] + shares[1][step][0]
+        assert rows == order.indices(step).tolist(), step  # rank 0 reads the first half of the batch, rank 1 the second
+        assert [shares[r][step][1] for r in (0, 1)] == [int(train[shares[r][step][0]].sum()) for r in (0, 1)]
+
+    single = single_process_run(tiny_npz, tmp_path / "single", 6)
+    assert single.step == 6
+    ddp_train = [r["nats"] for r in metrics(tmp_path / "ddp") if r["split"] == "train"]
+    single_train = [r["nats"] for r in metrics(tmp_path / "single") if r["split"] == "train"]
+    assert len(ddp_train) == 6 and ddp_train == pytest.approx(single_train, rel=1e-5)

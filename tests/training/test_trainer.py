@@ -240,3 +240,98 @@ def test_complete_from_a_dataset_keeps_the_top_rows(tmp_path, tiny_npz):
     original = np.load(tiny_npz)["test"][2]
     assert completions.shape == (4, 1, 6, 5)
     assert (completions[:, :, :3] == original[:, :3]).all()
+
+
+def test_a_signal_during_validation_stops_the_run_and_resume_validates_first(tmp_path, tiny_npz, monkeypatch):
+    from pixelrnn.training import trainer as trainer_module
+
+    train, valid = data(tiny_npz)
+    Trainer(tiny_config(9, eval_batch_size=4), tmp_path / "a", train, valid, 4, progress=False).train()
+    interrupted = Trainer(tiny_config(9, eval_batch_size=4), tmp_path / "b", train, valid, 4, progress=False)
+    original, scored = trainer_module.nats_by_batch, []
+
+    def signal_during_validation(*args, **kwargs):
+        for nats in original(*args, **kwargs):
+            scored.append(len(nats))
+            if interrupted.step == 8:
+                interrupted._on_signal(signal.SIGTERM, None)
+            yield nats
+
+    monkeypatch.setattr(trainer_module, "nats_by_batch", signal_during_validation)
+    result = interrupted.train()
+    assert (result.step, result.stopped) == (8, "signal:SIGTERM")
+    assert scored == [4, 4, 4, 4]  # the validation at step 4 whole; at step 8 the batch in hand, then stop
+    assert (8, "valid") not in [(step, split) for step, split, _ in train_losses(tmp_path / "b")]
+    assert int(safe_open(str(tmp_path / "b" / "state.safetensors"), "pt").metadata()["step"]) == 8
+    monkeypatch.undo()
+
+    resumed = Trainer(tiny_config(9, eval_batch_size=4), tmp_path / "b", train, valid, 4, progress=False, resume=True)
+    assert resumed.step == 8 and resumed.validation_due()
+    assert resumed.train().step == 9
+    assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b")  # step 8's validation, then step 9: as one run
+    a, b = state_tensors(tmp_path / "a"), state_tensors(tmp_path / "b")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def folder_snapshot(folder):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(Path(folder).iterdir())}
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path, tiny_npz, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"npz:{tiny_npz}", "--arch", "pixelcnn", "--set", "model.hidden=4", "--set", "model.layers=1",
+                 "--set", "model.output_hidden=8", "--set", "train.batch_size=8", "--set", "train.eval_every=2", "--steps", "3",
+                 "--out", str(run), "-q"]) == 0
+    before = folder_snapshot(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert f"{run} finished at step 3" in out and "nothing changed" in out and "--steps N" in out
+    assert folder_snapshot(run) == before
+    assert [(r["step"], r["split"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if r["split"] == "valid"] == [(2, "valid"), (3, "valid")]
+
+
+def test_config_json_writes_every_field_of_the_model(tmp_path, tiny_npz, umask):
+    import stat
+
+    from pixelrnn import ModelConfig
+
+    train, valid = data(tiny_npz)
+    umask(0o022)
+    trainer = Trainer(tiny_config(1), tmp_path / "run", train, valid, 4, progress=False)
+    trainer.train()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").iterdir()}
+    assert set(modes) == {"config.json", "metrics.jsonl", "state.safetensors", "last.safetensors", "best.safetensors"}
+    assert set(modes.values()) == {0o644}  # readable by the group and others, as the umask says
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert saved == trainer.model_config.to_dict() and set(saved) == {f for f in ModelConfig.__dataclass_fields__}
+    assert saved["levels"] == 4 and saved["input_kernel"] == 7  # from the dataset, and a default
+    from pixelrnn.training import RunFolder
+
+    assert RunFolder(tmp_path / "run").resume_config().model_config(1, 4) == trainer.model_config
+    with pytest.raises(ConfigError, match="model.levels=4, but the dataset has levels=2"):
+        RunFolder(tmp_path / "run").resume_config().model_config(1, 2)
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_last_validation_exits_143_and_logs_plain_lines(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "long_valid.npz"
+    np.savez(path, train=rng.integers(0, 2, (16, 1, 6, 5), dtype=np.uint8), valid=rng.integers(0, 2, (20000, 1, 6, 5), dtype=np.uint8))
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "pixelrnn", "train", "--dataset", f"npz:{path}", "--arch", "pixelcnn",
+                                "--set", "model.hidden=2", "--set", "model.layers=1", "--set", "model.output_hidden=2",
+                                "--set", "train.batch_size=8", "--set", "train.log_every=1", "--set", "train.eval_images=0",
+                                "--set", "train.eval_batch_size=1", "--steps", "2", "--out", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # stderr is a pipe: no terminal
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or '"step": 2' not in metrics.read_text()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # the last step is logged: the final validation is running
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "stopped at step 2 (signal:SIGTERM)" in out and f"resume with: pixelrnn train --resume {run}" in out
+    assert "valid" not in metrics.read_text()
+    assert "\r" not in err and "step 1/2: train" in err and "step 2/2: train" in err

@@ -1,0 +1,210 @@
+"""The bundled binarized-MNIST models: train each network, score it on the whole test set, write its folder.
+
+    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/pretrained_mnist.py --runs runs/pretrained \\
+        --minutes 110 --seed 0 --threads 1 [--archs pixelcnn,row_lstm,diagonal_bilstm] [--out pixelrnn/pretrained]
+
+For each network of configs/mnist_<arch>.toml (7 layers, h = 16):
+
+1. **Train** into ``RUNS/<arch>`` for ``--minutes`` of wall-clock time with the recipe of
+   benchmarks/binarized_mnist.py (Adam, lr 1e-3, batch 16, EMA 0.995, the best checkpoint on
+   1000 validation images), the seed, one validation every ``--eval-every`` steps and ``--set``
+   overrides. Output goes to ``RUNS/<arch>.log``. A finished run (its log ends with ``stopped at
+   step N (budget|finished)`` at the step of its state) is used as it is: nothing is trained and
+   nothing in it changes. An interrupted run is resumed for the minutes of its budget not yet
+   spent (sessions this script timed, in the log). A run made with another recipe is refused.
+2. **Evaluate** its best checkpoint on all 10000 test images (cached in ``RUNS/<arch>.test.json``
+   against the checkpoint's SHA-256, so a second call reuses it).
+3. **Write** ``OUT/binarized_mnist/<arch>/``: config.json, model.safetensors and a model card with
+   the architecture, parameter count, data, recipe, budget, commands, the test NLL ± standard
+   error beside the paper's figure, and the hardware.
+
+Never point ``--runs`` at runs that another process is still training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from binarized_mnist import PAPER_NATS, ROOT, train_command  # noqa: E402
+from machine import hardware  # noqa: E402
+from pixelrnn import get_preset  # noqa: E402
+from pixelrnn.checkpoint import load_model_with_metadata  # noqa: E402
+from pixelrnn.data import load_dataset  # noqa: E402
+from pixelrnn.evaluation import nll_per_image, summarize  # noqa: E402
+from pixelrnn.models.pretrained import (SUBSET_IMAGES, TEST_IMAGES, TEST_NATS, TEST_NATS_STDERR, TEST_SUBSET_NATS,  # noqa: E402
+                                       model_card, save_pretrained)
+from pixelrnn.models.weights import read_metadata  # noqa: E402
+from pixelrnn.training import RunFolder, build_run_config, resolve_checkpoint  # noqa: E402
+
+STOPPED = re.compile(r"^stopped at step (\d+) \(([^)]*)\)", re.MULTILINE)
+SESSION = re.compile(r"^pretrained_mnist: session of ([0-9.]+) minutes", re.MULTILINE)
+DATA = ("Binarized MNIST with the fixed binarization of Larochelle & Murray (2011): 50000 training images; "
+        "the first 1000 of the 10000 validation images choose the best checkpoint; scored on all 10000 test images. "
+        "Images are 28x28, one channel, 2 levels.")
+
+
+def train_overrides(args: argparse.Namespace) -> tuple[str, ...]:
+    return (f"train.eval_every={args.eval_every}", f"train.num_threads={args.threads}", f"train.seed={args.seed}", *args.set)
+
+
+def recipe_command(args: argparse.Namespace, arch: str, run_dir: Path) -> list[str]:
+    config = Path("configs") / f"mnist_{arch}.toml"  # relative: the command runs from the repository root
+    return train_command(config, run_dir, args.minutes, args.device, train_overrides(args))
+
+
+def check_recipe(args: argparse.Namespace, arch: str, folder: RunFolder) -> None:
+    """A reused run must have been made with this recipe, seed and budget; else its card would lie."""
+    command = recipe_command(args, arch, folder.path)
+    overrides = [command[i + 1] for i, word in enumerate(command) if word == "--set"] + ["train.steps=10000000"]
+    wanted = build_run_config(ROOT / "configs" / f"mnist_{arch}.toml", overrides).to_dict()
+    saved = folder.read_config()
+    for section in ("model", "data", "train"):
+        for key, value in wanted[section].items():
+            # A key the saved config lacks is an option newer than the run, whose default is what the run did.
+            if key not in ("device", "data_dir") and key in saved.get(section, {}) and saved[section][key] != value:
+                sys.exit(f"{folder.path} was trained with {section}.{key}={saved.get(section, {}).get(key)!r}, not {value!r}; "
+                         "give the arguments it was made with, or another --runs")
+
+
+def state_step(folder: RunFolder) -> int:
+    return int(read_metadata(folder.state)["step"])
+
+
+def minutes_left(args: argparse.Namespace, folder: RunFolder, log: Path) -> float:
+    """The budget not yet spent; 0 once the run's last session stopped on its budget or its step count."""
+    text = log.read_text() if log.exists() else ""
+    stops = STOPPED.findall(text)
+    if stops and stops[-1][1] in ("budget", "finished") and int(stops[-1][0]) == state_step(folder):
+        return 0.0
+    return max(args.minutes - sum(float(m) for m in SESSION.findall(text)), 0.0)
+
+
+def train(args: argparse.Namespace, arch: str, run_dir: Path) -> None:
+    folder, log = RunFolder(run_dir), run_dir.parent / f"{arch}.log"
+    if folder.holds_run():
+        check_recipe(args, arch, folder)
+        left = minutes_left(args, folder, log)
+        if left <= 0:
+            print(f"{arch}: {run_dir} is finished (step {state_step(folder)}); used as it is", flush=True)
+            return
+        command = [sys.executable, "-m", "pixelrnn", "train", "--resume", str(run_dir), "-q", "--set", f"train.max_minutes={left:.2f}"]
+    else:
+        command = recipe_command(args, arch, run_dir)
+    print("$", shlex.join(command), f">> {log}", flush=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log, "a") as output:
+        try:
+            subprocess.run(command, check=True, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
+        finally:
+            output.write(f"pretrained_mnist: session of {(time.monotonic() - started) / 60:.2f} minutes\n")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_score(args: argparse.Namespace, arch: str, checkpoint: Path) -> dict:
+    """NLL of the checkpoint on the 10000 test images, cached against the checkpoint's digest."""
+    cache = checkpoint.parent.parent / f"{arch}.test.json"
+    cached = json.loads(cache.read_text()) if cache.exists() else {}
+    if cached.get("sha256") == digest(checkpoint) and "subset_nats_per_image" in cached:
+        return cached
+    model, _ = load_model_with_metadata(checkpoint)
+    images = load_dataset("binarized_mnist", "test").images
+    torch.set_num_threads(args.threads)
+    started = time.monotonic()
+    nats = nll_per_image(model, images, batch_size=100)
+    summary = summarize(nats, int(images[0].size))
+    summary.update(sha256=digest(checkpoint), seconds=time.monotonic() - started, load=os.getloadavg()[0],
+                   subset_nats_per_image=float(nats[:SUBSET_IMAGES].mean()))
+    cache.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def card(model, metadata: dict, name: str, args: argparse.Namespace, arch: str, run_dir: Path, score: dict) -> str:
+    recipe = RunFolder(run_dir).read_config()["train"]
+    settings = ", ".join(f"{key} {recipe[key]}" for key in ("optimizer", "lr", "schedule", "batch_size", "ema_decay", "grad_clip", "seed", "num_threads"))
+    script = shlex.join(["python", "benchmarks/pretrained_mnist.py", *sys.argv[1:]])
+    # As binarized_mnist.py prints it (its quotes are the config's TOML strings), with --runs as typed.
+    train = " ".join(["python", *recipe_command(args, arch, Path(args.runs) / arch)[1:]])
+    load = f"{score['load']:.1f}" if "load" in score else "not recorded"
+    sections = (
+        ("Data", DATA),
+        ("Training", f"Recipe: {settings} (benchmarks/binarized_mnist.py's short-budget recipe; the paper used RMSProp for full runs).\n\n"
+                     f"Budget: {recipe['max_minutes']:g} minutes of wall-clock time on the CPU, {recipe['num_threads']} thread; "
+                     f"it reached step {metadata['trained_steps']}; the best validation checkpoint is step {metadata['step']}. "
+                     f"{args.note}".rstrip()),
+        ("Commands", f"This folder:\n\n```\n{script}\n```\n\nwhich trains with:\n\n```\n{train}\n```"),
+        ("Results", "| | test NLL (nats/image) | bits/dim | images |\n| --- | ---: | ---: | ---: |\n"
+                    f"| this model | {score['nats_per_image']:.2f} ± {score['nats_per_image_stderr']:.2f} | "
+                    f"{score['bits_per_dim']:.4f} | {score['images']} |\n"
+                    f"| paper, Table 4 | {PAPER_NATS[arch]:.2f} | | 10000 |\n\n"
+                    f"On the first {SUBSET_IMAGES} test images alone: {score['subset_nats_per_image']:.4f} nats/image.\n\n"
+                    "± is the standard error of the mean over test images. The paper's figure is for a network trained "
+                    "to convergence; this one had the budget above.\n\n"
+                    f"Trained and measured on {hardware()}, torch {torch.__version__}; the load average was {load} at the end "
+                    "of the evaluation."),
+    )
+    return model_card(model, metadata, name=name, sections=sections)
+
+
+def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path:
+    checkpoint = resolve_checkpoint(run_dir)
+    score = test_score(args, arch, checkpoint)
+    model, metadata = load_model_with_metadata(checkpoint)
+    name = f"binarized_mnist/{arch}"
+    metadata = {**metadata, "trained_steps": str(state_step(RunFolder(run_dir))), "preset": f"mnist_{arch}",
+                TEST_NATS: f"{score['nats_per_image']:.4f}", TEST_NATS_STDERR: f"{score['nats_per_image_stderr']:.4f}",
+                TEST_IMAGES: str(score["images"]), "test_bits_per_dim": f"{score['bits_per_dim']:.6f}",
+                TEST_SUBSET_NATS: f"{score['subset_nats_per_image']:.4f}",
+                "paper_nats_per_image": f"{PAPER_NATS[arch]:.2f}"}
+    metadata.pop("format", None), metadata.pop("pixelrnn.config", None)
+    assert model.config == get_preset(f"mnist_{arch}").config, "the paper's MNIST size"
+    folder = save_pretrained(model.eval(), Path(args.out) / name, metadata=metadata, card=card(model, metadata, name, args, arch, run_dir, score))
+    print(f"{name}: test NLL {score['nats_per_image']:.2f} ± {score['nats_per_image_stderr']:.2f} nats "
+          f"(paper {PAPER_NATS[arch]:.2f}); wrote {folder}", flush=True)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="runs/pretrained", help="folder of the run folders (RUNS/<arch>) and their logs")
+    parser.add_argument("--out", default=str(ROOT / "pixelrnn" / "pretrained"), help="where the pretrained folders go (OUT/binarized_mnist/<arch>)")
+    parser.add_argument("--archs", default="pixelcnn,row_lstm,diagonal_bilstm")
+    parser.add_argument("--minutes", type=float, default=110.0, help="wall-clock training budget per network")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per training (and for the evaluation)")
+    parser.add_argument("--eval-every", type=int, default=1000, help="steps between validations (1000 images each)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="further recipe overrides, e.g. train.lr=5e-4")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--note", default="", help="a sentence for the card's training section, e.g. what else ran on the machine")
+    args = parser.parse_args()
+    if not os.environ.get("PIXELRNN_DATA_DIR"):
+        sys.exit("set PIXELRNN_DATA_DIR to a folder holding binarized_mnist/*.amat")
+    archs = args.archs.split(",")
+    unknown = sorted(set(archs) - set(PAPER_NATS))
+    if unknown:
+        sys.exit(f"unknown --archs {', '.join(unknown)}; choose from {', '.join(PAPER_NATS)}")
+    runs = Path(args.runs).resolve()
+    for arch in archs:
+        train(args, arch, runs / arch)
+    for arch in archs:
+        export(args, arch, runs / arch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""torch.hub entry points: the binarized-MNIST networks bundled with pixelrnn (paper Table 4 sizes).
+
+    model = torch.hub.load("path/to/pixelrnn", "diagonal_bilstm_binarized_mnist", source="local")
+
+Each returns the model in eval mode on ``device``: the bundled weights, or with ``pretrained=False``
+a freshly initialised network of the same configuration (the ``mnist_<arch>`` preset).
+"""
+
+dependencies = ["torch", "numpy", "safetensors", "tqdm", "PIL", "constriction"]
+
+
+def _load(arch: str, pretrained: bool, device: str):
+    import pixelrnn
+
+    if pretrained:
+        return pixelrnn.from_pretrained(f"binarized_mnist/{arch}", device)
+    return pixelrnn.model_from_config(pixelrnn.get_preset(f"mnist_{arch}").config).to(device).eval()
+
+
+def pixelcnn_binarized_mnist(pretrained: bool = True, device: str = "cpu"):
+    """PixelCNN, 7 blocks, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/pixelcnn)."""
+    return _load("pixelcnn", pretrained, device)
+
+
+def row_lstm_binarized_mnist(pretrained: bool = True, device: str = "cpu"):
+    """Row LSTM, 7 layers, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/row_lstm)."""
+    return _load("row_lstm", pretrained, device)
+
+
+def diagonal_bilstm_binarized_mnist(pretrained: bool = True, device: str = "cpu"):
+    """Diagonal BiLSTM, 7 layers, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/diagonal_bilstm)."""
+    return _load("diagonal_bilstm", pretrained, device)

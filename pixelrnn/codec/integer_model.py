@@ -1,0 +1,196 @@
+"""The integer coding model of a trained network: its layers in fixed point, their bounds, its fingerprint.
+
+:func:`integer_model` derives it from any single-scale network of section 3 (PixelCNN, Row LSTM,
+Diagonal BiLSTM; 1 or 3 channels; any number of levels): the same layers, in the same order, with
+every sum quantised by :func:`pixelrnn.codec.fixed_point.exact_sum` and every activation bounded:
+
+- ReLU outputs are clamped to [0, 2^(F + clamp_bits)] (the clamp is part of the model);
+- the residual stream is not clamped: its bound is the input convolution's plus each block's
+  output bound (a block's sums read clamped ReLUs or LSTM states, so the bound grows by a sum,
+  not a product, with depth);
+- LSTM states are in [-1, 1] by construction, the learned initial state bounds itself, and a
+  cell's bound follows from the longest recurrence a file may hold (``MAX_SIDE`` steps).
+
+Each bound is checked when the model is built, so a model whose integer version could overflow the
+exact range is refused then, with a one-line error naming the layer, never while coding. The
+batched pass is :mod:`.integer_forward`; the incremental engines are :mod:`.integer_engines`.
+
+Multi-scale networks (section 3.6) have no integer coding model: their conditioning network
+(transposed convolutions) would need one too; they are refused, as by the float coder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig
+from ..errors import CompressionError
+from ..models import DiagonalBiLSTMNetwork, PixelCNN, RowLSTMNetwork
+from .container import MAX_SIDE
+from .fixed_point import DEFINITION, ExactSum, FixedPoint, Tables, check_cell, exact_sum, input_values, tables
+
+
+@dataclass
+class PixelCNNLayer:
+    """relu -> 1x1 reduce -> relu -> kxk mask B -> relu -> 1x1 expand (section 3.5)."""
+
+    reduce: ExactSum
+    conv: ExactSum
+    expand: ExactSum
+
+
+@dataclass
+class LSTMLayer:
+    """A Row LSTM (section 3.1) or Diagonal BiLSTM (section 3.2) layer and its output 1x1 convolution.
+
+    ``gates`` has two sources: the input-to-state weights and the state-to-state weights (Row
+    LSTM: (4h, h, k) over the row above; Diagonal BiLSTM: (8h, 2h), both directions stacked,
+    each over [state above ; state beside]). Its outputs are table indices: gates at 2^-G plus N.
+    """
+
+    gates: ExactSum
+    output: ExactSum
+    initial_hidden: np.ndarray  # (h,) or (2, h): activations
+    initial_cell: np.ndarray  # (h,) or (2, h): at 2^-G
+    hidden: int = 0
+
+
+@dataclass
+class IntegerModel:
+    """A network in fixed point; ``fingerprint`` identifies it (the file header stores it)."""
+
+    config: ModelConfig
+    arch: str
+    fixed: FixedPoint
+    tables: Tables
+    inputs: np.ndarray  # (K,) the activation of each sub-pixel value
+    input_conv: ExactSum
+    layers: list
+    skips: ExactSum | None  # one source per layer; None without skip connections
+    output: list[ExactSum]
+    fingerprint: bytes = field(default=b"", repr=False)
+
+    @property
+    def sums(self) -> list[ExactSum]:
+        found = [self.input_conv]
+        for layer in self.layers:
+            found += [layer.reduce, layer.conv, layer.expand] if isinstance(layer, PixelCNNLayer) else [layer.gates, layer.output]
+        return found + ([self.skips] if self.skips else []) + self.output
+
+    def describe(self) -> str:
+        exponents = [s.exponent for s in self.sums]
+        largest = max(s.bound for s in self.sums)
+        return (f"integer {self.arch}: {self.fixed.describe()}; weight grids 2^-{min(exponents)}..2^-{max(exponents)}; "
+                f"largest proven sum 2^{math.log2(largest):.2f} (exact below 2^53)")
+
+
+def _masked(conv) -> torch.Tensor:
+    return conv.masked_weight().detach()
+
+
+def _biases(*convs) -> list[torch.Tensor]:
+    return [conv.bias.detach() for conv in convs if conv.bias is not None]
+
+
+def _relu(bound: int, fixed: FixedPoint) -> int:
+    return min(bound, fixed.relu_max)
+
+
+def _pixelcnn_layer(block, index: int, stream: int, fixed: FixedPoint) -> tuple[PixelCNNLayer, int]:
+    activation = fixed.activation_bits
+    reduce = exact_sum(f"block {index} reduce", [(_masked(block.reduce), _relu(stream, fixed))], _biases(block.reduce), fixed, activation)
+    conv = exact_sum(f"block {index} convolution", [(_masked(block.conv), _relu(reduce.output_bound, fixed))], _biases(block.conv),
+                     fixed, activation)
+    expand = exact_sum(f"block {index} expand", [(_masked(block.expand), _relu(conv.output_bound, fixed))], _biases(block.expand),
+                       fixed, activation)
+    return PixelCNNLayer(reduce, conv, expand), expand.output_bound
+
+
+def _initial(parameter: torch.Tensor, bits: int) -> np.ndarray:
+    return np.rint(parameter.detach().to("cpu", torch.float64).numpy() * 2.0 ** bits)
+
+
+def _lstm_layer(block, index: int, stream: int, fixed: FixedPoint, diagonal: bool) -> tuple[LSTMLayer, int]:
+    lstm = block.lstm
+    initial_hidden = _initial(lstm.initial_hidden, fixed.activation_bits)
+    initial_cell = _initial(lstm.initial_cell, fixed.table_bits)
+    state_bound = max(fixed.one, int(np.abs(initial_hidden).max(initial=0)))
+    check_cell(f"block {index} LSTM cell", fixed, int(np.abs(initial_cell).max(initial=0)), MAX_SIDE)
+    if diagonal:  # (2, 4h, 2h) -> (8h, 2h): direction d's gates over its own [above ; beside]
+        recurrent = lstm.state_to_state.detach().reshape(-1, lstm.state_to_state.shape[-1])
+    else:
+        recurrent = lstm.state_to_state.weight.detach()  # (4h, h, k)
+    gates = exact_sum(f"block {index} LSTM gates", [(_masked(lstm.input_to_state), stream), (recurrent, state_bound)],
+                      _biases(lstm.input_to_state), fixed, fixed.table_bits, offset=fixed.table_half)
+    # The output convolution reads computed states only (|h| <= 1), the Diagonal BiLSTM the sum of two.
+    output = exact_sum(f"block {index} output", [(_masked(block.output), (2 if diagonal else 1) * fixed.one)],
+                       _biases(block.output), fixed, fixed.activation_bits)
+    return LSTMLayer(gates, output, initial_hidden, initial_cell, lstm.hidden), output.output_bound
+
+
+def _fingerprint(model: IntegerModel) -> bytes:
+    """sha256 of everything the frequencies depend on: definition, config, parameters, tables, every sum."""
+    digest = hashlib.sha256(b"pixelrnn-integer-model\0")
+    digest.update(f"{DEFINITION}\0{model.config.to_json()}\0".encode() + model.fixed.to_bytes())
+    arrays = [model.tables.sigmoid, model.tables.tanh_gate, model.tables.tanh_cell, model.tables.exp, model.inputs]
+    for layer in model.layers:
+        if isinstance(layer, LSTMLayer):
+            arrays += [layer.initial_hidden, layer.initial_cell]
+    for exact in model.sums:
+        arrays += [*exact.weights, exact.bias, np.array([exact.exponent])]
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"\0{array.dtype.str}{array.shape}\0".encode())
+        digest.update(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    return digest.digest()
+
+
+ARCHS = {PixelCNN: "pixelcnn", RowLSTMNetwork: "row_lstm", DiagonalBiLSTMNetwork: "diagonal_bilstm"}
+
+
+def integer_model(model, fixed: FixedPoint | None = None) -> IntegerModel:
+    """The integer coding model of a single-scale, unconditional network (module docstring).
+
+    Raises CompressionError for any other model, and for a model whose sums cannot be proven exact.
+    """
+    fixed = fixed or FixedPoint()
+    arch = next((name for network, name in ARCHS.items() if isinstance(model, network)), None)
+    config = getattr(model, "config", None)
+    if arch is None or not isinstance(config, ModelConfig):
+        raise CompressionError(f"an integer coding model exists for single-scale networks (pixelcnn, row_lstm, diagonal_bilstm); "
+                               f"not for {type(model).__name__}")
+    if config.condition_channels:
+        raise CompressionError("an integer coding model needs an unconditional network; this one takes a condition map")
+    activation = fixed.activation_bits
+    with torch.no_grad():
+        input_conv = exact_sum("input convolution", [(_masked(model.input_conv), fixed.one)], _biases(model.input_conv),
+                               fixed, activation)
+        stream = input_conv.output_bound
+        layers, streams = [], []
+        for index, block in enumerate(model.blocks):
+            if arch == "pixelcnn":
+                layer, block_bound = _pixelcnn_layer(block, index, stream, fixed)
+            else:
+                layer, block_bound = _lstm_layer(block, index, stream, fixed, arch == "diagonal_bilstm")
+            stream = stream + block_bound if block.residual else block_bound
+            layers.append(layer)
+            streams.append(stream)
+        skips = None
+        if config.skip:
+            skips = exact_sum("skip connections", [(_masked(conv)[:, :, 0, 0], bound) for conv, bound in zip(model.skips, streams)],
+                              _biases(*model.skips), fixed, activation)
+            stream = skips.output_bound
+        output = []
+        for index, conv in enumerate(model.output_stack.convs):
+            last = index == len(model.output_stack.convs) - 1
+            output.append(exact_sum("logits" if last else f"output layer {index}", [(_masked(conv)[:, :, 0, 0], _relu(stream, fixed))],
+                                    _biases(conv), fixed, fixed.table_bits if last else activation))
+            stream = output[-1].output_bound
+    result = IntegerModel(config, arch, fixed, tables(fixed), input_values(fixed, config.levels), input_conv, layers, skips, output)
+    result.fingerprint = _fingerprint(result)
+    return result

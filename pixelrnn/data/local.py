@@ -1,0 +1,160 @@
+"""The user's own datasets: ``folder:PATH`` (image files) and ``npz:PATH`` (arrays), as plans.
+
+Their splits and layouts are documented in :mod:`pixelrnn.data.sources`. A folder is decoded one
+image at a time and each of its splits is stored on its own, so that no split is a copy of
+another's rows; an npz split is read a few MB of rows at a time. Their prepared arrays live in
+the cache under the file's name and a digest of its full path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import DatasetError, ImageError
+from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_table
+from .archives import BoundedNpz
+from .formats import _to_uint8, npz_key, npz_layout
+from .parts import Plan, every_row, npz_array
+
+FOLDER_SPLITS = ("all", "train", "valid", "test")
+NPZ_SPLITS = ("train", "valid", "test", "train_full", "all")
+
+
+def local_key(kind: str, path: Path) -> str:
+    """The cache folder of a user's folder or npz: its name, made unique by a digest of its path."""
+    resolved = str(path.resolve())
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.name)[:40]
+    return f"{kind}-{safe}-{hashlib.sha256(resolved.encode()).hexdigest()[:16]}"
+
+
+def _read_folder_image(path: Path) -> np.ndarray:
+    try:
+        return read_image(path).samples
+    except ImageError as error:
+        raise DatasetError(str(error)) from None
+
+
+FOLDER_GROUP = 256
+"""Images of a folder decoded and written together."""
+
+
+def _folder_mapping(files: list[Path], levels: int, name: str) -> str:
+    """The one mapping that fits every image of the folder for ``levels`` values: ``scaled`` if
+    every sample is the 8-bit scaling of a value, else ``raw`` (:mod:`pixelrnn.images`)."""
+    table = scale_table(levels)
+    all_scaled = all_raw = True
+    for f in files:
+        samples = _read_folder_image(f)
+        scaled, raw = bool(np.isin(samples, table).all()), samples.size == 0 or int(samples.max()) < levels
+        if not (scaled or raw):
+            _misfit(name, f"{f} has values in [{int(samples.min())}, {int(samples.max())}]", levels)
+        all_scaled, all_raw = all_scaled and scaled, all_raw and raw
+    if not (all_scaled or all_raw):
+        _misfit(name, "its images mix raw and 8-bit scaled values", levels)
+    return "scaled" if all_scaled else "raw"
+
+
+def _misfit(name: str, what: str, levels: int):
+    raise DatasetError(f"{name}: {what}, which do not fit data.levels={levels}: values must be 0..{levels - 1} "
+                       f"or all their 8-bit scaling ({', '.join(map(str, scale_table(levels)[:3]))}, ..., 255)")
+
+
+def _folder_images(files: list[Path], chosen: list[Path], name: str, levels: int | None,
+                   mapping: str | None) -> Iterator[np.ndarray]:
+    """The chosen files decoded one by one, checked against the folder's first image, as model values."""
+    first = _read_folder_image(files[0])
+    group: list[np.ndarray] = []
+
+    def values(batch: np.ndarray) -> np.ndarray:
+        if levels is None or mapping == "raw":
+            return batch
+        return samples_to_values(batch, levels)[0]  # every sample is scaled: the folder's mapping says so
+
+    for f in chosen:
+        a = first if f == files[0] else _read_folder_image(f)
+        if a.shape != first.shape:
+            (c0, h0, w0), (c, h, w) = first.shape, a.shape
+            raise DatasetError(f"{name}: {f} is {w}x{h} with {c} channel(s), expected {w0}x{h0} "
+                               f"with {c0} like {files[0].name}; all images must match")
+        group.append(a)
+        if len(group) == FOLDER_GROUP:
+            yield values(np.stack(group))
+            group = []
+    if group:
+        yield values(np.stack(group))
+
+
+def plan_folder(path: Path, name: str, split: str, levels: int | None = None) -> Plan:
+    if not path.is_dir():
+        raise DatasetError(f"{name}: {path} is not a directory")
+    files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+                   key=lambda p: p.relative_to(path).as_posix())
+    if not files:
+        raise DatasetError(f"{name}: no PNG/JPEG/BMP/GIF/TIFF/WEBP/PNM images under {path}")
+    # Each split is stored on its own, so that no split is a copy of another's rows.
+    keep = {"all": lambda i: True, "test": lambda i: i % 10 == 0, "valid": lambda i: i % 10 == 1,
+            "train": lambda i: i % 10 >= 2}[split]
+    chosen = [f for i, f in enumerate(files) if keep(i)]
+    # One mapping for every image of the folder, whichever split is read (the levels name the cache's array).
+    mapping = None if levels is None else _folder_mapping(files, levels, name)
+    stored = split if levels is None else f"{split}-{levels}-{mapping}"
+    return Plan(name, split, local_key("folder", path), stored, tuple(files),
+                lambda: _folder_images(files, chosen, name, levels, mapping), 256 if levels is None else levels)
+
+
+def _npz_split_rows(path: Path, key: str, source: str) -> Iterator[np.ndarray]:
+    with npz_array(path, key, source) as x:
+        for chunk in x.chunks():
+            yield npz_layout(_to_uint8(chunk, source), source)
+
+
+def carved_splits(present: set[str]) -> tuple[str, ...]:
+    """The splits of an npz holding arrays for ``present``: a file with ``train`` but no ``valid``
+    gets ``valid`` (the last tenth of ``train``), ``train`` (the rest) and ``train_full`` (all of it)."""
+    if "train" in present and "valid" not in present:
+        present = present | {"valid", "train_full"}
+    return tuple(split for split in NPZ_SPLITS if split in present)
+
+
+def _carved_rows(split: str):
+    """Rows of the stored ``train`` array for a carved split (as for CIFAR-10: the last tenth is ``valid``)."""
+    def rows(count: int) -> slice:
+        cut = count - count // 10
+        return {"train": slice(0, cut), "valid": slice(cut, count), "train_full": slice(0, count)}[split]
+    return rows
+
+
+def plan_npz(path: Path, name: str, split: str, levels: int | None = None) -> Plan:
+    with BoundedNpz(path, f"{name}: {path}") as f:
+        keys = {s: k for s in NPZ_SPLITS if (k := npz_key(f.files, s))}
+        stored_levels = f["levels"] if "levels" in f else None
+    if stored_levels is not None and stored_levels.size != 1:
+        raise DatasetError(f"{name}: 'levels' holds {stored_levels.size} values; it is one integer in 2..256")
+    if split not in carved_splits(set(keys)):
+        accepted = ", ".join(carved_splits(set(keys))) or "none"
+        raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted}"
+                           " (keys <split>, <split>_x or x_<split>)")
+    stored, rows = split, every_row
+    carved = "train" in keys and "valid" not in keys
+    if carved and (split in ("train", "valid") or split not in keys):  # train_full too, unless the file has one
+        stored, rows = "train", _carved_rows(split)
+    if levels is not None:  # the levels asked for name the prepared array: its values were checked against them
+        stored_name = f"{stored}-{levels}"
+    else:
+        stored_name = stored
+        if stored_levels is not None:
+            levels = int(stored_levels.reshape(()))
+
+    def any_split_above_one() -> int:
+        """256 if any value of any split exceeds 1, else 2 (each split read a chunk at a time)."""
+        for s, k in keys.items():
+            if any(chunk.size and chunk.max() > 1 for chunk in _npz_split_rows(path, k, f"{path}[{s}]")):
+                return 256
+        return 2
+    return Plan(name, split, local_key("npz", path), stored_name, (path,),
+                lambda: _npz_split_rows(path, keys[stored], f"{path}[{stored}]"),
+                levels if levels is not None else any_split_above_one, rows)

@@ -1,0 +1,204 @@
+"""The integer coding model (pixelrnn.codec.fixed_point, integer_model, integer_forward, integer_engines).
+
+Its tables are what their integer formulas say (against float references, within rounding) and
+the same when rebuilt; its sums are exact at their proven bounds (against Python integers); a
+model whose sums could leave the exact range is refused when it is built; frequencies sum
+exactly and follow the softmax; and the batched pass equals the incremental engines bit for bit
+on random models, images and fixed-point formats (hypothesis).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from codec_cases import image_set, tiny
+from pixelrnn import build_model
+from pixelrnn.codec import CompressionError, FixedPoint, compress, integer_logits, integer_model
+from pixelrnn.codec.fixed_point import EXACT, PRECISION, exact_sum, input_values, integer_frequencies, tables
+from pixelrnn.codec.integer_engines import integer_engine
+from pixelrnn.config import ModelConfig, MultiScaleConfig
+from pixelrnn.models import model_from_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = FixedPoint(activation_bits=10, clamp_bits=3, table_bits=5, table_range=3, exp_bits=18, max_weight_bits=20, min_weight_bits=4)
+
+
+# --------------------------------------------------------------------- tables
+@pytest.mark.parametrize("fixed", [FixedPoint(), SMALL], ids=["default", "small"])
+def test_tables_are_their_formulas_rounded(fixed):
+    table = tables(fixed)
+    tables.cache_clear()
+    again = tables(fixed)
+    assert all(np.array_equal(getattr(table, name), getattr(again, name)) for name in ("sigmoid", "tanh_gate", "tanh_cell", "exp"))
+    one, half, grid = fixed.one, fixed.table_half, 2.0 ** -fixed.table_bits
+    x = np.arange(-half, half + 1) * grid
+    sigmoid = table.sigmoid * one  # the integers behind the dyadic fractions
+    assert np.array_equal(sigmoid, np.rint(sigmoid)) and sigmoid[half] == one // 2
+    assert np.abs(sigmoid - one / (1 + np.exp(-x))).max() <= 0.5 + 1e-6
+    assert np.array_equal(sigmoid + sigmoid[::-1], np.full_like(sigmoid, one))  # sigmoid(-x) = 1 - sigmoid(x), exactly
+    assert (np.diff(sigmoid) >= 0).all()
+    tanh = table.tanh_cell
+    assert np.abs(tanh - one * np.tanh(x)).max() <= 0.5 + 1e-6 and np.array_equal(tanh, -tanh[::-1]) and (np.diff(tanh) >= 0).all()
+    assert np.array_equal(table.tanh_gate, tanh * 2.0 ** (fixed.table_bits - fixed.activation_bits))
+    exp = table.exp
+    assert np.array_equal(exp, np.rint(exp)) and exp[0] == 1 << fixed.exp_bits and exp[-1] == 0 and exp[-2] > 0 and (np.diff(exp) <= 0).all()
+    assert np.abs(exp - 2.0 ** fixed.exp_bits * np.exp(-np.arange(len(exp)) * grid)).max() <= 0.5 + 1e-6
+
+
+def test_input_values_are_the_papers_scaling_rounded():
+    fixed = FixedPoint()
+    assert input_values(fixed, 2).tolist() == [-fixed.one, fixed.one]
+    values = input_values(fixed, 256)
+    exact = fixed.one * (2 * np.arange(256) / 255 - 1)
+    assert np.abs(values - exact).max() <= 0.5 and np.array_equal(values, -values[::-1]) and (np.diff(values) > 0).all()
+
+
+# --------------------------------------------------------------------- frequencies
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([2, 3, 17, 256]), st.integers(1, 20), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 2.0**12, 2.0**18]))
+def test_frequencies_sum_exactly_and_follow_the_softmax(levels, rows, seed, spread):
+    rng = np.random.default_rng(seed)
+    logits = np.rint(rng.normal(size=(rows, levels)) * spread)
+    logits[0] = 7.0  # a tie everywhere: the remainder goes to the first symbol
+    exp_table = tables(FixedPoint()).exp
+    weights = integer_frequencies(logits, exp_table)
+    assert weights.dtype == np.float64 and (weights >= 0).all() and np.array_equal(weights, np.rint(weights))
+    assert (weights.sum(axis=1) == (1 << PRECISION) - levels).all()
+    assert weights[0, 0] >= weights[0, 1:].max() and len(set(weights[0, 1:])) == 1
+    order = np.argsort(logits, axis=1, kind="stable")
+    rising = np.diff(np.take_along_axis(logits, order, axis=1), axis=1) > 0
+    assert (np.diff(np.take_along_axis(weights, order, axis=1), axis=1)[rising] >= 0).all()  # a larger logit never gets less
+    probs = torch.softmax(torch.from_numpy(logits / 2**12), dim=1).numpy()
+    assert np.abs((weights + 1) / 2**PRECISION - probs).max() <= (levels + 2) / 2**PRECISION + 1e-6
+    assert np.array_equal(integer_frequencies(logits.astype(np.int64), exp_table), weights)
+    assert np.array_equal(integer_frequencies(np.ascontiguousarray(logits.T).T, exp_table), weights)  # any memory layout
+    # The definition, in Python integers: R = floor(2^29 (2^24 - K) / sum m), w = floor(m R / 2^29), the remainder to the first maximum.
+    free = (1 << PRECISION) - levels
+    for row, expected in zip(logits.astype(np.int64).tolist(), weights.tolist()):
+        mass = [int(exp_table[min(max(row) - value, len(exp_table) - 1)]) for value in row]
+        reciprocal = (free << 29) // sum(mass)
+        reference = [m * reciprocal >> 29 for m in mass]
+        reference[row.index(max(row))] += free - sum(reference)
+        assert reference == expected
+
+
+# --------------------------------------------------------------------- exact sums
+def exact_integers(matrix, scale):
+    """The integers q behind a stored matrix q * 2^-scale, as Python ints (object array)."""
+    integers = matrix * 2.0**scale
+    assert np.array_equal(integers, np.rint(integers))
+    return integers.astype(np.int64).astype(object)
+
+
+@pytest.mark.parametrize("magnitude", [0.3, 50.0, 2e3])
+def test_sums_are_exact_at_their_proven_bound(magnitude):
+    fixed = FixedPoint()
+    rng = np.random.default_rng(0)
+    weight = torch.from_numpy(rng.normal(size=(6, 40)) * magnitude)
+    bias = torch.from_numpy(rng.normal(size=6) * magnitude)
+    limit = fixed.relu_max
+    exact = exact_sum("test", [(weight, limit)], [bias], fixed, fixed.activation_bits)
+    assert exact.bound < EXACT
+    shift = fixed.activation_bits + exact.exponent - fixed.activation_bits
+    if exact.exponent < fixed.max_weight_bits:  # the finest grid: one bit finer would leave the exact range
+        assert exact.bound >= EXACT // 4
+    q, q_bias = exact_integers(exact.weights[0], shift), exact_integers(exact.bias, shift)
+    # The worst input: every activation at its bound, signed like the row's weights (the largest partial sums).
+    inputs = np.where(q >= 0, limit, -limit).astype(object)  # (6, 40), one input vector per row
+    truth = (q * inputs).sum(axis=1) + q_bias
+    assert max(abs(int(t)) for t in truth) <= exact.bound
+    computed = np.einsum("ok,ok->o", exact.weights[0], inputs.astype(np.float64)) + exact.bias
+    assert [int(value) for value in computed * 2.0**shift] == [int(t) for t in truth]
+    computed = (exact.weights[0] @ inputs.astype(np.float64).T).diagonal() + exact.bias  # BLAS: another order, the same sums
+    assert [int(value) for value in computed * 2.0**shift] == [int(t) for t in truth]
+
+
+def test_absurd_weights_are_refused_when_the_model_is_built():
+    model = tiny("pixelcnn", 1, 2)
+    with torch.no_grad():
+        model.blocks[1].conv.weight.mul_(1e30)
+    with pytest.raises(CompressionError, match=r"block 1 convolution: cannot be computed exactly: .* 36 terms .*largest weight [0-9.]+e\+29"):
+        integer_model(model)
+    with pytest.raises(CompressionError, match="block 1 convolution"):
+        compress(model, image_set(1, 2, 2, [(2, 2)]))  # refused before any pixel is coded
+    broken = tiny("row_lstm", 1, 2)
+    with torch.no_grad():
+        broken.output_stack.convs[0].bias[0] = float("nan")
+    with pytest.raises(CompressionError, match="output layer 0: the weights are not finite"):
+        integer_model(broken)
+    with pytest.raises(CompressionError, match="block 0 LSTM cell: .* could leave the exact range"):
+        integer_model(tiny("row_lstm", 1, 2), FixedPoint(activation_bits=24, table_bits=4))
+
+
+def test_only_single_scale_unconditional_networks_have_an_integer_model():
+    single = dict(arch="pixelcnn", channels=1, levels=2, hidden=4, layers=1, output_hidden=8)
+    multiscale = model_from_config(MultiScaleConfig(ModelConfig(**single), ModelConfig(**{**single, "condition_channels": 2})))
+    with pytest.raises(CompressionError, match="single-scale networks"):
+        integer_model(multiscale)
+    with pytest.raises(CompressionError, match="single-scale network"):
+        compress(multiscale, image_set(1, 2, 1, [(2, 2)]))
+    with pytest.raises(CompressionError, match="unconditional"):
+        integer_model(multiscale.large)
+
+
+# --------------------------------------------------------------------- batched pass against the engines
+def engine_logits(model, images):
+    """Every sub-pixel's logits from the incremental engine, teacher-forced: (N, C, K, H, W)."""
+    count, channels, height, width = images.shape
+    engine = integer_engine(model)
+    engine.reset(count, height, width)
+    result = np.zeros((count, channels, model.config.levels, height, width))
+    for i in range(height):
+        for j in range(width):
+            for c in range(channels):
+                result[:, c, :, i, j] = engine.logits(i, j, c)
+                engine.advance(i, j, c, images[:, c, i, j])
+    return result
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arch=st.sampled_from(["pixelcnn", "row_lstm", "diagonal_bilstm"]), channels=st.sampled_from([1, 3]),
+       levels=st.sampled_from([2, 3, 256]), height=st.integers(1, 5), width=st.integers(1, 5), count=st.integers(1, 3),
+       seed=st.integers(0, 2**31 - 1), residual=st.booleans(), skip=st.booleans(), gain=st.sampled_from([1.0, 25.0]),
+       fixed=st.sampled_from([FixedPoint(), SMALL]))
+def test_batched_integer_logits_equal_the_engines_bit_for_bit(arch, channels, levels, height, width, count, seed, residual,
+                                                             skip, gain, fixed):
+    torch.manual_seed(seed)
+    network = build_model(arch, channels=channels, levels=levels, hidden=channels + 2, layers=2, output_hidden=channels + 4,
+                          residual=residual, skip=skip).eval()
+    with torch.no_grad():  # large weights drive activations into the clamps and the tables' ends
+        for parameter in network.parameters():
+            parameter.mul_(gain)
+    model = integer_model(network, fixed)
+    images = np.random.default_rng(seed).integers(0, levels, size=(count, channels, height, width))
+    batched = integer_logits(model, images).numpy()
+    assert np.array_equal(batched, np.rint(batched))
+    assert np.array_equal(batched, engine_logits(model, images))
+
+
+@pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+def test_integer_logits_follow_the_float_model(arch):
+    network = tiny(arch, 3, 256, seed=4)
+    images = np.random.default_rng(4).integers(0, 256, size=(4, 3, 5, 6))
+    with torch.no_grad():
+        float_logits = network(torch.from_numpy(images)).double().numpy()
+    model = integer_model(network)
+    error = np.abs(integer_logits(model, images).numpy() * 2.0**-model.fixed.table_bits - float_logits).max()
+    assert error < 1e-3, error  # rounding the logits alone costs up to 2^-13
+    assert math.isfinite(error)
+
+
+def test_the_engine_goes_in_raster_order():
+    engine = integer_engine(integer_model(tiny("pixelcnn", 3, 4)))
+    with pytest.raises(ValueError, match="reset"):
+        engine.logits(0, 0, 0)
+    with pytest.raises(ValueError, match="expected 2 values"):
+        engine.reset(2, 2, 2) or engine.advance(0, 0, 0, np.zeros(3, dtype=np.int64))
+    engine.reset(2, 2, 2)
+    engine.logits(0, 0, 0)
+    with pytest.raises(ValueError, match=r"next is \(i, j, c\) = \(0, 0, 0\), not \(0, 0, 1\)"):
+        engine.advance(0, 0, 1, np.zeros(2, dtype=np.int64))

@@ -1,0 +1,29 @@
+"""hubconf.py: ``torch.hub.load(repo_dir, ..., source="local")`` gives the bundled networks."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelrnn import from_pretrained, get_preset
+from pixelrnn.hub import installed_bundled
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRIES = {"pixelcnn_binarized_mnist": "pixelcnn", "row_lstm_binarized_mnist": "row_lstm",
+           "diagonal_bilstm_binarized_mnist": "diagonal_bilstm"}
+
+
+@pytest.mark.parametrize("entry, arch", ENTRIES.items())
+def test_an_entry_without_weights_is_the_papers_network(entry, arch):
+    model = torch.hub.load(str(ROOT), entry, source="local", pretrained=False, verbose=False)
+    assert model.config == get_preset(f"mnist_{arch}").config and not model.training
+
+
+@pytest.mark.parametrize("entry, arch", ENTRIES.items())
+def test_an_entry_loads_the_bundled_weights(entry, arch):
+    if f"binarized_mnist/{arch}" not in installed_bundled():
+        pytest.skip(f"the bundled model binarized_mnist/{arch} is not in this installation")
+    model = torch.hub.load(str(ROOT), entry, source="local", verbose=False)
+    expected = from_pretrained(f"binarized_mnist/{arch}")
+    assert not model.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), expected.state_dict().values()))
