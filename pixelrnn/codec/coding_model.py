@@ -38,7 +38,7 @@ from ..sampling import engine_class, make_engine
 from ..utils import torch_threads
 from .container import FLOAT_DTYPES
 from .fixed_point import PRECISION, FixedPoint, integer_frequencies
-from .integer_engines import integer_engine
+from .native_integer import integer_engine
 from .integer_model import integer_model
 
 ARITHMETIC_CHOICES = ("integer", "float32", "float64")

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 SOURCE_DIR = Path(__file__).resolve().parent
-SOURCES = ("program.cpp", "draw.cpp", "scan.cpp")
+SOURCES = ("program.cpp", "draw.cpp", "scan.cpp", "integer.cpp")
 HEADERS = ("vector_math.h", "dense.h", "lstm.h")
 #: Compiler flags per torch CPU capability: the build may use what torch itself uses on this CPU.
 ISA_FLAGS = {
@@ -40,6 +40,8 @@ _I, _D = ctypes.c_int64, ctypes.c_double
 SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_draw": [_I] * 5 + [_D, _I, _I],
               "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8, "pixelrnn_diagonal_forward": [_I] * 18,
               "pixelrnn_diagonal_backward": [_I] * 21, "pixelrnn_row_forward": [_I] * 14, "pixelrnn_row_backward": [_I] * 18}
+#: Functions in float64 only (the integer coding model's engines), with their arguments.
+PLAIN_SIGNATURES = {"pixelrnn_integer_run": [_I] * 8 + [_D]}
 #: Data types the kernels are built for.
 DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -72,6 +74,9 @@ def _build() -> ctypes.CDLL:
         for suffix in DTYPES.values():
             function = getattr(library, f"{name}_{suffix}")
             function.restype, function.argtypes = ctypes.c_int64, arguments
+    for name, arguments in PLAIN_SIGNATURES.items():
+        function = getattr(library, name)
+        function.restype, function.argtypes = ctypes.c_int64, arguments
     return library
 
 
@@ -98,6 +103,12 @@ def kernel(name: str, dtype: torch.dtype):
     lib = library()
     suffix = DTYPES.get(dtype)
     return None if lib is None or suffix is None else getattr(lib, f"{name}_{suffix}")
+
+
+def plain_kernel(name: str):
+    """The float64-only function ``name`` (:data:`PLAIN_SIGNATURES`), or None where the kernels are not built."""
+    lib = library()
+    return None if lib is None else getattr(lib, name)
 
 
 def usable(tensor: torch.Tensor) -> bool:

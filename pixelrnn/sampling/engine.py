@@ -178,15 +178,11 @@ class RasterCursor:
         if (i, j, c) != self.position:
             raise ValueError(f"sub-pixels go in raster order: the next is (i, j, c) = {self.position}, not {(i, j, c)}")
 
-    # The work of ``logits`` and ``advance`` runs without autograd; the native engines, which
-    # call no tensor operations per position, skip the cost of entering no_grad there.
-    @torch.no_grad()
     def _ensure_column(self, i: int, j: int, c: int) -> None:
         if self._column_at != (i, j, c):
             self._logits = self._column(i, j)
             self._column_at = (i, j, c)
 
-    @torch.no_grad()
     def _start_row(self, i: int) -> None:
         """Row i-1 is final: per-row work of the input convolution and of the blocks."""
         self.input_conv.start_row(i)
@@ -271,6 +267,13 @@ class IncrementalEngine(RasterCursor):
             raise ValueError(f"expected {self.batch} values for sub-pixel {(self.position[0], j, c)}; got shape {tuple(values.shape)}")
         self.input_conv.centre_row[:, j + self.input_conv.side, c] = self.model.scale(values)
 
+    # The work of ``logits`` and ``advance`` runs without autograd, entered here rather than in the
+    # cursor: the native engines and the codec's integer engines call no tensor operations per position.
+    @torch.no_grad()
+    def _start_row(self, i: int) -> None:
+        super()._start_row(i)
+
+    @torch.no_grad()
     def _column(self, i: int, j: int) -> torch.Tensor:
         """Every layer at (i, j), caches updated; logits (B, C, K)."""
         x = self.input_conv.at(j)  # (B, 2h)

@@ -1,0 +1,95 @@
+"""The native integer engines (pixelrnn.codec.native_integer): bit for bit the numpy engines, or the fallback.
+
+Their integer logits equal the batched pass (and so the numpy engines, tested against it in
+test_integer_model.py) on random models, shapes, fixed-point formats and weights large enough
+to reach the clamps and the tables' ends; a file coded with either engine is the same bytes and
+decodes with the other; without the kernels the numpy engine is used; and a view that would
+leave its array at some position is refused when the program is built.
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from codec_cases import image_set, same_images, tiny
+from pixelrnn import build_model, native
+from pixelrnn.codec import FixedPoint, compress, decompress, integer_logits, integer_model
+from pixelrnn.codec.integer_engines import ENGINES
+from pixelrnn.codec.native_integer import NATIVE_ENGINES, IntegerProgram, Operand, integer_engine
+
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.skipif(native.library() is None, reason="the native kernels cannot be built here")]
+
+SMALL = FixedPoint(activation_bits=10, clamp_bits=3, table_bits=5, table_range=3, exp_bits=18, max_weight_bits=20, min_weight_bits=4)
+
+
+def engine_logits(engine, images: np.ndarray, levels: int) -> np.ndarray:
+    """Every sub-pixel's logits from an engine, teacher-forced: (N, C, K, H, W)."""
+    count, channels, height, width = images.shape
+    engine.reset(count, height, width)
+    result = np.zeros((count, channels, levels, height, width))
+    for i in range(height):
+        for j in range(width):
+            for c in range(channels):
+                result[:, c, :, i, j] = engine.logits(i, j, c)
+                engine.advance(i, j, c, images[:, c, i, j])
+    return result
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arch=st.sampled_from(["pixelcnn", "row_lstm", "diagonal_bilstm"]), channels=st.sampled_from([1, 3]),
+       levels=st.sampled_from([2, 3, 256]), height=st.integers(1, 5), width=st.integers(1, 5),
+       count=st.sampled_from([1, 3, 8, 17]),  # below, at and past the kernels' vectors of images
+       seed=st.integers(0, 2**31 - 1), residual=st.booleans(), skip=st.booleans(), gain=st.sampled_from([1.0, 25.0]),
+       fixed=st.sampled_from([FixedPoint(), SMALL]))
+def test_native_integer_logits_equal_the_batched_pass_bit_for_bit(arch, channels, levels, height, width, count, seed, residual,
+                                                                  skip, gain, fixed):
+    torch.manual_seed(seed)
+    network = build_model(arch, channels=channels, levels=levels, hidden=channels + 2, layers=2, output_hidden=channels + 4,
+                          residual=residual, skip=skip).eval()
+    with torch.no_grad():  # large weights drive activations into the clamps and the tables' ends
+        for parameter in network.parameters():
+            parameter.mul_(gain)
+    model = integer_model(network, fixed)
+    images = np.random.default_rng(seed).integers(0, levels, size=(count, channels, height, width))
+    engine = integer_engine(model, native_kernels=True)
+    assert isinstance(engine, NATIVE_ENGINES[arch])
+    assert np.array_equal(engine_logits(engine, images, levels), integer_logits(model, images).numpy())
+
+
+@pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+def test_a_file_is_the_same_bytes_from_either_engine_and_decodes_with_the_other(arch):
+    model = tiny(arch, 3, 16, seed=2)
+    images = image_set(3, 16, 7, [(5, 6), (3, 4)], seed=2)
+    native_file = compress(model, images, batch_size=3)
+    with native.disabled():
+        numpy_file = compress(model, images, batch_size=3)
+        assert same_images(decompress(model, native_file), images)
+    assert native_file == numpy_file
+    assert same_images(decompress(model, numpy_file), images)
+
+
+def test_without_the_kernels_the_numpy_engine_runs():
+    model = integer_model(tiny("row_lstm", 1, 2))
+    with native.disabled():
+        assert type(integer_engine(model)) is ENGINES["row_lstm"]
+        with pytest.raises(RuntimeError, match="native kernels"):
+            integer_engine(model, native_kernels=True)
+    assert type(integer_engine(model)) is NATIVE_ENGINES["row_lstm"]
+    assert type(integer_engine(model, native_kernels=False)) is ENGINES["row_lstm"]
+
+
+def test_a_view_that_would_leave_its_array_is_refused():
+    engine = integer_engine(integer_model(tiny("pixelcnn", 1, 2)), native_kernels=True)
+    engine.reset(2, 4, 5)
+    program = IntegerProgram(engine)
+    buffer = np.zeros((5, 3, 2))  # (column, unit, image)
+    weight = np.ones((3, 3))
+    program.product(Operand(buffer[0]), Operand(buffer[0]), weight)  # stays at column 0: fine
+    with pytest.raises(ValueError, match="leave its array"):
+        program.product(Operand(buffer[0], j_stride=buffer.strides[0] // 8 + 1), Operand(buffer[0]), weight)
+    with pytest.raises(ValueError, match="leave its array"):
+        program.product(Operand(buffer[0], i_stride=9), Operand(buffer[0]), weight)  # row 3 starts at element 27 of 30
+    with pytest.raises(ValueError, match="contiguous"):
+        program.product(Operand(buffer[0]), Operand(np.zeros((2, 5)).T), np.ones((3, 5)))  # images not contiguous
