@@ -1,17 +1,27 @@
-"""Compression and decompression speed of binarized MNIST, before and after the native engines.
+"""Compression and decompression speed of binarized MNIST: the codec before the native engines and after.
 
-    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/codec_speed.py [--images 64] [--rounds 3]
+    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/codec_speed.py [--images 16,256] [--rounds 3]
                                                                      [--archs pixelcnn,row_lstm,diagonal_bilstm]
 
-The coder (``pixelrnn.codec``) computes every conditional with the incremental engine that
-``make_engine`` gives: "before" runs it under ``pixelrnn.native.disabled()`` (the reference
-engines), "after" with the native engines. Models are the MNIST presets with random weights
-(speed does not depend on the weights; the file sizes do, so they are not reported here: see
-``docs/compression.md``); the images are the first ``--images`` of the binarized MNIST test
-split (``PIXELRNN_DATA_DIR``), or random binary images where the data is not there. Each
-round compresses and decompresses with both paths, in a rotating order; the table gives the
-median images per second of wall-clock time and of the process's CPU time, their ratios and
-the load average. Each path decodes its own file bit for bit (checked by the coder).
+Three coders run in one process, interleaved: each round runs each once (compress, then
+decompress of its own file, checked against the images), in a rotating order, and the table
+gives the median images per second of wall-clock time, the ratios of the medians and the load
+average, so that a machine shared with other work slows all three alike.
+
+- ``float32, reference``: ``compress(..., arithmetic="float32")``, the float model on the
+  reference engine (``pixelrnn/sampling/engines.py``): the codec as it was before the integer
+  coding model and the native engines (its files decode only on the platform that wrote them).
+- ``integer, numpy``: the default integer coding model on its numpy engine
+  (``pixelrnn/codec/integer_engines.py``), run under ``pixelrnn.native.disabled()``.
+- ``integer, native``: the same model on the native engine (``pixelrnn/codec/native_integer.py``),
+  the default where the kernels build. Its files are byte-identical to the numpy engine's.
+
+Models are the MNIST presets with random weights (speed does not depend on the weights; file
+sizes do, so they are not reported here: see ``docs/compression.md``). The images are the first
+of the binarized MNIST test split (``PIXELRNN_DATA_DIR``), or random binary images where the
+data is not there. ``--images`` lists the counts to code in one call: each is one chunk of that
+many images (up to the default batch of 256), so the count is the batch every product runs on.
+Coding runs on one thread, as the coder does by default.
 """
 
 from __future__ import annotations
@@ -32,6 +42,11 @@ from pixelrnn.codec import compress, decompress, images_from_array
 from pixelrnn.errors import DatasetError
 
 ARCHS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
+CODERS = {  # name: (arithmetic, native kernels on)
+    "float32, reference": ("float32", False),
+    "integer, numpy": ("integer", False),
+    "integer, native": ("integer", True),
+}
 
 
 def test_images(count: int) -> tuple[np.ndarray, str]:
@@ -43,51 +58,49 @@ def test_images(count: int) -> tuple[np.ndarray, str]:
         return np.random.default_rng(0).integers(0, 2, (count, 1, 28, 28), dtype=np.uint8), "random binary images (no data found)"
 
 
-def timed(function) -> tuple[float, float, object]:
-    wall, cpu = time.perf_counter(), time.process_time()
+def timed(function) -> tuple[float, object]:
+    start = time.perf_counter()
     result = function()
-    return time.perf_counter() - wall, time.process_time() - cpu, result
+    return time.perf_counter() - start, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--images", default="16,256", help="comma-separated image counts, each coded in one call")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--archs", default=",".join(ARCHS))
     args = parser.parse_args()
     if native.library() is None:
         parser.error("the native kernels are not available here, so there is no 'after' to time")
-    values, source = test_images(args.images)
-    images = images_from_array(values, 2)
-    print(f"# codec speed, {len(images)} images ({source}), {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}; "
-          f"medians of {args.rounds} rounds")
+    counts = [int(count) for count in args.images.split(",")]
+    values, source = test_images(max(counts))
+    torch.set_num_threads(1)
+    print(f"# codec speed ({source}), {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, one thread; "
+          f"medians of {args.rounds} rounds, images/s of wall-clock time")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}\n")
-    print("| preset | compress before | compress after | speed-up | decompress before | decompress after | speed-up | load |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    names = list(CODERS)
+    print("| preset | images | job | " + " | ".join(names) + " | native / float32 reference | native / numpy | load |")
+    print("| --- | ---: | --- |" + " ---: |" * (len(names) + 3))
     for arch in args.archs.split(","):
         torch.manual_seed(0)
         model = model_from_config(PRESETS[f"mnist_{arch}"].config).eval()
-        times = {(path, job): [] for path in ("before", "after") for job in ("compress", "decompress")}
-        for index in range(args.rounds):
-            for path in (("before", "after") if index % 2 == 0 else ("after", "before")):
-                with native.disabled() if path == "before" else contextlib.nullcontext():
-                    *spent, data = timed(lambda: compress(model, images))
-                    times[path, "compress"].append(spent)
-                    *spent, decoded = timed(lambda: decompress(model, data))
-                    times[path, "decompress"].append(spent)
-                assert all(np.array_equal(a.values, b.values) for a, b in zip(decoded, images))
-        rate = {key: [len(images) / statistics.median(t[k] for t in value) for k in (0, 1)] for key, value in times.items()}
-
-        def shown(key):
-            return " / ".join(f"{r:,.1f}" for r in rate[key])
-
-        def ratio(job):
-            return " / ".join(f"{a / b:.1f}x" for a, b in zip(rate["after", job], rate["before", job]))
-
-        print(f"| mnist_{arch} | {shown(('before', 'compress'))} | {shown(('after', 'compress'))} | {ratio('compress')} | "
-              f"{shown(('before', 'decompress'))} | {shown(('after', 'decompress'))} | {ratio('decompress')} | "
-              f"{os.getloadavg()[0]:.1f} |", flush=True)
-    print("\nimages/s of wall-clock time / of CPU time")
+        for count in counts:
+            images = images_from_array(values[:count], 2)
+            times = {(name, job): [] for name in names for job in ("compress", "decompress")}
+            for index in range(args.rounds):
+                for name in names[index % len(names):] + names[: index % len(names)]:
+                    arithmetic, kernels = CODERS[name]
+                    with contextlib.nullcontext() if kernels else native.disabled():
+                        spent, data = timed(lambda: compress(model, images, arithmetic=arithmetic))
+                        times[name, "compress"].append(spent)
+                        spent, decoded = timed(lambda: decompress(model, data))
+                        times[name, "decompress"].append(spent)
+                    assert all(np.array_equal(a.values, b.values) for a, b in zip(decoded, images))
+            for job in ("compress", "decompress"):
+                rate = {name: count / statistics.median(times[name, job]) for name in names}
+                print(f"| mnist_{arch} | {count} | {job} | " + " | ".join(f"{rate[name]:,.0f}" for name in names)
+                      + f" | {rate['integer, native'] / rate['float32, reference']:.1f}x"
+                      f" | {rate['integer, native'] / rate['integer, numpy']:.1f}x | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

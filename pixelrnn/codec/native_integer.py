@@ -141,9 +141,15 @@ def _window(conv: _ConvAt) -> Operand:
 
 
 def _phased_weight(conv: _ConvAt) -> Operand:
-    """The weights of each ring phase (``conv.phases``) stacked: row i reads phase i mod (top + 1)."""
-    stacked = np.stack(conv.phases)
-    return Operand(stacked[0], i_stride=stacked[0].size, period=len(stacked))
+    """The weights of each ring phase (``conv.phases``) stacked: row i reads phase i mod (top + 1).
+
+    Inputs whose weights are zero in every phase at the end of the window (the centre row's right
+    side, masked out: a third of a Row LSTM's input-to-state window) are left out of the product.
+    """
+    stacked = np.stack(conv.phases)  # (phases, out, (column, slot, channel))
+    used = stacked.any(axis=(0, 1)).nonzero()[0]
+    width = int(used[-1]) + 1 if len(used) else 1
+    return Operand(stacked[0, :, :width], i_stride=stacked[0].size, period=len(stacked))
 
 
 class NativeIntegerEngine:

@@ -122,6 +122,7 @@ template <bool CLAMP_INPUT>
 void product(const Instruction& ins, const Context& ctx, int64_t batch, const double* w, const double* x, double* out,
              const double* add) {
     int64_t b0 = 0;
+    for (; b0 + 4 * LANES <= batch; b0 += 4 * LANES) product_columns<4, CLAMP_INPUT>(ins, ctx, w, x, out, add, b0);
     for (; b0 + 2 * LANES <= batch; b0 += 2 * LANES) product_columns<2, CLAMP_INPUT>(ins, ctx, w, x, out, add, b0);
     for (; b0 + LANES <= batch; b0 += LANES) product_columns<1, CLAMP_INPUT>(ins, ctx, w, x, out, add, b0);
     for (; b0 < batch; ++b0)  // the images left over by the vectors, one at a time
