@@ -37,8 +37,8 @@ from ..errors import CompressionError
 from ..sampling import engine_class, make_engine
 from ..utils import torch_threads
 from .container import FLOAT_DTYPES
-from .fixed_point import PRECISION, FixedPoint, integer_frequencies
-from .native_integer import integer_engine
+from .fixed_point import PRECISION, FixedPoint
+from .native_integer import frequencies, integer_engine
 from .integer_model import integer_model
 
 ARITHMETIC_CHOICES = ("integer", "float32", "float64")
@@ -196,7 +196,7 @@ class IntegerCoding:
         self.engine.reset(batch, height, width)
 
     def weights(self, i: int, j: int, c: int) -> np.ndarray:
-        return integer_frequencies(self.engine.logits(i, j, c), self.model.tables.exp)
+        return frequencies(self.engine.logits(i, j, c), self.model.tables.exp)
 
     def advance(self, i: int, j: int, c: int, values: np.ndarray) -> None:
         self.engine.advance(i, j, c, values)

@@ -25,6 +25,7 @@ except ImportError:  # numpy < 2
     byte_bounds = np.byte_bounds
 
 from .. import native
+from .fixed_point import integer_frequencies
 from .integer_engines import ENGINES, IntegerEngine, _ConvAt
 from .integer_model import IntegerModel
 
@@ -319,3 +320,21 @@ def integer_engine(model: IntegerModel, native_kernels: bool | None = None) -> I
     if native_kernels:
         raise RuntimeError("the native integer engine needs the native kernels built")
     return ENGINES[model.arch](model)
+
+
+def frequencies(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
+    """:func:`.fixed_point.integer_frequencies` in one native call where the kernels are built: the same weights.
+
+    ``logits`` (N, K) int64 with contiguous rows (the engines' output); anything else, or no
+    kernels, takes the numpy function.
+    """
+    kernel = native.plain_kernel("pixelrnn_integer_frequencies")
+    if (kernel is None or logits.dtype != np.int64 or logits.ndim != 2 or (logits.shape[1] > 1 and logits.strides[1] != _ITEM)
+            or exp_table.dtype != np.float64 or not exp_table.flags.c_contiguous or not len(exp_table)):
+        return integer_frequencies(logits, exp_table)
+    count, levels = logits.shape
+    weights = np.empty((count, levels))
+    if count:
+        kernel(logits.ctypes.data, logits.strides[0] // _ITEM, count, levels, exp_table.ctypes.data, len(exp_table),
+               weights.ctypes.data)
+    return weights

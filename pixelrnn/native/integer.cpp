@@ -201,3 +201,32 @@ extern "C" int64_t pixelrnn_integer_run(const int64_t* program, int64_t count, i
         }
     return 0;
 }
+
+// pixelrnn/codec/fixed_point.py integer_frequencies, row by row: (count, levels) int64 logits at
+// row stride logits_stride -> (count, levels) float64 weights summing to 2^24 - levels exactly.
+// Every value is an integer below 2^53, so the float64 steps are exact, as there.
+extern "C" int64_t pixelrnn_integer_frequencies(const int64_t* logits, int64_t logits_stride, int64_t count, int64_t levels,
+                                                const double* exp_table, int64_t table_length, double* out) {
+    constexpr int64_t precision = 24, reciprocal_bits = 29;
+    const int64_t free = (int64_t(1) << precision) - levels;
+    for (int64_t n = 0; n < count; ++n) {
+        const int64_t* row = logits + n * logits_stride;
+        double* weights = out + n * levels;
+        int64_t best = 0;
+        for (int64_t k = 1; k < levels; ++k)
+            if (row[k] > row[best]) best = k;  // the first most likely symbol
+        int64_t total = 0;
+        for (int64_t k = 0; k < levels; ++k) {
+            weights[k] = exp_table[std::min(row[best] - row[k], table_length - 1)];
+            total += static_cast<int64_t>(weights[k]);
+        }
+        const double reciprocal = static_cast<double>((free << reciprocal_bits) / total) * (1.0 / double(int64_t(1) << reciprocal_bits));
+        double sum = 0.0;
+        for (int64_t k = 0; k < levels; ++k) {
+            weights[k] = std::floor(weights[k] * reciprocal);
+            sum += weights[k];
+        }
+        weights[best] += static_cast<double>(free) - sum;
+    }
+    return 0;
+}

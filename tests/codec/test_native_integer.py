@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from codec_cases import image_set, same_images, tiny
 from pixelrnn import build_model, native
 from pixelrnn.codec import FixedPoint, compress, decompress, integer_logits, integer_model
+from pixelrnn.codec.fixed_point import PRECISION, integer_frequencies, tables
 from pixelrnn.codec.integer_engines import ENGINES
-from pixelrnn.codec.native_integer import NATIVE_ENGINES, IntegerProgram, Operand, integer_engine
+from pixelrnn.codec.native_integer import NATIVE_ENGINES, IntegerProgram, Operand, frequencies, integer_engine
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(native.library() is None, reason="the native kernels cannot be built here")]
@@ -56,6 +57,18 @@ def test_native_integer_logits_equal_the_batched_pass_bit_for_bit(arch, channels
     engine = integer_engine(model, native_kernels=True)
     assert isinstance(engine, NATIVE_ENGINES[arch])
     assert np.array_equal(engine_logits(engine, images, levels), integer_logits(model, images).numpy())
+
+
+@settings(max_examples=60, deadline=None)
+@given(levels=st.integers(2, 256), rows=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
+       spread=st.sampled_from([0, 3, 1 << 10, 1 << 20]), fixed=st.sampled_from([FixedPoint(), SMALL]))
+def test_native_frequencies_are_the_numpy_frequencies(levels, rows, seed, spread, fixed):
+    """Ties (spread 0), near-uniform rows and rows past the exponent table's end, as the engines give them."""
+    exp_table = tables(fixed).exp
+    logits = np.random.default_rng(seed).integers(-spread, spread + 1, size=(rows, 2, levels))[:, 1]  # rows not adjacent
+    weights = frequencies(logits, exp_table)
+    assert np.array_equal(weights, integer_frequencies(logits, exp_table))
+    assert (weights.sum(axis=1) == (1 << PRECISION) - levels).all()
 
 
 @pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
