@@ -27,7 +27,7 @@ demo: install
 	$(VENV)/bin/pixelrnn complete $(RUN_DIR) --dataset digits --index 0 --index 1 --index 2 --keep-rows 4 -k 8 --seed 0 --out $(RUN_DIR)/completions.png
 	@echo "run folder: $(RUN_DIR)"
 
-# The tests build the native kernels where a compiler is found (a second or two, cached in torch's
+# The tests build the native kernels where a compiler is found (a few seconds, cached in torch's
 # extension folder) and run both them and the PyTorch paths they replace; without one they warn once
 # and test the PyTorch paths (tests/native/test_kernels.py forces that case either way).
 test: install

@@ -6,7 +6,7 @@ a few microseconds of dispatch, more than its arithmetic. The C++ sources beside
 a whole position, or a whole scan, in one call with plain loops over small matrices.
 
 They are built by ``torch.utils.cpp_extension`` into torch's extension cache the first time
-they are needed (about a second; the build is keyed by the sources' hash and the CPU's
+they are needed (a few seconds; the build is keyed by the sources' hash and the CPU's
 instruction set, so a changed source or another CPU builds anew) and called through
 ``ctypes`` on the tensors' memory. The pure-PyTorch code stays the reference and the
 fallback: when the kernels cannot be built (no compiler, no ninja), :func:`library` warns
