@@ -145,31 +145,40 @@ void product(const Instruction& ins, const Context& ctx, int64_t batch, int64_t 
     else product<false>(ins, ctx, batch, w, x, out, add);
 }
 
-inline int64_t index_of(double v, int64_t length) {
-    return std::min(std::max(static_cast<int64_t>(v), int64_t(0)), length - 1);  // v holds an integer
+// Table positions of rounded sums (v + offset, clamped to the table): one loop per step, so that it vectorises.
+inline void table_positions(const double* v, double offset, int64_t count, int64_t length, int64_t* out) {
+    for (int64_t b = 0; b < count; ++b) out[b] = static_cast<int64_t>(std::nearbyint(v[b]) + offset);
+    for (int64_t b = 0; b < count; ++b) out[b] = std::min(std::max(out[b], int64_t(0)), length - 1);
 }
 
-// pixelrnn/codec/integer_engines.py IntegerEngine._cell, a unit at a time over the batch.
+// pixelrnn/codec/integer_engines.py IntegerEngine._cell, a unit at a time over the batch (in
+// blocks of BLOCK images, each step a loop of its own).
 void cell(const Instruction& ins, const Context& ctx, int64_t batch, int64_t i, int64_t j) {
+    constexpr int64_t BLOCK = 64;
     const int64_t n = ins.n_out, length = ctx.table_length, gate_rows = ins.x.row_stride;
     const double* gates = ins.x.at(i, j);
     const double* before = ins.weight.at(i, j);
     double* cell = ins.add.at(i, j);
     double* hidden = ins.out.at(i, j);
-    for (int64_t u = 0; u < n; ++u) {
-        const double *o = gates + u * gate_rows, *f = gates + (n + u) * gate_rows, *in = gates + (2 * n + u) * gate_rows,
-                     *g = gates + (3 * n + u) * gate_rows, *c_prev = before + u * ins.weight.row_stride;
-        double* c_new = cell + u * ins.add.row_stride;
-        double* h = hidden + u * ins.out.row_stride;
-        for (int64_t b = 0; b < batch; ++b) {
-            const double kept = ctx.sigmoid[index_of(std::nearbyint(f[b]), length)] * c_prev[b];
-            const double written = ctx.sigmoid[index_of(std::nearbyint(in[b]), length)] * ctx.tanh_gate[index_of(std::nearbyint(g[b]), length)];
-            c_new[b] = std::nearbyint(kept + written);
+    int64_t o[BLOCK], f[BLOCK], in[BLOCK], g[BLOCK], t[BLOCK];
+    for (int64_t u = 0; u < n; ++u)
+        for (int64_t b0 = 0; b0 < batch; b0 += BLOCK) {
+            const int64_t count = std::min(BLOCK, batch - b0);
+            table_positions(gates + u * gate_rows + b0, 0.0, count, length, o);
+            table_positions(gates + (n + u) * gate_rows + b0, 0.0, count, length, f);
+            table_positions(gates + (2 * n + u) * gate_rows + b0, 0.0, count, length, in);
+            table_positions(gates + (3 * n + u) * gate_rows + b0, 0.0, count, length, g);
+            const double* c_prev = before + u * ins.weight.row_stride + b0;
+            double* c_new = cell + u * ins.add.row_stride + b0;
+            double* h = hidden + u * ins.out.row_stride + b0;
+            for (int64_t b = 0; b < count; ++b) {
+                const double kept = ctx.sigmoid[f[b]] * c_prev[b];
+                const double written = ctx.sigmoid[in[b]] * ctx.tanh_gate[g[b]];
+                c_new[b] = std::nearbyint(kept + written);
+            }
+            table_positions(c_new, double(ctx.half), count, length, t);
+            for (int64_t b = 0; b < count; ++b) h[b] = std::nearbyint(ctx.sigmoid[o[b]] * ctx.tanh_cell[t[b]]);
         }
-        for (int64_t b = 0; b < batch; ++b)
-            h[b] = std::nearbyint(ctx.sigmoid[index_of(std::nearbyint(o[b]), length)] *
-                                  ctx.tanh_cell[index_of(c_new[b] + double(ctx.half), length)]);
-    }
 }
 
 void elementwise(const Instruction& ins, int64_t batch, int64_t i, int64_t j) {
