@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -63,12 +64,25 @@ def extension_name() -> str:
     return f"pixelrnn_native_{capability.lower()}_{digest.hexdigest()[:16]}"
 
 
+def _openmp_flags() -> list[str]:
+    """``-fopenmp`` where torch itself runs on GCC's OpenMP (Linux builds), so that the scans share its threads.
+
+    torch's idle OpenMP workers spin for a while after each parallel region; threads of the
+    scans' own would compete with them for the cores. Elsewhere the scans start their own threads.
+    """
+    if sys.platform.startswith("linux") and "OpenMP" in torch.__config__.parallel_info():
+        return ["-fopenmp"]
+    return []
+
+
 def _build() -> ctypes.CDLL:
     from torch.utils import cpp_extension
 
     flags = ["-O3", "-ffp-contract=fast", "-fno-trapping-math", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
-    path = cpp_extension.load(extension_name(), [str(SOURCE_DIR / name) for name in SOURCES], extra_cflags=flags,
-                              extra_include_paths=[str(SOURCE_DIR)], is_python_module=False, verbose=False)
+    threading = _openmp_flags()
+    path = cpp_extension.load(extension_name(), [str(SOURCE_DIR / name) for name in SOURCES], extra_cflags=flags + threading,
+                              extra_ldflags=threading, extra_include_paths=[str(SOURCE_DIR)], is_python_module=False,
+                              verbose=False)
     library = ctypes.CDLL(path)
     for name, arguments in SIGNATURES.items():
         for suffix in DTYPES.values():
