@@ -1,6 +1,7 @@
 """Training throughput (images/s) of presets at their native image size, before and after the native scans.
 
     python benchmarks/train_speed.py [--presets a,b] [--batch 16] [--steps 20] [--device cpu]
+    python benchmarks/train_speed.py --checkout OTHER_TREE [--presets a,b] [--rounds 2]
 
 Each preset trains on random images: forward, backward and an RMSProp step are timed together.
 "before" runs the PyTorch scans of ``pixelrnn/layers/scan.py`` (``pixelrnn.native.disabled()``),
@@ -10,6 +11,12 @@ each, and the table gives the median step as images per second of wall-clock tim
 process's CPU time (all threads), their ratios and the load average: on a machine shared with
 other work the wall-clock rates depend on the others, the ratios much less. On a GPU, or where
 the native kernels cannot be built, there is no "after" and only the one path is timed.
+
+``--checkout OTHER_TREE`` compares this tree with another checkout of the project instead (for
+example the code before the native scans: ``git worktree add OTHER_TREE 611dcbf``): each round
+runs the same training step in a fresh process on each tree, one after the other (``PYTHONPATH``
+set to the tree), ``--steps`` steps after two warm-up steps, and prints the median step's
+images/s of each.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ import argparse
 import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from machine import cpu_name
-from pixelrnn import native
 from pixelrnn.models import model_from_config
 from pixelrnn.presets import PRESETS
 
@@ -46,12 +55,49 @@ def trainer(preset, batch: int, device: torch.device):
 
 def timed_step(step, device: torch.device, use_native: bool) -> tuple[float, float]:
     """(wall-clock, CPU) seconds of one training step."""
+    from pixelrnn import native  # here, not at the top: a checkout under comparison may predate it
+
     with native.disabled() if not use_native else contextlib.nullcontext():
         wall, cpu = time.perf_counter(), time.process_time()
         step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure_only(preset_name: str, batch: int, steps: int) -> None:
+    """Print the median step's images/s of the pixelrnn on sys.path (the tree under comparison)."""
+    step = trainer(PRESETS[preset_name], batch, torch.device("cpu"))
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(batch / statistics.median(times))
+
+
+def compare_checkouts(args) -> None:
+    here = Path(__file__).resolve().parent
+    trees = {"this tree": here.parent, "other tree": Path(args.checkout).resolve()}
+    print(f"# training throughput, batch {args.batch}, {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"median of {args.steps} steps per run, each round a fresh process per tree; other tree: {trees['other tree']}")
+    print(f"# load average at start: {os.getloadavg()[0]:.2f}\n")
+    print("| preset | round | other tree: images/s | this tree: images/s | this / other | load |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name in args.presets.split(","):
+        for index in range(args.rounds):
+            rates = {}
+            for label in ("other tree", "this tree"):
+                environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(trees[label]), str(here)])}
+                command = [sys.executable, __file__, "--measure-only", name, "--batch", str(args.batch), "--steps", str(args.steps)]
+                if args.threads:
+                    command += ["--threads", str(args.threads)]
+                output = subprocess.run(command, env=environment, check=True, capture_output=True, text=True).stdout
+                rates[label] = float(output.strip().splitlines()[-1])
+            print(f"| {name} | {index + 1} | {rates['other tree']:.1f} | {rates['this tree']:.1f} | "
+                  f"{rates['this tree'] / rates['other tree']:.2f}x | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def main() -> None:
@@ -61,11 +107,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per path, alternating")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    parser.add_argument("--checkout", help="another checkout of the project to compare this tree with (CPU)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --checkout: rounds of one run per tree")
+    parser.add_argument("--measure-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.measure_only:
+        return measure_only(args.measure_only, args.batch, args.steps)
+    if args.checkout:
+        return compare_checkouts(args)
     device = torch.device(args.device)
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    from pixelrnn import native
+
     paths = ["before", "after"] if device.type == "cpu" and native.library() is not None else ["before"]
     print(f"# training throughput, batch {args.batch}, {hardware}, torch {torch.__version__}, "
           f"median of {args.steps} steps per path, the paths alternating step by step")
