@@ -5,9 +5,20 @@ import struct
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
 
 from pixelrnn import build_model
-from pixelrnn.codec import CodedImage
+from pixelrnn.codec import CodedImage, FixedPoint, integer_model
+
+#: A fixed-point format with short tables and activations, whose clamps and table ends are reached often.
+SMALL = FixedPoint(activation_bits=10, clamp_bits=3, table_bits=5, table_range=3, exp_bits=18, max_weight_bits=20, min_weight_bits=4)
+
+#: The integer-model property tests' cases: random networks of each kind, images and formats.
+INTEGER_CASES = dict(
+    arch=st.sampled_from(["pixelcnn", "row_lstm", "diagonal_bilstm"]), channels=st.sampled_from([1, 3]),
+    levels=st.sampled_from([2, 3, 256]), height=st.integers(1, 5), width=st.integers(1, 5), seed=st.integers(0, 2**31 - 1),
+    residual=st.booleans(), skip=st.booleans(), gain=st.sampled_from([1.0, 25.0]), fixed=st.sampled_from([FixedPoint(), SMALL]),
+)
 
 
 def tiny(arch, channels, levels, seed=0, **options):
@@ -15,6 +26,34 @@ def tiny(arch, channels, levels, seed=0, **options):
     torch.manual_seed(seed)
     return build_model(arch, channels=channels, levels=levels, hidden=max(4, channels), layers=2,
                        output_hidden=max(8, channels), **options).eval()
+
+
+def integer_case(arch, channels, levels, height, width, count, seed, residual, skip, gain, fixed):
+    """(integer model, images (count, C, H, W)) of a random two-layer network whose weights are scaled by ``gain``.
+
+    Large weights drive activations into the clamps and the tables' ends.
+    """
+    torch.manual_seed(seed)
+    network = build_model(arch, channels=channels, levels=levels, hidden=channels + 2, layers=2, output_hidden=channels + 4,
+                          residual=residual, skip=skip).eval()
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.mul_(gain)
+    images = np.random.default_rng(seed).integers(0, levels, size=(count, channels, height, width))
+    return integer_model(network, fixed), images
+
+
+def teacher_forced_logits(engine, images, levels):
+    """Every sub-pixel's logits from an incremental engine, teacher-forced: (N, C, K, H, W)."""
+    count, channels, height, width = images.shape
+    engine.reset(count, height, width)
+    result = np.zeros((count, channels, levels, height, width))
+    for i in range(height):
+        for j in range(width):
+            for c in range(channels):
+                result[:, c, :, i, j] = engine.logits(i, j, c)
+                engine.advance(i, j, c, images[:, c, i, j])
+    return result
 
 
 def structured(channels, height, width, levels, kind):

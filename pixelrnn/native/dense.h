@@ -23,6 +23,10 @@ template <> struct VectorOf<double> { typedef double type __attribute__((vector_
 template <typename T>
 using Vector = typename VectorOf<T>::type;
 
+// An address passed from Python (an int64) as a typed pointer.
+template <typename T>
+inline T* at_address(int64_t address) { return reinterpret_cast<T*>(address); }
+
 // Element (b, u) of a matrix: data[b * batch_stride + u * unit_stride].
 template <typename T>
 struct View {

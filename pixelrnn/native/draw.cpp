@@ -9,7 +9,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "dense.h"
 #include "vector_math.h"
+
+using pixelrnn::at_address;
 
 namespace {
 
@@ -70,25 +73,22 @@ void sample_row(const int64_t* programs, int64_t channels, int64_t batch, int64_
     }
 }
 
-template <typename T>
-T* p(int64_t address) { return reinterpret_cast<T*>(address); }
-
 }  // namespace
 
 #define PIXELRNN_DRAWS(T, SUFFIX)                                                                                                \
     extern "C" int64_t pixelrnn_sample_row_##SUFFIX(int64_t programs, int64_t channels, int64_t batch, int64_t i,                \
-                                                    int64_t width, int64_t levels, int64_t logits, int64_t logits_stride,       \
-                                                    int64_t uniforms, double temperature, int64_t images, int64_t image_batch, \
-                                                    int64_t image_channel, int64_t image_column, int64_t table, int64_t cache,  \
-                                                    int64_t cache_batch, int64_t cache_column) {                                \
-        sample_row<T>(p<const int64_t>(programs), channels, batch, i, width, levels, p<const T>(logits), logits_stride,        \
-                      p<const double>(uniforms), temperature, p<int64_t>(images), image_batch, image_channel, image_column,    \
-                      p<const T>(table), p<T>(cache), cache_batch, cache_column);                                              \
+                                                    int64_t width, int64_t levels, int64_t logits, int64_t logits_stride,        \
+                                                    int64_t uniforms, double temperature, int64_t images, int64_t image_batch,   \
+                                                    int64_t image_channel, int64_t image_column, int64_t table, int64_t cache,   \
+                                                    int64_t cache_batch, int64_t cache_column) {                                 \
+        sample_row<T>(at_address<const int64_t>(programs), channels, batch, i, width, levels, at_address<const T>(logits), logits_stride, \
+                      at_address<const double>(uniforms), temperature, at_address<int64_t>(images), image_batch, image_channel, image_column, \
+                      at_address<const T>(table), at_address<T>(cache), cache_batch, cache_column);                              \
         return 0;                                                                                                                \
     }                                                                                                                            \
-    extern "C" int64_t pixelrnn_draw_##SUFFIX(int64_t logits, int64_t batch_stride, int64_t levels, int64_t batch,              \
-                                              int64_t uniforms, double temperature, int64_t out, int64_t out_stride) {          \
-        draw<T>(p<const T>(logits), batch_stride, levels, batch, p<const double>(uniforms), temperature, p<int64_t>(out),        \
+    extern "C" int64_t pixelrnn_draw_##SUFFIX(int64_t logits, int64_t batch_stride, int64_t levels, int64_t batch,               \
+                                              int64_t uniforms, double temperature, int64_t out, int64_t out_stride) {           \
+        draw<T>(at_address<const T>(logits), batch_stride, levels, batch, at_address<const double>(uniforms), temperature, at_address<int64_t>(out), \
                 out_stride);                                                                                                     \
         return 0;                                                                                                                \
     }

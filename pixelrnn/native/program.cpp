@@ -17,6 +17,8 @@
 #include "dense.h"
 #include "lstm.h"
 
+using pixelrnn::at_address;
+
 namespace {
 
 using pixelrnn::Dense;
@@ -104,21 +106,18 @@ int64_t write_values(const int64_t* values, int64_t values_stride, const T* tabl
     return outside;
 }
 
-template <typename T>
-T* p(int64_t address) { return reinterpret_cast<T*>(address); }
-
 }  // namespace
 
 // run: every instruction at row i and columns j = j_begin, j_begin + j_step, ... up to (not including) j_end.
 #define PIXELRNN_PROGRAMS(T, SUFFIX)                                                                                             \
-    extern "C" int64_t pixelrnn_run_##SUFFIX(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,  \
-                                             int64_t j_end, int64_t j_step) {                                                   \
-        run<T>(reinterpret_cast<const Instruction*>(program), count, batch, i, j_begin, j_end, j_step);                         \
+    extern "C" int64_t pixelrnn_run_##SUFFIX(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,   \
+                                             int64_t j_end, int64_t j_step) {                                                    \
+        run<T>(reinterpret_cast<const Instruction*>(program), count, batch, i, j_begin, j_end, j_step);                          \
         return 0;                                                                                                                \
     }                                                                                                                            \
     extern "C" int64_t pixelrnn_write_##SUFFIX(int64_t values, int64_t values_stride, int64_t table, int64_t levels, int64_t out, \
-                                               int64_t out_stride, int64_t batch) {                                             \
-        return write_values<T>(p<const int64_t>(values), values_stride, p<const T>(table), levels, p<T>(out), out_stride, batch); \
+                                               int64_t out_stride, int64_t batch) {                                              \
+        return write_values<T>(at_address<const int64_t>(values), values_stride, at_address<const T>(table), levels, at_address<T>(out), out_stride, batch); \
     }
 
 PIXELRNN_PROGRAMS(float, f32)

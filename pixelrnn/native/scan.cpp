@@ -22,6 +22,8 @@
 #include "dense.h"
 #include "lstm.h"
 
+using pixelrnn::at_address;
+
 namespace {
 
 using pixelrnn::Dense;
@@ -253,53 +255,50 @@ void row_backward(const T* weight, const T* initial_hidden, const T* initial_cel
     });
 }
 
-template <typename T>
-T* p(int64_t address) { return reinterpret_cast<T*>(address); }
-
 }  // namespace
 
 #define PIXELRNN_SCANS(T, SUFFIX)                                                                                                \
-    /* out: 0, or (B, H, W, h) for the layer's combined output (D = 2). */                                                      \
-    extern "C" int64_t pixelrnn_diagonal_forward_##SUFFIX(int64_t gates, int64_t image, int64_t row, int64_t column,              \
-                                                          int64_t direction, int64_t mirror, int64_t weight_t, int64_t hidden,  \
-                                                          int64_t cell, int64_t activations, int64_t tanh_cells,               \
-                                                          int64_t directions, int64_t batch, int64_t height, int64_t width,    \
-                                                          int64_t h, int64_t threads, int64_t out) {                            \
-        diagonal_forward<T>(p<T>(gates), GateLayout{image, row, column, direction, mirror}, p<T>(weight_t), p<T>(hidden),      \
-                            p<T>(cell), p<T>(activations), p<T>(tanh_cells), directions, batch, height, width, h, threads);    \
-        if (out) combine<T, false>(p<T>(hidden), p<T>(out), batch, height, width, h, threads);                                 \
+    /* out: 0, or (B, H, W, h) for the layer's combined output (D = 2). */                                                       \
+    extern "C" int64_t pixelrnn_diagonal_forward_##SUFFIX(int64_t gates, int64_t image, int64_t row, int64_t column,             \
+                                                          int64_t direction, int64_t mirror, int64_t weight_t, int64_t hidden,   \
+                                                          int64_t cell, int64_t activations, int64_t tanh_cells,                 \
+                                                          int64_t directions, int64_t batch, int64_t height, int64_t width,      \
+                                                          int64_t h, int64_t threads, int64_t out) {                             \
+        diagonal_forward<T>(at_address<T>(gates), GateLayout{image, row, column, direction, mirror}, at_address<T>(weight_t), at_address<T>(hidden), \
+                            at_address<T>(cell), at_address<T>(activations), at_address<T>(tanh_cells), directions, batch, height, width, h, threads); \
+        if (out) combine<T, false>(at_address<T>(hidden), at_address<T>(out), batch, height, width, h, threads);                 \
         return 0;                                                                                                                \
     }                                                                                                                            \
-    /* grad_out: 0 (grad_hidden filled by the caller), or (B, H, W, h), the gradient of the combined output. */                 \
+    /* grad_out: 0 (grad_hidden filled by the caller), or (B, H, W, h), the gradient of the combined output. */                  \
     extern "C" int64_t pixelrnn_diagonal_backward_##SUFFIX(int64_t weight, int64_t activations, int64_t cell, int64_t tanh_cells, \
-                                                           int64_t hidden, int64_t grad_hidden, int64_t grad_cell,              \
-                                                           int64_t grad_gates, int64_t image, int64_t row, int64_t column,      \
-                                                           int64_t direction, int64_t mirror, int64_t grad_weight_t,            \
-                                                           int64_t directions, int64_t batch, int64_t height, int64_t width,    \
-                                                           int64_t h, int64_t threads, int64_t grad_out) {                      \
-        if (grad_out) combine<T, true>(p<T>(grad_hidden), p<T>(grad_out), batch, height, width, h, threads);                   \
-        diagonal_backward<T>(p<T>(weight), p<T>(activations), p<T>(cell), p<T>(tanh_cells), p<T>(hidden), p<T>(grad_hidden),    \
-                             p<T>(grad_cell), p<T>(grad_gates), GateLayout{image, row, column, direction, mirror},              \
-                             p<T>(grad_weight_t), directions, batch, height, width, h, threads);                                \
+                                                           int64_t hidden, int64_t grad_hidden, int64_t grad_cell,               \
+                                                           int64_t grad_gates, int64_t image, int64_t row, int64_t column,       \
+                                                           int64_t direction, int64_t mirror, int64_t grad_weight_t,             \
+                                                           int64_t directions, int64_t batch, int64_t height, int64_t width,     \
+                                                           int64_t h, int64_t threads, int64_t grad_out) {                       \
+        if (grad_out) combine<T, true>(at_address<T>(grad_hidden), at_address<T>(grad_out), batch, height, width, h, threads);   \
+        diagonal_backward<T>(at_address<T>(weight), at_address<T>(activations), at_address<T>(cell), at_address<T>(tanh_cells), at_address<T>(hidden), at_address<T>(grad_hidden), \
+                             at_address<T>(grad_cell), at_address<T>(grad_gates), GateLayout{image, row, column, direction, mirror}, \
+                             at_address<T>(grad_weight_t), directions, batch, height, width, h, threads);                        \
         return 0;                                                                                                                \
     }                                                                                                                            \
     extern "C" int64_t pixelrnn_row_forward_##SUFFIX(int64_t gates, int64_t weight_t, int64_t initial_hidden,                    \
-                                                     int64_t initial_cell, int64_t hidden, int64_t cell, int64_t activations,   \
-                                                     int64_t tanh_cells, int64_t batch, int64_t height, int64_t width,          \
-                                                     int64_t h, int64_t kernel, int64_t threads) {                              \
-        row_forward<T>(p<T>(gates), p<T>(weight_t), p<T>(initial_hidden), p<T>(initial_cell), p<T>(hidden), p<T>(cell),        \
-                       p<T>(activations), p<T>(tanh_cells), batch, height, width, h, kernel, threads);                          \
+                                                     int64_t initial_cell, int64_t hidden, int64_t cell, int64_t activations,    \
+                                                     int64_t tanh_cells, int64_t batch, int64_t height, int64_t width,           \
+                                                     int64_t h, int64_t kernel, int64_t threads) {                               \
+        row_forward<T>(at_address<T>(gates), at_address<T>(weight_t), at_address<T>(initial_hidden), at_address<T>(initial_cell), at_address<T>(hidden), at_address<T>(cell), \
+                       at_address<T>(activations), at_address<T>(tanh_cells), batch, height, width, h, kernel, threads);         \
         return 0;                                                                                                                \
     }                                                                                                                            \
-    extern "C" int64_t pixelrnn_row_backward_##SUFFIX(int64_t weight, int64_t initial_hidden, int64_t initial_cell,             \
-                                                      int64_t hidden, int64_t cell, int64_t activations, int64_t tanh_cells,   \
-                                                      int64_t grad_hidden, int64_t grad_gates, int64_t grad_initial_hidden,    \
-                                                      int64_t grad_initial_cell, int64_t grad_weight_t, int64_t batch,         \
-                                                      int64_t height, int64_t width, int64_t h, int64_t kernel,                 \
-                                                      int64_t threads) {                                                        \
-        row_backward<T>(p<T>(weight), p<T>(initial_hidden), p<T>(initial_cell), p<T>(hidden), p<T>(cell), p<T>(activations),    \
-                        p<T>(tanh_cells), p<T>(grad_hidden), p<T>(grad_gates), p<T>(grad_initial_hidden),                      \
-                        p<T>(grad_initial_cell), p<T>(grad_weight_t), batch, height, width, h, kernel, threads);                \
+    extern "C" int64_t pixelrnn_row_backward_##SUFFIX(int64_t weight, int64_t initial_hidden, int64_t initial_cell,              \
+                                                      int64_t hidden, int64_t cell, int64_t activations, int64_t tanh_cells,     \
+                                                      int64_t grad_hidden, int64_t grad_gates, int64_t grad_initial_hidden,      \
+                                                      int64_t grad_initial_cell, int64_t grad_weight_t, int64_t batch,           \
+                                                      int64_t height, int64_t width, int64_t h, int64_t kernel,                  \
+                                                      int64_t threads) {                                                         \
+        row_backward<T>(at_address<T>(weight), at_address<T>(initial_hidden), at_address<T>(initial_cell), at_address<T>(hidden), at_address<T>(cell), at_address<T>(activations), \
+                        at_address<T>(tanh_cells), at_address<T>(grad_hidden), at_address<T>(grad_gates), at_address<T>(grad_initial_hidden), \
+                        at_address<T>(grad_initial_cell), at_address<T>(grad_weight_t), batch, height, width, h, kernel, threads); \
         return 0;                                                                                                                \
     }
 

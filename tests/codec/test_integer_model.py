@@ -14,8 +14,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from codec_cases import image_set, tiny
-from pixelrnn import build_model
+from codec_cases import INTEGER_CASES, SMALL, image_set, integer_case, teacher_forced_logits, tiny
 from pixelrnn.codec import CompressionError, FixedPoint, compress, integer_logits, integer_model
 from pixelrnn.codec.fixed_point import EXACT, PRECISION, exact_sum, input_values, integer_frequencies, tables
 from pixelrnn.codec.integer_engines import integer_engine
@@ -24,7 +23,6 @@ from pixelrnn.models import model_from_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SMALL = FixedPoint(activation_bits=10, clamp_bits=3, table_bits=5, table_range=3, exp_bits=18, max_weight_bits=20, min_weight_bits=4)
 
 
 # --------------------------------------------------------------------- tables
@@ -146,38 +144,13 @@ def test_only_single_scale_unconditional_networks_have_an_integer_model():
 
 
 # --------------------------------------------------------------------- batched pass against the engines
-def engine_logits(model, images):
-    """Every sub-pixel's logits from the incremental engine, teacher-forced: (N, C, K, H, W)."""
-    count, channels, height, width = images.shape
-    engine = integer_engine(model)
-    engine.reset(count, height, width)
-    result = np.zeros((count, channels, model.config.levels, height, width))
-    for i in range(height):
-        for j in range(width):
-            for c in range(channels):
-                result[:, c, :, i, j] = engine.logits(i, j, c)
-                engine.advance(i, j, c, images[:, c, i, j])
-    return result
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(arch=st.sampled_from(["pixelcnn", "row_lstm", "diagonal_bilstm"]), channels=st.sampled_from([1, 3]),
-       levels=st.sampled_from([2, 3, 256]), height=st.integers(1, 5), width=st.integers(1, 5), count=st.integers(1, 3),
-       seed=st.integers(0, 2**31 - 1), residual=st.booleans(), skip=st.booleans(), gain=st.sampled_from([1.0, 25.0]),
-       fixed=st.sampled_from([FixedPoint(), SMALL]))
-def test_batched_integer_logits_equal_the_engines_bit_for_bit(arch, channels, levels, height, width, count, seed, residual,
-                                                             skip, gain, fixed):
-    torch.manual_seed(seed)
-    network = build_model(arch, channels=channels, levels=levels, hidden=channels + 2, layers=2, output_hidden=channels + 4,
-                          residual=residual, skip=skip).eval()
-    with torch.no_grad():  # large weights drive activations into the clamps and the tables' ends
-        for parameter in network.parameters():
-            parameter.mul_(gain)
-    model = integer_model(network, fixed)
-    images = np.random.default_rng(seed).integers(0, levels, size=(count, channels, height, width))
+@given(**INTEGER_CASES, count=st.integers(1, 3))
+def test_batched_integer_logits_equal_the_engines_bit_for_bit(**case):
+    model, images = integer_case(**case)
     batched = integer_logits(model, images).numpy()
     assert np.array_equal(batched, np.rint(batched))
-    assert np.array_equal(batched, engine_logits(model, images))
+    assert np.array_equal(batched, teacher_forced_logits(integer_engine(model), images, model.config.levels))
 
 
 @pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])

@@ -9,11 +9,10 @@ leave its array at some position is refused when the program is built.
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from codec_cases import image_set, same_images, tiny
-from pixelrnn import build_model, native
+from codec_cases import INTEGER_CASES, SMALL, image_set, integer_case, same_images, teacher_forced_logits, tiny
+from pixelrnn import native
 from pixelrnn.codec import FixedPoint, compress, decompress, integer_logits, integer_model
 from pixelrnn.codec.fixed_point import PRECISION, integer_frequencies, tables
 from pixelrnn.codec.integer_engines import ENGINES
@@ -22,41 +21,13 @@ from pixelrnn.codec.native_integer import NATIVE_ENGINES, IntegerProgram, Operan
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(native.library() is None, reason="the native kernels cannot be built here")]
 
-SMALL = FixedPoint(activation_bits=10, clamp_bits=3, table_bits=5, table_range=3, exp_bits=18, max_weight_bits=20, min_weight_bits=4)
-
-
-def engine_logits(engine, images: np.ndarray, levels: int) -> np.ndarray:
-    """Every sub-pixel's logits from an engine, teacher-forced: (N, C, K, H, W)."""
-    count, channels, height, width = images.shape
-    engine.reset(count, height, width)
-    result = np.zeros((count, channels, levels, height, width))
-    for i in range(height):
-        for j in range(width):
-            for c in range(channels):
-                result[:, c, :, i, j] = engine.logits(i, j, c)
-                engine.advance(i, j, c, images[:, c, i, j])
-    return result
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(arch=st.sampled_from(["pixelcnn", "row_lstm", "diagonal_bilstm"]), channels=st.sampled_from([1, 3]),
-       levels=st.sampled_from([2, 3, 256]), height=st.integers(1, 5), width=st.integers(1, 5),
-       count=st.sampled_from([1, 3, 8, 17]),  # below, at and past the kernels' vectors of images
-       seed=st.integers(0, 2**31 - 1), residual=st.booleans(), skip=st.booleans(), gain=st.sampled_from([1.0, 25.0]),
-       fixed=st.sampled_from([FixedPoint(), SMALL]))
-def test_native_integer_logits_equal_the_batched_pass_bit_for_bit(arch, channels, levels, height, width, count, seed, residual,
-                                                                  skip, gain, fixed):
-    torch.manual_seed(seed)
-    network = build_model(arch, channels=channels, levels=levels, hidden=channels + 2, layers=2, output_hidden=channels + 4,
-                          residual=residual, skip=skip).eval()
-    with torch.no_grad():  # large weights drive activations into the clamps and the tables' ends
-        for parameter in network.parameters():
-            parameter.mul_(gain)
-    model = integer_model(network, fixed)
-    images = np.random.default_rng(seed).integers(0, levels, size=(count, channels, height, width))
+@given(**INTEGER_CASES, count=st.sampled_from([1, 3, 8, 17]))  # below, at and past the kernels' vectors of images
+def test_native_integer_logits_equal_the_batched_pass_bit_for_bit(**case):
+    model, images = integer_case(**case)
     engine = integer_engine(model, native_kernels=True)
-    assert isinstance(engine, NATIVE_ENGINES[arch])
-    assert np.array_equal(engine_logits(engine, images, levels), integer_logits(model, images).numpy())
+    assert isinstance(engine, NATIVE_ENGINES[case["arch"]])
+    assert np.array_equal(teacher_forced_logits(engine, images, model.config.levels), integer_logits(model, images).numpy())
 
 
 @settings(max_examples=60, deadline=None)
