@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..native.program import Operand, Program, at
 from .engine import IncrementalEngine, _MaskedConvAt, _Pointwise
