@@ -79,10 +79,20 @@ def _build() -> ctypes.CDLL:
     from torch.utils import cpp_extension
 
     flags = ["-O3", "-ffp-contract=fast", "-fno-trapping-math", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+
+    def build(threading: list[str]) -> str:
+        name = extension_name() + ("_openmp" if threading else "")
+        return cpp_extension.load(name, [str(SOURCE_DIR / source) for source in SOURCES], extra_cflags=flags + threading,
+                                  extra_ldflags=threading, extra_include_paths=[str(SOURCE_DIR)], is_python_module=False,
+                                  verbose=False)
+
     threading = _openmp_flags()
-    path = cpp_extension.load(extension_name(), [str(SOURCE_DIR / name) for name in SOURCES], extra_cflags=flags + threading,
-                              extra_ldflags=threading, extra_include_paths=[str(SOURCE_DIR)], is_python_module=False,
-                              verbose=False)
+    try:
+        path = build(threading)
+    except Exception:
+        if not threading:
+            raise
+        path = build([])  # a compiler without OpenMP: the scans start threads of their own
     library = ctypes.CDLL(path)
     for name, arguments in SIGNATURES.items():
         for suffix in DTYPES.values():

@@ -95,3 +95,17 @@ def test_the_build_is_keyed_by_the_sources_and_the_instruction_set():
     name = native.extension_name()
     assert name.startswith(f"pixelrnn_native_{torch.backends.cpu.get_cpu_capability().lower()}_")
     assert all((native.SOURCE_DIR / source).is_file() for source in native.SOURCES + native.HEADERS)
+
+
+@pytest.mark.skipif(native.library() is None, reason="the native kernels cannot be built here")
+def test_a_compiler_without_openmp_still_builds_the_kernels(monkeypatch, tmp_path):
+    """The OpenMP flag makes the build fail: the kernels are built again without it and work."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # a build of its own, the cache untouched
+    monkeypatch.setattr(native, "_openmp_flags", lambda: ["-fno-such-openmp-option"])
+    library = native._build()
+    assert "_openmp" not in Path(library._name).stem
+    levels = torch.arange(2, dtype=torch.int64)
+    table = torch.tensor([10.0, 20.0], dtype=torch.float64)
+    out = torch.zeros(2, dtype=torch.float64)
+    assert library.pixelrnn_write_f64(levels.data_ptr(), 1, table.data_ptr(), 2, out.data_ptr(), 1, 2) == 0
+    assert out.tolist() == [10.0, 20.0]
