@@ -111,16 +111,18 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
         T* cells = cell + item * padded * h;
         auto image = [&](int64_t r, int64_t c) { return r * width + c; };           // position (r, c) of the image
         auto pad = [&](int64_t r, int64_t c) { return (r + 1) * (width + 1) + c + 1; };  // of the padded buffers
-        const Dense step_product{h, four_h, four_h, 0, 0, false};
+        // One product over [state above ; state to the left]: the left state of (r, c) is W*h elements
+        // after the state above it in the padded buffer, so the two are segments of one input.
+        const int64_t state_step = width * h;  // one row down, one column left
+        const Dense step_product{2 * h, four_h, four_h, h, state_step, false};
         const View<T> none{nullptr, 0, 0};
         for (int64_t t = 0; t < height + width - 1; ++t) {
             const Diagonal d(t, height, width);
             const int64_t r0 = d.lo, c0 = t - d.lo;
-            const int64_t step = (width - 1) * four_h, state_step = width * h;  // one row down, one column left
+            const int64_t step = (width - 1) * four_h;
             const View<T> out{act + image(r0, c0) * four_h, step, 1};
             const View<T> gates{const_cast<T*>(gates_in) + layout.at(direction, b, r0, c0, width), layout.step(direction), 1};
             dense<T, false>(step_product, d.n, out, View<T>{states + pad(r0 - 1, c0) * h, state_step, 1}, gates, none, weight);
-            dense<T>(d.n, h, four_h, states + pad(r0, c0 - 1) * h, state_step, weight + h * four_h, four_h, out.data, step, out.data);
             for (int64_t p = 0; p < d.n; ++p) {
                 const int64_t r = r0 + p, c = c0 - p;
                 T* a = act + image(r, c) * four_h;
