@@ -1,6 +1,6 @@
 """Compression and decompression speed of binarized MNIST: the codec before the native engines and after.
 
-    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/codec_speed.py [--images 16,256] [--rounds 3]
+    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/codec_speed.py [--images 16,256] [--rounds 3] [--threads N]
                                                                      [--archs pixelcnn,row_lstm,diagonal_bilstm]
 
 Three coders run in one process, interleaved: each round runs each once (compress, then
@@ -21,7 +21,9 @@ sizes do, so they are not reported here: see ``docs/compression.md``). The image
 of the binarized MNIST test split (``PIXELRNN_DATA_DIR``), or random binary images where the
 data is not there. ``--images`` lists the counts to code in one call: each is one chunk of that
 many images (up to the default batch of 256), so the count is the batch every product runs on.
-Coding runs on one thread, as the coder does by default.
+The integer coders run with the coder's default threads (the native engine: torch's thread
+count, splitting batches of 64 images or more into groups; the numpy engine: one), or with
+``--threads N`` (``compress(..., threads=N)``); the float32 coder always codes on one thread.
 """
 
 from __future__ import annotations
@@ -69,13 +71,14 @@ def main() -> None:
     parser.add_argument("--images", default="16,256", help="comma-separated image counts, each coded in one call")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--archs", default=",".join(ARCHS))
+    parser.add_argument("--threads", type=int, help="threads of the integer coders (default: the coder's default)")
     args = parser.parse_args()
     if native.library() is None:
         parser.error("the native kernels are not available here, so there is no 'after' to time")
     counts = [int(count) for count in args.images.split(",")]
     values, source = test_images(max(counts))
-    torch.set_num_threads(1)
-    print(f"# codec speed ({source}), {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, one thread; "
+    print(f"# codec speed ({source}), {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+          f"integer coders on {args.threads or 'their default'} thread(s) (torch's count: {torch.get_num_threads()}); "
           f"medians of {args.rounds} rounds, images/s of wall-clock time")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}\n")
     names = list(CODERS)
@@ -90,10 +93,11 @@ def main() -> None:
             for index in range(args.rounds):
                 for name in names[index % len(names):] + names[: index % len(names)]:
                     arithmetic, kernels = CODERS[name]
+                    threads = args.threads if arithmetic == "integer" else None
                     with contextlib.nullcontext() if kernels else native.disabled():
-                        spent, data = timed(lambda: compress(model, images, arithmetic=arithmetic))
+                        spent, data = timed(lambda: compress(model, images, arithmetic=arithmetic, threads=threads))
                         times[name, "compress"].append(spent)
-                        spent, decoded = timed(lambda: decompress(model, data))
+                        spent, decoded = timed(lambda: decompress(model, data, threads=threads))
                         times[name, "decompress"].append(spent)
                     assert all(np.array_equal(a.values, b.values) for a, b in zip(decoded, images))
             for job in ("compress", "decompress"):

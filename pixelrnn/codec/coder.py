@@ -81,14 +81,17 @@ def _check_images(images: Sequence[CodedImage], channels: int, levels: int) -> N
 
 
 def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_BATCH_SIZE, arithmetic: str = "integer",
-             fixed_point: FixedPoint | None = None, threads: int = 1, progress: bool = False, report: dict | None = None) -> bytes:
+             fixed_point: FixedPoint | None = None, threads: int | None = None, progress: bool = False,
+             report: dict | None = None) -> bytes:
     """Code ``images`` with ``model`` into one self-describing file (bytes).
 
     ``arithmetic``: ``integer`` (the integer coding model: the file decodes on any machine),
     ``float32`` or ``float64`` (the float model: the file decodes on the platform that wrote it).
     ``batch_size`` images of one size are coded at a time (stored: the decoder uses the same
     chunks). ``fixed_point``: the integer model's parameters (default :class:`FixedPoint`()).
-    ``threads``: BLAS threads of the integer engine. ``report``, if a dict, receives
+    ``threads``: threads of the integer engine (default: torch's thread count for the native engine,
+    which splits batches of 64 images or more among them; one for the numpy engine); any count
+    writes the same file. ``report``, if a dict, receives
     ``ideal_bits``: the code length the coding model's frequencies give, sum of -log2 p.
     """
     constriction = _constriction()
@@ -140,7 +143,7 @@ def environment_differences(recorded: dict[str, str]) -> list[str]:
     return [f"{key} {recorded.get(key, '?')} (here {value})" for key, value in here.items() if recorded.get(key) != value]
 
 
-def _coding_of_file(model, container, threads: int):
+def _coding_of_file(model, container, threads: int | None):
     """The coding model that wrote ``container``, built from ``model``; WrongModelError if it cannot be."""
     config = model.config
     if (container.channels, container.levels) != (config.channels, config.levels):
@@ -162,7 +165,8 @@ def _coding_of_file(model, container, threads: int):
     return coding
 
 
-def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads: int = 1, progress: bool = False) -> list[CodedImage]:
+def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads: int | None = None,
+               progress: bool = False) -> list[CodedImage]:
     """Decode a file written by :func:`compress` with the same model; the images in input order.
 
     Raises, by cause: DamagedFileError (truncated, altered, not a compressed file), WrongModelError

@@ -38,7 +38,7 @@ from ..sampling import engine_class, make_engine
 from ..utils import torch_threads
 from .container import FLOAT_DTYPES
 from .fixed_point import PRECISION, FixedPoint
-from .native_integer import frequencies, integer_engine
+from .native_integer import NativeIntegerEngine, frequencies, integer_engine
 from .integer_model import integer_model
 
 ARITHMETIC_CHOICES = ("integer", "float32", "float64")
@@ -176,21 +176,29 @@ class FloatCoding:
 class IntegerCoding:
     """The integer coding model's engine and :func:`.fixed_point.integer_frequencies`: the same frequencies on any machine.
 
-    ``threads``: BLAS threads for the engine's products (any count gives the same frequencies;
-    one is the fastest for small models, as for the float engine).
+    ``threads``: threads for the engine's products (the native engine's groups of at least 32
+    images, or numpy's BLAS; any count gives the same frequencies). Default: torch's thread count
+    for the native engine, one for numpy's (its small products are fastest on one).
     """
 
     arithmetic = "integer"
 
-    def __init__(self, model, fixed_point: FixedPoint | None = None, threads: int = 1):
+    def __init__(self, model, fixed_point: FixedPoint | None = None, threads: int | None = None):
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise CompressionError(f"threads must be a whole number >= 1; got {threads!r}")
         self.model = integer_model(model, fixed_point)
-        self.fixed_point, self.fingerprint, self.threads = self.model.fixed, self.model.fingerprint, threads
+        self.fixed_point, self.fingerprint = self.model.fixed, self.model.fingerprint
         self.engine = integer_engine(self.model)
+        native_engine = isinstance(self.engine, NativeIntegerEngine)
+        self.threads = threads or (torch.get_num_threads() if native_engine else 1)
+        self.engine.threads = self.threads  # the native engine's (the numpy engine's BLAS takes them in ``running``)
 
     def running(self):
         from threadpoolctl import threadpool_limits
 
-        return threadpool_limits(self.threads, user_api="blas")
+        # The native engine's threads are its own; its per-row numpy products stay on one BLAS
+        # thread, whose idle workers would otherwise spin against them.
+        return threadpool_limits(1 if isinstance(self.engine, NativeIntegerEngine) else self.threads, user_api="blas")
 
     def reset(self, batch: int, height: int, width: int) -> None:
         self.engine.reset(batch, height, width)
@@ -202,7 +210,7 @@ class IntegerCoding:
         self.engine.advance(i, j, c, values)
 
 
-def coding_for(model, arithmetic: str = "integer", fixed_point: FixedPoint | None = None, threads: int = 1):
+def coding_for(model, arithmetic: str = "integer", fixed_point: FixedPoint | None = None, threads: int | None = None):
     """The coding model of ``model`` in ``arithmetic`` (one of :data:`ARITHMETIC_CHOICES`)."""
     check_model(model)
     if arithmetic == "integer":

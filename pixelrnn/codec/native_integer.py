@@ -73,6 +73,7 @@ class IntegerProgram:
             raise ValueError("the integer model's sigmoid and tanh tables must have one length")
         self._context = np.array([t.ctypes.data for t in self._tables] + [len(self._tables[0]), engine.half], dtype=np.int64)
         self._relu_max = engine.relu_max
+        self._engine = engine  # its ``threads`` when the program runs
 
     def _fields(self, operand: Operand | None, rows: int, batch_contiguous: bool = True) -> list[int]:
         if operand is None:
@@ -126,7 +127,7 @@ class IntegerProgram:
         if self.rows:
             program, context = self._addresses
             self._run(program, len(self.rows), self.batch, i, j_begin, j_begin + j_step if j_end is None else j_end, j_step,
-                      context, self._relu_max)
+                      context, self._relu_max, self._engine.threads)
 
 
 def _slot(conv: _ConvAt) -> Operand:
@@ -162,6 +163,8 @@ class NativeIntegerEngine:
 
     #: Whether the first row's program differs from the others' (the Diagonal BiLSTM's shifted row).
     first_row_differs = False
+    #: Threads of a position's work: the images split into groups of at least 32 (any count gives the same integers).
+    threads = 1
 
     def _setup_blocks(self) -> None:
         super()._setup_blocks()

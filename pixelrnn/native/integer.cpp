@@ -20,10 +20,11 @@ namespace {
 struct Operand {
     int64_t address, i_stride, period, j_stride, row_stride, batch_stride;
 
-    double* at(int64_t i, int64_t j) const {
+    // The view at (i, j), from image b0 on (images = ``batch_stride``; not for weights).
+    double* at(int64_t i, int64_t j, int64_t b0 = 0) const {
         if (!address) return nullptr;
         const int64_t phase = period > 0 ? i % period : i;
-        return reinterpret_cast<double*>(address) + phase * i_stride + j * j_stride;
+        return reinterpret_cast<double*>(address) + phase * i_stride + j * j_stride + b0 * batch_stride;
     }
 };
 
@@ -136,11 +137,11 @@ void product(const Instruction& ins, const Context& ctx, int64_t batch, const do
         }
 }
 
-void product(const Instruction& ins, const Context& ctx, int64_t batch, int64_t i, int64_t j) {
+void product(const Instruction& ins, const Context& ctx, int64_t batch, int64_t i, int64_t j, int64_t b0) {
     const double* w = ins.weight.at(i, j);
-    const double* x = ins.x.at(i, j);
-    double* out = ins.out.at(i, j);
-    const double* add = ins.add.at(i, j);
+    const double* x = ins.x.at(i, j, b0);
+    double* out = ins.out.at(i, j, b0);
+    const double* add = ins.add.at(i, j, b0);
     if (ins.flags & CLAMP_IN) product<true>(ins, ctx, batch, w, x, out, add);
     else product<false>(ins, ctx, batch, w, x, out, add);
 }
@@ -153,13 +154,13 @@ inline void table_positions(const double* v, double offset, int64_t count, int64
 
 // pixelrnn/codec/integer_engines.py IntegerEngine._cell, a unit at a time over the batch (in
 // blocks of BLOCK images, each step a loop of its own).
-void cell(const Instruction& ins, const Context& ctx, int64_t batch, int64_t i, int64_t j) {
+void cell(const Instruction& ins, const Context& ctx, int64_t batch, int64_t i, int64_t j, int64_t first) {
     constexpr int64_t BLOCK = 64;
     const int64_t n = ins.n_out, length = ctx.table_length, gate_rows = ins.x.row_stride;
-    const double* gates = ins.x.at(i, j);
-    const double* before = ins.weight.at(i, j);
-    double* cell = ins.add.at(i, j);
-    double* hidden = ins.out.at(i, j);
+    const double* gates = ins.x.at(i, j, first);
+    const double* before = ins.weight.at(i, j, first);
+    double* cell = ins.add.at(i, j, first);
+    double* hidden = ins.out.at(i, j, first);
     int64_t o[BLOCK], f[BLOCK], in[BLOCK], g[BLOCK], t[BLOCK];
     for (int64_t u = 0; u < n; ++u)
         for (int64_t b0 = 0; b0 < batch; b0 += BLOCK) {
@@ -181,33 +182,54 @@ void cell(const Instruction& ins, const Context& ctx, int64_t batch, int64_t i, 
         }
 }
 
-void elementwise(const Instruction& ins, int64_t batch, int64_t i, int64_t j) {
-    const double* x = ins.x.at(i, j);
-    const double* add = ins.add.at(i, j);
-    double* out = ins.out.at(i, j);
+void elementwise(const Instruction& ins, int64_t batch, int64_t i, int64_t j, int64_t b0) {
+    const double* x = ins.x.at(i, j, b0);
+    const double* add = ins.add.at(i, j, b0);
+    double* out = ins.out.at(i, j, b0);
     for (int64_t r = 0; r < ins.n_out; ++r)
         for (int64_t b = 0; b < batch; ++b)
             out[r * ins.out.row_stride + b] = ins.op == ADD ? x[r * ins.x.row_stride + b] + add[r * ins.add.row_stride + b]
                                                             : x[r * ins.x.row_stride + b];
 }
 
-}  // namespace
-
-// Every instruction at row i and columns j = j_begin, j_begin + j_step, ... up to (not including) j_end.
-extern "C" int64_t pixelrnn_integer_run(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,
-                                        int64_t j_end, int64_t j_step, const int64_t* tables, double relu_max) {
-    const Context ctx{relu_max, reinterpret_cast<const double*>(tables[0]), reinterpret_cast<const double*>(tables[1]),
-                      reinterpret_cast<const double*>(tables[2]), tables[3], tables[4]};
-    const Instruction* instructions = reinterpret_cast<const Instruction*>(program);
+// The program for images b0 .. b0 + batch - 1 (images never interact: every operand but a product's
+// weights has its images on one axis).
+void run_images(const Instruction* instructions, int64_t count, const Context& ctx, int64_t batch, int64_t b0, int64_t i,
+                int64_t j_begin, int64_t j_end, int64_t j_step) {
     for (int64_t j = j_begin; j != j_end; j += j_step)
         for (int64_t index = 0; index < count; ++index) {
             const Instruction& ins = instructions[index];
             switch (ins.op) {
-                case PRODUCT: product(ins, ctx, batch, i, j); break;
-                case CELL: cell(ins, ctx, batch, i, j); break;
-                default: elementwise(ins, batch, i, j); break;
+                case PRODUCT: product(ins, ctx, batch, i, j, b0); break;
+                case CELL: cell(ins, ctx, batch, i, j, b0); break;
+                default: elementwise(ins, batch, i, j, b0); break;
             }
         }
+}
+
+}  // namespace
+
+// Every instruction at row i and columns j = j_begin, j_begin + j_step, ... up to (not including) j_end.
+// threads > 1: the images in that many groups (whole vectors each), one per OpenMP thread; every
+// image's arithmetic is the same whatever the grouping.
+extern "C" int64_t pixelrnn_integer_run(const int64_t* program, int64_t count, int64_t batch, int64_t i, int64_t j_begin,
+                                        int64_t j_end, int64_t j_step, const int64_t* tables, double relu_max, int64_t threads) {
+    const Context ctx{relu_max, reinterpret_cast<const double*>(tables[0]), reinterpret_cast<const double*>(tables[1]),
+                      reinterpret_cast<const double*>(tables[2]), tables[3], tables[4]};
+    const Instruction* instructions = reinterpret_cast<const Instruction*>(program);
+    const int64_t groups = std::max<int64_t>(1, std::min(threads, batch / (4 * LANES)));  // at least 4 vectors a group
+#ifdef _OPENMP
+    if (groups > 1) {
+        const int64_t size = (batch + groups * LANES - 1) / (groups * LANES) * LANES;
+#pragma omp parallel for num_threads(groups) schedule(static)
+        for (int64_t group = 0; group < groups; ++group) {
+            const int64_t first = group * size, images = std::min(size, batch - first);
+            if (images > 0) run_images(instructions, count, ctx, images, first, i, j_begin, j_end, j_step);
+        }
+        return 0;
+    }
+#endif
+    run_images(instructions, count, ctx, batch, 0, i, j_begin, j_end, j_step);
     return 0;
 }
 

@@ -30,6 +30,20 @@ def test_native_integer_logits_equal_the_batched_pass_bit_for_bit(**case):
     assert np.array_equal(teacher_forced_logits(engine, images, model.config.levels), integer_logits(model, images).numpy())
 
 
+@pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+def test_threads_split_the_images_and_change_no_integer(arch):
+    """70 images on 2 threads: groups of 40 and 30 images (whole vectors, then a remainder)."""
+    case = dict(arch=arch, channels=3, levels=5, height=3, width=4, count=70, seed=5, residual=True, skip=True, gain=25.0,
+                fixed=SMALL)
+    model, images = integer_case(**case)
+    engine = integer_engine(model, native_kernels=True)
+    engine.threads = 2
+    assert np.array_equal(teacher_forced_logits(engine, images, model.config.levels), integer_logits(model, images).numpy())
+    coded = image_set(3, 5, 70, [(3, 4)], seed=5)
+    network = tiny(arch, 3, 5, seed=5)
+    assert compress(network, coded, threads=2) == compress(network, coded)
+
+
 @settings(max_examples=60, deadline=None)
 @given(levels=st.integers(2, 256), rows=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
        spread=st.sampled_from([0, 3, 1 << 10, 1 << 20]), fixed=st.sampled_from([FixedPoint(), SMALL]))
