@@ -3,7 +3,8 @@
 Same recurrences, layouts and hand-written backward passes as :mod:`pixelrnn.layers.scan` (the
 reference, and the fallback where the kernels cannot run), with each step's dozen tensor
 operations replaced by a loop in ``pixelrnn/native/scan.cpp``; images (and directions) are
-scanned in parallel on torch's CPU threads; the initial states' gradients are read off the padded buffers here, shared with the reference
+scanned in parallel on torch's CPU threads (its OpenMP threads where torch uses OpenMP); the
+initial states' gradients are read off the padded buffers here, shared with the reference
 Diagonal BiLSTM scan; the weights' gradients are accumulated per image by the kernels and summed
 here.
 

@@ -11,7 +11,9 @@ instruction set, so a changed source or another CPU builds anew) and called thro
 ``ctypes`` on the tensors' memory. The pure-PyTorch code stays the reference and the
 fallback: when the kernels cannot be built (no compiler, no ninja), :func:`library` warns
 once and returns None, and every caller takes its PyTorch path. ``PIXELRNN_NATIVE=0`` in the
-environment, or :func:`disabled`, turns the kernels off.
+environment, or :func:`disabled`, turns the kernels off. The scans' threads are torch's own
+OpenMP threads where torch runs on OpenMP (:func:`_openmp_flags`), else threads of their own;
+the codec's integer engines too, for large batches.
 """
 
 from __future__ import annotations
