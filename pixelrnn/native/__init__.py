@@ -12,8 +12,8 @@ instruction set, so a changed source or another CPU builds anew) and called thro
 fallback: when the kernels cannot be built (no compiler, no ninja), :func:`library` warns
 once and returns None, and every caller takes its PyTorch path. ``PIXELRNN_NATIVE=0`` in the
 environment, or :func:`disabled`, turns the kernels off. The scans' threads are torch's own
-OpenMP threads where torch runs on OpenMP (:func:`_openmp_flags`), else threads of their own;
-the codec's integer engines too, for large batches.
+OpenMP threads where torch runs on OpenMP (:func:`_openmp_flags`), else threads of their own.
+The codec's integer engines split large batches among OpenMP threads, and run on one without it.
 """
 
 from __future__ import annotations
