@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .archives import BoundedNpz
 from .errors import ImageError, PixelRNNError, one_line
 from .limits import check_limit
 from .utils import atomic_write
@@ -201,23 +202,25 @@ def save_samples_npz(images, path: str | os.PathLike) -> Path:
 
 
 def load_samples_npz(path: str | os.PathLike) -> torch.Tensor:
-    """The ``images`` array of an npz written by :func:`save_samples_npz`, as a LongTensor (N, C, H, W)."""
-    with np.load(path, allow_pickle=False) as data:
-        if "images" not in data.files:
-            raise KeyError(f"{path} has no 'images' array (it has {', '.join(data.files) or 'none'})")
-        array = data["images"]
+    """The ``images`` array of an npz written by :func:`save_samples_npz`, as a LongTensor (N, C, H, W).
+
+    Read with the bounded reader of :mod:`pixelrnn.archives` (the file may come from anywhere):
+    declared sizes are checked against the bytes present and the limits before anything is
+    allocated; a bad file raises :class:`ImageError`, one line.
+    """
+    try:
+        with BoundedNpz(Path(path), str(path)) as npz:
+            array = npz["images"]
+    except PixelRNNError as error:
+        raise ImageError(one_line(error)) from None
     if array.ndim != 4:
-        raise ValueError(f"{path}: 'images' has shape {array.shape}, expected (N, C, H, W)")
+        raise ImageError(f"{path}: 'images' has shape {array.shape}, expected (N, C, H, W)")
     return torch.from_numpy(array.astype(np.int64))
 
 
 def load_npz_images(path: str | os.PathLike, indices: list[int], channels: int, levels: int) -> torch.Tensor:
     """Images ``indices`` of an npz's ``images`` array (N, C, H, W) of model values."""
-    try:
-        images = load_samples_npz(path)
-    except (OSError, ValueError, KeyError) as error:
-        reason = error.args[0] if error.args else type(error).__name__
-        raise ImageError(f"cannot read {path}: {reason}") from None
+    images = load_samples_npz(path)
     for index in indices:
         if not 0 <= index < len(images):
             raise ImageError(f"--index {index} is outside {path}, which holds {len(images)} images")

@@ -96,6 +96,7 @@ REFUSALS = {
     "cifar10_subset: header claims 10^8 images": "declares (100000000, 32, 32, 3) of uint8",
     "imagenet: overlapping members of a zip of npz": "overlaps the next member",
     "folder: PNG header claims 60000x60000": "Image size (3600000000 pixels) exceeds limit",
+    "complete --npz: a .npy header claims 10^8 images": "declares (100000000, 1, 28, 28) of uint8",
 }
 
 
@@ -132,6 +133,10 @@ def hostile_file_set(root: Path) -> dict[str, list[str]]:
     cases["imagenet: overlapping members of a zip of npz"] = train("imagenet32", folder("imagenet", {
         "Imagenet32_train_npz.zip": zip_overlap(zip_of({"train_data_batch_1.npz": inner}))}))
     cases["folder: PNG header claims 60000x60000"] = train(f"folder:{folder('png', {'a.png': png_with_size(image_seed('PNG', 'L'), 60000, 60000)})}")
+    samples = zip_of({"images.npy": npy_with_header(bytes(784), (10**8, 1, 28, 28), "|u1")})
+    cases["complete --npz: a .npy header claims 10^8 images"] = [
+        "complete", "pretrained:binarized_mnist/pixelcnn", "--npz", str(folder("samples", {"evil.npz": samples}) / "evil.npz"),
+        "--keep-rows", "14", "--out", str(root / "c.png"), "-q"]
     assert list(cases) == list(REFUSALS)
     return cases
 

@@ -14,6 +14,7 @@ MAX_LINES = 400  # the size limit of a source file, stated once
 FLOORS = [
     ["errors"],
     ["utils", "config", "hub", "limits", "native"],
+    ["archives"],
     ["presets", "images", "layers"],
     ["models"],
     ["evaluation", "checkpoint"],

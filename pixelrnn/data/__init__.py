@@ -1,7 +1,6 @@
 """Image datasets as uint8 arrays (N, C, H, W): the paper's (section 5) and the user's own.
 
 - :mod:`pixelrnn.data.fetch`: where files are looked for and downloaded, and their checksums;
-- :mod:`pixelrnn.data.archives`: gzip, tar, zip and npz containers, read within the limits;
 - :mod:`pixelrnn.data.formats`: parsers of the official file formats;
 - :mod:`pixelrnn.data.parts`: how a split is read, part by part (a :class:`~pixelrnn.data.parts.Plan`);
 - :mod:`pixelrnn.data.sources`: one plan per dataset, the splits, and :func:`load_dataset`;

@@ -5,7 +5,7 @@ python batches (through an unpickler that can only rebuild numpy arrays) and npz
 Each raises :class:`DatasetError` with a one-line message for a truncated or foreign file, and
 allocates only for what the file holds: an amat line is scanned as bytes, an IDX header must
 account for every byte, and a pickle's declared lengths and array sizes are checked before the
-unpickler allocates them (containers are bounded by :mod:`.archives`).
+unpickler allocates them (containers are bounded by :mod:`pixelrnn.archives`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DatasetError, ImageError
 from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_table
-from .archives import BoundedNpz
+from ..archives import BoundedNpz
 from .formats import _to_uint8, npz_key, npz_layout
 from .parts import Plan, every_row, npz_array
 

@@ -52,7 +52,7 @@ Datasets (``load_dataset(name, split)``)
 Named datasets have fixed levels; ``levels`` other than theirs is refused.
 
 Files are found and verified by :mod:`pixelrnn.data.fetch`; their containers (gzip, tar, zip,
-npz) are read within the limits by :mod:`pixelrnn.data.archives`; their formats are parsed by
+npz) are read within the limits by :mod:`pixelrnn.archives`; their formats are parsed by
 :mod:`pixelrnn.data.formats`; image files are read by :func:`pixelrnn.images.read_image`.
 Every image set is held to the ``image_pixels`` limit (:mod:`pixelrnn.limits`).
 A split is prepared once as a memory-mapped array in the cache (:mod:`pixelrnn.data.cache`);
@@ -72,7 +72,7 @@ import torch
 
 from ..errors import DatasetError
 from ..limits import check_limit
-from .archives import BoundedNpz, BoundedZip, gunzip, tar_members
+from ..archives import BoundedNpz, BoundedZip, gunzip, tar_members
 from .cache import prepared_array
 from .fetch import Lookup, data_dir_from_env, default_cache_dir, verify_file
 from .formats import _read_bytes, _to_uint8, npz_key, parse_amat, parse_cifar_batch, parse_idx_images

@@ -1,4 +1,4 @@
-"""Bounded containers (pixelrnn.data.archives): declared sizes against the bytes present and the limits, before allocating."""
+"""Bounded containers (pixelrnn.archives): declared sizes against the bytes present and the limits, before allocating."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from hostile import (address_space_bound, deflated_zeros, npy_bytes, npy_with_header, tar_with_size, zip_of, zip_overlap,
                      zip_patch)
-from pixelrnn.data.archives import BoundedNpz, BoundedZip, gunzip, parse_npy, tar_members
+from pixelrnn.archives import BoundedNpz, BoundedZip, gunzip, parse_npy, tar_members
 from pixelrnn.errors import DatasetError
 from pixelrnn.limits import using_limits
 

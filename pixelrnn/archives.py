@@ -30,8 +30,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import DatasetError, PixelRNNError, one_line
-from ..limits import check_decoded_size
+from .errors import DatasetError, PixelRNNError, one_line
+from .limits import check_decoded_size
 
 CHUNK = 1 << 20
 LOCAL_HEADER = 30  # bytes of a zip local file header before its name: a lower bound of its size
