@@ -15,7 +15,7 @@ from ..codec.coding_model import check_model
 from ..errors import CompressionError
 from ..training import load_model_from, resolve_checkpoint
 from ..utils import atomic_write
-from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, show_bars, user_errors
 
 
 def add_compress_parser(subparsers) -> argparse.ArgumentParser:
@@ -97,7 +97,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     check_model(model)  # before reading the inputs, which may be a whole dataset
     images = _inputs(args, model, checkpoint, metadata)
     start = time.perf_counter()
-    data = compress(model, images, batch_size=args.batch_size, arithmetic=args.arithmetic, progress=not args.quiet)
+    data = compress(model, images, batch_size=args.batch_size, arithmetic=args.arithmetic, progress=show_bars(args))
     seconds = time.perf_counter() - start
     atomic_write(args.out, lambda temp: Path(temp).write_bytes(data))
     dims = sum(image.values.size for image in images)
@@ -122,7 +122,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EnvironmentWarning)
             try:
-                images = decompress(model, data, progress=not args.quiet)
+                images = decompress(model, data, progress=show_bars(args))
             finally:
                 for warning in caught:
                     print(f"pixelrnn decompress: warning: {warning.message}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from pathlib import Path
 
 from ..data import load_dataset
@@ -27,6 +28,11 @@ def user_errors(command):
             raise UserError(str(error)) from None
 
     return run
+
+
+def show_bars(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal: in a log file a bar is a stream of carriage returns (results still print)."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 def device(name: str | None):

@@ -22,7 +22,7 @@ from ..images import auto_scale, completion_grid, load_image, load_npz_images, s
 from ..models import MultiScalePixelRNN
 from ..sampling import complete_images, sample, sample_stages
 from ..training import RunFolder, resolve_checkpoint
-from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, show_bars, user_errors
 
 
 def _load_checkpoint(path, device_name):
@@ -124,7 +124,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
           f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
     model.eval()
     options = dict(temperature=args.temperature, generator=generator, naive=args.naive, batch_size=args.batch_size,
-                   progress=not args.quiet)
+                   progress=show_bars(args))
     if isinstance(model, MultiScalePixelRNN):  # the small image beside the large one (Figure 8)
         small, images = sample_stages(model, args.n, height, width, **options)
         factor = model.config.factor
@@ -193,7 +193,7 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkp
     model.eval()
     images = images.to(model.device)
     completions = complete_images(model, images, args.keep_rows, args.k, temperature=args.temperature, generator=generator,
-                                  naive=args.naive, batch_size=args.batch_size, progress=not args.quiet)
+                                  naive=args.naive, batch_size=args.batch_size, progress=show_bars(args))
     known = torch.zeros(images.shape[2:], dtype=torch.bool)
     known[: args.keep_rows] = True
     figure = completion_grid(images.cpu(), completions.cpu(), images.cpu(), levels=model.config.levels, known=known)

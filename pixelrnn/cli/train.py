@@ -16,7 +16,7 @@ from ..presets import PRESETS
 from ..training import RunFolder, Trainer, build_run_config, resolve_checkpoint
 from ..training.run_config import describe_config, shipped_configs
 from ..utils import atomic_write
-from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split, load_split_for, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split, load_split_for, show_bars, user_errors
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     data = config.data
     levels = data.levels or None
-    loading = {"cache": data.cache, "progress": not args.quiet}
+    loading = {"cache": data.cache, "progress": show_bars(args)}
     train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, levels, **loading)
     valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, levels, **loading) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
@@ -88,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for split in splits:
         images = load_split_for(model, path, metadata, args, dataset, split)
         chosen = images.images[: args.limit] if args.limit else images.images
-        summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=not args.quiet, description=split)
+        summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=show_bars(args), description=split)
         report[split] = summary
         print(f"{dataset}/{split}: {summary['nats_per_image']:.3f} +- {summary['nats_per_image_stderr']:.3f} nats/image, "
               f"{summary['bits_per_dim']:.4f} +- {summary['bits_per_dim_stderr']:.4f} bits/dim ({summary['images']} images)")

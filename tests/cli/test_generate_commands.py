@@ -148,3 +148,14 @@ def test_commands_through_the_cli(tmp_path, checkpoint, capsys):
     assert "--height and --width" in capsys.readouterr().err
     assert cli.main(["complete", str(run_dir), "--npz", str(tmp_path / "s.npz"), "--index", "1", "--keep-rows", "2", "-k", "2",
                      "--out", str(tmp_path / "c.png"), "-q", "--device", "cpu"]) == 0
+
+
+def test_bars_show_on_a_terminal_only(tmp_path, checkpoint, capsys, monkeypatch):
+    """Where stderr is a log file, no bar (a stream of carriage returns); the result line still prints."""
+    run_dir, _ = checkpoint
+    run(["sample", str(run_dir), "-n", "2", "--out", str(tmp_path / "log.png"), "--device", "cpu"])
+    logged = capsys.readouterr()
+    assert "\r" not in logged.err and "wrote" in logged.out
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    run(["sample", str(run_dir), "-n", "2", "--out", str(tmp_path / "terminal.png"), "--device", "cpu"])
+    assert "\r" in capsys.readouterr().err
