@@ -70,11 +70,18 @@ def _openmp_flags() -> list[str]:
     """``-fopenmp`` where torch itself runs on GCC's OpenMP (Linux builds), so that the scans share its threads.
 
     torch's idle OpenMP workers spin for a while after each parallel region; threads of the
-    scans' own would compete with them for the cores. Elsewhere the scans start their own threads.
+    scans' own would compete with them for the cores. Only where torch's runtime is GCC's
+    (``libgomp`` loaded in this process), which ``-fopenmp`` links: never a second runtime.
+    Elsewhere the scans start their own threads.
     """
-    if sys.platform.startswith("linux") and "OpenMP" in torch.__config__.parallel_info():
-        return ["-fopenmp"]
-    return []
+    if not sys.platform.startswith("linux") or "OpenMP" not in torch.__config__.parallel_info():
+        return []
+    try:
+        with open("/proc/self/maps") as maps:
+            loaded = any("libgomp" in line for line in maps)
+    except OSError:
+        return []
+    return ["-fopenmp"] if loaded else []
 
 
 def _build() -> ctypes.CDLL:
