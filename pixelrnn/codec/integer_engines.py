@@ -228,7 +228,8 @@ class RowLSTMEngine(_LSTMEngine):
     """Row LSTM (section 3.1): per layer, the row's state-to-state gates (one product at row start) and the cells above.
 
     Row caches are column-major, (W, h, B); the hidden states of the row above are read once,
-    when the row starts, so one buffer serves both rows; the cells have two, swapped per row.
+    when the row starts, so one buffer serves both rows. The cells of row i are ``cells[i % 2]``,
+    those of the row above the other slot (``cell`` and ``cell_above`` name them, swapped per row).
     """
 
     def _layer_state(self, layer: LSTMLayer, size: int) -> dict:
@@ -238,19 +239,25 @@ class RowLSTMEngine(_LSTMEngine):
         hidden = np.zeros((width + 2 * side, size + 1, batch))  # with its row of ones for the output sum
         hidden[:, size] = 1.0
         hidden[side : side + width, :size] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
+        cells = np.zeros((2, width, size, batch))
+        cells[1] = layer.initial_cell[None, :, None]  # row -1: the learned initial cell
         return {"input_to_state": _ConvAt(layer.gates, batch, width), "side": side, "hidden": hidden,
                 "recurrent": np.concatenate([recurrent, np.zeros_like(recurrent[:, :1])], axis=1)  # the ones: weight 0
                 .transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
-                "cell_above": np.broadcast_to(layer.initial_cell[None, :, None], (width, size, batch)).copy(),
-                "cell": np.zeros((width, size, batch)), "state_gates": None}
+                "cells": cells, "cell": cells[0], "cell_above": cells[1],
+                "state_gates": np.zeros((len(recurrent), width, batch))}
 
     def _start_blocks_row(self, i: int) -> None:
         for layer in self.layers:
             if i > 0:
                 layer["cell_above"], layer["cell"] = layer["cell"], layer["cell_above"]
-            windows = sliding_window_view(layer["hidden"], 2 * layer["side"] + 1, axis=0)  # (W, h, B, k)
-            patches = windows.transpose(3, 1, 0, 2).reshape(layer["recurrent"].shape[1], -1)  # ((column, channel), W*B)
-            layer["state_gates"] = (layer["recurrent"] @ patches).reshape(len(self.gates), self.width, self.batch)
+            self._row_state_gates(layer)
+
+    def _row_state_gates(self, layer: dict) -> None:
+        """The state-to-state gates of the whole row from the row above, into ``state_gates`` (4h, W, B)."""
+        windows = sliding_window_view(layer["hidden"], 2 * layer["side"] + 1, axis=0)  # (W, h, B, k)
+        patches = windows.transpose(3, 1, 0, 2).reshape(layer["recurrent"].shape[1], -1)  # ((column, channel), W*B)
+        np.matmul(layer["recurrent"], patches, out=layer["state_gates"].reshape(len(layer["recurrent"]), -1))
 
     def _block(self, index, i, j):
         layer = self.layers[index]
@@ -271,7 +278,9 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
     slot i + 2j + 2: the two it reads are then the adjacent slots i + 2j and i + 2j + 1, so the
     state-to-state sum is one product over a view. Slot i, the state left of column 0, gets the
     initial state when row i starts; the odd slots start as the initial state, row -1. The
-    right-to-left direction is the same on the mirrored row (column W-1-j).
+    right-to-left direction is the same on the mirrored row (column W-1-j). Each direction's cells
+    have a slot before column 0 holding the initial cell: column j's cell is ``padded_cell[d, j + 1]``
+    and the one it reads ``padded_cell[d, j]``, so column 0 is no special case.
     """
 
     def _layer_state(self, layer: LSTMLayer, size: int) -> dict:
@@ -279,11 +288,12 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
         recurrent = layer.gates.weights[1].reshape(2, 4 * size, 2 * size)  # per direction over [above ; beside]
         states = np.empty((2, self.height + 2 * width + 2, size, batch))
         states[:] = layer.initial_hidden[:, None, :, None]
+        padded_cell = np.zeros((2, width + 1, size, batch))
+        padded_cell[:, 0] = layer.initial_cell[:, :, None]
         return {"input_to_state": _with_bias(layer.gates.weights[0], layer.gates.bias),  # (8h, 2h + 1): both directions
                 "recurrent": [np.concatenate([r[:, size:], r[:, :size]], axis=1) for r in recurrent],  # over [beside ; above]
-                "states": states, "cell": np.zeros((2, width, size, batch)), "row_gates": np.zeros((width, 8 * size, batch)),
-                "initial_hidden": np.broadcast_to(layer.initial_hidden[:, :, None], (2, size, batch)).copy(),
-                "initial_cell": np.broadcast_to(layer.initial_cell[:, :, None], (2, size, batch)).copy(), "shifted_row": None}
+                "states": states, "padded_cell": padded_cell, "row_gates": np.zeros((width, 8 * size, batch)),
+                "initial_hidden": np.broadcast_to(layer.initial_hidden[:, :, None], (2, size, batch)).copy(), "shifted_row": None}
 
     def _start_blocks_row(self, i: int) -> None:
         for layer in self.layers:
@@ -295,15 +305,13 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
     def _right_to_left(self, layer: dict, row: int) -> None:
         """Scan the finished row from its right end: the mirrored row's left-to-right recurrence."""
         size, width = len(layer["initial_hidden"][1]), self.width
-        states, cells = layer["states"][1], layer["cell"][1]
+        states, cells, gates = layer["states"][1], layer["padded_cell"][1], self.gates
         states[row] = layer["initial_hidden"][1]  # right of the last column
-        cell, gates = layer["initial_cell"][1], self.gates
         for mirrored in range(width):
             slot = row + 2 * mirrored + 2
             np.matmul(layer["recurrent"][1], states[slot - 2 : slot].reshape(-1, self.batch), out=gates)
             gates += layer["row_gates"][width - 1 - mirrored, 4 * size :]
-            self._cell(gates, cell, cells[mirrored], states[slot], self.scratch)
-            cell = cells[mirrored]
+            self._cell(gates, cells[mirrored], cells[mirrored + 1], states[slot], self.scratch)
 
     def _block(self, index, i, j):
         layer = self.layers[index]
@@ -312,8 +320,8 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
         np.matmul(layer["input_to_state"], self.slots_with_ones[index], out=row_gates)
         gates = np.matmul(layer["recurrent"][0], states[slot - 2 : slot].reshape(-1, self.batch), out=self.gates)
         gates += row_gates[: 4 * size]
-        cells = layer["cell"][0]
-        self._cell(gates, cells[j - 1] if j else layer["initial_cell"][0], cells[j], states[slot], self.scratch)
+        cells = layer["padded_cell"][0]
+        self._cell(gates, cells[j], cells[j + 1], states[slot], self.scratch)
         if layer["shifted_row"] is None:  # row 0 receives zeros from the shift
             np.copyto(self.state_input[:-1], states[slot])
         else:

@@ -211,23 +211,13 @@ class NativePixelCNNEngine(NativeIntegerEngine, ENGINES["pixelcnn"]):
 class NativeRowLSTMEngine(NativeIntegerEngine, ENGINES["row_lstm"]):
     """Row LSTM: per position the input-to-state sum, the row's state-to-state gates, the cell, the output sum.
 
-    The cells of row i are in slot i mod 2 of one buffer and those above in the other, so the
-    same instructions serve every row (the numpy engine swaps two buffers instead).
+    The cells of row i are slot i mod 2 of the numpy engine's ``cells`` and those above the other,
+    so the same instructions serve every row; the slots' names need no swapping here.
     """
-
-    def _layer_state(self, layer, size):
-        state = super()._layer_state(layer, size)
-        cells = np.empty((2, self.width, size, self.batch))
-        cells[1] = state["cell_above"]  # row -1: the learned initial cell
-        state["cells"] = cells
-        state["state_gates"] = np.zeros((4 * size, self.width, self.batch))
-        return state
 
     def _start_blocks_row(self, i: int) -> None:
         for layer in self.layers:
-            windows = np.lib.stride_tricks.sliding_window_view(layer["hidden"], 2 * layer["side"] + 1, axis=0)  # (W, h, B, k)
-            patches = windows.transpose(3, 1, 0, 2).reshape(layer["recurrent"].shape[1], -1)
-            np.matmul(layer["recurrent"], patches, out=layer["state_gates"].reshape(len(layer["recurrent"]), -1))
+            self._row_state_gates(layer)
 
     def _block_instructions(self, program, index, first, residual):
         layer, size = self.layers[index], self.model.layers[index].hidden
@@ -245,25 +235,17 @@ class NativeRowLSTMEngine(NativeIntegerEngine, ENGINES["row_lstm"]):
 class NativeDiagonalBiLSTMEngine(NativeIntegerEngine, ENGINES["diagonal_bilstm"]):
     """Diagonal BiLSTM: left to right per position, the finished row right to left in one call.
 
-    Each direction's cells get a slot before column 0 holding the initial cell, so column 0 is
-    not a special case; row 0 has its own program (it adds no shifted right-to-left state).
+    Row 0 has its own program (it adds no shifted right-to-left state).
     """
 
     first_row_differs = True
-
-    def _layer_state(self, layer, size):
-        state = super()._layer_state(layer, size)
-        padded = np.zeros((2, self.width + 1, size, self.batch))
-        padded[:, 0] = state["initial_cell"]
-        state["padded_cell"], state["cell"] = padded, padded[:, 1:]
-        return state
 
     def _setup_blocks(self) -> None:
         super()._setup_blocks()
         self.reverse = [self._reverse_program(layer) for layer in self.layers]
 
     def _start_blocks_row(self, i: int) -> None:
-        for layer, reverse in zip(self.layers, getattr(self, "reverse", [None] * len(self.layers))):
+        for layer, reverse in zip(self.layers, self.reverse):
             if i > 0:
                 layer["states"][1, i - 1] = layer["initial_hidden"][1]  # right of the last column
                 reverse.run(i - 1, 0, self.width)
