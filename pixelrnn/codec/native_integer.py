@@ -25,7 +25,7 @@ except ImportError:  # numpy < 2
     byte_bounds = np.byte_bounds
 
 from .. import native
-from .fixed_point import integer_frequencies
+from .fixed_point import PRECISION, RECIPROCAL_BITS, integer_frequencies
 from .integer_engines import ENGINES, IntegerEngine, _ConvAt
 from .integer_model import IntegerModel
 
@@ -321,5 +321,5 @@ def frequencies(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
     weights = np.empty((count, levels))
     if count:
         kernel(logits.ctypes.data, logits.strides[0] // _ITEM, count, levels, exp_table.ctypes.data, len(exp_table),
-               weights.ctypes.data)
+               PRECISION, RECIPROCAL_BITS, weights.ctypes.data)
     return weights

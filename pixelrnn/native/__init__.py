@@ -44,7 +44,7 @@ SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_dr
               "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8, "pixelrnn_diagonal_forward": [_I] * 18,
               "pixelrnn_diagonal_backward": [_I] * 21, "pixelrnn_row_forward": [_I] * 14, "pixelrnn_row_backward": [_I] * 18}
 #: Functions in float64 only (the integer coding model's engines), with their arguments.
-PLAIN_SIGNATURES = {"pixelrnn_integer_run": [_I] * 8 + [_D, _I], "pixelrnn_integer_frequencies": [_I] * 7}
+PLAIN_SIGNATURES = {"pixelrnn_integer_run": [_I] * 8 + [_D, _I], "pixelrnn_integer_frequencies": [_I] * 9}
 #: Data types the kernels are built for.
 DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 

@@ -234,11 +234,12 @@ extern "C" int64_t pixelrnn_integer_run(const int64_t* program, int64_t count, i
 }
 
 // pixelrnn/codec/fixed_point.py integer_frequencies, row by row: (count, levels) int64 logits at
-// row stride logits_stride -> (count, levels) float64 weights summing to 2^24 - levels exactly.
+// row stride logits_stride -> (count, levels) float64 weights summing to 2^precision - levels
+// exactly; precision and reciprocal_bits are that module's PRECISION and RECIPROCAL_BITS.
 // Every value is an integer below 2^53, so the float64 steps are exact, as there.
 extern "C" int64_t pixelrnn_integer_frequencies(const int64_t* logits, int64_t logits_stride, int64_t count, int64_t levels,
-                                                const double* exp_table, int64_t table_length, double* out) {
-    constexpr int64_t precision = 24, reciprocal_bits = 29;
+                                                const double* exp_table, int64_t table_length, int64_t precision,
+                                                int64_t reciprocal_bits, double* out) {
     const int64_t free = (int64_t(1) << precision) - levels;
     for (int64_t n = 0; n < count; ++n) {
         const int64_t* row = logits + n * logits_stride;
