@@ -189,16 +189,18 @@ class IntegerCoding:
         self.model = integer_model(model, fixed_point)
         self.fixed_point, self.fingerprint = self.model.fixed, self.model.fingerprint
         self.engine = integer_engine(self.model)
-        native_engine = isinstance(self.engine, NativeIntegerEngine)
-        self.threads = threads or (torch.get_num_threads() if native_engine else 1)
-        self.engine.threads = self.threads  # the native engine's (the numpy engine's BLAS takes them in ``running``)
+        if isinstance(self.engine, NativeIntegerEngine):
+            self.threads = self.engine.threads = threads or torch.get_num_threads()
+            # Its per-row numpy products stay on one BLAS thread, whose idle workers would
+            # otherwise spin against the engine's own threads.
+            self.blas_threads = 1
+        else:
+            self.threads = self.blas_threads = threads or 1
 
     def running(self):
         from threadpoolctl import threadpool_limits
 
-        # The native engine's threads are its own; its per-row numpy products stay on one BLAS
-        # thread, whose idle workers would otherwise spin against them.
-        return threadpool_limits(1 if isinstance(self.engine, NativeIntegerEngine) else self.threads, user_api="blas")
+        return threadpool_limits(self.blas_threads, user_api="blas")
 
     def reset(self, batch: int, height: int, width: int) -> None:
         self.engine.reset(batch, height, width)

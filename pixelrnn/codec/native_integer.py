@@ -314,9 +314,9 @@ def frequencies(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
     kernels, takes the numpy function.
     """
     kernel = native.plain_kernel("pixelrnn_integer_frequencies")
-    if (kernel is None or logits.dtype != np.int64 or logits.ndim != 2 or (logits.shape[1] > 1 and logits.strides[1] != _ITEM)
-            or exp_table.dtype != np.float64 or not exp_table.flags.c_contiguous or not len(exp_table)):
+    if kernel is None or logits.dtype != np.int64 or logits.ndim != 2 or (logits.shape[1] > 1 and logits.strides[1] != _ITEM):
         return integer_frequencies(logits, exp_table)
+    exp_table = np.ascontiguousarray(exp_table, dtype=np.float64)  # already so: the model's table
     count, levels = logits.shape
     weights = np.empty((count, levels))
     if count:
