@@ -68,8 +68,6 @@ class RowLSTM(nn.Module):
         """Advance one row: ``row_gates`` (B, 4h, W) from the input, state (B, h, W) of the row above."""
         return lstm_cell(row_gates + self.state_to_state(hidden), cell)
 
-    condition_width = property(lambda self: 4 * self.hidden)
-
     def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
         """``condition_gates`` (B, 4h, H, W), if given, biases the input-to-state map (section 3.6)."""
         # Channels last, so that the native scan's position-major gates are a view, not a copy.
@@ -124,8 +122,6 @@ class DiagonalBiLSTM(nn.Module):
         self.state_to_state = nn.Parameter(torch.empty(self.directions, 4 * hidden, 2 * hidden).uniform_(-bound, bound))
         self.initial_hidden = nn.Parameter(torch.zeros(self.directions, hidden))
         self.initial_cell = nn.Parameter(torch.zeros(self.directions, hidden))
-
-    condition_width = property(lambda self: self.directions * 4 * self.hidden)
 
     def input_gates(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
         """Input-to-state gates (B, H, W, 8h): [left-to-right 4h | right-to-left 4h] at each position.
@@ -186,24 +182,18 @@ class DiagonalBiLSTM(nn.Module):
 
 
 class LSTMResidualBlock(nn.Module):
-    """Residual block around an LSTM layer (Figure 5 middle and right).
+    """The branch of a residual block around an LSTM layer (Figure 5 middle and right).
 
-    2h maps in, h per gate inside the LSTM, a 1x1 mask-B convolution back to 2h, then the
-    input is added (when ``residual``).
+    2h maps in, h per gate inside the LSTM, a 1x1 mask-B convolution back to 2h. The network's
+    walk (:mod:`pixelrnn.models.description`) adds the input where the block is residual.
     """
 
-    def __init__(self, lstm: nn.Module, hidden: int, image_channels: int, residual: bool):
+    def __init__(self, lstm: nn.Module, hidden: int, image_channels: int):
         super().__init__()
         self.lstm = lstm
-        self.residual = residual
         self.output = MaskedConv2d(
             hidden, 2 * hidden, 1, "B", channel_groups(hidden, image_channels), channel_groups(2 * hidden, image_channels)
         )
 
-    @property
-    def condition_width(self) -> int:
-        return self.lstm.condition_width
-
     def forward(self, x: torch.Tensor, condition_gates: torch.Tensor | None = None) -> torch.Tensor:
-        y = self.output(self.lstm(x, condition_gates))
-        return x + y if self.residual else y
+        return self.output(self.lstm(x, condition_gates))

@@ -22,7 +22,25 @@ from torch import nn
 from ..config import ModelConfig
 from ..layers.masked_conv import MaskedConv2d, channel_groups
 from ..utils import bits_per_dim
+from .description import Block, MaskedSum, NetworkDescription, describe, walk
 from .pretrained import Pretrained
+
+#: The module of each kind of block, entered by the model files (``register_block``).
+BLOCK_MODULES: dict[str, type[nn.Module]] = {}
+
+
+def register_block(kind: str):
+    """Class decorator: the module that builds blocks of ``kind`` from a :class:`Block` and the colour count."""
+    def enter(cls: type[nn.Module]) -> type[nn.Module]:
+        BLOCK_MODULES[kind] = cls
+        return cls
+    return enter
+
+
+def masked_conv(layer: MaskedSum, channels: int) -> MaskedConv2d:
+    """The float module of a described masked sum, colour-grouped over ``channels``."""
+    return MaskedConv2d(layer.in_maps, layer.out_maps, layer.kernel, layer.mask,
+                        channel_groups(layer.in_maps, channels), channel_groups(layer.out_maps, channels))
 
 
 def subpixel_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -38,18 +56,11 @@ def nll_from_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class OutputStack(nn.Module):
-    """ReLU + 1x1 mask-B convolutions, then C*K logits grouped by colour (Table 1)."""
+    """ReLU + 1x1 mask-B convolutions, then C*K logits grouped by colour (Table 1); the layers of ``output``."""
 
-    def __init__(self, in_channels: int, width: int, layers: int, image_channels: int, levels: int):
+    def __init__(self, output: tuple[MaskedSum, ...], image_channels: int):
         super().__init__()
-        convs = []
-        previous = in_channels
-        for _ in range(layers):
-            convs.append(MaskedConv2d(previous, width, 1, "B", channel_groups(previous, image_channels), channel_groups(width, image_channels)))
-            previous = width
-        # Logit channel c*K + k belongs to colour group c: contiguous groups of K.
-        convs.append(MaskedConv2d(previous, image_channels * levels, 1, "B", channel_groups(previous, image_channels), channel_groups(image_channels * levels, image_channels)))
-        self.convs = nn.ModuleList(convs)
+        self.convs = nn.ModuleList([masked_conv(layer, image_channels) for layer in output])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.convs:
@@ -64,26 +75,21 @@ class PixelModel(nn.Module, Pretrained):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        channels, maps = config.channels, 2 * config.hidden
-        self.input_conv = MaskedConv2d(
-            channels, maps, config.input_kernel, "A", channel_groups(channels, channels), channel_groups(maps, channels)
-        )
-        self.blocks = nn.ModuleList(self.build_blocks())
-        groups = channel_groups(maps, channels)
-        self.skips = nn.ModuleList(
-            [MaskedConv2d(maps, maps, 1, "B", groups, groups) for _ in self.blocks] if config.skip else []
-        )
-        self.output_stack = OutputStack(maps, config.output_hidden, config.output_layers, channels, config.levels)
+        #: What every executor reads: the layers in order and their wiring (:mod:`.description`).
+        self.description: NetworkDescription = describe(config)
+        network, channels = self.description, config.channels
+        self.input_conv = masked_conv(network.input, channels)
+        self.blocks = nn.ModuleList([BLOCK_MODULES[block.kind](block, channels) for block in network.blocks])
+        skip = MaskedSum(network.maps, network.maps, (1, 1), "B")
+        self.skips = nn.ModuleList([masked_conv(skip, channels) for _ in self.blocks] if network.skip else [])
+        self.output_stack = OutputStack(network.output, channels)
         # Multi-scale conditioning (section 3.6): per layer, a 1x1 unmasked map from the c-channel
         # conditioning map to a bias of that layer's input-to-state map. Unmasked: the condition
         # is given, not generated, so any position of it may be seen.
         self.condition_maps = nn.ModuleList(
-            [nn.Conv2d(config.condition_channels, block.condition_width, 1) for block in self.blocks]
+            [nn.Conv2d(config.condition_channels, block.condition_width, 1) for block in network.blocks]
             if config.condition_channels else []
         )
-
-    def build_blocks(self) -> list[nn.Module]:
-        raise NotImplementedError
 
     # ----------------------------------------------------------------- forward pass
     @property
@@ -107,28 +113,17 @@ class PixelModel(nn.Module, Pretrained):
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
             raise ValueError(f"pixel values must lie in [0, {cfg.levels}); got min {int(x.min())}, max {int(x.max())}")
 
-    def features(self, scaled: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
-        """Input conv and residual blocks, summed through the skip connections: (B, 2h, H, W)."""
-        if (condition is None) != (not self.config.condition_channels):
-            raise ValueError(f"this network takes a {self.config.condition_channels}-channel condition map" if condition is None
-                             else "this network is unconditional; it takes no condition map")
-        y = self.input_conv(scaled)
-        skip_sum = None
-        for index, block in enumerate(self.blocks):
-            y = block(y) if condition is None else block(y, self.condition_maps[index](condition))
-            if self.config.skip:
-                contribution = self.skips[index](y)
-                skip_sum = contribution if skip_sum is None else skip_sum + contribution
-        return skip_sum if self.config.skip else y
-
     def logits_from_scaled(self, scaled: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, C, K, H, W) from already scaled inputs; differentiable in the input.
 
         ``condition`` (B, c, H, W) is the conditioning map of a multi-scale network's
         conditional stage (section 3.6); unconditional networks take none.
         """
+        if (condition is None) != (not self.config.condition_channels):
+            raise ValueError(f"this network takes a {self.config.condition_channels}-channel condition map" if condition is None
+                             else "this network is unconditional; it takes no condition map")
         batch, channels, height, width = scaled.shape
-        logits = self.output_stack(self.features(scaled, condition))  # (B, C*K, H, W)
+        logits = walk(self.description, _FloatPass(self, condition), scaled)  # (B, C*K, H, W)
         return logits.view(batch, channels, self.config.levels, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,3 +137,31 @@ class PixelModel(nn.Module, Pretrained):
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
         return bits_per_dim(self.nll(x), x[0].numel())
+
+
+class _FloatPass:
+    """The float executor of :func:`~.description.walk`: the network's modules on whole maps."""
+
+    def __init__(self, model: PixelModel, condition: torch.Tensor | None):
+        self.model, self.condition = model, condition
+
+    def input(self, scaled: torch.Tensor) -> torch.Tensor:
+        return self.model.input_conv(scaled)
+
+    def block(self, index: int, block: Block, stream: torch.Tensor) -> torch.Tensor:
+        module = self.model.blocks[index]
+        if self.condition is None:
+            return module(stream)
+        return module(stream, self.model.condition_maps[index](self.condition))
+
+    def stream(self, index: int, branch: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        return branch if previous is None else previous + branch
+
+    def skip_sum(self, streams: list[torch.Tensor]) -> torch.Tensor:
+        total = self.model.skips[0](streams[0])
+        for skip, stream in zip(self.model.skips[1:], streams[1:]):
+            total = total + skip(stream)
+        return total
+
+    def output(self, index: int, layer: MaskedSum, features: torch.Tensor) -> torch.Tensor:
+        return self.model.output_stack.convs[index](F.relu(features))

@@ -12,15 +12,17 @@ at its last ``input_kernel // 2 + 1`` columns (and every later row). Deviations:
 from __future__ import annotations
 
 from ..layers.lstm import DiagonalBiLSTM, LSTMResidualBlock
-from .base import PixelModel
+from .base import PixelModel, register_block
+from .description import Block
 from .registry import register
+
+
+@register_block("diagonal_bilstm")
+def diagonal_bilstm_block(block: Block, image_channels: int) -> LSTMResidualBlock:
+    """The block's branch: the LSTM layer and its 1x1 output convolution (the residual sum: the description's walk)."""
+    return LSTMResidualBlock(DiagonalBiLSTM(block.maps, block.hidden, image_channels), block.hidden, image_channels)
 
 
 @register("diagonal_bilstm")
 class DiagonalBiLSTMNetwork(PixelModel):
-    def build_blocks(self):
-        cfg = self.config
-        return [
-            LSTMResidualBlock(DiagonalBiLSTM(2 * cfg.hidden, cfg.hidden, cfg.channels), cfg.hidden, cfg.channels, cfg.residual)
-            for _ in range(cfg.layers)
-        ]
+    """Blocks of kind ``diagonal_bilstm`` (:func:`pixelrnn.models.description.describe`)."""

@@ -11,16 +11,18 @@ the whole available context. Deviation: see ``pixelrnn.layers.lstm`` (initial st
 
 from __future__ import annotations
 
-from ..layers.lstm import LSTMResidualBlock, RowLSTM
-from .base import PixelModel
+from ..layers.lstm import RowLSTM, LSTMResidualBlock
+from .base import PixelModel, register_block
+from .description import Block
 from .registry import register
+
+
+@register_block("row_lstm")
+def row_lstm_block(block: Block, image_channels: int) -> LSTMResidualBlock:
+    """The block's branch: the LSTM layer and its 1x1 output convolution (the residual sum: the description's walk)."""
+    return LSTMResidualBlock(RowLSTM(block.maps, block.hidden, image_channels, block.kernel), block.hidden, image_channels)
 
 
 @register("row_lstm")
 class RowLSTMNetwork(PixelModel):
-    def build_blocks(self):
-        cfg = self.config
-        return [
-            LSTMResidualBlock(RowLSTM(2 * cfg.hidden, cfg.hidden, cfg.channels, cfg.row_kernel), cfg.hidden, cfg.channels, cfg.residual)
-            for _ in range(cfg.layers)
-        ]
+    """Blocks of kind ``row_lstm`` (:func:`pixelrnn.models.description.describe`)."""

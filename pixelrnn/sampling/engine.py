@@ -57,6 +57,8 @@ from __future__ import annotations
 import torch
 
 from ..layers.masked_conv import MaskedConv2d
+from ..layers.rules import kernel_centre
+from ..models.description import Block, MaskedSum, walk
 from ..utils import torch_threads
 
 
@@ -90,7 +92,7 @@ class _MaskedConvAt:
 
     def __init__(self, conv: MaskedConv2d, batch: int, height: int, width: int, like: torch.Tensor):
         kh, kw = conv.kernel_size
-        self.top, self.side, self.kernel_width = kh // 2, kw // 2, kw
+        (self.top, self.side), self.kernel_width = kernel_centre(kh, kw), kw
         weight = conv.masked_weight().detach()  # (out, in, kh, kw)
         out, in_channels = weight.shape[0], weight.shape[1]
         # Both matrices have rows ordered (kernel row, kernel column, channel), like a channels-last patch.
@@ -238,7 +240,6 @@ class IncrementalEngine(RasterCursor):
             conv(condition).permute(2, 3, 0, 1).contiguous() for conv in model.condition_maps
         ]
         self.batch, self.height, self.width = batch, height, width
-        self.residual = [block.residual for block in model.blocks]
         self.like = torch.empty(0, dtype=model.dtype, device=model.device)
         self.input_conv = _MaskedConvAt(model.input_conv, batch, height, width, self.like)
         self.image = self.input_conv.cache  # the scaled sub-pixels, channels-last
@@ -276,17 +277,8 @@ class IncrementalEngine(RasterCursor):
     @torch.no_grad()
     def _column(self, i: int, j: int) -> torch.Tensor:
         """Every layer at (i, j), caches updated; logits (B, C, K)."""
-        x = self.input_conv.at(j)  # (B, 2h)
-        outputs = []
-        for index in range(len(self.model.blocks)):
-            y = self._block(index, x, i, j)
-            x = x + y if self.residual[index] else y
-            outputs.append(x)
-        if self.model.skips:
-            x = torch.addmm(self.skip_bias, torch.cat(outputs, dim=1), self.skip_t)  # (B, layers*2h) -> (B, 2h)
-        for conv in self.output_convs:
-            x = conv(torch.relu(x))
-        return x.view(self.batch, self.channels, self.levels)  # (B, C*K) -> (B, C, K)
+        logits = walk(self.model.description, _ColumnWalk(self, i, j), j)  # (B, C*K)
+        return logits.view(self.batch, self.channels, self.levels)
 
     def _conditioned(self, index: int, i: int, j: int, gates: torch.Tensor) -> torch.Tensor:
         """``gates`` (B, width) of layer ``index`` at (i, j) plus its conditioning bias, if the network has one."""
@@ -300,3 +292,26 @@ class IncrementalEngine(RasterCursor):
 
     def _block_caches(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+
+class _ColumnWalk:
+    """The reference engine as the executor of the description's walk, at one position (i, j)."""
+
+    def __init__(self, engine: IncrementalEngine, i: int, j: int):
+        self.engine, self.i, self.j = engine, i, j
+
+    def input(self, j: int) -> torch.Tensor:
+        return self.engine.input_conv.at(j)  # (B, 2h)
+
+    def block(self, index: int, block: Block, stream: torch.Tensor) -> torch.Tensor:
+        return self.engine._block(index, stream, self.i, self.j)
+
+    def stream(self, index: int, branch: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        return branch if previous is None else previous + branch
+
+    def skip_sum(self, streams: list[torch.Tensor]) -> torch.Tensor:
+        engine = self.engine
+        return torch.addmm(engine.skip_bias, torch.cat(streams, dim=1), engine.skip_t)  # (B, layers*2h) -> (B, 2h)
+
+    def output(self, index: int, layer: MaskedSum, features: torch.Tensor) -> torch.Tensor:
+        return self.engine.output_convs[index](torch.relu(features))

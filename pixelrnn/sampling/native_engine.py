@@ -28,6 +28,7 @@ import torch
 
 from .. import native
 from ..layers.masked_conv import channel_groups
+from ..models.description import Block, MaskedSum, walk
 from ..native.program import Program, at
 from .engine import _Pointwise
 
@@ -94,10 +95,11 @@ class NativeColumn:
 
     def _build_programs(self) -> None:
         """Every program, once the subclass's buffers exist."""
-        self.programs = {first: [self._features_program(c, first) for c in range(self.channels)]
-                         for first in ((False, True) if self.first_row_differs else (False,))}
+        lowered = {first: [_GroupPrograms(self, c, first) for c in range(self.channels)]
+                   for first in ((False, True) if self.first_row_differs else (False,))}
+        self.programs = {first: [group.features for group in groups] for first, groups in lowered.items()}
         self.programs.setdefault(True, self.programs[False])
-        self.heads = [self._head_program(c) for c in range(self.channels)]
+        self.heads = [group.head for group in lowered[False]]
         self.row_programs = {first: self._row_program(first) for first in (False, True)}
 
     def _program(self) -> Program:
@@ -137,34 +139,6 @@ class NativeColumn:
                 rows = slice(start, end)
             self._prefixes[key] = visible_prefix(conv.mask[:, :, row, column], rows)
         return self._prefixes[key]
-
-    def _features_program(self, c: int, first: bool) -> Program:
-        """Group c of every layer at (i, j): the input convolution, the blocks, the skip sum."""
-        program = self._program()
-        start, end = self.maps_groups[c]
-        self._centre_product(program, self.input_conv, self.input_base, c, self.model.input_conv, self.features[0, :, start:end], start, end)
-        for index in range(len(self.model.blocks)):
-            self._block_program(program, index, c, first)
-        for index, skip in enumerate(self.skip_weights):
-            seen = self._prefix(self.model.skips[index], c)
-            # The first skip's product starts from all the skips' biases summed; the others add to it.
-            base = at(self.skip_bias[start:end].expand(self.batch, -1)) if index == 0 else at(self.skip_sum[:, start:end])
-            program.linear(at(self.skip_sum[:, start:end]), at(self.features[index + 1, :, :seen]),
-                           skip.weight_t[:seen, start:end], base=base)
-        return program
-
-    def _head_program(self, c: int) -> Program:
-        """Group c of the output stack: the logits of channel c at (i, j)."""
-        program = self._program()
-        x = self.skip_sum if self.model.skips else self.features[-1]
-        outputs = [*self.head_outputs, self.column_logits]
-        for layer, conv, out in zip(self.head_layers, self.model.output_stack.convs, outputs):
-            start, end = group_ranges(conv.out_channels, self.channels)[c]
-            seen = self._prefix(conv, c)
-            program.linear(at(out[:, start:end]), at(x[:, :seen]), layer.weight_t[:seen, start:end],
-                           base=at(layer.bias[start:end].expand(self.batch, -1)), relu_in=True)
-            x = out
-        return program
 
     def _row_program(self, first: bool) -> Program:
         program = self._program()
@@ -261,3 +235,52 @@ class NativeColumn:
         if self.input_base is not None:
             caches["input_conv.base"] = self.input_base
         return caches
+
+
+class _GroupPrograms:
+    """The native engine as the executor of the description's walk: colour group c's two programs.
+
+    ``features``: group c of every layer at (i, j), from the input convolution to the skip sum;
+    ``head``: group c of the output stack, the logits of channel c. A block's program ends with its
+    output product, into which it adds the stream it read where the block is residual, so
+    :meth:`stream` has nothing left to do.
+    """
+
+    def __init__(self, engine: NativeColumn, c: int, first: bool):
+        self.engine, self.c, self.first = engine, c, first
+        self.features, self.head = engine._program(), engine._program()
+        walk(engine.model.description, self)
+
+    def input(self) -> torch.Tensor:
+        engine, c = self.engine, self.c
+        start, end = engine.maps_groups[c]
+        engine._centre_product(self.features, engine.input_conv, engine.input_base, c, engine.model.input_conv,
+                               engine.features[0, :, start:end], start, end)
+        return engine.features[0]
+
+    def block(self, index: int, block: Block, stream: torch.Tensor) -> torch.Tensor:
+        self.engine._block_program(self.features, index, block, self.c, self.first)
+        return self.engine.features[index + 1]
+
+    def stream(self, index: int, branch: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        return branch
+
+    def skip_sum(self, streams: list[torch.Tensor]) -> torch.Tensor:
+        engine, c = self.engine, self.c
+        start, end = engine.maps_groups[c]
+        for index, (skip, stream) in enumerate(zip(engine.skip_weights, streams)):
+            seen = engine._prefix(engine.model.skips[index], c)
+            # The first skip's product starts from all the skips' biases summed; the others add to it.
+            base = at(engine.skip_bias[start:end].expand(engine.batch, -1)) if index == 0 else at(engine.skip_sum[:, start:end])
+            self.features.linear(at(engine.skip_sum[:, start:end]), at(stream[:, :seen]), skip.weight_t[:seen, start:end], base=base)
+        return engine.skip_sum
+
+    def output(self, index: int, layer: MaskedSum, features: torch.Tensor) -> torch.Tensor:
+        engine, c = self.engine, self.c
+        out = [*engine.head_outputs, engine.column_logits][index]
+        dense, conv = engine.head_layers[index], engine.model.output_stack.convs[index]
+        start, end = group_ranges(layer.out_maps, engine.channels)[c]
+        seen = engine._prefix(conv, c)
+        self.head.linear(at(out[:, start:end]), at(features[:, :seen]), dense.weight_t[:seen, start:end],
+                         base=at(dense.bias[start:end].expand(engine.batch, -1)), relu_in=True)
+        return out

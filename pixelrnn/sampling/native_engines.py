@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.description import Block
 from ..native.program import Operand, Program, at
 from .engine import IncrementalEngine, _MaskedConvAt, _Pointwise
 from .engines import DiagonalBiLSTMEngine, PixelCNNEngine, RowLSTMEngine, _named_caches
@@ -45,7 +46,7 @@ class NativePixelCNNEngine(NativeColumn, PixelCNNEngine):
         caches.update({f"block{k}.conv_base": base for k, base in enumerate(self.conv_bases) if base is not None})
         return caches
 
-    def _block_program(self, program: Program, index: int, c: int, first: bool) -> None:
+    def _block_program(self, program: Program, index: int, described: Block, c: int, first: bool) -> None:
         block, x = self.model.blocks[index], self.features[index]
         reduce, conv, expand = self.reduce[index], self.conv[index], self.expand[index]
         (start, end), (wide_start, wide_end) = self.hidden_groups[c], self.maps_groups[c]
@@ -60,7 +61,7 @@ class NativePixelCNNEngine(NativeColumn, PixelCNNEngine):
         seen = self._prefix(block.expand, c)
         program.linear(at(self.features[index + 1, :, wide_start:wide_end]), at(self.conv_output[index, :, :seen]),
                        expand.weight_t[:seen, wide_start:wide_end], base=at(expand.bias[wide_start:wide_end].expand(self.batch, -1)),
-                       add=at(x[:, wide_start:wide_end]) if block.residual else None, relu_in=True)
+                       add=at(x[:, wide_start:wide_end]) if described.residual else None, relu_in=True)
 
 
 @dataclass
@@ -115,7 +116,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
             program.linear(at(layer.state_gates[:, 0], layer.state_gates.stride(1)), at(window, size), layer.state,
                            base=at(layer.gate_bias.expand(self.batch, -1)))
 
-    def _block_program(self, program: Program, index: int, c: int, first: bool) -> None:
+    def _block_program(self, program: Program, index: int, described: Block, c: int, first: bool) -> None:
         block, layer, x = self.model.blocks[index], self.layers[index], self.features[index]
         size = self.model.config.hidden
         conv, pad = layer.input_to_state, (layer.hidden.shape[1] - self.width) // 2
@@ -132,7 +133,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
         seen = self._prefix(block.output, c)
         program.linear(at(self.features[index + 1, :, wide_start:wide_end]), at(layer.hidden[:, pad, :seen], size),
                        layer.output.weight_t[:seen, wide_start:wide_end], base=at(layer.output.bias[wide_start:wide_end].expand(self.batch, -1)),
-                       add=at(x[:, wide_start:wide_end]) if block.residual else None)
+                       add=at(x[:, wide_start:wide_end]) if described.residual else None)
 
     def _block_caches(self):
         return _named_caches(self.layers, ("hidden", "cell_above", "cell", "state_gates"))
@@ -212,7 +213,7 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
                              at(layer.reverse_cell[1, :, start:end], step), at(layer.reverse_cell[0, :, start:end], step))
         return program
 
-    def _block_program(self, program: Program, index: int, c: int, first: bool) -> None:
+    def _block_program(self, program: Program, index: int, described: Block, c: int, first: bool) -> None:
         block, layer, x = self.model.blocks[index], self.layers[index], self.features[index]
         size = self.model.config.hidden
         (start, end), (wide_start, wide_end) = self.hidden_groups[c], self.maps_groups[c]
@@ -236,7 +237,7 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
         seen = self._prefix(block.output, c)
         program.linear(at(self.features[index + 1, :, wide_start:wide_end]), Operand(states.view[:, :seen], states.i_stride, states.j_stride),
                        layer.output.weight_t[:seen, wide_start:wide_end], base=at(layer.output.bias[wide_start:wide_end].expand(self.batch, -1)),
-                       add=at(x[:, wide_start:wide_end]) if block.residual else None)
+                       add=at(x[:, wide_start:wide_end]) if described.residual else None)
 
     def _block_caches(self):
         caches = _named_caches(self.layers, ("hidden_above", "hidden", "cell", "reverse_gates"))

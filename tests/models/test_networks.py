@@ -80,13 +80,16 @@ def test_residual_switch_changes_the_function():
     without.load_state_dict(with_residual.state_dict())
     x = torch.randint(0, 2, (1, 1, 5, 5))
     assert not torch.equal(with_residual(x), without(x))
-    # a residual block adds its input exactly once: zero the block's output conv and it is the identity
-    block = with_residual.blocks[0]
+    # the stream adds each block's input exactly once: zero every block's output conv and every
+    # layer's stream is the input convolution's output
     with torch.no_grad():
-        block.output.weight.zero_()
-        block.output.bias.zero_()
-    h = torch.randn(1, 8, 5, 5)
-    assert torch.equal(block(h), h)
+        for block in with_residual.blocks:
+            block.output.weight.zero_()
+            block.output.bias.zero_()
+        stream = with_residual.input_conv(with_residual.scale(x))
+        features = sum(skip(stream) for skip in with_residual.skips)
+        expected = with_residual.output_stack(features).view(1, 1, 2, 5, 5)
+        assert torch.allclose(with_residual(x), expected, atol=1e-6)
 
 
 def test_skip_connections_sum_every_layer():
