@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..layers.rules import SIGMOID_GATES, kernel_centre, split_gates
+from ..models.description import Block, MaskedSum, walk
 from ..sampling.engine import RasterCursor
 from .fixed_point import ExactSum
 from .integer_model import IntegerModel, LSTMLayer
@@ -50,7 +52,7 @@ class _ConvAt:
     def __init__(self, exact: ExactSum, batch: int, width: int, source: int = 0):
         weight = exact.weights[source]  # (out, in, kh, kw)
         out, channels, kh, kw = weight.shape
-        self.top, self.side, self.batch = kh // 2, kw // 2, batch
+        (self.top, self.side), self.batch = kernel_centre(kh, kw), batch
         rows = self.top + 1
         full = np.zeros((out, channels + 1, rows, kw))  # kernel rows down to the centre; those below are masked out
         full[:, :channels] = weight[:, :, :rows]
@@ -128,21 +130,7 @@ class IntegerEngine(RasterCursor):
 
     def _column(self, i: int, j: int) -> np.ndarray:
         """Every layer at (i, j): caches updated; the integer logits (B, C, K) in ``logits_buffer``, channel c's fresh."""
-        x = np.rint(self.input_conv.at(j, self.slots[0]), out=self.slots[0])
-        residual = self.model.config.residual
-        for index in range(len(self.model.layers)):
-            y = self._block(index, i, j)
-            x = np.add(x, y, out=self.slots[index + 1]) if residual else np.copyto(self.slots[index + 1], y) or self.slots[index + 1]
-        if self.model.skips is not None:
-            x = np.rint(np.matmul(self.skip, self.stream[self.slot_rows :], out=self.output_inputs[0][:-1]), out=self.output_inputs[0][:-1])
-        for k, weight in enumerate(self.output[:-1]):
-            self._relu(x, out=self.output_inputs[k][:-1])
-            x = self.output_inputs[k + 1][:-1]
-            np.rint(np.matmul(weight, self.output_inputs[k], out=x), out=x)
-        inputs, channel = self.output_inputs[-1], self.position[2]
-        self._relu(x, out=inputs[:-1])
-        np.matmul(inputs.T, self.logits_weights[channel], out=self.logits_sum)  # (B, K): the same sums, transposed
-        np.rint(self.logits_sum, out=self.logits_buffer[:, channel], casting="unsafe")
+        walk(self.model.description, _IntegerColumn(self, i, j), j)
         return self.logits_buffer
 
     def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -158,15 +146,17 @@ class IntegerEngine(RasterCursor):
         activations, temporary = scratch
         index = self.cell_index[: 4 * size]
         np.rint(gates, out=index, casting="unsafe")
-        tables.sigmoid.take(index[: 3 * size], mode="clip", out=activations[: 3 * size])
-        tables.tanh_gate.take(index[3 * size :], mode="clip", out=activations[3 * size :])
-        np.multiply(activations[size : 2 * size], cell_before, out=cell)
-        np.multiply(activations[2 * size : 3 * size], activations[3 * size :], out=temporary)
+        sigmoid = SIGMOID_GATES * size  # o, f, i through the sigmoid, g through tanh
+        tables.sigmoid.take(index[:sigmoid], mode="clip", out=activations[:sigmoid])
+        tables.tanh_gate.take(index[sigmoid:], mode="clip", out=activations[sigmoid:])
+        output_gate, forget_gate, input_gate, content = split_gates(activations, size, dim=0)
+        np.multiply(forget_gate, cell_before, out=cell)
+        np.multiply(input_gate, content, out=temporary)
         cell += temporary
         np.rint(cell, out=cell)
         np.add(cell, self.half, out=index[:size], casting="unsafe")
         tables.tanh_cell.take(index[:size], mode="clip", out=temporary)
-        np.rint(np.multiply(activations[:size], temporary, out=hidden), out=hidden)
+        np.rint(np.multiply(output_gate, temporary, out=hidden), out=hidden)
 
     def _setup_blocks(self) -> None:
         raise NotImplementedError
@@ -330,6 +320,46 @@ class DiagonalBiLSTMEngine(_LSTMEngine):
 
 
 ENGINES = {"pixelcnn": PixelCNNEngine, "row_lstm": RowLSTMEngine, "diagonal_bilstm": DiagonalBiLSTMEngine}
+
+
+class _IntegerColumn:
+    """A numpy engine as the executor of the description's walk at (i, j); values are its buffers.
+
+    The residual stream's slot ``index + 1`` receives block ``index``'s stream, and the output
+    layers read and write the buffers with their rows of ones; the last one computes channel c's
+    logits only (c: the cursor's), transposed into ``logits_buffer``.
+    """
+
+    def __init__(self, engine: IntegerEngine, i: int, j: int):
+        self.engine, self.i, self.j = engine, i, j
+
+    def input(self, j: int) -> np.ndarray:
+        slot = self.engine.slots[0]
+        return np.rint(self.engine.input_conv.at(j, slot), out=slot)
+
+    def block(self, index: int, block: Block, stream: np.ndarray) -> np.ndarray:
+        return self.engine._block(index, self.i, self.j)
+
+    def stream(self, index: int, branch: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        slot = self.engine.slots[index + 1]
+        return np.add(previous, branch, out=slot) if previous is not None else np.copyto(slot, branch) or slot
+
+    def skip_sum(self, streams: list[np.ndarray]) -> np.ndarray:
+        engine = self.engine
+        out = engine.output_inputs[0][:-1]
+        return np.rint(np.matmul(engine.skip, engine.stream[engine.slot_rows :], out=out), out=out)
+
+    def output(self, index: int, layer: MaskedSum, features: np.ndarray) -> np.ndarray:
+        engine = self.engine
+        inputs = engine.output_inputs[index]
+        engine._relu(features, out=inputs[:-1])
+        if index + 1 < len(engine.output):
+            out = engine.output_inputs[index + 1][:-1]
+            return np.rint(np.matmul(engine.output[index], inputs, out=out), out=out)
+        channel = engine.position[2]
+        np.matmul(inputs.T, engine.logits_weights[channel], out=engine.logits_sum)  # (B, K): the same sums, transposed
+        np.rint(engine.logits_sum, out=engine.logits_buffer[:, channel], casting="unsafe")
+        return engine.logits_buffer
 
 
 def integer_engine(model: IntegerModel) -> IntegerEngine:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..layers.rules import combine_directions, diagonal_rows, diagonal_steps, kernel_centre, split_gates
+from ..models.description import Block, MaskedSum, walk
 from .fixed_point import ExactSum
 from .integer_model import IntegerModel, LSTMLayer
 
@@ -45,7 +47,7 @@ class _Pass:
         batch, _, height, width = x.shape
         weight = self.tensor(exact.weights[source])
         out, _, kh, kw = weight.shape
-        top, side = kh // 2, kw // 2
+        top, side = kernel_centre(kh, kw)
         if kh == kw == 1:
             columns = x.reshape(batch, -1, height * width)
         else:  # rows i - top .. i of the kernel: zero padding above and on both sides, as the float convolution
@@ -62,9 +64,9 @@ class _Pass:
     # ------------------------------------------------------------- LSTM
     def cell(self, gates: torch.Tensor, cell: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The integer LSTM update: ``gates`` (B, 4h, ...) are table indices, ``cell`` on the 2^-G grid."""
-        index = gates.clamp(0, 2 * self.half).long()
-        output, forget, input_gate = (self.sigmoid[index[:, k * size : (k + 1) * size]] for k in range(3))
-        cell = torch.round(forget * cell + input_gate * self.tanh_gate[index[:, 3 * size :]])
+        output, forget, input_gate, content = split_gates(gates.clamp(0, 2 * self.half).long(), size)
+        output, forget, input_gate = self.sigmoid[output], self.sigmoid[forget], self.sigmoid[input_gate]
+        cell = torch.round(forget * cell + input_gate * self.tanh_gate[content])
         hidden = torch.round(output * self.tanh_cell[(cell + self.half).clamp(0, 2 * self.half).long()])
         return hidden, cell
 
@@ -98,8 +100,9 @@ class _Pass:
         hidden[:, :, 0, :] = initial_hidden[:, None]
         hidden[:, :, :, 0] = initial_hidden[:, None]
         cell[:, :, :, 0] = initial_cell[:, None]
-        for step in range(height + width - 1):
-            rows = torch.arange(max(0, step - width + 1), min(height - 1, step) + 1, device=self.device)
+        for step in diagonal_steps(height, width):
+            first, count = diagonal_rows(step, height, width)
+            rows = torch.arange(first, first + count, device=self.device)
             cols = step - rows
             beside = torch.cat([hidden[:, :, rows, cols + 1], hidden[:, :, rows + 1, cols]], dim=1)  # (B, 2h, n): [above ; left]
             gates = torch.round(gates_in[:, :, rows, cols] + torch.matmul(recurrent, beside))
@@ -114,32 +117,37 @@ class _Pass:
         recurrent = self.tensor(layer.gates.weights[1]).view(2, 4 * size, 2 * size)
         initial_hidden, initial_cell = self.tensor(layer.initial_hidden), self.tensor(layer.initial_cell)
         forward = self.diagonal_scan(gates_in[:, : 4 * size], recurrent[0], initial_hidden[0], initial_cell[0])
-        # Right to left: the same recurrence on the mirrored map; its states are shifted down one row.
+        # Right to left: the same recurrence on the mirrored map.
         reverse = self.diagonal_scan(gates_in[:, 4 * size :].flip(-1), recurrent[1], initial_hidden[1], initial_cell[1]).flip(-1)
-        return forward + F.pad(reverse, (0, 0, 1, 0))[:, :, : x.shape[2]]
+        return combine_directions(forward, reverse)
 
     # ------------------------------------------------------------- the network
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         model = self.model
-        config = model.config
-        x = torch.round(self.conv(self.inputs[images], model.input_conv))
-        streams = []
-        for layer in model.layers:
-            if isinstance(layer, LSTMLayer):
-                states = self.row_lstm(layer, x) if model.arch == "row_lstm" else self.diagonal_bilstm(layer, x)
-                y = self.pointwise(states, layer.output)
-            else:
-                reduced = self.relu(self.pointwise(self.relu(x), layer.reduce))
-                y = self.pointwise(self.relu(torch.round(self.conv(reduced, layer.conv))), layer.expand)
-            x = x + y if config.residual else y
-            streams.append(x)
-        if model.skips is not None:
-            total = sum(self.conv(stream, _as_kernel(model.skips, k), bias=k == 0) for k, stream in enumerate(streams))
-            x = torch.round(total)
-        for exact in model.output:
-            x = self.pointwise(self.relu(x), exact)
         batch, _, height, width = images.shape
-        return x.view(batch, config.channels, config.levels, height, width)
+        return walk(model.description, self, images).view(batch, model.config.channels, model.config.levels, height, width)
+
+    # The kinds of operation of the description's walk, on whole images.
+    def input(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.round(self.conv(self.inputs[images], self.model.input_conv))
+
+    def block(self, index: int, block: Block, stream: torch.Tensor) -> torch.Tensor:
+        layer = self.model.layers[index]
+        if block.kind == "pixelcnn":
+            reduced = self.relu(self.pointwise(self.relu(stream), layer.reduce))
+            return self.pointwise(self.relu(torch.round(self.conv(reduced, layer.conv))), layer.expand)
+        states = self.row_lstm(layer, stream) if block.kind == "row_lstm" else self.diagonal_bilstm(layer, stream)
+        return self.pointwise(states, layer.output)
+
+    def stream(self, index: int, branch: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        return branch if previous is None else previous + branch
+
+    def skip_sum(self, streams: list[torch.Tensor]) -> torch.Tensor:
+        skips = self.model.skips
+        return torch.round(sum(self.conv(stream, _as_kernel(skips, k), bias=k == 0) for k, stream in enumerate(streams)))
+
+    def output(self, index: int, layer: MaskedSum, features: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.relu(features), self.model.output[index])
 
 
 def _as_kernel(exact: ExactSum, source: int = 0) -> ExactSum:

@@ -31,6 +31,7 @@ import torch
 from ..config import ModelConfig
 from ..errors import CompressionError
 from ..models import DiagonalBiLSTMNetwork, PixelCNN, RowLSTMNetwork
+from ..models.description import Block, MaskedSum, NetworkDescription, walk
 from .container import MAX_SIDE
 from .fixed_point import DEFINITION, ExactSum, FixedPoint, Tables, check_cell, exact_sum, input_values, tables
 
@@ -65,6 +66,7 @@ class IntegerModel:
     """A network in fixed point; ``fingerprint`` identifies it (the file header stores it)."""
 
     config: ModelConfig
+    description: NetworkDescription  # the layers in order and their wiring, as the float network's
     arch: str
     fixed: FixedPoint
     tables: Tables
@@ -166,31 +168,54 @@ def integer_model(model, fixed: FixedPoint | None = None) -> IntegerModel:
                                f"not for {type(model).__name__}")
     if config.condition_channels:
         raise CompressionError("an integer coding model needs an unconditional network; this one takes a condition map")
-    activation = fixed.activation_bits
     with torch.no_grad():
-        input_conv = exact_sum("input convolution", [(_masked(model.input_conv), fixed.one)], _biases(model.input_conv),
-                               fixed, activation)
-        stream = input_conv.output_bound
-        layers, streams = [], []
-        for index, block in enumerate(model.blocks):
-            if arch == "pixelcnn":
-                layer, block_bound = _pixelcnn_layer(block, index, stream, fixed)
-            else:
-                layer, block_bound = _lstm_layer(block, index, stream, fixed, arch == "diagonal_bilstm")
-            stream = stream + block_bound if block.residual else block_bound
-            layers.append(layer)
-            streams.append(stream)
-        skips = None
-        if config.skip:
-            skips = exact_sum("skip connections", [(_masked(conv)[:, :, 0, 0], bound) for conv, bound in zip(model.skips, streams)],
-                              _biases(*model.skips), fixed, activation)
-            stream = skips.output_bound
-        output = []
-        for index, conv in enumerate(model.output_stack.convs):
-            last = index == len(model.output_stack.convs) - 1
-            output.append(exact_sum("logits" if last else f"output layer {index}", [(_masked(conv)[:, :, 0, 0], _relu(stream, fixed))],
-                                    _biases(conv), fixed, fixed.table_bits if last else activation))
-            stream = output[-1].output_bound
-    result = IntegerModel(config, arch, fixed, tables(fixed), input_values(fixed, config.levels), input_conv, layers, skips, output)
+        sums = _Quantiser(model, fixed)
+        walk(model.description, sums)
+    result = IntegerModel(config, model.description, arch, fixed, tables(fixed), input_values(fixed, config.levels), sums.input_conv,
+                          sums.layers, sums.skips, sums.output_sums)
     result.fingerprint = _fingerprint(result)
     return result
+
+
+class _Quantiser:
+    """The description's walk with bounds for values: each layer's exact sum, in the network's order.
+
+    A value is the bound of the stream or features at that point; each operation quantises its
+    layer against the bound of what it reads and returns the bound of what it gives.
+    """
+
+    def __init__(self, model, fixed: FixedPoint):
+        self.model, self.fixed = model, fixed
+        self.layers: list = []
+        self.skips: ExactSum | None = None
+        self.output_sums: list[ExactSum] = []
+
+    def input(self) -> int:
+        conv, fixed = self.model.input_conv, self.fixed
+        self.input_conv = exact_sum("input convolution", [(_masked(conv), fixed.one)], _biases(conv), fixed, fixed.activation_bits)
+        return self.input_conv.output_bound
+
+    def block(self, index: int, block: Block, stream: int) -> int:
+        module = self.model.blocks[index]
+        if block.kind == "pixelcnn":
+            layer, bound = _pixelcnn_layer(module, index, stream, self.fixed)
+        else:
+            layer, bound = _lstm_layer(module, index, stream, self.fixed, block.kind == "diagonal_bilstm")
+        self.layers.append(layer)
+        return bound
+
+    def stream(self, index: int, branch: int, previous: int | None) -> int:
+        return branch if previous is None else previous + branch
+
+    def skip_sum(self, streams: list[int]) -> int:
+        skips = self.model.skips
+        self.skips = exact_sum("skip connections", [(_masked(conv)[:, :, 0, 0], bound) for conv, bound in zip(skips, streams)],
+                               _biases(*skips), self.fixed, self.fixed.activation_bits)
+        return self.skips.output_bound
+
+    def output(self, index: int, layer: MaskedSum, features: int) -> int:
+        conv, fixed = self.model.output_stack.convs[index], self.fixed
+        last = index == len(self.model.description.output) - 1
+        self.output_sums.append(exact_sum("logits" if last else f"output layer {index}", [(_masked(conv)[:, :, 0, 0], _relu(features, fixed))],
+                                     _biases(conv), fixed, fixed.table_bits if last else fixed.activation_bits))
+        return self.output_sums[-1].output_bound

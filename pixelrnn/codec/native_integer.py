@@ -25,6 +25,7 @@ except ImportError:  # numpy < 2
     byte_bounds = np.byte_bounds
 
 from .. import native
+from ..models.description import Block, MaskedSum, walk
 from .fixed_point import PRECISION, RECIPROCAL_BITS, integer_frequencies
 from .integer_engines import ENGINES, IntegerEngine, _ConvAt
 from .integer_model import IntegerModel
@@ -173,22 +174,9 @@ class NativeIntegerEngine:
                          if self.first_row_differs else first}
 
     def _program(self, c: int, first: bool) -> IntegerProgram:
-        program = IntegerProgram(self)
-        program.product(Operand(self.slots[0]), _window(self.input_conv), _phased_weight(self.input_conv))
-        residual = self.model.config.residual
-        for index in range(len(self.model.layers)):
-            self._block_instructions(program, index, first, Operand(self.slots[index]) if residual else None)
-        first_input = self.output_inputs[0]
-        if self.model.skips is not None:
-            program.product(Operand(first_input[:-1]), Operand(self.stream[self.slot_rows:]), self.skip)
-        else:
-            program.copy(Operand(first_input[:-1]), Operand(self.slots[-1]))
-        for k, weight in enumerate(self.output[:-1]):
-            program.product(Operand(self.output_inputs[k + 1][:-1]), Operand(self.output_inputs[k]), weight, clamp_in=True)
-        logits = self.logits_buffer[:, c].T  # (K, B): the product's outputs are the rows
-        program.product(Operand(logits), Operand(self.output_inputs[-1]), np.ascontiguousarray(self.logits_weights[c].T),
-                        clamp_in=True, int64_out=True)
-        return program
+        lowering = _IntegerLowering(self, c, first)
+        walk(self.model.description, lowering)
+        return lowering.program
 
     def _column(self, i: int, j: int) -> np.ndarray:
         self.programs[i == 0][self.position[2]].run(i, j)
@@ -196,6 +184,48 @@ class NativeIntegerEngine:
 
     def _block_instructions(self, program: IntegerProgram, index: int, first: bool, residual: Operand | None) -> None:
         raise NotImplementedError
+
+
+class _IntegerLowering:
+    """The description's walk as one program of instructions: channel c's logits at a position.
+
+    Values are the numpy engine's buffers, as in its own walk (``_IntegerColumn``). A block's last
+    product adds the stream it read where the block is residual, so ``stream`` emits nothing.
+    """
+
+    def __init__(self, engine: NativeIntegerEngine, c: int, first: bool):
+        self.engine, self.c, self.first = engine, c, first
+        self.program = IntegerProgram(engine)
+
+    def input(self) -> np.ndarray:
+        engine = self.engine
+        self.program.product(Operand(engine.slots[0]), _window(engine.input_conv), _phased_weight(engine.input_conv))
+        return engine.slots[0]
+
+    def block(self, index: int, block: Block, stream: np.ndarray) -> np.ndarray:
+        engine = self.engine
+        engine._block_instructions(self.program, index, self.first, Operand(engine.slots[index]) if block.residual else None)
+        return engine.slots[index + 1]
+
+    def stream(self, index: int, branch: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        return branch
+
+    def skip_sum(self, streams: list[np.ndarray]) -> np.ndarray:
+        engine = self.engine
+        self.program.product(Operand(engine.output_inputs[0][:-1]), Operand(engine.stream[engine.slot_rows:]), engine.skip)
+        return engine.output_inputs[0][:-1]
+
+    def output(self, index: int, layer: MaskedSum, features: np.ndarray) -> np.ndarray:
+        engine, inputs = self.engine, self.engine.output_inputs[index]
+        if not np.shares_memory(features, inputs):  # the last stream, without skips: into the first layer's input
+            self.program.copy(Operand(inputs[:-1]), Operand(features))
+        if index + 1 < len(engine.output):
+            self.program.product(Operand(engine.output_inputs[index + 1][:-1]), Operand(inputs), engine.output[index], clamp_in=True)
+            return engine.output_inputs[index + 1][:-1]
+        logits = engine.logits_buffer[:, self.c].T  # (K, B): the product's outputs are the rows
+        self.program.product(Operand(logits), Operand(inputs), np.ascontiguousarray(engine.logits_weights[self.c].T),
+                             clamp_in=True, int64_out=True)
+        return logits
 
 
 class NativePixelCNNEngine(NativeIntegerEngine, ENGINES["pixelcnn"]):
