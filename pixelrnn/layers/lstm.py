@@ -25,16 +25,17 @@ import torch
 from torch import nn
 
 from .masked_conv import MaskedConv2d, channel_groups, gate_groups
+from .rules import GATES, SIGMOID_GATES
 from .scan import combine_directions, diagonal_layer_scan, direction_gates, row_scan
 from .skew import skew, unskew
 
 
 def lstm_cell(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One LSTM update from pre-activation gates ``[o|f|i|g]`` stacked on dim 1."""
-    hidden = gates.shape[1] // 4
-    sigmoid_gates = torch.sigmoid(gates[:, : 3 * hidden])
-    output_gate, forget_gate, input_gate = sigmoid_gates.chunk(3, dim=1)
-    content = torch.tanh(gates[:, 3 * hidden :])
+    hidden = gates.shape[1] // len(GATES)
+    # One sigmoid over the leading gates [o | f | i] (GATES' order), tanh over g.
+    output_gate, forget_gate, input_gate = torch.sigmoid(gates[:, : SIGMOID_GATES * hidden]).chunk(SIGMOID_GATES, dim=1)
+    content = torch.tanh(gates[:, SIGMOID_GATES * hidden :])
     cell = forget_gate * cell + input_gate * content
     return output_gate * torch.tanh(cell), cell
 

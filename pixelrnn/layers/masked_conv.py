@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .rules import kernel_centre
+
 MASK_TYPES = ("A", "B")
 
 
@@ -58,7 +60,7 @@ def build_mask(
     kh, kw = kernel_size
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"masked kernels need odd sizes so that the centre is a pixel; got {kh}x{kw}")
-    ci, cj = kh // 2, kw // 2
+    ci, cj = kernel_centre(kh, kw)
     mask = torch.zeros(len(out_groups), len(in_groups), kh, kw)
     mask[:, :, :ci, :] = 1.0  # every row above the centre
     mask[:, :, ci, :cj] = 1.0  # left of the centre in its row
@@ -90,7 +92,7 @@ class MaskedConv2d(nn.Conv2d):
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         if len(in_groups) != in_channels or len(out_groups) != out_channels:
             raise ValueError("group vectors must have one entry per channel")
-        super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2), bias=bias)
+        super().__init__(in_channels, out_channels, (kh, kw), padding=kernel_centre(kh, kw), bias=bias)
         self.mask_type = mask_type
         self.register_buffer("mask", build_mask(mask_type, (kh, kw), in_groups, out_groups), persistent=False)
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from . import rules
+from .rules import SIGMOID_GATES, diagonal_rows, diagonal_steps, split_gates
 from .native_scan import NativeDiagonalLayer, NativeDiagonalScan, NativeRowScan, diagonal_initial_grads, diagonal_padded_states, native_scans_run
 
 
@@ -50,19 +52,19 @@ def _sigmoid_and_tanh(gates: torch.Tensor, size: int, out: torch.Tensor, dim: in
     On the devices of ``SIGMOID_TANH_DEVICES`` one sigmoid covers all four gates: tanh(g) = 2 sigmoid(2g) - 1.
     """
     if gates.device.type not in SIGMOID_TANH_DEVICES:
-        torch.sigmoid(gates.narrow(dim, 0, 3 * size), out=out.narrow(dim, 0, 3 * size))
-        torch.tanh(gates.narrow(dim, 3 * size, size), out=out.narrow(dim, 3 * size, size))
+        torch.sigmoid(gates.narrow(dim, 0, SIGMOID_GATES * size), out=out.narrow(dim, 0, SIGMOID_GATES * size))
+        torch.tanh(gates.narrow(dim, SIGMOID_GATES * size, size), out=out.narrow(dim, SIGMOID_GATES * size, size))
         return out
-    gates.narrow(dim, 3 * size, size).mul_(2)
+    gates.narrow(dim, SIGMOID_GATES * size, size).mul_(2)
     torch.sigmoid(gates, out=out)
-    out.narrow(dim, 3 * size, size).mul_(2).sub_(1)
+    out.narrow(dim, SIGMOID_GATES * size, size).mul_(2).sub_(1)
     return out
 
 
 def _cell_forward(gates, cell_prev, size: int, dim: int, activations, cell, tanh_cell, hidden) -> None:
     """One LSTM update into the given outputs: gates ``[o|f|i|g]`` along ``dim`` (scratch), ``c = f c_prev + i g``, ``h = o tanh(c)``."""
     _sigmoid_and_tanh(gates, size, out=activations, dim=dim)
-    output_gate, forget_gate, input_gate, content = activations.split(size, dim=dim)
+    output_gate, forget_gate, input_gate, content = split_gates(activations, size, dim)
     torch.mul(forget_gate, cell_prev, out=cell).addcmul_(input_gate, content)
     _tanh(cell, out=tanh_cell)
     torch.mul(output_gate, tanh_cell, out=hidden)
@@ -73,15 +75,15 @@ def _cell_backward(grad_h, grad_c_carried, activations, tanh_cell, cell_prev, si
 
     ``grad_c_carried`` is what the next step's cell sent back; ``one`` is a scalar 1 (``1 - x^2`` as one addcmul).
     """
-    output_gate, _, input_gate, content = activations.split(size, dim=dim)
+    output_gate, _, input_gate, content = split_gates(activations, size, dim)
     grad_c = torch.addcmul(grad_c_carried, grad_h * output_gate, torch.addcmul(one, tanh_cell, tanh_cell, value=-1))
-    grad_o, grad_f, grad_i, grad_g = grad_gates.split(size, dim=dim)
+    grad_o, grad_f, grad_i, grad_g = split_gates(grad_gates, size, dim)
     torch.mul(grad_h, tanh_cell, out=grad_o)
     torch.mul(grad_c, cell_prev, out=grad_f)
     torch.mul(grad_c, content, out=grad_i)
     torch.mul(grad_c, input_gate, out=grad_g)
-    sigmoids = activations.narrow(dim, 0, 3 * size)
-    grad_gates.narrow(dim, 0, 3 * size).mul_(torch.addcmul(sigmoids, sigmoids, sigmoids, value=-1))
+    sigmoids = activations.narrow(dim, 0, SIGMOID_GATES * size)
+    grad_gates.narrow(dim, 0, SIGMOID_GATES * size).mul_(torch.addcmul(sigmoids, sigmoids, sigmoids, value=-1))
     grad_g.mul_(torch.addcmul(one, content, content, value=-1))
     return grad_c
 
@@ -213,9 +215,8 @@ class DiagonalScan(torch.autograd.Function):
         activations = gates_in.new_empty(directions, batch, height, width, four_h)
         tanh_cells = gates_in.new_empty(directions, batch, height, width, size)
         weight_t = weight.transpose(1, 2)  # (D, 2h, 4h)
-        for t in range(height + width - 1):
-            lo, hi = max(0, t - width + 1), min(height - 1, t)
-            n = hi - lo + 1
+        for t in diagonal_steps(height, width):
+            lo, n = diagonal_rows(t, height, width)
             recurrent = torch.cat([_diagonal(hidden, t, lo, n, 0, 1), _diagonal(hidden, t, lo, n, 1, 0)], dim=-1)  # (D, B, n, 2h)
             gates = torch.bmm(recurrent.view(directions, batch * n, 2 * size), weight_t).view(directions, batch, n, four_h)
             gates += _diagonal(gates_in, t, lo, n, 0, 0)
@@ -235,9 +236,8 @@ class DiagonalScan(torch.autograd.Function):
         grad_cell = cell.new_zeros(cell.shape)  # the gradient carried from the right neighbour
         grad_gates = activations.new_empty(activations.shape)
         one = activations.new_ones(())  # 1 - x^2 as one addcmul
-        for t in range(height + width - 2, -1, -1):
-            lo, hi = max(0, t - width + 1), min(height - 1, t)
-            n = hi - lo + 1
+        for t in reversed(diagonal_steps(height, width)):
+            lo, n = diagonal_rows(t, height, width)
             act = _diagonal(activations, t, lo, n, 0, 0)
             local = activations.new_empty(directions, batch, n, four_h)  # dL/d(pre-activation gates), contiguous for the bmm
             grad_c = _cell_backward(_diagonal(grad_hidden, t, lo, n, 1, 1), _diagonal(grad_cell, t, lo, n, 1, 1), act,
@@ -276,11 +276,7 @@ def direction_gates(gates: torch.Tensor) -> torch.Tensor:
 
 def combine_directions(states: torch.Tensor) -> torch.Tensor:
     """(2, B, h, H, W) states of both directions (the second mirrored) -> the Diagonal BiLSTM's output (B, h, H, W)."""
-    height = states.shape[3]
-    left_to_right, right_to_left = states[0], states[1].flip(-1)
-    # Shift down one row: pixel (i, j) sees the right-to-left state of (i-1, j), never its own row.
-    shifted = F.pad(right_to_left, (0, 0, 1, 0))[:, :, :height]
-    return left_to_right + shifted
+    return rules.combine_directions(states[0], states[1].flip(-1))
 
 
 def diagonal_layer_scan(gates: torch.Tensor, weight: torch.Tensor, initial_hidden: torch.Tensor,

@@ -28,6 +28,7 @@ import torch
 
 from .. import native
 from ..layers.masked_conv import channel_groups
+from ..layers.rules import GATES
 from ..models.description import Block, MaskedSum, walk
 from ..native.program import Program, at
 from .engine import _Pointwise
@@ -55,7 +56,7 @@ def gate_order(hidden: int, channels: int) -> torch.Tensor:
     Group c's units u0..u1 get positions 4*u0 .. 4*u1 - 1, as [o | f | i | g] of those units, so a
     group's gates are one contiguous block, the layout of the native LSTM step.
     """
-    order = [q * hidden + unit for start, end in group_ranges(hidden, channels) for q in range(4) for unit in range(start, end)]
+    order = [q * hidden + unit for start, end in group_ranges(hidden, channels) for q in range(len(GATES)) for unit in range(start, end)]
     return torch.tensor(order)
 
 
