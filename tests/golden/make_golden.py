@@ -1,7 +1,8 @@
 """Write the golden fixtures of tests/golden/files/: model files, compressed files, integer logits and samples.
 
-This script was run ONCE, at the commit recorded in ``files/manifest.json`` (``generated_at_commit``),
-and its output was committed. The files pin the behaviour of that commit bit for bit:
+This script was run ONCE, at commit 71f8e7accf5eef7eb1e01739d2810bfbfc0ef338 (recorded in
+``files/manifest.json`` as ``generated_at_commit``), and its output was committed. The files pin
+the behaviour of that commit bit for bit:
 
 - the compressed file format and the integer coding model (``pixelrnn.codec``): each ``.pxrnn``
   file must still decode to the stored images, and re-encoding them must give the same bytes;
