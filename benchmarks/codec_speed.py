@@ -9,11 +9,11 @@ gives the median images per second of wall-clock time, the ratios of the medians
 average, so that a machine shared with other work slows all three alike.
 
 - ``float32, reference``: ``compress(..., arithmetic="float32")``, the float model on the
-  reference engine (``pixelrnn/sampling/engines.py``): the codec as it was before the integer
+  reference engine (``pixelrnn/sampling/reference_engines.py``): the codec as it was before the integer
   coding model and the native engines (its files decode only on the platform that wrote them).
 - ``integer, numpy``: the default integer coding model on its numpy engine
-  (``pixelrnn/codec/integer_engines.py``), run under ``pixelrnn.native.disabled()``.
-- ``integer, native``: the same model on the native engine (``pixelrnn/codec/native_integer.py``),
+  (``pixelrnn/codec/integer_numpy_engines.py``), run under ``pixelrnn.native.disabled()``.
+- ``integer, native``: the same model on the native engine (``pixelrnn/codec/integer_native_engines.py``),
   the default where the kernels build. Its files are byte-identical to the numpy engine's.
 
 Models are the MNIST presets with random weights (speed does not depend on the weights; file

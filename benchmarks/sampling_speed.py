@@ -19,7 +19,7 @@ work the CPU time is the steadier measure. The load average is printed with ever
   sub-pixel multiplied by C*H*W. Each round times it with one thread and with torch's default
   thread count and keeps the faster.
 - before: ``sample(model, ...)`` under ``pixelrnn.native.disabled()``: the reference engines
-  (``pixelrnn/sampling/engines.py``) and the PyTorch draw, the code path of the engines before
+  (``pixelrnn/sampling/reference_engines.py``) and the PyTorch draw, the code path of the engines before
   the native kernels.
 - after: ``sample(model, ...)`` with the native engines (``pixelrnn/sampling/native_engines.py``).
 - An engine's work on a row does not depend on the rows below it, so sampling the first

@@ -3,7 +3,7 @@
 - :mod:`.container`: the file format, written and parsed with bounded reads;
 - :mod:`.fixed_point`: the integer coding model's arithmetic (formats, exact sums, tables, frequencies);
 - :mod:`.integer_model`: a network's integer coding model, its bounds and fingerprint;
-- :mod:`.integer_forward` / :mod:`.integer_engines`: its batched pass and its incremental engines;
+- :mod:`.integer_batched` / :mod:`.integer_numpy_engines`: its batched pass and its incremental engines;
 - :mod:`.coding_model`: the integer and the float coding model, as the coder uses them;
 - :mod:`.coder`: :func:`compress` and :func:`decompress`, one raster loop for both;
 - :mod:`.files`: image files in, the same files out;
@@ -17,7 +17,7 @@ from .coding_model import ARITHMETIC_CHOICES, chunks, code_lengths, environment,
 from .container import DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, Container, build_container, check_name, read_container
 from .files import image_from_file, images_from_array, save_images, values_to_png
 from .fixed_point import FixedPoint
-from .integer_forward import integer_logits
+from .integer_batched import integer_logits
 from .integer_model import IntegerModel, integer_model
 from .stats import compression_stats, model_nll_bits
 

@@ -38,7 +38,8 @@ from ..sampling import engine_class, make_engine
 from ..utils import torch_threads
 from .container import FLOAT_DTYPES
 from .fixed_point import PRECISION, FixedPoint
-from .native_integer import NativeIntegerEngine, frequencies, integer_engine
+from .factory import make_integer_engine
+from .integer_native_engines import NativeIntegerEngine, frequencies
 from .integer_model import integer_model
 
 ARITHMETIC_CHOICES = ("integer", "float32", "float64")
@@ -188,7 +189,7 @@ class IntegerCoding:
             raise CompressionError(f"threads must be a whole number >= 1; got {threads!r}")
         self.model = integer_model(model, fixed_point)
         self.fixed_point, self.fingerprint = self.model.fixed, self.model.fingerprint
-        self.engine = integer_engine(self.model)
+        self.engine = make_integer_engine(self.model)
         if isinstance(self.engine, NativeIntegerEngine):
             self.threads = self.engine.threads = threads or torch.get_num_threads()
             # Its per-row numpy products stay on one BLAS thread, whose idle workers would

@@ -13,7 +13,7 @@ every sum quantised by :func:`pixelrnn.codec.fixed_point.exact_sum` and every ac
 
 Each bound is checked when the model is built, so a model whose integer version could overflow the
 exact range is refused then, with a one-line error naming the layer, never while coding. The
-batched pass is :mod:`.integer_forward`; the incremental engines are :mod:`.integer_engines`.
+batched pass is :mod:`.integer_batched`; the incremental engines are :mod:`.integer_numpy_engines`.
 
 Multi-scale networks (section 3.6) have no integer coding model: their conditioning network
 (transposed convolutions) would need one too; they are refused, as by the float coder.

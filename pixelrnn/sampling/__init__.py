@@ -1,7 +1,7 @@
 """Generation with the networks of the paper: the fill loop and the exact incremental engines."""
 
-from .engine import IncrementalEngine
-from .engines import ENGINES, DiagonalBiLSTMEngine, PixelCNNEngine, RowLSTMEngine, engine_class
+from .reference_engine import IncrementalEngine
+from .reference_engines import ENGINES, DiagonalBiLSTMEngine, PixelCNNEngine, RowLSTMEngine, engine_class
 from .factory import make_engine
 from .native_engines import NATIVE_ENGINES
 from .generation import complete, complete_images, fill, sample, sample_categorical, sample_stages

@@ -8,8 +8,8 @@ built; anything else (CUDA, half precision, no compiler) gets the reference engi
 from __future__ import annotations
 
 from .. import native
-from .engine import IncrementalEngine
-from .engines import ENGINES, engine_class
+from .reference_engine import IncrementalEngine
+from .reference_engines import ENGINES, engine_class
 from .native_engines import NATIVE_ENGINES
 
 

@@ -5,7 +5,7 @@ model's conditional p(x_i | x_<i) (eq. 1-2). ``fill(model, images, known)`` is t
 form: known sub-pixels anywhere are kept, and conditioned on where they come earlier;
 ``sample`` starts from nothing and ``complete`` keeps the top rows (Figures 1 and 9).
 
-By default the exact incremental engine of :mod:`pixelrnn.sampling.engines` computes each
+By default the exact incremental engine of :mod:`pixelrnn.sampling.reference_engines` computes each
 conditional; ``naive=True`` reruns the whole network per sub-pixel instead. Both draw one
 uniform per sub-pixel in the same order, so with the same ``generator`` state they return the
 same images. The Multi-Scale PixelRNN (section 3.6, Figure 8) samples its small image first,

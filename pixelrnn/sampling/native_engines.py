@@ -1,8 +1,8 @@
 """The three native engines: each reference engine's caches, one native call per position and colour.
 
-The caches and the row work follow the reference engines of :mod:`pixelrnn.sampling.engines`
+The caches and the row work follow the reference engines of :mod:`pixelrnn.sampling.reference_engines`
 (PixelCNN, section 3.5; Row LSTM, section 3.1; Diagonal BiLSTM, section 3.2); each block adds
-its part to the per-group program of :class:`pixelrnn.sampling.native_engine.NativeColumn`.
+its part to the per-group program of :class:`pixelrnn.sampling.native_column.NativeColumn`.
 Deviations in layout, none in what is computed:
 
 - LSTM gates are permuted so that each colour group's [o | f | i | g] is one block
@@ -20,9 +20,9 @@ import torch
 
 from ..models.description import Block
 from ..native.program import Operand, Program, at
-from .engine import IncrementalEngine, _MaskedConvAt, _Pointwise
-from .engines import DiagonalBiLSTMEngine, PixelCNNEngine, RowLSTMEngine, _named_caches
-from .native_engine import NativeColumn, gate_order, group_ranges
+from .reference_engine import IncrementalEngine, MaskedConvAt, Pointwise
+from .reference_engines import DiagonalBiLSTMEngine, PixelCNNEngine, RowLSTMEngine, named_caches
+from .native_column import NativeColumn, gate_order, group_ranges
 
 
 class NativePixelCNNEngine(NativeColumn, PixelCNNEngine):
@@ -68,11 +68,11 @@ class NativePixelCNNEngine(NativeColumn, PixelCNNEngine):
 class _NativeRowLayer:
     """One Row LSTM layer's state; gates permuted by colour group (:func:`gate_order`)."""
 
-    input_to_state: _MaskedConvAt  # caches one row of the layer's input: (B, 1, W + 2*(k//2), 2h)
+    input_to_state: MaskedConvAt  # caches one row of the layer's input: (B, 1, W + 2*(k//2), 2h)
     centre: torch.Tensor  # ((k//2 + 1) * 2h, 4h): the input-to-state kernel's left part and centre
     state: torch.Tensor  # (k * h, 4h): the state-to-state 1 x k kernel over a window of the row above
     gate_bias: torch.Tensor  # (4h,)
-    output: _Pointwise
+    output: Pointwise
     hidden: torch.Tensor  # (B, W + 2*(k//2), h), zero padded: the finished row until the new row's positions overwrite it
     cell_above: torch.Tensor  # (W, B, h)
     cell: torch.Tensor  # (W, B, h)
@@ -91,7 +91,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
         self.layers: list[_NativeRowLayer] = []
         for index, block in enumerate(self.model.blocks):
             lstm = block.lstm
-            input_to_state = _MaskedConvAt(lstm.input_to_state, batch, 1, width, self.like)
+            input_to_state = MaskedConvAt(lstm.input_to_state, batch, 1, width, self.like)
             weight = lstm.state_to_state.weight.detach()  # (4h, h, k)
             pad = weight.shape[-1] // 2
             hidden, cell = lstm.initial_state(batch, width)  # row -1: the learned initial state, (B, h, W)
@@ -101,7 +101,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
             self.layers.append(_NativeRowLayer(
                 input_to_state=input_to_state, centre=input_to_state.centre_t[:, self.order].contiguous(),
                 state=weight.permute(2, 1, 0).reshape(-1, 4 * size)[:, self.order].contiguous(),
-                gate_bias=input_to_state.bias[self.order].contiguous(), output=_Pointwise(block.output), hidden=padded,
+                gate_bias=input_to_state.bias[self.order].contiguous(), output=Pointwise(block.output), hidden=padded,
                 cell_above=cell_above, cell=torch.zeros_like(cell_above), state_gates=self.like.new_zeros(batch, width, 4 * size)))
             if self.condition_bias is not None:
                 self.condition_bias[index] = self.condition_bias[index][..., self.order].contiguous()
@@ -136,7 +136,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
                        add=at(x[:, wide_start:wide_end]) if described.residual else None)
 
     def _block_caches(self):
-        return _named_caches(self.layers, ("hidden", "cell_above", "cell", "state_gates"))
+        return named_caches(self.layers, ("hidden", "cell_above", "cell", "state_gates"))
 
 
 @dataclass
@@ -147,7 +147,7 @@ class _NativeDiagonalLayer:
     input_bias: torch.Tensor  # (8h,)
     forward: torch.Tensor  # (2h, 4h): state-to-state over [state above ; state to the left], permuted
     reverse: torch.Tensor  # (2h, 4h)
-    output: _Pointwise
+    output: Pointwise
     hidden_above: torch.Tensor  # (W + 1, B, h): left-to-right states of row i-1 at index j+1; index 0 the initial state
     hidden: torch.Tensor  # (W + 1, B, h): of row i
     cell: torch.Tensor  # (W + 1, B, h)
@@ -173,7 +173,7 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
         self.layers: list[_NativeDiagonalLayer] = []
         for index, block in enumerate(self.model.blocks):
             lstm = block.lstm
-            input_to_state = _Pointwise(lstm.input_to_state)
+            input_to_state = Pointwise(lstm.input_to_state)
             state_to_state = lstm.state_to_state.detach()  # (2, 4h, 2h) over [state above ; state to the left]
             initial_hidden, initial_cell = lstm.initial_hidden.detach(), lstm.initial_cell.detach()  # (2, h)
 
@@ -183,7 +183,7 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
             self.layers.append(_NativeDiagonalLayer(
                 input_weight=input_to_state.weight_t[:, both].contiguous(), input_bias=input_to_state.bias[both].contiguous(),
                 forward=state_to_state[0].t()[:, self.order].contiguous(), reverse=state_to_state[1].t()[:, self.order].contiguous(),
-                output=_Pointwise(block.output), hidden_above=initial(initial_hidden, 0), hidden=initial(initial_hidden, 0),
+                output=Pointwise(block.output), hidden_above=initial(initial_hidden, 0), hidden=initial(initial_hidden, 0),
                 cell=initial(initial_cell, 0), reverse_gates=self.like.new_zeros(width, batch, 4 * size),
                 reverse_states=initial(initial_hidden, 1), reverse_cell=initial(initial_cell, 1), summed=self.like.new_zeros(batch, size)))
             if self.condition_bias is not None:
@@ -240,7 +240,7 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
                        add=at(x[:, wide_start:wide_end]) if described.residual else None)
 
     def _block_caches(self):
-        caches = _named_caches(self.layers, ("hidden_above", "hidden", "cell", "reverse_gates"))
+        caches = named_caches(self.layers, ("hidden_above", "hidden", "cell", "reverse_gates"))
         caches.update({f"block{k}.reverse_above": layer.reverse_states for k, layer in enumerate(self.layers)})
         return caches
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from codec_cases import INTEGER_CASES, SMALL, image_set, integer_case, teacher_forced_logits, tiny
 from pixelrnn.codec import CompressionError, FixedPoint, compress, integer_logits, integer_model
 from pixelrnn.codec.fixed_point import EXACT, PRECISION, exact_sum, input_values, integer_frequencies, tables
-from pixelrnn.codec.integer_engines import integer_engine
+from pixelrnn.codec.factory import make_integer_engine
 from pixelrnn.config import ModelConfig, MultiScaleConfig
 from pixelrnn.models import model_from_config
 
@@ -150,7 +150,7 @@ def test_batched_integer_logits_equal_the_engines_bit_for_bit(**case):
     model, images = integer_case(**case)
     batched = integer_logits(model, images).numpy()
     assert np.array_equal(batched, np.rint(batched))
-    assert np.array_equal(batched, teacher_forced_logits(integer_engine(model), images, model.config.levels))
+    assert np.array_equal(batched, teacher_forced_logits(make_integer_engine(model), images, model.config.levels))
 
 
 @pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
@@ -166,7 +166,7 @@ def test_integer_logits_follow_the_float_model(arch):
 
 
 def test_the_engine_goes_in_raster_order():
-    engine = integer_engine(integer_model(tiny("pixelcnn", 3, 4)))
+    engine = make_integer_engine(integer_model(tiny("pixelcnn", 3, 4)))
     with pytest.raises(ValueError, match="reset"):
         engine.logits(0, 0, 0)
     with pytest.raises(ValueError, match="expected 2 values"):

@@ -1,4 +1,4 @@
-"""The native integer engines (pixelrnn.codec.native_integer): bit for bit the numpy engines, or the fallback.
+"""The native integer engines (pixelrnn.codec.integer_native_engines): bit for bit the numpy engines, or the fallback.
 
 Their integer logits equal the batched pass (and so the numpy engines, tested against it in
 test_integer_model.py) on random models, shapes, fixed-point formats and weights large enough
@@ -15,8 +15,9 @@ from codec_cases import INTEGER_CASES, SMALL, image_set, integer_case, same_imag
 from pixelrnn import native
 from pixelrnn.codec import FixedPoint, compress, decompress, integer_logits, integer_model
 from pixelrnn.codec.fixed_point import PRECISION, integer_frequencies, tables
-from pixelrnn.codec.integer_engines import ENGINES
-from pixelrnn.codec.native_integer import NATIVE_ENGINES, IntegerProgram, Operand, frequencies, integer_engine
+from pixelrnn.codec.integer_numpy_engines import ENGINES
+from pixelrnn.codec.factory import make_integer_engine
+from pixelrnn.codec.integer_native_engines import NATIVE_ENGINES, IntegerProgram, Operand, frequencies
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(native.library() is None, reason="the native kernels cannot be built here")]
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.usefixtures("one_thread"),
 @given(**INTEGER_CASES, count=st.sampled_from([1, 3, 8, 17]))  # below, at and past the kernels' vectors of images
 def test_native_integer_logits_equal_the_batched_pass_bit_for_bit(**case):
     model, images = integer_case(**case)
-    engine = integer_engine(model, native_kernels=True)
+    engine = make_integer_engine(model, native_kernels=True)
     assert isinstance(engine, NATIVE_ENGINES[case["arch"]])
     assert np.array_equal(teacher_forced_logits(engine, images, model.config.levels), integer_logits(model, images).numpy())
 
@@ -36,7 +37,7 @@ def test_threads_split_the_images_and_change_no_integer(arch):
     case = dict(arch=arch, channels=3, levels=5, height=3, width=4, count=70, seed=5, residual=True, skip=True, gain=25.0,
                 fixed=SMALL)
     model, images = integer_case(**case)
-    engine = integer_engine(model, native_kernels=True)
+    engine = make_integer_engine(model, native_kernels=True)
     engine.threads = 2
     assert np.array_equal(teacher_forced_logits(engine, images, model.config.levels), integer_logits(model, images).numpy())
     coded = image_set(3, 5, 70, [(3, 4)], seed=5)
@@ -71,15 +72,15 @@ def test_a_file_is_the_same_bytes_from_either_engine_and_decodes_with_the_other(
 def test_without_the_kernels_the_numpy_engine_runs():
     model = integer_model(tiny("row_lstm", 1, 2))
     with native.disabled():
-        assert type(integer_engine(model)) is ENGINES["row_lstm"]
+        assert type(make_integer_engine(model)) is ENGINES["row_lstm"]
         with pytest.raises(RuntimeError, match="native kernels"):
-            integer_engine(model, native_kernels=True)
-    assert type(integer_engine(model)) is NATIVE_ENGINES["row_lstm"]
-    assert type(integer_engine(model, native_kernels=False)) is ENGINES["row_lstm"]
+            make_integer_engine(model, native_kernels=True)
+    assert type(make_integer_engine(model)) is NATIVE_ENGINES["row_lstm"]
+    assert type(make_integer_engine(model, native_kernels=False)) is ENGINES["row_lstm"]
 
 
 def test_a_view_that_would_leave_its_array_is_refused():
-    engine = integer_engine(integer_model(tiny("pixelcnn", 1, 2)), native_kernels=True)
+    engine = make_integer_engine(integer_model(tiny("pixelcnn", 1, 2)), native_kernels=True)
     engine.reset(2, 4, 5)
     program = IntegerProgram(engine)
     buffer = np.zeros((5, 3, 2))  # (column, unit, image)

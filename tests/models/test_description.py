@@ -13,8 +13,8 @@ import torch
 
 from pixelrnn import native
 from pixelrnn.codec import integer_logits, integer_model
-from pixelrnn.codec.integer_engines import ENGINES as INTEGER_ENGINES
-from pixelrnn.codec.native_integer import integer_engine
+from pixelrnn.codec.integer_numpy_engines import ENGINES as INTEGER_ENGINES
+from pixelrnn.codec.factory import make_integer_engine
 from pixelrnn.config import ModelConfig
 from pixelrnn.models import build_model
 from pixelrnn.models.description import Block, MaskedSum, describe, walk
@@ -128,4 +128,4 @@ def test_a_made_up_description_is_computed_by_every_integer_executor(arch, skip)
     assert np.array_equal(teacher_forced_logits(INTEGER_ENGINES[arch](coding), images, 5), batched)
     if native.plain_kernel("pixelrnn_integer_run") is None:
         pytest.skip("the native kernels are not built here")
-    assert np.array_equal(teacher_forced_logits(integer_engine(coding, native_kernels=True), images, 5), batched)
+    assert np.array_equal(teacher_forced_logits(make_integer_engine(coding, native_kernels=True), images, 5), batched)

@@ -13,7 +13,7 @@ import torch
 
 from pixelrnn import ARCHITECTURES, native
 from pixelrnn.sampling import ENGINES, NATIVE_ENGINES, complete, fill, make_engine, sample
-from pixelrnn.sampling.native_engine import gate_order, visible_prefix
+from pixelrnn.sampling.native_column import gate_order, visible_prefix
 from test_engines import small_model
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),

@@ -1,4 +1,4 @@
-"""Native integer engines: the engines of :mod:`.integer_engines`, each position's work in one call.
+"""Native integer engines: the engines of :mod:`.integer_numpy_engines`, each position's work in one call.
 
 The numpy engines spend their time on a hundred or so small array operations per position
 (products, roundings, clamps, table lookups). Here each engine encodes, once per ``reset``, what
@@ -10,7 +10,7 @@ done once per row (the Row LSTM's state-to-state product, the ring buffers' new 
 Every sum of the integer coding model is exact (:mod:`.fixed_point`), so the native sums, grouped
 differently and with fused multiply-adds, equal numpy's bit for bit, and so do the integer
 logits: a file coded on one path decodes on the other (``tests/codec/test_native_integer.py``).
-Where the native kernels are not built, :func:`integer_engine` gives the numpy engine.
+Where the native kernels are not built, :func:`.factory.make_integer_engine` gives the numpy engine.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ except ImportError:  # numpy < 2
 from .. import native
 from ..models.description import Block, MaskedSum, walk
 from .fixed_point import PRECISION, RECIPROCAL_BITS, integer_frequencies
-from .integer_engines import ENGINES, IntegerEngine, _ConvAt
-from .integer_model import IntegerModel
+from .integer_numpy_engines import ENGINES, IntegerEngine, RingConvAt
 
 _PRODUCT, _CELL, _ADD, _COPY = 1, 2, 3, 4
 _CLAMP_IN, _ROUND, _CLAMP_OUT, _INT64_OUT = 1, 2, 4, 8
@@ -131,19 +130,19 @@ class IntegerProgram:
                       context, self._relu_max, self._engine.threads)
 
 
-def _slot(conv: _ConvAt) -> Operand:
+def _slot(conv: RingConvAt) -> Operand:
     """The (in, B) input at column j of row i's ring slot: what the numpy engine writes through ``conv.slot(j)``."""
     cache = conv.cache
     return Operand(cache[conv.side, 0, :-1], cache.strides[1] // _ITEM, cache.strides[0] // _ITEM, period=cache.shape[1])
 
 
-def _window(conv: _ConvAt) -> Operand:
+def _window(conv: RingConvAt) -> Operand:
     """The kernel's columns around j, all ring slots, channels with the ones: the product's input (``conv.at``)."""
     cache = conv.cache
     return Operand(cache[: 2 * conv.side + 1].reshape(-1, conv.batch), j_stride=cache.strides[0] // _ITEM)
 
 
-def _phased_weight(conv: _ConvAt) -> Operand:
+def _phased_weight(conv: RingConvAt) -> Operand:
     """The weights of each ring phase (``conv.phases``) stacked: row i reads phase i mod (top + 1).
 
     Inputs whose weights are zero in every phase at the end of the window (the centre row's right
@@ -322,19 +321,6 @@ class NativeDiagonalBiLSTMEngine(NativeIntegerEngine, ENGINES["diagonal_bilstm"]
 
 
 NATIVE_ENGINES = {"pixelcnn": NativePixelCNNEngine, "row_lstm": NativeRowLSTMEngine, "diagonal_bilstm": NativeDiagonalBiLSTMEngine}
-
-
-def integer_engine(model: IntegerModel, native_kernels: bool | None = None) -> IntegerEngine:
-    """The incremental engine of an integer coding model: native where the kernels are built, else numpy.
-
-    ``native_kernels``: None takes the native engine where it can run; False the numpy engine;
-    True the native engine, and raises ``RuntimeError`` where the kernels are not built.
-    """
-    if native_kernels is not False and native.plain_kernel("pixelrnn_integer_run") is not None:
-        return NATIVE_ENGINES[model.arch](model)
-    if native_kernels:
-        raise RuntimeError("the native integer engine needs the native kernels built")
-    return ENGINES[model.arch](model)
 
 
 def frequencies(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 The encoder knows every pixel, so it computes all conditionals of a chunk in one pass, as the
 float model's ``forward`` does, instead of one sub-pixel at a time; the decoder runs the incremental
-engines of :mod:`.integer_engines`. Both give the same integers, bit for bit: every sum is exact
+engines of :mod:`.integer_numpy_engines`. Both give the same integers, bit for bit: every sum is exact
 (:mod:`.fixed_point`), so its value does not depend on how the pass groups it (tested).
 
 The pass is torch in float64 on any device. A convolution is an ``unfold`` (a copy) and one
@@ -166,7 +166,7 @@ def _per_image(model: IntegerModel, height: int, width: int) -> int:
 def integer_logits(model: IntegerModel, images, device: str | torch.device = "cpu") -> torch.Tensor:
     """Integer logits (N, C, K, H, W), float64 on the 2^-G grid, of integer images (N, C, H, W).
 
-    Exactly the logits of the incremental engines (:mod:`.integer_engines`), for any device and
+    Exactly the logits of the incremental engines (:mod:`.integer_numpy_engines`), for any device and
     thread count. Images are passed in sub-batches of about ``PASS_BUDGET`` elements.
     """
     images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images).long()

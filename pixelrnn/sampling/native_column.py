@@ -1,6 +1,6 @@
 """The native engines' shared part: one call per position, and per colour only that colour's units.
 
-The reference engines (:mod:`pixelrnn.sampling.engine`) issue about a hundred tensor operations
+The reference engines (:mod:`pixelrnn.sampling.reference_engine`) issue about a hundred tensor operations
 per position; here the work at one position is encoded once per ``reset`` as a
 :class:`pixelrnn.native.program.Program` and run by one native call per position, and a row
 with nothing known is sampled whole by one native call (:meth:`NativeColumn.sample_row`).
@@ -31,7 +31,7 @@ from ..layers.masked_conv import channel_groups
 from ..layers.rules import GATES
 from ..models.description import Block, MaskedSum, walk
 from ..native.program import Program, at
-from .engine import _Pointwise
+from .reference_engine import Pointwise
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,10 +82,10 @@ class NativeColumn:
         self._prefixes: dict[tuple, int] = {}
         # features[0]: the input convolution's output; features[k + 1]: block k's. (L+1, B, 2h)
         self.features = self.like.new_zeros(len(model.blocks) + 1, batch, maps)
-        self.skip_weights = [_Pointwise(conv) for conv in model.skips]
+        self.skip_weights = [Pointwise(conv) for conv in model.skips]
         self.skip_sum = self.like.new_zeros(batch, maps)
         self.skip_bias = sum(skip.bias for skip in self.skip_weights) if self.skip_weights else None
-        self.head_layers = [_Pointwise(conv) for conv in model.output_stack.convs]
+        self.head_layers = [Pointwise(conv) for conv in model.output_stack.convs]
         self.head_outputs = [self.like.new_zeros(batch, layer.weight_t.shape[1]) for layer in self.head_layers[:-1]]
         self.column_logits = self.like.new_zeros(batch, self.channels * self.levels)
         self.scaled_levels = model.scale(torch.arange(self.levels, device=self.like.device))  # advance() looks values up here
@@ -112,7 +112,7 @@ class NativeColumn:
         return self.like.new_zeros(self.batch, self.width, conv.bias.shape[0]) if conv.top else None
 
     def _above_product(self, program: Program, conv, base: torch.Tensor | None) -> None:
-        """Row work of a masked convolution (``_MaskedConvAt``): its rows above the centre, all columns of the row."""
+        """Row work of a masked convolution (``MaskedConvAt``): its rows above the centre, all columns of the row."""
         if base is None:
             return
         cache, columns = conv.cache, conv.kernel_width

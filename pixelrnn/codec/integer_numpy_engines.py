@@ -1,11 +1,11 @@
 """Incremental engines of the integer coding model: one sub-pixel at a time from cached state.
 
-They mirror the float engines (:mod:`pixelrnn.sampling.engine`, :mod:`pixelrnn.sampling.engines`):
+They mirror the float engines (:mod:`pixelrnn.sampling.reference_engine`, :mod:`pixelrnn.sampling.reference_engines`):
 the same interface (``reset`` / ``logits`` / ``advance``, raster order enforced), the same caches
 (a masked convolution's input map; the Row LSTM's state-to-state gates of the row and the cells
 above; the Diagonal BiLSTM's left-to-right states per position and its right-to-left scan per
 finished row) and the same per-row work. They compute :class:`IntegerModel`, whose every sum is
-exact, so their logits equal those of the batched pass (:mod:`.integer_forward`) bit for bit.
+exact, so their logits equal those of the batched pass (:mod:`.integer_batched`) bit for bit.
 
 numpy, not torch: per sub-pixel the work is a chain of small products and elementwise steps, and
 numpy's per-call cost is the lower one. The layout is features-major, every per-position value
@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..layers.rules import SIGMOID_GATES, kernel_centre, split_gates
 from ..models.description import Block, MaskedSum, walk
-from ..sampling.engine import RasterCursor
+from ..models.raster_cursor import RasterCursor
 from .fixed_point import ExactSum
 from .integer_model import IntegerModel, LSTMLayer
 
@@ -37,7 +37,7 @@ def _ones_row(rows: int, batch: int) -> np.ndarray:
     return buffer
 
 
-class _ConvAt:
+class RingConvAt:
     """A masked kh x kw sum evaluated position by position from a ring of the rows it reads.
 
     The cache is column-major, ``(W + 2*(kw//2), kh//2 + 1, in + 1, B)``: per column the rows
@@ -82,7 +82,7 @@ class IntegerEngine(RasterCursor):
     """Shared part: input convolution, the residual stream, skips, output stack; subclasses do blocks.
 
     The cursor (raster order, a column per pixel, per-row work) is the float engines' own
-    :class:`~pixelrnn.sampling.engine.RasterCursor`. The residual stream of a position is one
+    :class:`~pixelrnn.models.raster_cursor.RasterCursor`. The residual stream of a position is one
     buffer of L + 1 slots of (2h + 1, B), slot 0 the input convolution's output, slot l + 1
     block l's, each with its row of ones: the skip sum is one product over slots 1..L, and a
     block reads its input with its bias row. ``logits(i, j, c)`` is a (B, K) int64 view.
@@ -99,7 +99,7 @@ class IntegerEngine(RasterCursor):
             raise ValueError(f"batch, height and width must be >= 1; got {batch}, {height}, {width}")
         model = self.model
         self.batch, self.height, self.width = batch, height, width
-        self.input_conv = _ConvAt(model.input_conv, batch, width)
+        self.input_conv = RingConvAt(model.input_conv, batch, width)
         maps = len(model.input_conv.bias)
         self.slot_rows = maps + 1
         self.stream = np.zeros(((len(model.layers) + 1) * self.slot_rows, batch))
@@ -170,7 +170,7 @@ class PixelCNNEngine(IntegerEngine):
 
     def _setup_blocks(self) -> None:
         batch = self.batch
-        self.convs = [_ConvAt(layer.conv, batch, self.width) for layer in self.model.layers]
+        self.convs = [RingConvAt(layer.conv, batch, self.width) for layer in self.model.layers]
         self.reduce = [_with_bias(layer.reduce.weights[0], layer.reduce.bias) for layer in self.model.layers]
         self.expand = [_with_bias(layer.expand.weights[0], layer.expand.bias) for layer in self.model.layers]
         self.relu_input = _ones_row(self.slot_rows - 1, batch)
@@ -231,7 +231,7 @@ class RowLSTMEngine(_LSTMEngine):
         hidden[side : side + width, :size] = layer.initial_hidden[None, :, None]  # row -1: the learned initial state
         cells = np.zeros((2, width, size, batch))
         cells[1] = layer.initial_cell[None, :, None]  # row -1: the learned initial cell
-        return {"input_to_state": _ConvAt(layer.gates, batch, width), "side": side, "hidden": hidden,
+        return {"input_to_state": RingConvAt(layer.gates, batch, width), "side": side, "hidden": hidden,
                 "recurrent": np.concatenate([recurrent, np.zeros_like(recurrent[:, :1])], axis=1)  # the ones: weight 0
                 .transpose(0, 2, 1).reshape(len(recurrent), -1),  # columns (column, channel)
                 "cells": cells, "cell": cells[0], "cell_above": cells[1],
@@ -360,8 +360,3 @@ class _IntegerColumn:
         np.matmul(inputs.T, engine.logits_weights[channel], out=engine.logits_sum)  # (B, K): the same sums, transposed
         np.rint(engine.logits_sum, out=engine.logits_buffer[:, channel], casting="unsafe")
         return engine.logits_buffer
-
-
-def integer_engine(model: IntegerModel) -> IntegerEngine:
-    """The incremental engine of an integer coding model."""
-    return ENGINES[model.arch](model)

@@ -22,10 +22,10 @@ from torch import nn
 
 from ..layers.lstm import lstm_cell
 from ..models import DiagonalBiLSTMNetwork, PixelCNN, PixelModel, RowLSTMNetwork
-from .engine import IncrementalEngine, _MaskedConvAt, _Pointwise
+from .reference_engine import IncrementalEngine, MaskedConvAt, Pointwise
 
 
-def _named_caches(layers, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def named_caches(layers, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     return {f"block{k}.{name}": getattr(layer, name) for k, layer in enumerate(layers) for name in names}
 
 
@@ -35,9 +35,9 @@ class PixelCNNEngine(IncrementalEngine):
     def _setup_blocks(self) -> None:
         self.reduce, self.conv, self.expand = [], [], []
         for block in self.model.blocks:
-            self.reduce.append(_Pointwise(block.reduce))
-            self.conv.append(_MaskedConvAt(block.conv, self.batch, self.height, self.width, self.like))
-            self.expand.append(_Pointwise(block.expand))
+            self.reduce.append(Pointwise(block.reduce))
+            self.conv.append(MaskedConvAt(block.conv, self.batch, self.height, self.width, self.like))
+            self.expand.append(Pointwise(block.expand))
 
     def _start_blocks_row(self, i: int) -> None:
         for conv in self.conv:
@@ -65,8 +65,8 @@ class _RowLSTMLayer:
     """One Row LSTM layer's state while sampling; state maps are (B, h, W)."""
 
     module: nn.Module
-    input_to_state: _MaskedConvAt  # caches one row of the layer's input
-    output: _Pointwise
+    input_to_state: MaskedConvAt  # caches one row of the layer's input
+    output: Pointwise
     row_input: torch.Tensor  # (B, 1, W + 2*(k//2), 2h), the input-to-state cache
     hidden: torch.Tensor  # (B, h, W): the finished row until the new row's positions overwrite it
     cell_above: torch.Tensor  # (B, h, W)
@@ -88,11 +88,11 @@ class RowLSTMEngine(IncrementalEngine):
         self.layers: list[_RowLSTMLayer] = []
         for block in self.model.blocks:
             lstm = block.lstm
-            input_to_state = _MaskedConvAt(lstm.input_to_state, self.batch, 1, self.width, self.like)
+            input_to_state = MaskedConvAt(lstm.input_to_state, self.batch, 1, self.width, self.like)
             input_to_state.start_row(0)
             hidden, cell = lstm.initial_state(self.batch, self.width)  # row -1: the learned initial state
             self.layers.append(_RowLSTMLayer(
-                module=lstm, input_to_state=input_to_state, output=_Pointwise(block.output), row_input=input_to_state.cache,
+                module=lstm, input_to_state=input_to_state, output=Pointwise(block.output), row_input=input_to_state.cache,
                 hidden=hidden.detach().clone(), cell_above=cell.detach().clone(), cell=torch.zeros_like(cell)))
 
     def _start_blocks_row(self, i: int) -> None:
@@ -113,17 +113,17 @@ class RowLSTMEngine(IncrementalEngine):
         return layer.output(hidden)
 
     def _block_caches(self):
-        return _named_caches(self.layers, ("row_input", "hidden", "cell_above", "cell", "state_gates"))
+        return named_caches(self.layers, ("row_input", "hidden", "cell_above", "cell", "state_gates"))
 
 
 @dataclass
 class _DiagonalLayer:
     """One Diagonal BiLSTM layer's state while sampling; row caches are column-major (W, B, ch)."""
 
-    input_to_state: _Pointwise  # 2h -> [left-to-right 4h | right-to-left 4h]
+    input_to_state: Pointwise  # 2h -> [left-to-right 4h | right-to-left 4h]
     forward_t: torch.Tensor  # (2h, 4h): state-to-state over [state above ; state to the left]
     reverse_t: torch.Tensor  # (2h, 4h)
-    output: _Pointwise
+    output: Pointwise
     hidden_size: int
     initial_hidden: torch.Tensor  # (2, B, h): per direction
     initial_cell: torch.Tensor  # (2, B, h)
@@ -151,9 +151,9 @@ class DiagonalBiLSTMEngine(IncrementalEngine):
             initial_hidden = lstm.initial_hidden.detach()[:, None, :].expand(2, batch, size)  # (2, B, h)
             hidden_above = initial_hidden[0].expand(width, batch, size).clone()
             self.layers.append(_DiagonalLayer(
-                input_to_state=_Pointwise(lstm.input_to_state),
+                input_to_state=Pointwise(lstm.input_to_state),
                 forward_t=state_to_state[0].t().contiguous(), reverse_t=state_to_state[1].t().contiguous(),
-                output=_Pointwise(block.output), hidden_size=size, initial_hidden=initial_hidden,
+                output=Pointwise(block.output), hidden_size=size, initial_hidden=initial_hidden,
                 initial_cell=lstm.initial_cell.detach()[:, None, :].expand(2, batch, size),
                 hidden_above=hidden_above, hidden=torch.zeros_like(hidden_above), cell=torch.zeros_like(hidden_above),
                 reverse_gates=self.like.new_zeros(width, batch, 4 * size),
@@ -196,7 +196,7 @@ class DiagonalBiLSTMEngine(IncrementalEngine):
         return layer.output(hidden)
 
     def _block_caches(self):
-        return _named_caches(self.layers, ("hidden_above", "hidden", "cell", "reverse_gates", "reverse_above"))
+        return named_caches(self.layers, ("hidden_above", "hidden", "cell", "reverse_gates", "reverse_above"))
 
 
 #: Each network class and its engine.

@@ -56,148 +56,10 @@ from __future__ import annotations
 
 import torch
 
-from ..layers.masked_conv import MaskedConv2d
-from ..layers.rules import kernel_centre
 from ..models.description import Block, MaskedSum, walk
+from ..models.raster_cursor import RasterCursor
+from .position_sums import MaskedConvAt, Pointwise
 from ..utils import torch_threads
-
-
-# --------------------------------------------------------------------- per-position convolutions
-class _Pointwise:
-    """A 1x1 masked convolution as a matrix product at one position: (N, in) -> (N, out)."""
-
-    def __init__(self, conv: MaskedConv2d):
-        self.weight_t = conv.masked_weight()[:, :, 0, 0].detach().t().contiguous()  # (in, out)
-        out = self.weight_t.shape[1]
-        self.bias = conv.bias.detach() if conv.bias is not None else self.weight_t.new_zeros(out)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x, self.weight_t)
-
-
-class _MaskedConvAt:
-    """A kh x kw masked convolution evaluated position by position from its cached input map.
-
-    The object owns the cache of its input, channels-last, ``(B, H + kh//2, W + 2*(kw//2), in)``,
-    zero in the padding as the full convolution's ``padding`` is; position (i, j) lives at
-    ``[i + kh//2, j + kw//2]``. The mask cuts the rows below the centre and the right half of
-    the centre row, so the sum splits in two:
-
-    - ``start_row(i)``: the kernel rows above the centre read image rows i - kh//2 .. i-1 only,
-      final once row i starts: one matrix product gives their contribution (plus the bias) to
-      every position of row i, kept as ``base`` (W, B, out).
-    - ``at(j)``: the centre row reads columns j - kw//2 .. j of row i, a contiguous slice of the
-      cache, so one matrix product adds it to ``base[j]`` (or to a given base).
-    """
-
-    def __init__(self, conv: MaskedConv2d, batch: int, height: int, width: int, like: torch.Tensor):
-        kh, kw = conv.kernel_size
-        (self.top, self.side), self.kernel_width = kernel_centre(kh, kw), kw
-        weight = conv.masked_weight().detach()  # (out, in, kh, kw)
-        out, in_channels = weight.shape[0], weight.shape[1]
-        # Both matrices have rows ordered (kernel row, kernel column, channel), like a channels-last patch.
-        self.above_t = weight[:, :, : self.top, :].permute(2, 3, 1, 0).reshape(-1, out).contiguous()  # (kh//2 * kw * in, out)
-        centre = weight[:, :, self.top, : self.side + 1]  # (out, in, kw//2 + 1): left part and centre
-        self.centre_t = centre.permute(2, 1, 0).reshape(-1, out).contiguous()  # ((kw//2 + 1) * in, out)
-        self.bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(out)
-        self.batch, self.width = batch, width
-        self.cache = like.new_zeros(batch, height + self.top, width + 2 * self.side, in_channels)
-        self.base = self.centre_row = None
-
-    def start_row(self, i: int) -> None:
-        self.centre_row = self.cache[:, i + self.top]  # (B, W + 2*(kw//2), in), a view
-        if self.top == 0:
-            self.base = self.bias.expand(self.width, self.batch, -1)
-            return
-        rows = self.cache[:, i : i + self.top]  # (B, kh//2, W + 2*(kw//2), in): image rows i - kh//2 .. i-1
-        windows = rows.unfold(2, self.kernel_width, 1)  # (B, kh//2, W, in, kw)
-        patches = windows.permute(0, 2, 1, 4, 3).reshape(self.batch * self.width, -1)  # (B*W, kh//2 * kw * in)
-        above = torch.addmm(self.bias, patches, self.above_t)  # (B*W, out)
-        self.base = above.view(self.batch, self.width, -1).transpose(0, 1).contiguous()  # (W, B, out)
-
-    def write(self, j: int, values: torch.Tensor) -> None:
-        """Set the input at column j of the current row: (B, in)."""
-        self.centre_row[:, j + self.side] = values
-
-    def slot(self, j: int) -> torch.Tensor:
-        """The cache's (B, in) view at column j of the current row, to be written in place."""
-        return self.centre_row[:, j + self.side]
-
-    def at(self, j: int, base: torch.Tensor | None = None) -> torch.Tensor:
-        """The convolution's output (B, out) at column j of the current row."""
-        patch = self.centre_row[:, j : j + self.side + 1].reshape(self.batch, -1)  # (B, (kw//2 + 1) * in), a view
-        return torch.addmm(self.base[j] if base is None else base, patch, self.centre_t)
-
-
-# --------------------------------------------------------------------- the engines
-class RasterCursor:
-    """The raster order every incremental engine keeps (here and the codec's integer engines).
-
-    ``logits`` / ``advance`` for sub-pixel (i, j, c) in turn; the column at (i, j) is computed
-    once per channel asked for and made final when the pixel's last channel is fixed; a row's
-    work is done when it starts. Subclasses set ``channels``, ``batch``, ``height``, ``width``
-    and ``input_conv`` (with ``start_row``) in ``reset``, end it with ``_start_cursor()``, and
-    implement ``_write_input(j, c, values)`` (a fixed sub-pixel into the input cache),
-    ``_column(i, j)`` (every layer at (i, j); logits indexed ``[:, c]``) and ``_start_blocks_row(i)``.
-    """
-
-    position: tuple[int, int, int] | None = None
-
-    def _start_cursor(self) -> None:
-        self.position = (0, 0, 0)
-        self._column_at = None  # the (i, j, c) for which the column at (i, j) was last computed
-        self._logits = None
-        self._start_row(0)
-
-    def logits(self, i: int, j: int, c: int):
-        """Logits (batch, levels) of sub-pixel c at (i, j) given every earlier sub-pixel."""
-        self._check(i, j, c)
-        self._ensure_column(i, j, c)
-        return self._logits[:, c]
-
-    def advance(self, i: int, j: int, c: int, values) -> None:
-        """Fix sub-pixel c at (i, j) to ``values`` (batch,) integers and move the cursor on."""
-        self._check(i, j, c)
-        self._write_input(j, c, values)
-        if c + 1 < self.channels:
-            self.position = (i, j, c + 1)
-            return
-        # The pixel is complete: make its column final (computed with channels < C-1 known;
-        # the last channel itself is read by later positions only) before moving on.
-        self._ensure_column(i, j, c)
-        if j + 1 < self.width:
-            self.position = (i, j + 1, 0)
-        else:
-            self.position = (i + 1, 0, 0)
-            if i + 1 < self.height:
-                self._start_row(i + 1)
-
-    def _check(self, i: int, j: int, c: int) -> None:
-        if self.position is None:
-            raise ValueError("call reset(batch, height, width) before sampling")
-        if self.position[0] >= self.height:
-            raise ValueError(f"the image is complete; sub-pixel {(i, j, c)} is outside it")
-        if (i, j, c) != self.position:
-            raise ValueError(f"sub-pixels go in raster order: the next is (i, j, c) = {self.position}, not {(i, j, c)}")
-
-    def _ensure_column(self, i: int, j: int, c: int) -> None:
-        if self._column_at != (i, j, c):
-            self._logits = self._column(i, j)
-            self._column_at = (i, j, c)
-
-    def _start_row(self, i: int) -> None:
-        """Row i-1 is final: per-row work of the input convolution and of the blocks."""
-        self.input_conv.start_row(i)
-        self._start_blocks_row(i)
-
-    def _write_input(self, j: int, c: int, values) -> None:
-        raise NotImplementedError
-
-    def _column(self, i: int, j: int):
-        raise NotImplementedError
-
-    def _start_blocks_row(self, i: int) -> None:
-        raise NotImplementedError
 
 
 class IncrementalEngine(RasterCursor):
@@ -241,14 +103,14 @@ class IncrementalEngine(RasterCursor):
         ]
         self.batch, self.height, self.width = batch, height, width
         self.like = torch.empty(0, dtype=model.dtype, device=model.device)
-        self.input_conv = _MaskedConvAt(model.input_conv, batch, height, width, self.like)
+        self.input_conv = MaskedConvAt(model.input_conv, batch, height, width, self.like)
         self.image = self.input_conv.cache  # the scaled sub-pixels, channels-last
         if model.skips:
             # All skip 1x1 convolutions as one product over the concatenated block outputs.
             weights = [conv.masked_weight()[:, :, 0, 0].detach() for conv in model.skips]  # (2h, 2h) each
             self.skip_t = torch.cat(weights, dim=1).t().contiguous()  # (layers * 2h, 2h)
             self.skip_bias = sum(conv.bias.detach() for conv in model.skips)
-        self.output_convs = [_Pointwise(conv) for conv in model.output_stack.convs]
+        self.output_convs = [Pointwise(conv) for conv in model.output_stack.convs]
         self._setup_blocks()
         self._start_cursor()
 
