@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .rules import kernel_centre
+from .rules import GATES, kernel_centre
 
 MASK_TYPES = ("A", "B")
 
@@ -43,7 +43,7 @@ def channel_groups(num_maps: int, num_groups: int) -> torch.Tensor:
     return torch.arange(num_maps) * num_groups // num_maps
 
 
-def gate_groups(hidden: int, num_groups: int, gates: int = 4) -> torch.Tensor:
+def gate_groups(hidden: int, num_groups: int, gates: int = len(GATES)) -> torch.Tensor:
     """Groups of the ``gates * hidden`` gate maps of an LSTM: gate q of unit u has unit u's group."""
     return channel_groups(hidden, num_groups).repeat(gates)
 
