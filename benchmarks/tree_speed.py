@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,7 +87,9 @@ def measure(workload: str) -> float:
 
 def run(tree: Path, workload: str) -> float:
     here = Path(__file__).resolve().parent
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(here)])}
+    # A kernel cache per tree: builds of other checkouts record other source paths and would be rebuilt.
+    extensions = Path(tempfile.gettempdir()) / "pixelrnn_tree_speed" / hashlib.sha256(str(tree).encode()).hexdigest()[:12]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(here)]), "TORCH_EXTENSIONS_DIR": str(extensions)}
     output = subprocess.run([sys.executable, __file__, "--measure-only", workload], env=environment, check=True,
                             capture_output=True, text=True).stdout
     return float(output.strip().splitlines()[-1])

@@ -33,6 +33,10 @@ class ModelConfig:
         images, 32 for MNIST in the paper; two layers), followed by the logits layer.
     condition_channels: c of the conditioning map of a multi-scale network's conditional
         stage (section 3.6); 0 for an unconditional network.
+    classes: K of a class-conditional network p(x | y), y in [0, K): a learned vector per class
+        is added to every layer's input-to-state map and to every layer of the output stack
+        (Conditional PixelCNN, van den Oord et al. 2016, eq. 4); 0 for an unconditional network,
+        whose saved configuration then has no ``classes`` key (the format of earlier releases).
     """
 
     arch: str
@@ -48,11 +52,13 @@ class ModelConfig:
     output_hidden: int = 1024
     output_layers: int = 2
     condition_channels: int = 0
+    classes: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        positive = {"channels": 1, "levels": 2, "hidden": 1, "layers": 1, "output_hidden": 1, "output_layers": 0, "condition_channels": 0}
+        positive = {"channels": 1, "levels": 2, "hidden": 1, "layers": 1, "output_hidden": 1, "output_layers": 0, "condition_channels": 0,
+                    "classes": 0}
         for name, least in positive.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -71,7 +77,10 @@ class ModelConfig:
             )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if not self.classes:  # unconditional: the configuration (and the codec's fingerprint) of earlier releases
+            del values["classes"]
+        return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -110,9 +119,13 @@ class MultiScaleConfig:
             raise ConfigError("the small (unconditional) network takes no condition: drop small.condition_channels")
         if not self.large.condition_channels:
             raise ConfigError("the large (conditional) network needs condition_channels >= 1 (the c of section 3.6)")
+        if self.small.classes != self.large.classes:
+            raise ConfigError(f"both stages take the same classes; got small.classes={self.small.classes}, "
+                              f"large.classes={self.large.classes}")
 
     channels = property(lambda self: self.large.channels)
     levels = property(lambda self: self.large.levels)
+    classes = property(lambda self: self.large.classes)
 
     def to_dict(self) -> dict:
         return {"arch": self.arch, "factor": self.factor, "small": self.small.to_dict(), "large": self.large.to_dict()}

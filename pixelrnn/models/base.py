@@ -22,7 +22,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..layers.masked_conv import MaskedConv2d, channel_groups
 from ..utils import bits_per_dim
-from .description import Block, MaskedSum, NetworkDescription, describe, walk
+from .description import Block, MaskedSum, NetworkDescription, class_entries, describe, walk
 from .pretrained import Pretrained
 
 #: The module of each kind of block, entered by the model files (``register_block``).
@@ -90,6 +90,46 @@ class PixelModel(nn.Module, Pretrained):
             [nn.Conv2d(config.condition_channels, block.condition_width, 1) for block in network.blocks]
             if config.condition_channels else []
         )
+        # Class conditioning: a learned vector per class at every block's condition entry and after
+        # every layer of the output stack (zero at first: the network starts unconditional).
+        block_widths, output_widths = class_entries(network)
+        self.block_class_vectors = nn.ModuleList([_class_vectors(config.classes, width) for width in block_widths])
+        self.output_class_vectors = nn.ModuleList([_class_vectors(config.classes, width) for width in output_widths])
+
+    # ----------------------------------------------------------------- conditioning
+    def check_labels(self, labels: torch.Tensor | None, batch: int) -> None:
+        """Labels (batch,) integers in [0, classes) for a class-conditional network, None otherwise (one-line errors)."""
+        classes = self.config.classes
+        if labels is None:
+            if classes:
+                raise ValueError(f"this network is class-conditional: give labels, one per image, in [0, {classes})")
+            return
+        if not classes:
+            raise ValueError("this network is unconditional; it takes no labels (its configuration has classes = 0)")
+        if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise ValueError(f"labels are an integer tensor of class indices in [0, {classes}); got {type(labels).__name__}"
+                             f"{'' if not isinstance(labels, torch.Tensor) else ' of dtype ' + str(labels.dtype)}")
+        if labels.shape != (batch,):
+            raise ValueError(f"expected one label per image, shape ({batch},); got {tuple(labels.shape)}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            raise ValueError(f"labels must lie in [0, {classes}); got min {int(labels.min())}, max {int(labels.max())}")
+
+    def condition_biases(self, condition: torch.Tensor | None, labels: torch.Tensor | None):
+        """What conditioning adds: per block, the bias at its condition entry, (B, width, H, W) or (B, width, 1, 1)
+        for a class vector alone; per output layer, a (B, width) class vector. Lists of None where nothing is added.
+
+        The one place where the conditioning sources meet; every float executor reads it.
+        """
+        blocks: list = [None] * len(self.blocks)
+        if condition is not None:
+            blocks = [conv(condition) for conv in self.condition_maps]
+        outputs: list = [None] * len(self.output_stack.convs)
+        if labels is not None:
+            labels = labels.to(self.device)
+            vectors = [table(labels)[:, :, None, None] for table in self.block_class_vectors]  # (B, width, 1, 1)
+            blocks = [vector if bias is None else bias + vector for bias, vector in zip(blocks, vectors)]
+            outputs = [table(labels) for table in self.output_class_vectors]
+        return blocks, outputs
 
     # ----------------------------------------------------------------- forward pass
     @property
@@ -113,46 +153,47 @@ class PixelModel(nn.Module, Pretrained):
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
             raise ValueError(f"pixel values must lie in [0, {cfg.levels}); got min {int(x.min())}, max {int(x.max())}")
 
-    def logits_from_scaled(self, scaled: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+    def logits_from_scaled(self, scaled: torch.Tensor, condition: torch.Tensor | None = None,
+                           labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, C, K, H, W) from already scaled inputs; differentiable in the input.
 
         ``condition`` (B, c, H, W) is the conditioning map of a multi-scale network's
-        conditional stage (section 3.6); unconditional networks take none.
+        conditional stage (section 3.6); unconditional networks take none. ``labels`` (B,) are
+        the classes of a class-conditional network.
         """
         if (condition is None) != (not self.config.condition_channels):
             raise ValueError(f"this network takes a {self.config.condition_channels}-channel condition map" if condition is None
                              else "this network is unconditional; it takes no condition map")
         batch, channels, height, width = scaled.shape
-        logits = walk(self.description, _FloatPass(self, condition), scaled)  # (B, C*K, H, W)
+        self.check_labels(labels, batch)
+        logits = walk(self.description, _FloatPass(self, *self.condition_biases(condition, labels)), scaled)  # (B, C*K, H, W)
         return logits.view(batch, channels, self.config.levels, height, width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C, K, H, W) of p(x_{c,i,j} = k | earlier sub-pixels) for integer images x."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, C, K, H, W) of p(x_{c,i,j} = k | earlier sub-pixels[, class]) for integer images x."""
         self.check_input(x)
-        return self.logits_from_scaled(self.scale(x))
+        return self.logits_from_scaled(self.scale(x), labels=labels)
 
-    def nll(self, x: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood of each image in nats, shape (B,)."""
-        return nll_from_logits(self(x), x)
+    def nll(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Negative log-likelihood of each image in nats, shape (B,); -log p(x | labels) for a class-conditional network."""
+        return nll_from_logits(self(x, labels), x)
 
-    def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
-        return bits_per_dim(self.nll(x), x[0].numel())
+    def bits_per_dim(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return bits_per_dim(self.nll(x, labels), x[0].numel())
 
 
 class _FloatPass:
     """The float executor of :func:`~.description.walk`: the network's modules on whole maps."""
 
-    def __init__(self, model: PixelModel, condition: torch.Tensor | None):
-        self.model, self.condition = model, condition
+    def __init__(self, model: PixelModel, block_biases: list, output_biases: list):
+        self.model, self.block_biases, self.output_biases = model, block_biases, output_biases
 
     def input(self, scaled: torch.Tensor) -> torch.Tensor:
         return self.model.input_conv(scaled)
 
     def block(self, index: int, block: Block, stream: torch.Tensor) -> torch.Tensor:
-        module = self.model.blocks[index]
-        if self.condition is None:
-            return module(stream)
-        return module(stream, self.model.condition_maps[index](self.condition))
+        module, bias = self.model.blocks[index], self.block_biases[index]
+        return module(stream) if bias is None else module(stream, bias)
 
     def stream(self, index: int, branch: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         return branch if previous is None else previous + branch
@@ -164,4 +205,11 @@ class _FloatPass:
         return total
 
     def output(self, index: int, layer: MaskedSum, features: torch.Tensor) -> torch.Tensor:
-        return self.model.output_stack.convs[index](F.relu(features))
+        out, bias = self.model.output_stack.convs[index](F.relu(features)), self.output_biases[index]
+        return out if bias is None else out + bias[:, :, None, None]
+
+
+def _class_vectors(classes: int, width: int) -> nn.Embedding:
+    table = nn.Embedding(classes, width)
+    nn.init.zeros_(table.weight)
+    return table

@@ -13,8 +13,12 @@ one statement of how a network strings them together (paper Table 1, Figure 5)::
     logits = out_n(relu(... out_1(relu(z))))         ReLU + 1x1 mask B, the last one to C*K
 
 Blocks (section 3): ``pixelcnn`` (ReLU, 1x1 2h -> h, ReLU, k x k mask B, ReLU, 1x1 h -> 2h),
-``row_lstm`` and ``diagonal_bilstm`` (the LSTM layer, then a 1x1 mask B h -> 2h). Where a
-network's conditioning (section 3.6) enters a block is part of the block's description.
+``row_lstm`` and ``diagonal_bilstm`` (the LSTM layer, then a 1x1 mask B h -> 2h).
+
+Conditioning enters each block at one place, part of the block's description
+(``Block.condition_entry``, ``Block.condition_width``): a multi-scale stage's map (section 3.6)
+and a class-conditional network's class vector both add there. A class vector is also added to
+the output of every layer of the output stack (:func:`class_entries` lists them all).
 The rules inside the layers (mask geometry, gate layout, the diagonal walk, the shifted
 right-to-left direction) are :mod:`pixelrnn.layers.rules`.
 
@@ -87,6 +91,7 @@ class NetworkDescription:
     skip: bool
     output: tuple[MaskedSum, ...]
     condition_channels: int = 0
+    classes: int = 0
 
     @property
     def maps(self) -> int:
@@ -119,7 +124,15 @@ def describe(config: ModelConfig) -> NetworkDescription:
         arch=config.arch, channels=channels, levels=levels,
         input=MaskedSum(channels, maps, (config.input_kernel, config.input_kernel), "A"),
         blocks=tuple(_block(config) for _ in range(config.layers)), skip=config.skip, output=tuple(output),
-        condition_channels=config.condition_channels)
+        condition_channels=config.condition_channels, classes=config.classes)
+
+
+def class_entries(network: NetworkDescription) -> tuple[list[int], list[int]]:
+    """Widths of a class-conditional network's class vectors: one per block (at its condition
+    entry), one per layer of the output stack (added to its output). Empty for ``classes == 0``."""
+    if not network.classes:
+        return [], []
+    return [block.condition_width for block in network.blocks], [layer.out_maps for layer in network.output]
 
 
 class Executor(Protocol):

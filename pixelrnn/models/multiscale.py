@@ -77,6 +77,9 @@ class MultiScalePixelRNN(nn.Module, Pretrained):
     def check_input(self, x: torch.Tensor) -> None:
         self.large.check_input(x)
 
+    def check_labels(self, labels: torch.Tensor | None, batch: int) -> None:
+        self.large.check_labels(labels, batch)
+
     def subsample(self, x: torch.Tensor) -> torch.Tensor:
         """The small image: the top-left pixel of every f x f block, (B, C, ceil(H/f), ceil(W/f))."""
         return x[:, :, :: self.config.factor, :: self.config.factor]
@@ -91,26 +94,27 @@ class MultiScalePixelRNN(nn.Module, Pretrained):
         """Conditioning map (B, c, H, W) from the integer small image."""
         return self.upsample(self.small.scale(small))[:, :, :height, :width]
 
-    def conditional_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C, K, H, W) of the large image given its own subsample."""
+    def conditional_logits(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, C, K, H, W) of the large image given its own subsample (and the classes ``labels``)."""
         _, _, height, width = x.shape
-        return self.large.logits_from_scaled(self.large.scale(x), self.condition(self.subsample(x), height, width))
+        return self.large.logits_from_scaled(self.large.scale(x), self.condition(self.subsample(x), height, width), labels)
 
-    def forward(self, x: torch.Tensor) -> MultiScaleLogits:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> MultiScaleLogits:
         """Logits of both stages: the small image's (B, C, K, H/f, W/f) and the large one's (B, C, K, H, W)."""
         self.check_input(x)
-        return MultiScaleLogits(self.small(self.subsample(x)), self.conditional_logits(x))
+        return MultiScaleLogits(self.small(self.subsample(x), labels), self.conditional_logits(x, labels))
 
-    def conditional_nll(self, x: torch.Tensor, large_logits: torch.Tensor | None = None) -> torch.Tensor:
+    def conditional_nll(self, x: torch.Tensor, large_logits: torch.Tensor | None = None,
+                        labels: torch.Tensor | None = None) -> torch.Tensor:
         """-log p_large(x | x_small), summed over the sub-pixels the small image does not fix: (B,)."""
-        logits = self.conditional_logits(x) if large_logits is None else large_logits
+        logits = self.conditional_logits(x, labels) if large_logits is None else large_logits
         free = ~self.fixed_positions(x.shape[2], x.shape[3])
         return (subpixel_nll(logits, x) * free).flatten(1).sum(1)  # (B, C, H, W) -> (B,)
 
-    def nll(self, x: torch.Tensor) -> torch.Tensor:
-        """Nats per image (B,) over all H*W*C dimensions."""
-        logits = self(x)
+    def nll(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Nats per image (B,) over all H*W*C dimensions; -log p(x | labels) for class-conditional stages."""
+        logits = self(x, labels)
         return nll_from_logits(logits.small, self.subsample(x)) + self.conditional_nll(x, logits.large)
 
-    def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
-        return bits_per_dim(self.nll(x), x[0].numel())
+    def bits_per_dim(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return bits_per_dim(self.nll(x, labels), x[0].numel())

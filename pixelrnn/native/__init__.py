@@ -58,8 +58,12 @@ _state: dict = {"tried": False, "library": None, "enabled": os.environ.get("PIXE
 
 
 def extension_name() -> str:
-    """The build's name in torch's extension cache: sources' hash and instruction set."""
-    digest = hashlib.sha256()
+    """The build's name in torch's extension cache: the sources' folder and hash, and the instruction set.
+
+    The folder is part of the name because the build records its sources' paths: two checkouts
+    sharing one name would each rebuild the other's build at every first use.
+    """
+    digest = hashlib.sha256(str(SOURCE_DIR.resolve()).encode() + b"\0")
     for name in SOURCES + HEADERS:
         digest.update((SOURCE_DIR / name).read_bytes())
     capability = torch.backends.cpu.get_cpu_capability()

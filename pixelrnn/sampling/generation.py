@@ -49,41 +49,48 @@ def sample_categorical(logits: torch.Tensor, temperature: float, generator: torc
 
 
 @torch.no_grad()
-def sample(model, n: int, height: int, width: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-           naive: bool = False, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
+def sample(model, n: int, height: int, width: int, *, labels=None, temperature: float = 1.0,
+           generator: torch.Generator | None = None, naive: bool = False, batch_size: int | None = None,
+           progress: bool = False) -> torch.Tensor:
     """Draw ``n`` images (n, C, H, W) from ``model`` sub-pixel by sub-pixel in raster order.
 
-    ``batch_size`` splits the ``n`` images into chunks sampled one after the other (the draws
-    then follow the chunks: another batch size gives other images); ``progress`` shows a bar
-    over rows.
+    ``labels``: the class of each image, (n,) integers or one int for all, for a class-conditional
+    model (``model.config.classes`` > 0). ``batch_size`` splits the ``n`` images into chunks
+    sampled one after the other (the draws then follow the chunks: another batch size gives other
+    images); ``progress`` shows a bar over rows.
     """
     options = dict(temperature=temperature, generator=generator, naive=naive, batch_size=batch_size, progress=progress)
-    if isinstance(model, MultiScalePixelRNN):
-        return sample_stages(model, n, height, width, **options)[1]
     if n < 1 or height < 1 or width < 1:
         raise ValueError(f"n, height and width must be >= 1; got {n}, {height}, {width}")
+    labels = _labels(model, labels, n)
+    if isinstance(model, MultiScalePixelRNN):
+        return sample_stages(model, n, height, width, labels=labels, **options)[1]
     images = torch.zeros(n, model.config.channels, height, width, dtype=torch.long, device=model.device)
-    return _fill(model, images, torch.zeros_like(images, dtype=torch.bool), **options)
+    return _fill(model, images, torch.zeros_like(images, dtype=torch.bool), labels=labels, **options)
 
 
 @torch.no_grad()
-def sample_stages(model: MultiScalePixelRNN, n: int, height: int, width: int, **options) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_stages(model: MultiScalePixelRNN, n: int, height: int, width: int, *, labels=None,
+                  **options) -> tuple[torch.Tensor, torch.Tensor]:
     """A multi-scale model's (small, large) samples, for showing both stages side by side (Figure 8)."""
     factor = model.config.factor
-    small = sample(model.small, n, -(-height // factor), -(-width // factor), **options)
+    labels = _labels(model, labels, n)
+    small = sample(model.small, n, -(-height // factor), -(-width // factor), labels=labels, **options)
     large = torch.zeros(n, model.config.channels, height, width, dtype=torch.long, device=model.device)
-    return small, _fill_large(model, large, small, 0, **options)
+    return small, _fill_large(model, large, small, 0, labels=labels, **options)
 
 
 @torch.no_grad()
-def complete(model, images: torch.Tensor, keep_rows: int, *, temperature: float = 1.0, generator: torch.Generator | None = None,
-             naive: bool = False, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
+def complete(model, images: torch.Tensor, keep_rows: int, *, labels=None, temperature: float = 1.0,
+             generator: torch.Generator | None = None, naive: bool = False, batch_size: int | None = None,
+             progress: bool = False) -> torch.Tensor:
     """Keep the top ``keep_rows`` rows of each image and sample the rest (Figures 1 and 9).
 
     The kept sub-pixels are returned unchanged; the options are those of :func:`sample`.
     """
     options = dict(temperature=temperature, generator=generator, naive=naive, batch_size=batch_size, progress=progress)
     model.check_input(images)
+    options["labels"] = _labels(model, labels, images.shape[0])
     if not 0 <= keep_rows <= images.shape[2]:
         raise ValueError(f"keep_rows must lie in [0, {images.shape[2]}] for images of height {images.shape[2]}; got {keep_rows}")
     images = images.to(model.device, torch.long).clone()
@@ -98,17 +105,19 @@ def complete(model, images: torch.Tensor, keep_rows: int, *, temperature: float 
 
 @torch.no_grad()
 def fill(model: PixelModel, images: torch.Tensor, known: torch.Tensor, *, condition: torch.Tensor | None = None,
-         temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False,
+         labels=None, temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False,
          batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
     """Sample every sub-pixel of ``images`` where ``known`` (same shape, bool) is False.
 
     The general form of ``sample`` and ``complete`` for one network: known sub-pixels anywhere
     are kept and conditioned on where they come earlier. ``condition`` is the conditioning map
-    of a multi-scale network's conditional stage (section 3.6).
+    of a multi-scale network's conditional stage (section 3.6); ``labels`` the classes of a
+    class-conditional network, as for :func:`sample`.
     """
     model.check_input(images)
     return _fill(model, images.to(model.device, torch.long).clone(), known.to(model.device), condition=condition,
-                 temperature=temperature, generator=generator, naive=naive, batch_size=batch_size, progress=progress)
+                 labels=_labels(model, labels, images.shape[0]), temperature=temperature, generator=generator, naive=naive,
+                 batch_size=batch_size, progress=progress)
 
 
 def complete_images(model, images: torch.Tensor, keep_rows: int, k: int, **options) -> torch.Tensor:
@@ -121,6 +130,9 @@ def complete_images(model, images: torch.Tensor, keep_rows: int, k: int, **optio
     if k < 1:
         raise ValueError(f"k must be >= 1; got {k}")
     copies = images.repeat_interleave(k, dim=0)  # (N*k, C, H, W)
+    labels = options.pop("labels", None)
+    if labels is not None:
+        options["labels"] = _labels(model, labels, images.shape[0]).repeat_interleave(k)
     return complete(model, copies, keep_rows, **options).view(images.shape[0], k, *images.shape[1:])
 
 
@@ -134,7 +146,20 @@ def _fill_large(model: MultiScalePixelRNN, images, small, keep_rows: int, **opti
     return fill(model.large, images, known, condition=model.condition(small, height, width), **options)
 
 
-def _fill(model, images, known, *, temperature=1.0, generator=None, naive=False, batch_size=None, progress=False, condition=None):
+def _labels(model, labels, count: int) -> torch.Tensor | None:
+    """``labels`` as (count,) int64 on the model's device (one int: for every image), checked against the model."""
+    if labels is not None:
+        labels = torch.as_tensor(labels, device=model.device)
+        if labels.dim() == 0 and not labels.dtype.is_floating_point:
+            labels = labels.expand(count)
+        if not labels.dtype.is_floating_point and labels.dtype != torch.bool:
+            labels = labels.long()
+    (model.large if isinstance(model, MultiScalePixelRNN) else model).check_labels(labels, count)
+    return labels
+
+
+def _fill(model, images, known, *, temperature=1.0, generator=None, naive=False, batch_size=None, progress=False, condition=None,
+          labels=None):
     """Sample every unknown sub-pixel of ``images`` in place, chunk by chunk of the batch."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0; got {temperature}")
@@ -151,14 +176,14 @@ def _fill(model, images, known, *, temperature=1.0, generator=None, naive=False,
         for start in range(0, count, batch_size):
             part = slice(start, start + batch_size)  # views: the chunk is filled in place
             _fill_chunk(model, images[part], known[part], temperature, generator, naive, bar.update if bar is not None else None,
-                        condition=None if condition is None else condition[part])
+                        condition=None if condition is None else condition[part], labels=None if labels is None else labels[part])
     finally:
         if bar is not None:
             bar.close()
     return images
 
 
-def _fill_chunk(model, images, known, temperature, generator, naive, row_done=None, condition=None):
+def _fill_chunk(model, images, known, temperature, generator, naive, row_done=None, condition=None, labels=None):
     """One chunk, in raster order (i, j, c): one uniform drawn per sub-pixel not known in every image.
 
     naive: one full forward pass per sub-pixel. Otherwise the incremental engine: the same
@@ -170,7 +195,7 @@ def _fill_chunk(model, images, known, temperature, generator, naive, row_done=No
     known_somewhere = known.any(dim=0).tolist()
     if naive:
         def conditional(i, j, c):
-            return model.logits_from_scaled(model.scale(images), condition)[:, c, :, i, j]
+            return model.logits_from_scaled(model.scale(images), condition, labels)[:, c, :, i, j]
 
         def feed(i, j, c, values):
             pass
@@ -179,7 +204,7 @@ def _fill_chunk(model, images, known, temperature, generator, naive, row_done=No
     else:
         engine = make_engine(model)
         with engine.compute_threads():  # the setup's many small operations too: a thread hand-off each costs more
-            engine.reset(images.shape[0], height, width, condition=condition)
+            engine.reset(images.shape[0], height, width, condition=condition, labels=labels)
         conditional, feed, threads = engine.logits, engine.advance, engine.compute_threads()
     # Native engines draw, fix and advance in one step, from uniforms drawn a row at a time: the
     # CPU generator gives n values in one call exactly as in n calls (tests/sampling).

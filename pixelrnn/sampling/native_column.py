@@ -147,6 +147,16 @@ class NativeColumn:
         self._block_row_program(program, first)
         return program
 
+    def _permute_condition(self, index: int, order: torch.Tensor) -> None:
+        """Layer ``index``'s conditioning bias with its units in ``order`` (a class vector alone stays one (B, width) row)."""
+        if self.condition_bias is None:
+            return
+        bias = self.condition_bias[index]  # (H, W, B, width)
+        if bias.stride(0) == bias.stride(1) == 0:
+            self.condition_bias[index] = bias[:1, :1, :, order].expand_as(bias)
+        else:
+            self.condition_bias[index] = bias[..., order].contiguous()
+
     def _condition_at(self, index: int, start: int, end: int):
         """The conditioning bias of layer ``index``, units start..end, as an operand (None without one)."""
         if self.condition_bias is None:
@@ -282,6 +292,7 @@ class _GroupPrograms:
         dense, conv = engine.head_layers[index], engine.model.output_stack.convs[index]
         start, end = group_ranges(layer.out_maps, engine.channels)[c]
         seen = engine._prefix(conv, c)
+        class_vector = None if engine.output_bias is None else at(engine.output_bias[index][:, start:end])
         self.head.linear(at(out[:, start:end]), at(features[:, :seen]), dense.weight_t[:seen, start:end],
-                         base=at(dense.bias[start:end].expand(engine.batch, -1)), relu_in=True)
+                         base=at(dense.bias[start:end].expand(engine.batch, -1)), add=class_vector, relu_in=True)
         return out

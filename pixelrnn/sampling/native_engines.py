@@ -103,8 +103,7 @@ class NativeRowLSTMEngine(NativeColumn, RowLSTMEngine):
                 state=weight.permute(2, 1, 0).reshape(-1, 4 * size)[:, self.order].contiguous(),
                 gate_bias=input_to_state.bias[self.order].contiguous(), output=Pointwise(block.output), hidden=padded,
                 cell_above=cell_above, cell=torch.zeros_like(cell_above), state_gates=self.like.new_zeros(batch, width, 4 * size)))
-            if self.condition_bias is not None:
-                self.condition_bias[index] = self.condition_bias[index][..., self.order].contiguous()
+            self._permute_condition(index, self.order)
         self._build_programs()
 
     def _block_row_program(self, program: Program, first: bool) -> None:
@@ -186,8 +185,7 @@ class NativeDiagonalBiLSTMEngine(NativeColumn, DiagonalBiLSTMEngine):
                 output=Pointwise(block.output), hidden_above=initial(initial_hidden, 0), hidden=initial(initial_hidden, 0),
                 cell=initial(initial_cell, 0), reverse_gates=self.like.new_zeros(width, batch, 4 * size),
                 reverse_states=initial(initial_hidden, 1), reverse_cell=initial(initial_cell, 1), summed=self.like.new_zeros(batch, size)))
-            if self.condition_bias is not None:
-                self.condition_bias[index] = self.condition_bias[index][..., both].contiguous()
+            self._permute_condition(index, both)
         self._build_programs()
         self.reverse_program = self._reverse_program()
 

@@ -84,12 +84,14 @@ class IncrementalEngine(RasterCursor):
 
     # ------------------------------------------------------------- public interface
     @torch.no_grad()
-    def reset(self, batch: int, height: int, width: int, condition: torch.Tensor | None = None) -> None:
+    def reset(self, batch: int, height: int, width: int, condition: torch.Tensor | None = None,
+              labels: torch.Tensor | None = None) -> None:
         """Start an empty batch of ``batch`` images of ``height`` x ``width``; reread the weights.
 
         ``condition`` (batch, c, height, width) is the conditioning map of a multi-scale
         network's conditional stage (section 3.6); it is given in full, so each layer's bias
-        (a 1x1 convolution of it) is computed once here and read per position.
+        (a 1x1 convolution of it) is computed once here and read per position. ``labels``
+        (batch,) are the classes of a class-conditional network: their vectors are read here too.
         """
         if batch < 1 or height < 1 or width < 1:
             raise ValueError(f"batch, height and width must be >= 1; got {batch}, {height}, {width}")
@@ -97,10 +99,13 @@ class IncrementalEngine(RasterCursor):
         if (condition is None) != (not model.config.condition_channels):
             raise ValueError("a conditional network needs its condition map" if condition is None
                              else "this network is unconditional; it takes no condition map")
-        # Per layer: the bias of its input-to-state map at every position, (H, W, B, width).
-        self.condition_bias = None if condition is None else [
-            conv(condition).permute(2, 3, 0, 1).contiguous() for conv in model.condition_maps
-        ]
+        model.check_labels(labels, batch)
+        blocks, outputs = model.condition_biases(condition, labels)
+        # Per layer: the bias of its input-to-state map at every position, (H, W, B, width) (a class
+        # vector alone: a view that repeats it); per output layer, the class vector (B, width).
+        self.condition_bias = None if condition is None and labels is None else [
+            bias.permute(2, 3, 0, 1).expand(height, width, -1, -1) for bias in blocks]
+        self.output_bias = None if labels is None else outputs
         self.batch, self.height, self.width = batch, height, width
         self.like = torch.empty(0, dtype=model.dtype, device=model.device)
         self.input_conv = MaskedConvAt(model.input_conv, batch, height, width, self.like)
@@ -176,4 +181,5 @@ class _ColumnWalk:
         return torch.addmm(engine.skip_bias, torch.cat(streams, dim=1), engine.skip_t)  # (B, layers*2h) -> (B, 2h)
 
     def output(self, index: int, layer: MaskedSum, features: torch.Tensor) -> torch.Tensor:
-        return self.engine.output_convs[index](torch.relu(features))
+        out = self.engine.output_convs[index](torch.relu(features))
+        return out if self.engine.output_bias is None else out + self.engine.output_bias[index]

@@ -97,6 +97,20 @@ def test_the_build_is_keyed_by_the_sources_and_the_instruction_set():
     assert all((native.SOURCE_DIR / source).is_file() for source in native.SOURCES + native.HEADERS)
 
 
+def test_two_checkouts_of_the_same_sources_build_apart(monkeypatch, tmp_path):
+    """A build records its sources' paths; sharing a name, two checkouts would rebuild each other's build."""
+    import shutil
+
+    name = native.extension_name()
+    copy = tmp_path / "native"
+    shutil.copytree(native.SOURCE_DIR, copy)
+    monkeypatch.setattr(native, "SOURCE_DIR", copy)
+    in_copy = native.extension_name()
+    assert in_copy != name
+    (copy / native.SOURCES[0]).write_text((copy / native.SOURCES[0]).read_text() + "\n")
+    assert native.extension_name() not in (name, in_copy)  # and an edited source is another build
+
+
 @pytest.mark.skipif(native.library() is None, reason="the native kernels cannot be built here")
 def test_a_compiler_without_openmp_still_builds_the_kernels(monkeypatch, tmp_path):
     """The OpenMP flag makes the build fail: the kernels are built again without it and work."""
