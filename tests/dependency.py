@@ -5,18 +5,20 @@ from __future__ import annotations
 import torch
 
 
-def dependency_map(model, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+def dependency_map(model, images: torch.Tensor, seed: int = 0, label: int | None = None) -> torch.Tensor:
     """Boolean (C, H, W, C, H, W): does any logit of sub-pixel (c, i, j) move with input (c', i', j')?
 
     Every output sub-pixel gets its own copy of the image in one batch (items are independent,
     which tests/test_networks.py checks separately), its K logits are projected on a random
     vector, and one backward pass gives every row of the Jacobian. Exact zeros stay exact.
+    ``label``: the class of every copy, for a class-conditional model.
     """
     channels, height, width = images.shape
     levels = model.config.levels
     count = channels * height * width
     scaled = model.scale(images.unsqueeze(0).expand(count, -1, -1, -1)).clone().requires_grad_(True)
-    logits = model.logits_from_scaled(scaled)  # (N, C, K, H, W)
+    labels = None if label is None else torch.full((count,), label)
+    logits = model.logits_from_scaled(scaled, labels=labels)  # (N, C, K, H, W)
     generator = torch.Generator().manual_seed(seed)
     projection = torch.randn(levels, generator=generator, dtype=logits.dtype)
     item = torch.arange(count)

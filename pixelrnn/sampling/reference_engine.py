@@ -104,7 +104,8 @@ class IncrementalEngine(RasterCursor):
         # Per layer: the bias of its input-to-state map at every position, (H, W, B, width) (a class
         # vector alone: a view that repeats it); per output layer, the class vector (B, width).
         self.condition_bias = None if condition is None and labels is None else [
-            bias.permute(2, 3, 0, 1).expand(height, width, -1, -1) for bias in blocks]
+            bias.permute(2, 3, 0, 1).expand(height, width, -1, -1) if bias.shape[-2:] == (1, 1)
+            else bias.permute(2, 3, 0, 1).contiguous() for bias in blocks]
         self.output_bias = None if labels is None else outputs
         self.batch, self.height, self.width = batch, height, width
         self.like = torch.empty(0, dtype=model.dtype, device=model.device)
