@@ -103,10 +103,10 @@ def _relu(bound: int, fixed: FixedPoint) -> int:
     return min(bound, fixed.relu_max)
 
 
-def _pixelcnn_layer(block, index: int, stream: int, fixed: FixedPoint) -> tuple[PixelCNNLayer, int]:
+def _pixelcnn_layer(block, index: int, stream: int, fixed: FixedPoint, entry: list[torch.Tensor]) -> tuple[PixelCNNLayer, int]:
     activation = fixed.activation_bits
     reduce = exact_sum(f"block {index} reduce", [(_masked(block.reduce), _relu(stream, fixed))], _biases(block.reduce), fixed, activation)
-    conv = exact_sum(f"block {index} convolution", [(_masked(block.conv), _relu(reduce.output_bound, fixed))], _biases(block.conv),
+    conv = exact_sum(f"block {index} convolution", [(_masked(block.conv), _relu(reduce.output_bound, fixed))], _biases(block.conv) + entry,
                      fixed, activation)
     expand = exact_sum(f"block {index} expand", [(_masked(block.expand), _relu(conv.output_bound, fixed))], _biases(block.expand),
                        fixed, activation)
@@ -117,7 +117,7 @@ def _initial(parameter: torch.Tensor, bits: int) -> np.ndarray:
     return np.rint(parameter.detach().to("cpu", torch.float64).numpy() * 2.0 ** bits)
 
 
-def _lstm_layer(block, index: int, stream: int, fixed: FixedPoint, diagonal: bool) -> tuple[LSTMLayer, int]:
+def _lstm_layer(block, index: int, stream: int, fixed: FixedPoint, diagonal: bool, entry: list[torch.Tensor]) -> tuple[LSTMLayer, int]:
     lstm = block.lstm
     initial_hidden = _initial(lstm.initial_hidden, fixed.activation_bits)
     initial_cell = _initial(lstm.initial_cell, fixed.table_bits)
@@ -128,7 +128,7 @@ def _lstm_layer(block, index: int, stream: int, fixed: FixedPoint, diagonal: boo
     else:
         recurrent = lstm.state_to_state.weight.detach()  # (4h, h, k)
     gates = exact_sum(f"block {index} LSTM gates", [(_masked(lstm.input_to_state), stream), (recurrent, state_bound)],
-                      _biases(lstm.input_to_state), fixed, fixed.table_bits, offset=fixed.table_half)
+                      _biases(lstm.input_to_state) + entry, fixed, fixed.table_bits, offset=fixed.table_half)
     # The output convolution reads computed states only (|h| <= 1), the Diagonal BiLSTM the sum of two.
     output = exact_sum(f"block {index} output", [(_masked(block.output), (2 if diagonal else 1) * fixed.one)],
                        _biases(block.output), fixed, fixed.activation_bits)
@@ -155,8 +155,11 @@ def _fingerprint(model: IntegerModel) -> bytes:
 ARCHS = {PixelCNN: "pixelcnn", RowLSTMNetwork: "row_lstm", DiagonalBiLSTMNetwork: "diagonal_bilstm"}
 
 
-def integer_model(model, fixed: FixedPoint | None = None) -> IntegerModel:
-    """The integer coding model of a single-scale, unconditional network (module docstring).
+def integer_model(model, fixed: FixedPoint | None = None, label: int | None = None) -> IntegerModel:
+    """The integer coding model of a single-scale network without a condition map (module docstring).
+
+    A class-conditional network (``config.classes`` > 0) has one integer model per class:
+    ``label``'s class vectors are biases of the sums they enter, quantised and bounded with them.
 
     Raises CompressionError for any other model, and for a model whose sums cannot be proven exact.
     """
@@ -168,8 +171,11 @@ def integer_model(model, fixed: FixedPoint | None = None) -> IntegerModel:
                                f"not for {type(model).__name__}")
     if config.condition_channels:
         raise CompressionError("an integer coding model needs an unconditional network; this one takes a condition map")
+    if (label is None) != (not config.classes) or (label is not None and not 0 <= label < config.classes):
+        raise CompressionError(f"the integer coding model of a network with {config.classes} classes takes a label in [0, {config.classes})"
+                               if config.classes else "this network is unconditional; its integer coding model takes no label")
     with torch.no_grad():
-        sums = _Quantiser(model, fixed)
+        sums = _Quantiser(model, fixed, label)
         walk(model.description, sums)
     result = IntegerModel(config, model.description, arch, fixed, tables(fixed), input_values(fixed, config.levels), sums.input_conv,
                           sums.layers, sums.skips, sums.output_sums)
@@ -184,8 +190,8 @@ class _Quantiser:
     layer against the bound of what it reads and returns the bound of what it gives.
     """
 
-    def __init__(self, model, fixed: FixedPoint):
-        self.model, self.fixed = model, fixed
+    def __init__(self, model, fixed: FixedPoint, label: int | None):
+        self.model, self.fixed, self.label = model, fixed, label
         self.layers: list = []
         self.skips: ExactSum | None = None
         self.output_sums: list[ExactSum] = []
@@ -197,10 +203,11 @@ class _Quantiser:
 
     def block(self, index: int, block: Block, stream: int) -> int:
         module = self.model.blocks[index]
+        entry = self.class_vector(self.model.block_class_vectors, index)  # added where the block's conditioning enters
         if block.kind == "pixelcnn":
-            layer, bound = _pixelcnn_layer(module, index, stream, self.fixed)
+            layer, bound = _pixelcnn_layer(module, index, stream, self.fixed, entry)
         else:
-            layer, bound = _lstm_layer(module, index, stream, self.fixed, block.kind == "diagonal_bilstm")
+            layer, bound = _lstm_layer(module, index, stream, self.fixed, block.kind == "diagonal_bilstm", entry)
         self.layers.append(layer)
         return bound
 
@@ -217,5 +224,10 @@ class _Quantiser:
         conv, fixed = self.model.output_stack.convs[index], self.fixed
         last = index == len(self.model.description.output) - 1
         self.output_sums.append(exact_sum("logits" if last else f"output layer {index}", [(_masked(conv)[:, :, 0, 0], _relu(features, fixed))],
-                                     _biases(conv), fixed, fixed.table_bits if last else fixed.activation_bits))
+                                     _biases(conv) + self.class_vector(self.model.output_class_vectors, index), fixed,
+                                     fixed.table_bits if last else fixed.activation_bits))
         return self.output_sums[-1].output_bound
+
+    def class_vector(self, tables, index: int) -> list[torch.Tensor]:
+        """The label's vector of entry ``index`` as one more bias (none for an unconditional network)."""
+        return [] if self.label is None else [tables[index].weight[self.label].detach()]

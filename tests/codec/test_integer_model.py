@@ -175,3 +175,35 @@ def test_the_engine_goes_in_raster_order():
     engine.logits(0, 0, 0)
     with pytest.raises(ValueError, match=r"next is \(i, j, c\) = \(0, 0, 0\), not \(0, 0, 1\)"):
         engine.advance(0, 0, 1, np.zeros(2, dtype=np.int64))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+def test_a_class_conditional_network_has_an_exact_integer_model_per_class(arch, channels):
+    """The class vectors enter the sums as biases: each class's integer logits follow the float
+    network given that class, and every integer executor computes them alike."""
+    from pixelrnn import build_model, native
+
+    torch.manual_seed(3)
+    model = build_model(arch, channels=channels, levels=4, hidden=max(4, channels), layers=2, output_hidden=8, classes=3).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "class_vectors" in name:
+                parameter.normal_(0, 0.5)
+    images = np.random.default_rng(0).integers(0, 4, size=(2, channels, 4, 5))
+    per_class = []
+    for label in range(3):
+        coding = integer_model(model, label=label)
+        batched = integer_logits(coding, images).numpy()
+        with torch.no_grad():
+            expected = model(torch.as_tensor(images), torch.full((2,), label)).numpy()
+        assert np.abs(batched * 2.0 ** -coding.fixed.table_bits - expected).max() < 0.02
+        assert np.array_equal(teacher_forced_logits(make_integer_engine(coding, native_kernels=False), images, 4), batched)
+        if native.plain_kernel("pixelrnn_integer_run") is not None:
+            assert np.array_equal(teacher_forced_logits(make_integer_engine(coding, native_kernels=True), images, 4), batched)
+        per_class.append(coding.fingerprint)
+    assert len(set(per_class)) == 3  # each class is another coding model
+    with pytest.raises(CompressionError, match=r"3 classes takes a label in \[0, 3\)"):
+        integer_model(model)
+    with pytest.raises(CompressionError, match=r"takes a label in \[0, 3\)"):
+        integer_model(model, label=3)
