@@ -111,7 +111,7 @@ class PixelModel(nn.Module, Pretrained):
                              f"{'' if not isinstance(labels, torch.Tensor) else ' of dtype ' + str(labels.dtype)}")
         if labels.shape != (batch,):
             raise ValueError(f"expected one label per image, shape ({batch},); got {tuple(labels.shape)}")
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        if labels.numel() and not torch.compiler.is_compiling() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
             raise ValueError(f"labels must lie in [0, {classes}); got min {int(labels.min())}, max {int(labels.max())}")
 
     def condition_biases(self, condition: torch.Tensor | None, labels: torch.Tensor | None):
@@ -150,7 +150,8 @@ class PixelModel(nn.Module, Pretrained):
             raise ValueError(f"expected images of shape (batch, {cfg.channels}, height, width); got {tuple(x.shape)}")
         if x.dtype.is_floating_point or x.dtype == torch.bool:
             raise ValueError(f"expected an integer tensor of values in [0, {cfg.levels}); got dtype {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
+        # Under torch.compile the values are not read (a graph break per call): the eager call checks them.
+        if x.numel() and not torch.compiler.is_compiling() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
             raise ValueError(f"pixel values must lie in [0, {cfg.levels}); got min {int(x.min())}, max {int(x.max())}")
 
     def logits_from_scaled(self, scaled: torch.Tensor, condition: torch.Tensor | None = None,

@@ -127,6 +127,6 @@ def test_torch_compile_matches_eager_and_keeps_the_diagonal_scan_opaque(arch):
     assert torch.equal(out, eager)
     assert all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters()))
     assert torch.allclose(model(x), out, atol=1e-5)  # and the eager native path agrees to rounding
-    if arch == "diagonal_bilstm":  # traced step by step, the scans alone would compile 2 x 15 graphs or more
-        assert counters["stats"]["unique_graphs"] <= 16
+    if arch == "diagonal_bilstm":  # traced step by step, its scan alone compiles dozens of graphs
+        assert counters["stats"]["unique_graphs"] <= 12
     torch._dynamo.reset()

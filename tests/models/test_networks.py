@@ -115,3 +115,15 @@ def test_every_preset_builds_and_runs_forward_and_backward(name):
     assert torch.isfinite(loss)
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm"])
+def test_torch_compile_traces_the_whole_network_in_one_graph(arch):
+    """Input checks read no tensor values while compiling (a graph break per call); eager calls still check them."""
+    import torch._dynamo
+
+    model = build_model(arch, channels=1, levels=2, hidden=4, layers=2, output_hidden=8)
+    explained = torch._dynamo.explain(model)(torch.randint(0, 2, (2, 1, 6, 6)))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+    with pytest.raises(ValueError, match=r"pixel values must lie in \[0, 2\)"):
+        model(torch.full((1, 1, 3, 3), 2))
