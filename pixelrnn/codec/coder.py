@@ -80,6 +80,20 @@ def _check_images(images: Sequence[CodedImage], channels: int, levels: int) -> N
         seen[key] = image.name
 
 
+def _check_labels(images: Sequence[CodedImage], classes: int) -> list[int] | None:
+    """Each image's class for a class-conditional model (one line naming an image without one); None otherwise.
+
+    An unconditional model codes no classes: labels given with the images are not stored.
+    """
+    if not classes:
+        return None
+    for image in images:
+        if isinstance(image.label, bool) or not isinstance(image.label, (int, np.integer)) or not 0 <= image.label < classes:
+            raise CompressionError(f"{image.name}: a class-conditional model codes each image with its class, an integer in "
+                                   f"[0, {classes}); got {image.label!r}")
+    return [int(image.label) for image in images]
+
+
 def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_BATCH_SIZE, arithmetic: str = "integer",
              fixed_point: FixedPoint | None = None, threads: int | None = None, progress: bool = False,
              report: dict | None = None) -> bytes:
@@ -101,6 +115,7 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
     config = model.config
     images = list(images)
     _check_images(images, config.channels, config.levels)
+    labels = _check_labels(images, config.classes)
     family = constriction.stream.model.Categorical(perfect=False)
     encoder = constriction.stream.queue.RangeEncoder()
     shapes = [image.values.shape[1:] for image in images]
@@ -108,7 +123,7 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
     bar = _progress_bar(len(images), progress, "compress")
     try:
         with coding.running():
-            for chunk in chunks(shapes, batch_size, CHUNK_PIXELS):
+            for chunk in chunks(shapes, batch_size, CHUNK_PIXELS, labels):
                 height, width = shapes[chunk[0]]
                 # (H, W, C, b): the b values of one sub-pixel are contiguous.
                 stacked = np.stack([images[k].values for k in chunk], axis=-1).transpose(1, 2, 0, 3)
@@ -122,7 +137,7 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
                         ideal_bits += float(code_lengths(weights, symbols[i, j, c]).sum())
                     return feed[i, j, c]
 
-                coding.reset(len(chunk), height, width)
+                coding.reset(len(chunk), height, width, None if labels is None else labels[chunk[0]])
                 _raster(coding, config.channels, height, width, encode)
                 bar.update(len(chunk))
     finally:
@@ -133,7 +148,7 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
     return build_container(
         fingerprint=coding.fingerprint, arithmetic=coding.arithmetic, fixed_point=coding.fixed_point, batch_size=batch_size,
         chunk_pixels=CHUNK_PIXELS, channels=config.channels, levels=config.levels, environment=environment(),
-        pixel_digest=_pixel_digest(image.values for image in images), images=images, payload=payload,
+        pixel_digest=_pixel_digest(image.values for image in images), images=images, payload=payload, classes=config.classes,
     )
 
 
@@ -179,6 +194,8 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads:
     if max_subpixels is not None and container.subpixels > max_subpixels:
         raise CompressionError(f"the file holds {container.subpixels} sub-pixels, more than the limit of {max_subpixels}")
     coding = _coding_of_file(model, container, threads)
+    if container.classes != model.config.classes:
+        raise WrongModelError(f"the file was written by a model with {container.classes} classes; this one has {model.config.classes}")
     differences = [] if container.arithmetic == "integer" else environment_differences(container.environment)
     if differences:
         warnings.warn(f"the file was written in {container.arithmetic} arithmetic with " + ", ".join(differences) + "; the decode "
@@ -198,7 +215,7 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads:
     bar = _progress_bar(len(container.shapes), progress, "decompress")
     try:
         with coding.running():
-            for chunk in chunks(container.shapes, container.batch_size, container.chunk_pixels):
+            for chunk in chunks(container.shapes, container.batch_size, container.chunk_pixels, container.labels):
                 height, width = container.shapes[chunk[0]]
                 out = np.empty((height, width, channels, len(chunk)), dtype=np.int64)
 
@@ -213,7 +230,7 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads:
                     out[i, j, c] = symbols
                     return out[i, j, c]
 
-                coding.reset(len(chunk), height, width)
+                coding.reset(len(chunk), height, width, None if container.labels is None else container.labels[chunk[0]])
                 _raster(coding, channels, height, width, decode)
                 values = out.transpose(3, 2, 0, 1).astype(np.uint8)  # (b, C, H, W)
                 for position, index in enumerate(chunk):
@@ -223,5 +240,6 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads:
         bar.close()
     if _pixel_digest(decoded) != container.pixel_digest:
         raise failure("decoded pixels do not match the file's sha256")
-    return [CodedImage(name, values, mode, mapping)
-            for name, values, mode, mapping in zip(container.names, decoded, container.modes, container.mappings)]
+    labels = container.labels or [None] * len(decoded)
+    return [CodedImage(name, values, mode, mapping, label)
+            for name, values, mode, mapping, label in zip(container.names, decoded, container.modes, container.mappings, labels)]

@@ -129,18 +129,20 @@ def coding_model(model, dtype: torch.dtype):
     return copy.deepcopy(model).to(device="cpu", dtype=dtype).eval()
 
 
-def chunks(shapes: Sequence[tuple[int, int]], batch_size: int, chunk_pixels: int) -> list[list[int]]:
-    """Image indices in coding order: grouped by size (in order of first appearance), then chunked.
+def chunks(shapes: Sequence[tuple[int, int]], batch_size: int, chunk_pixels: int,
+           labels: Sequence[int] | None = None) -> list[list[int]]:
+    """Image indices in coding order: grouped by size and class (in order of first appearance), then chunked.
 
-    Within a size group, images keep their order; a chunk holds min(batch_size,
+    Within a group, images keep their order; a chunk holds min(batch_size,
     max(1, chunk_pixels // (H*W))) images (the last one of a group fewer). Encoder and decoder
-    both derive the chunks from the header, so the engine sees the same batches.
+    both derive the chunks from the header, so the engine sees the same batches. ``labels``: the
+    images' classes, for a class-conditional model (a chunk is coded with one class's model).
     """
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for index, shape in enumerate(shapes):
-        groups.setdefault(tuple(shape), []).append(index)
+        groups.setdefault((*shape, labels[index]) if labels is not None else tuple(shape), []).append(index)
     result = []
-    for (height, width), indices in groups.items():
+    for (height, width, *_), indices in groups.items():
         size = min(batch_size, max(1, chunk_pixels // (height * width)))
         result.extend(indices[start : start + size] for start in range(0, len(indices), size))
     return result
@@ -164,8 +166,8 @@ class FloatCoding:
         stack.enter_context(one_thread())
         return stack
 
-    def reset(self, batch: int, height: int, width: int) -> None:
-        self.engine.reset(batch, height, width)
+    def reset(self, batch: int, height: int, width: int, label: int | None = None) -> None:
+        self.engine.reset(batch, height, width, labels=None if label is None else torch.full((batch,), label))
 
     def weights(self, i: int, j: int, c: int) -> np.ndarray:
         return quantise(self.engine.logits(i, j, c))
@@ -187,9 +189,15 @@ class IntegerCoding:
     def __init__(self, model, fixed_point: FixedPoint | None = None, threads: int | None = None):
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise CompressionError(f"threads must be a whole number >= 1; got {threads!r}")
-        self.model = integer_model(model, fixed_point)
-        self.fixed_point, self.fingerprint = self.model.fixed, self.model.fingerprint
-        self.engine = make_integer_engine(self.model)
+        # A class-conditional network has an integer model per class; its file names all of them.
+        labels = range(model.config.classes) if model.config.classes else [None]
+        self.models = [integer_model(model, fixed_point, label) for label in labels]
+        self.model = self.models[0]
+        self.fixed_point = self.model.fixed
+        self.fingerprint = self.model.fingerprint if len(self.models) == 1 else hashlib.sha256(
+            b"pixelrnn-class-conditional\0" + b"".join(coding.fingerprint for coding in self.models)).digest()
+        self.engines = [None] * len(self.models)  # built when a chunk of their class comes
+        self.engine = self.engines[0] = make_integer_engine(self.model)
         if isinstance(self.engine, NativeIntegerEngine):
             self.threads = self.engine.threads = threads or torch.get_num_threads()
             # Its per-row numpy products stay on one BLAS thread, whose idle workers would
@@ -203,7 +211,13 @@ class IntegerCoding:
 
         return threadpool_limits(self.blas_threads, user_api="blas")
 
-    def reset(self, batch: int, height: int, width: int) -> None:
+    def reset(self, batch: int, height: int, width: int, label: int | None = None) -> None:
+        index = label or 0
+        if self.engines[index] is None:
+            self.engines[index] = make_integer_engine(self.models[index])
+            if isinstance(self.engines[index], NativeIntegerEngine):
+                self.engines[index].threads = self.threads
+        self.model, self.engine = self.models[index], self.engines[index]
         self.engine.reset(batch, height, width)
 
     def weights(self, i: int, j: int, c: int) -> np.ndarray:

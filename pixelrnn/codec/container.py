@@ -1,8 +1,10 @@
-"""The compressed file format (version 2; version 1 still read): header, payload, checksums.
+"""The compressed file format (version 2, and 3 for class-conditional models; version 1 still read).
 
 Version 2 adds the coding model's arithmetic to version 1: ``integer`` (the integer coding model
 of :mod:`.integer_model`, its fixed-point parameters in the header; decodes on any machine) or
 ``float32`` / ``float64`` (version 1's float model; decodes on the platform that wrote it).
+Version 3 is version 2 plus each image's class, the side information of a class-conditional
+model; an unconditional model writes version 2, byte for byte as before.
 
 Every field of a file is checked against the file's size and fixed limits before anything is
 allocated from it; a bad file raises :class:`DamagedFileError` with a one-line message. The
@@ -24,7 +26,8 @@ from .fixed_point import PRECISION, FixedPoint
 
 
 MAGIC = b"PXRNNCMP"
-VERSION = 2
+VERSION = 2  # written by unconditional models
+CONDITIONAL_VERSION = 3  # written by class-conditional models: version 2 and the images' classes
 ARITHMETICS = {1: "float32", 2: "float64", 3: "integer"}  # codes 1 and 2 are version 1's dtype codes
 ARITHMETIC_CODES = {name: code for code, name in ARITHMETICS.items()}
 FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -53,6 +56,8 @@ DIGEST = 32
 _PREFIX = struct.Struct("<8sHI")  # magic, version, header body length
 # fingerprint, arithmetic (version 1: dtype), precision, batch, chunk pixels, channels, levels[, fixed point], env length
 _FIXED = {1: struct.Struct("<32sBBIIBHH"), 2: struct.Struct(f"<32sBBIIBH{FixedPoint.LAYOUT.size}sH")}
+_FIXED[CONDITIONAL_VERSION] = _FIXED[2]
+_CLASS = struct.Struct("<H")  # version 3: the class count, then each image's class
 _COUNTS = struct.Struct("<Q32sII")  # payload length, pixel digest, image count, run count
 _RUN = struct.Struct("<IHHBB")  # images in the run, height, width, mode, mapping
 NAMES_NUMBERED, NAMES_LISTED = 0, 1
@@ -67,12 +72,14 @@ class CodedImage:
     values: (C, H, W) uint8 model values in [0, levels).
     mode: the PNG mode to write back: ``"1"``, ``"L"`` or ``"RGB"``.
     mapping: ``"scaled"`` or ``"raw"``, how a model value becomes an 8-bit sample (module docstring).
+    label: the image's class, coded as side information by a class-conditional model (None otherwise).
     """
 
     name: str
     values: np.ndarray
     mode: str
     mapping: str
+    label: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ class Container:
     payload: bytes
     header_bytes: int  # everything but the payload
     version: int = VERSION
+    classes: int = 0  # version 3: the model's class count
+    labels: tuple[int, ...] | None = None  # version 3: each image's class
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -133,7 +142,7 @@ def _runs(images: Sequence[CodedImage]) -> list[list]:
 
 def build_container(*, fingerprint: bytes, arithmetic: str, fixed_point: FixedPoint | None, batch_size: int, chunk_pixels: int,
                     channels: int, levels: int, environment: dict[str, str], pixel_digest: bytes, images: Sequence[CodedImage],
-                    payload: bytes) -> bytes:
+                    payload: bytes, classes: int = 0) -> bytes:
     """Assemble format 2 (all integers little-endian; ``docs/compression.md`` has the table)::
 
         magic "PXRNNCMP" | u16 version | u32 body length N | body (N bytes)
@@ -147,7 +156,9 @@ def build_container(*, fingerprint: bytes, arithmetic: str, fixed_point: FixedPo
     (0 raw, 1 scaled) | u8 naming: 0 numbered (then u8 digits D: image k is named f"{k:0D}.png")
     or 1 listed (then per image u8 length L, L bytes UTF-8).
 
-    Version 1 is the same without the fixed-point bytes, its arithmetic byte a dtype (1, 2).
+    Version 3 (``classes`` > 0, a class-conditional model) appends u16 classes K and per image a
+    u16 class in [0, K). Version 1 is version 2 without the fixed-point bytes, its arithmetic byte
+    a dtype (1, 2).
     """
     parameters = fixed_point.to_bytes() if arithmetic == "integer" else _NO_FIXED_POINT
     env = environment_text(environment)[:MAX_ENVIRONMENT]
@@ -165,8 +176,10 @@ def build_container(*, fingerprint: bytes, arithmetic: str, fixed_point: FixedPo
         for name in names:
             encoded = name.encode()
             body.append(bytes([len(encoded)]) + encoded)
+    if classes:
+        body.append(_CLASS.pack(classes) + b"".join(_CLASS.pack(image.label) for image in images))
     body_bytes = b"".join(body)
-    head = _PREFIX.pack(MAGIC, VERSION, len(body_bytes)) + body_bytes
+    head = _PREFIX.pack(MAGIC, CONDITIONAL_VERSION if classes else VERSION, len(body_bytes)) + body_bytes
     return b"".join([head, hashlib.sha256(head).digest(), payload, hashlib.sha256(payload).digest()])
 
 
@@ -204,7 +217,7 @@ def check_name(name: str) -> str:
 
 
 def read_container(data: bytes) -> Container:
-    """Parse and check a compressed file (version 1 or 2) without a model.
+    """Parse and check a compressed file (version 1, 2 or 3) without a model.
 
     Checks, in order: size and magic, version, header length against the file, the header's
     sha256, each field against fixed limits and the remaining header bytes (counts are bounded
@@ -280,6 +293,7 @@ def read_container(data: bytes) -> Container:
                 raise DamagedFileError(f"corrupted header: {error}") from None
     else:
         raise DamagedFileError(f"corrupted header: unknown naming code {naming}")
+    classes, labels = _labels(reader, count) if version == CONDITIONAL_VERSION else (0, None)
     if reader.left:
         raise DamagedFileError(f"corrupted header: {reader.left} unexplained bytes after the image list")
     if len({name.casefold() for name in names}) != len(names):
@@ -294,7 +308,21 @@ def read_container(data: bytes) -> Container:
     if hashlib.sha256(payload).digest() != data[expected - DIGEST :]:
         raise DamagedFileError("corrupted payload (sha256 mismatch)")
     return Container(fingerprint, arithmetic, fixed_point, precision, batch_size, chunk_pixels, channels, levels, env, pixel_digest,
-                     tuple(shapes), tuple(modes), tuple(mappings), tuple(names), payload, expected - payload_length, version)
+                     tuple(shapes), tuple(modes), tuple(mappings), tuple(names), payload, expected - payload_length, version,
+                     classes, labels)
+
+
+def _labels(reader: _Reader, count: int) -> tuple[int, tuple[int, ...]]:
+    """Version 3's class count and each image's class, checked against it."""
+    if (count + 1) * _CLASS.size > reader.left:
+        raise DamagedFileError(f"corrupted header: {count} classes cannot fit in {reader.left} bytes")
+    (classes,) = reader.unpack(_CLASS)
+    labels = struct.unpack(f"<{count}H", reader.take(count * _CLASS.size))
+    if not classes:
+        raise DamagedFileError("corrupted header: a class-conditional file of a model with 0 classes")
+    if max(labels) >= classes:
+        raise DamagedFileError(f"corrupted header: class {max(labels)} of a model with {classes} classes")
+    return classes, labels
 
 
 def _fixed_point(parameters: bytes) -> FixedPoint:
