@@ -37,6 +37,8 @@ class ModelConfig:
         is added to every layer's input-to-state map and to every layer of the output stack
         (Conditional PixelCNN, van den Oord et al. 2016, eq. 4); 0 for an unconditional network,
         whose saved configuration then has no ``classes`` key (the format of earlier releases).
+    class_names: the name of each class (e.g. the dataset's sub-folders), empty or ``classes`` long;
+        ``sample --class NAME`` looks names up here.
     """
 
     arch: str
@@ -53,6 +55,7 @@ class ModelConfig:
     output_layers: int = 2
     condition_channels: int = 0
     classes: int = 0
+    class_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -70,6 +73,14 @@ class ModelConfig:
         for name in ("residual", "skip"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is invalid; it must be true or false")
+        if isinstance(self.class_names, list):  # from JSON
+            object.__setattr__(self, "class_names", tuple(self.class_names))
+        if not isinstance(self.class_names, tuple) or not all(isinstance(name, str) and name for name in self.class_names):
+            raise ConfigError(f"class_names={self.class_names!r} is invalid; it must be a list of non-empty names")
+        if self.class_names and len(self.class_names) != self.classes:
+            raise ConfigError(f"class_names has {len(self.class_names)} names for classes={self.classes}; give one name per class")
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ConfigError("class_names must be distinct")
         if self.hidden < self.channels or self.output_hidden < self.channels:
             raise ConfigError(
                 f"hidden={self.hidden} and output_hidden={self.output_hidden} must be at least channels={self.channels} "
@@ -78,8 +89,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
+        values["class_names"] = list(self.class_names)
         if not self.classes:  # unconditional: the configuration (and the codec's fingerprint) of earlier releases
             del values["classes"]
+        if not self.class_names:
+            del values["class_names"]
         return values
 
     def to_json(self) -> str:

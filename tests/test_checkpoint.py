@@ -124,7 +124,7 @@ def test_a_configuration_asking_for_a_huge_network_is_refused_before_anything_is
                 load_model(evil)
     assert one_line(error).endswith("tensor 'input_conv.weight' is [8, 1, 7, 7] in the file; its configuration (channels=1, levels=2, "
                                     "hidden=50000000, layers=1, input_kernel=7, conv_kernel=3, row_kernel=3, output_hidden=4, "
-                                    "output_layers=2, condition_channels=0) implies [100000000, 1, 7, 7]")
+                                    "output_layers=2, condition_channels=0, classes=0) implies [100000000, 1, 7, 7]")
 
 
 def test_every_tensor_mismatch_names_the_tensor(small, tmp_path):

@@ -7,6 +7,7 @@ import torch
 
 from pixelrnn import ARCHITECTURES, build_model, load_model, save_model
 from pixelrnn.config import ModelConfig, MultiScaleConfig
+from pixelrnn.errors import ConfigError
 from pixelrnn.models import model_from_config
 from pixelrnn.sampling import complete, fill, make_engine, sample
 
@@ -34,6 +35,12 @@ def test_an_unconditional_configuration_keeps_its_format():
     labelled = ModelConfig.from_json(ModelConfig(**{**config.to_dict(), "classes": 10}).to_json())
     assert labelled.classes == 10 and '"classes": 10' in labelled.to_json()
     assert not any("class_vectors" in name for name in model_from_config(config).state_dict())
+    named = ModelConfig(**{**config.to_dict(), "classes": 2, "class_names": ["cat", "dog"]})
+    assert ModelConfig.from_json(named.to_json()).class_names == ("cat", "dog")
+    with pytest.raises(ConfigError, match="class_names has 3 names for classes=2"):
+        ModelConfig(**{**config.to_dict(), "classes": 2, "class_names": ["a", "b", "c"]})
+    with pytest.raises(ConfigError, match="class_names must be distinct"):
+        ModelConfig(**{**config.to_dict(), "classes": 2, "class_names": ["a", "a"]})
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
