@@ -17,8 +17,8 @@ def dependency_map(model, images: torch.Tensor, seed: int = 0, label: int | None
     levels = model.config.levels
     count = channels * height * width
     scaled = model.scale(images.unsqueeze(0).expand(count, -1, -1, -1)).clone().requires_grad_(True)
-    labels = None if label is None else torch.full((count,), label)
-    logits = model.logits_from_scaled(scaled, labels=labels)  # (N, C, K, H, W)
+    given = {} if label is None else {"labels": torch.full((count,), label)}
+    logits = model.logits_from_scaled(scaled, **given)  # (N, C, K, H, W)
     generator = torch.Generator().manual_seed(seed)
     projection = torch.randn(levels, generator=generator, dtype=logits.dtype)
     item = torch.arange(count)
