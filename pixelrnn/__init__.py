@@ -1,5 +1,6 @@
 """pixelrnn: Pixel Recurrent Neural Networks (van den Oord et al., ICML 2016) in PyTorch."""
 
+from .causality import CausalityReport, check_causality
 from .checkpoint import load_model, save_model
 from .config import ARCHITECTURES, ModelConfig, MultiScaleConfig
 from .errors import CheckpointError, CompressionError, ConfigError, DatasetError, ImageError, PixelRNNError, TrainingError
@@ -13,8 +14,8 @@ from .utils import bits_per_dim
 __version__ = "0.1.0"
 
 __all__ = [
-    "ARCHITECTURES", "BUNDLED", "CheckpointError", "CompressionError", "ConfigError", "DatasetError", "ImageError", "ModelConfig",
+    "ARCHITECTURES", "BUNDLED", "CausalityReport", "CheckpointError", "CompressionError", "ConfigError", "DatasetError", "ImageError", "ModelConfig",
     "MultiScaleConfig", "MultiScalePixelRNN", "PRESETS", "PixelModel", "PixelRNNError", "TrainingError", "bits_per_dim",
-    "build_model", "complete", "fill", "from_pretrained", "get_preset", "load_model", "load_model_from", "model_from_config",
+    "build_model", "check_causality", "complete", "fill", "from_pretrained", "get_preset", "load_model", "load_model_from", "model_from_config",
     "resolve_checkpoint", "sample", "save_model", "save_pretrained",
 ]
