@@ -14,7 +14,7 @@ from ..data import DATASETS
 from ..evaluation import evaluate_images
 from ..presets import PRESETS
 from ..training import RunFolder, Trainer, build_run_config, resolve_checkpoint
-from ..training.run_config import describe_config, shipped_configs
+from ..training.run_config import describe_config, preprocessing, shipped_configs
 from ..utils import atomic_write
 from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split, load_split_for, show_bars, user_errors
 
@@ -54,10 +54,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         if RunFolder(run_dir).holds_run():
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     data = config.data
-    levels = data.levels or None
-    loading = {"cache": data.cache, "progress": show_bars(args)}
-    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, levels, **loading)
-    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, levels, **loading) if data.valid_split else None
+    loading = {"cache": data.cache, "progress": show_bars(args), **preprocessing(data)}
+    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, **loading)
+    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, **loading) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
                       dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
     say = print if trainer.dist.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all

@@ -4,7 +4,8 @@ A run configuration has three sections::
 
     [model]  preset (optional), arch, hidden, layers, residual, skip, ... (ModelConfig fields;
              channels and levels come from the dataset, and must match it if given)
-    [data]   dataset, data_dir, download, levels, train_split, valid_split, test_split, cache
+    [data]   dataset, data_dir, download, train_split, valid_split, test_split, cache, and the
+             preprocessing of every dataset kind: levels + mapping, size + resize, channels
     [train]  steps, batch_size, optimizer, lr, schedule, ... (TrainConfig fields)
 
 A configuration file is a path or the name of one shipped with the package
@@ -24,7 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig
-from ..errors import ConfigError
+from ..data.preprocess import Preprocessing
+from ..errors import ConfigError, DatasetError
 from ..presets import PRESETS
 
 if sys.version_info >= (3, 11):
@@ -42,7 +44,11 @@ class DataConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
-    levels: int = 0  # values per sub-pixel of a folder: or npz: dataset; 0 = the dataset's own
+    levels: int = 0  # values per sub-pixel; 0 = the dataset's own (pixelrnn/data/preprocess.py)
+    mapping: str = "exact"  # how 8-bit samples become levels: exact (0/255 -> 0/1, or values already below levels) | quantise
+    size: list = field(default_factory=list)  # [H, W]: every image resized (data.resize); [] = as they are
+    resize: str = "crop"  # crop (cover H x W, aspect kept, cut the middle) | fit (scaled to exactly H x W)
+    channels: int = 0  # 1 (grey) | 3 (colour); 0 = the dataset's own
     train_split: str = "train"
     valid_split: str = "valid"
     test_split: str = "test"
@@ -205,7 +211,17 @@ def resolve(raw: dict) -> RunConfig:
         sections[name] = cls(**values)
     config = RunConfig(model=model, **sections)
     check_train(config.train)
+    preprocessing(config.data)  # checks data.levels, mapping, size, resize, channels (one-line errors)
     return config
+
+
+def preprocessing(data: DataConfig) -> dict:
+    """The keyword arguments of ``load_dataset`` that preprocess a run's images (``levels`` ... ``channels``), checked."""
+    try:
+        prep = Preprocessing.of(data.levels, data.mapping, data.size, data.resize, data.channels)
+    except DatasetError as error:
+        raise ConfigError(str(error)) from None
+    return {"levels": prep.levels, "mapping": prep.mapping, "size": prep.size, "resize": prep.resize, "channels": prep.channels}
 
 
 def check_model_keys(model: dict, prefix: str) -> None:
