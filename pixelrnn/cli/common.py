@@ -55,7 +55,8 @@ def run_preprocessing(checkpoint: Path) -> dict:
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT",
-                        help="a run folder (its best checkpoint, else its last) or a checkpoint file")
+                        help="a run folder (its best checkpoint, else its last), a checkpoint file, a pretrained folder, "
+                             "or pretrained:NAME (a bundled model, `pixelrnn pretrained` lists them, or a Hub repository owner/name)")
 
 
 def add_dataset_split_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,7 +40,8 @@ def _image_size(metadata: dict, height: int | None, width: int | None) -> tuple[
             raise UserError(f"the checkpoint's image_size {trained!r} is not HxW; pass --height and --width") from None
         height, width = height or trained_height, width or trained_width
     if not height or not width:
-        raise UserError("the checkpoint does not record its image size; pass --height and --width")
+        raise UserError("the checkpoint does not record its image size; pass --height and --width (a model saved with "
+                        "save_pretrained(folder, metadata={'image_size': 'HxW'}) records it)")
     if height < 1 or width < 1:
         raise UserError(f"--height and --width must be >= 1; got {height}x{width}")
     return height, width
@@ -71,7 +72,7 @@ def output_path(args, checkpoint: Path, stem: str) -> Path:
         raise UserError(f"--out must name a .png file (the .npz goes beside it); got {args.out}")
     existing = [str(p) for p in _companions(path) if p.exists()]
     if existing and not args.force:
-        raise UserError(f"{', '.join(existing)} already exists; pass --force to replace it, or leave out --out for a new name")
+        raise UserError(f"{', '.join(existing)} already {'exist' if len(existing) > 1 else 'exists'}; pass --force to replace it, or leave out --out for a new name")
     return path
 
 

@@ -119,10 +119,19 @@ class RunConfig:
                     raise ConfigError(f"preset {preset_name!r} is for {key}={merged[key]}, but the dataset has {key}={wanted}")
         merged.update(values)
         merged.update(channels=channels, levels=levels)
-        merged.setdefault("output_hidden", 32 if channels == 1 else 1024)
+        merged.setdefault("output_hidden", default_output_hidden(channels, merged.get("hidden")))
         if "arch" not in merged:
             raise ConfigError(f"no model architecture given; set model.arch to one of {', '.join(ARCHITECTURES)} or model.preset")
         return ModelConfig.from_dict(merged)
+
+
+def default_output_hidden(channels: int, hidden) -> int:
+    """The output stack's width when neither the config nor a preset gives it: 32 for one channel (the paper's MNIST),
+    8h for colour, at least 32 and at most the paper's 1024 (its CIFAR-10 networks have h = 128: 8h = 1024), so that
+    a small colour network is not mostly output stack."""
+    if channels == 1 or not isinstance(hidden, int):
+        return 32 if channels == 1 else 1024
+    return max(32, min(1024, 8 * hidden))
 
 
 def parse_value(text: str):
@@ -141,11 +150,17 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def describe_config(path: str | Path) -> str:
-    """A configuration's first comment line: what it trains."""
+    """What a configuration trains: its first comment's first sentence, however many lines it spans."""
+    words = []
     for line in Path(path).read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
+        if not line.startswith("#"):
+            if words:
+                break
+            continue
+        words.append(line.lstrip("# ").strip())
+        if words[-1].endswith("."):
+            break
+    return " ".join(words)
 
 
 def find_config(spec: str | Path) -> Path:
