@@ -35,7 +35,8 @@ Datasets (``load_dataset(name, split)``)
 ``folder:PATH``  PNG/JPEG/BMP/GIF/WEBP files under PATH (recursive, sorted by relative
     path; GIFs give their first frame). Grey-like images (L, 1, LA, 16-bit grey, grey
     palettes) become 1 channel, everything else RGB with 3 (alpha is dropped). All images
-    must share one size and channel count. levels 256, or ``levels=L`` (``data.levels``):
+    must share one size (else ``size``) and channel count (a folder with any colour file is read as
+    colour, its grey files repeated). levels 256, or ``levels=L`` (``data.levels``):
     8-bit samples become values by the one exact mapping of :mod:`pixelrnn.images`
     (``scaled``: 0/255 -> 0/1 for L = 2; else ``raw``), or the load fails naming the file.
     Splits: ``all``, ``test`` = index % 10 == 0, ``valid`` = index % 10 == 1, ``train`` = the
@@ -49,7 +50,12 @@ Datasets (``load_dataset(name, split)``)
     deterministically: ``valid`` = the last tenth of ``train``, ``train`` = the rest,
     ``train_full`` = all of it (as for CIFAR-10).
 
-Named datasets have fixed levels; ``levels`` other than theirs is refused.
+Named datasets have fixed levels; ``levels`` other than theirs needs ``mapping="quantise"``.
+Every kind takes the same preprocessing (:mod:`pixelrnn.data.preprocess`): ``levels`` with
+``mapping``, ``size`` with ``resize``, ``channels``. An npz read with ``levels`` under ``exact``
+maps like a folder: values already below ``levels`` are kept, else their 8-bit scaling is
+inverted (0/255 -> 0/1 for 2 levels). The array ``images`` of ``pixelrnn sample``'s npz is the
+``train`` split (with the carved ``valid``).
 
 Files are found and verified by :mod:`pixelrnn.data.fetch`; their containers (gzip, tar, zip,
 npz) are read within the limits by :mod:`pixelrnn.archives`; their formats are parsed by

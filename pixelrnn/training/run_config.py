@@ -158,9 +158,11 @@ def describe_config(path: str | Path) -> str:
                 break
             continue
         words.append(line.lstrip("# ").strip())
-        if words[-1].endswith("."):
+        if "." in words[-1]:
             break
-    return " ".join(words)
+    text = " ".join(words)
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
 
 
 def find_config(spec: str | Path) -> Path:
