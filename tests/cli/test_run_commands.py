@@ -173,3 +173,31 @@ def test_compress_warns_of_grey_files_coded_by_a_colour_model(tmp_path, capsys):
     Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4), "L").save(tmp_path / "grey.png")
     assert main(["compress", str(folder), str(tmp_path / "grey.png"), "-o", str(tmp_path / "x.pxr"), "-q"]) == 0
     assert "grey image(s)" in capsys.readouterr().err
+
+
+def test_a_run_records_its_preprocessing_and_complete_and_compress_apply_it(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    (tmp_path / "photos").mkdir()
+    for index in range(12):  # mixed sizes, grey and colour
+        size = (6 + index % 3, 5 + index % 2)
+        if index % 4:
+            Image.fromarray(rng.integers(0, 256, (*size, 3)).astype(np.uint8), "RGB").save(tmp_path / "photos" / f"{index:02d}.png")
+        else:
+            Image.fromarray(rng.integers(0, 256, size).astype(np.uint8), "L").save(tmp_path / "photos" / f"{index:02d}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{tmp_path / 'photos'}", "--arch", "pixelcnn", "--set", "model.hidden=3",
+                 "--set", "model.layers=1", "--set", "data.levels=4", "--set", "data.mapping=quantise", "--set", "data.size=[4,4]",
+                 "--set", "data.resize=fit", "--set", "data.channels=3", "--steps", "2", "--set", "train.batch_size=2",
+                 "--out", str(run), "-q"]) == 0
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert (data["levels"], data["mapping"], data["size"], data["resize"], data["channels"]) == (4, "quantise", [4, 4], "fit", 3)
+    big = tmp_path / "big.png"
+    Image.fromarray(np.full((9, 7), 200, np.uint8), "L").save(big)
+    assert main(["complete", str(run), "--image", str(big), "--keep-rows", "2", "-k", "1", "--out", str(tmp_path / "c.png"), "-q"]) == 0
+    completed = np.load(tmp_path / "c.npz")["images"]
+    assert completed.shape == (1, 3, 4, 4) and (completed[0, :, :2] == 200 * 4 // 256).all()
+    assert main(["compress", str(run), str(big), "-o", str(tmp_path / "x.pxr"), "-q"]) == 0
+    assert "as the run preprocessed its data" in capsys.readouterr().err
+    assert main(["decompress", str(run), str(tmp_path / "x.pxr"), "-o", str(tmp_path / "back"), "-q"]) == 0
+    with Image.open(tmp_path / "back" / "big.png") as image:
+        assert image.size == (4, 4)
