@@ -4,7 +4,8 @@
   sub-pixels.
 - :func:`dependency_field` / :func:`plot_dependency_field`: Figures 2 and 4, which input
   sub-pixels a pixel's distribution depends on, from the gradient of its log-probability.
-- :func:`plot_training_curve`: bits/dim against step from a run's metrics log.
+- :func:`plot_training_curve`: a run's learning curve (``pixelrnn plot``), bits/dim and nats against step
+  and images seen, from its folder or its metrics log.
 
 Image grids of samples and completions are in :mod:`pixelrnn.images`. Figures are drawn on
 matplotlib's Agg canvas without pyplot's global state and written atomically.
@@ -144,19 +145,56 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def plot_training_curve(metrics_jsonl_path, path) -> Path:
-    """Bits/dim (or nats/image where bits/dim is missing) against step, train and valid."""
-    records = read_metrics(metrics_jsonl_path)
+def run_metrics(run_or_metrics) -> list[dict]:
+    """The records of a run folder's ``metrics.jsonl``, or of a metrics file given itself."""
+    path = Path(run_or_metrics)
+    return read_metrics(path / "metrics.jsonl" if path.is_dir() else path)
+
+
+def _train_settings(run_or_metrics) -> dict:
+    """The ``[train]`` section of the run whose folder holds the log ({} where no config.json says)."""
+    path = Path(run_or_metrics)
+    config = (path if path.is_dir() else path.parent) / "config.json"
+    try:
+        settings = json.loads(config.read_text()).get("train", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def plot_training_curve(run_or_metrics, path) -> Path:
+    """The learning curve of a run: train and valid bits/dim against step, nats/image on the right axis and
+    images seen on the top axis (from the run's ``train.batch_size``).
+
+    ``run_or_metrics``: a run folder or its ``metrics.jsonl``. Logs without bits/dim plot nats alone.
+    """
+    records = run_metrics(run_or_metrics)
+    with_both = [r for r in records if isinstance(r.get("bits_per_dim"), (int, float)) and isinstance(r.get("nats"), (int, float))
+                 and r["bits_per_dim"] > 0]
     key = "bits_per_dim" if records and all("bits_per_dim" in r for r in records) else "nats"
-    figure = _new_figure(6.0, 4.0)
+    figure = _new_figure(7.0, 4.6)
     axes = figure.add_subplot(1, 1, 1)
-    for split, style in (("train", dict(color="tab:blue", linewidth=1, alpha=0.8)), ("valid", dict(color="tab:orange", marker="o"))):
-        points = sorted((r["step"], r[key]) for r in records if r["split"] == split and key in r)
+    train = _train_settings(run_or_metrics)
+    # Validation scores the EMA weights where the run keeps them: the label says so (they lag in a short run).
+    valid_label = f"valid (EMA weights, decay {train['ema_decay']})" if train.get("ema_decay") else "valid"
+    for split, label, style in (("train", "train", dict(color="tab:blue", linewidth=1, alpha=0.8)),
+                                ("valid", valid_label, dict(color="tab:orange", marker="o"))):
+        points = sorted((r["step"], r[key]) for r in records if r["split"] == split and isinstance(r.get(key), (int, float)))
         if points:
             steps, values = zip(*points)
-            axes.plot(steps, values, label=split, **style)
+            axes.plot(steps, values, label=label, **style)
     axes.set_xlabel("step")
     axes.set_ylabel("bits/dim" if key == "bits_per_dim" else "nats/image")
+    path_name = Path(run_or_metrics)
+    axes.set_title(f"learning curve of {path_name.name if path_name.is_dir() else path_name.parent.name}", fontsize=10)
+    if key == "bits_per_dim" and with_both:
+        ratio = with_both[0]["nats"] / with_both[0]["bits_per_dim"]  # nats per image in one bit per dimension: dims * ln 2
+        right = axes.secondary_yaxis("right", functions=(lambda bits: bits * ratio, lambda nats: nats / ratio))
+        right.set_ylabel("nats/image")
+    batch = train.get("batch_size")
+    if isinstance(batch, int) and batch > 0:
+        top = axes.secondary_xaxis("top", functions=(lambda step: step * batch, lambda seen: seen / batch))
+        top.set_xlabel(f"images seen (batch {batch})")
     axes.grid(alpha=0.3)
     if records:
         axes.legend()

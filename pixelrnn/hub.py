@@ -12,6 +12,7 @@ Only the three files of the layout are fetched; nothing else of a repository is 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -67,6 +68,9 @@ def hub_snapshot(repo_id: str, *, revision: str | None = None, cache_dir: str | 
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
+        near = difflib.get_close_matches(repo_id, BUNDLED, n=1, cutoff=0.8)
+        if near:  # a typo of a bundled name, not a Hub repository
+            raise CheckpointError(f"{repo_id!r} is not a bundled model; did you mean {near[0]!r}? (bundled: {', '.join(BUNDLED)})") from None
         raise CheckpointError(f"{repo_id!r} is not a folder or a bundled model ({', '.join(BUNDLED)}); to fetch it from the "
                               "Hugging Face Hub, install huggingface_hub: pip install 'pixelrnn[hub]'") from None
     try:

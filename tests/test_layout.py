@@ -17,7 +17,7 @@ FLOORS = [
     ["archives"],
     ["presets", "images", "layers"],
     ["models"],
-    ["evaluation", "checkpoint"],
+    ["evaluation", "checkpoint", "causality"],
     ["figures", "sampling", "data"],
     ["training", "codec"],
     ["cli"],

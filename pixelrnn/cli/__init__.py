@@ -2,7 +2,7 @@
 
 A thin layer over the library that nothing in the library imports: one module per group of
 commands (:mod:`.train`: presets, configs, train, evaluate; :mod:`.generate`: sample, complete;
-:mod:`.codec`: compress, decompress; :mod:`.pretrained`: pretrained). Every command turns the library's errors
+:mod:`.codec`: compress, decompress; :mod:`.pretrained`: pretrained; :mod:`.runs`: check, show, plot). Every command turns the library's errors
 (:class:`pixelrnn.errors.PixelRNNError`) into :class:`UserError` with the same message.
 """
 
@@ -15,7 +15,7 @@ import signal
 import sys
 
 from .. import __version__
-from . import codec, generate, pretrained, train
+from . import codec, generate, pretrained, runs, train
 from .common import UserError
 
 # A user's mistake: printed as one line, never a traceback. The library's own errors arrive as
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_compress_parser(sub)
     codec.add_decompress_parser(sub)
     pretrained.add_parser(sub)
+    runs.add_parsers(sub)
     return parser
 
 

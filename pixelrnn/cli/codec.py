@@ -8,14 +8,19 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ..checkpoint import load_model_with_metadata
 from ..codec import (ARITHMETIC_CHOICES, DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats,
                      decompress, image_files, image_from_file, images_from_array, save_images)
+from ..codec.container import MODE_CODES
 from ..codec.coding_model import check_model
+from ..data.preprocess import Preprocessing
+from ..images import fit_channels, read_image, samples_to_values
 from ..errors import CompressionError
 from ..training import load_model_from, resolve_checkpoint
 from ..utils import atomic_write
-from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, show_bars, user_errors
+from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, run_preprocessing, show_bars, user_errors
 
 
 def add_compress_parser(subparsers) -> argparse.ArgumentParser:
@@ -68,12 +73,47 @@ def _inputs(args: argparse.Namespace, model, checkpoint, metadata: dict) -> list
     if not args.inputs:
         raise UserError("nothing to compress: give image files or folders, or --dataset NAME")
     paths = image_files(args.inputs)
-    images = [image_from_file(path, config.channels, config.levels) for path in paths]
-    _warn_of_misfits(paths, images, config.levels, metadata)
+    preprocessing = run_preprocessing(checkpoint)
+    if preprocessing["size"] or preprocessing["channels"] or preprocessing["mapping"] == "quantise":
+        images = [preprocessed_image(path, config.channels, config.levels, preprocessing) for path in paths]
+        print(f"pixelrnn compress: coding the images as the run preprocessed its data ({describe(preprocessing)}); decompress "
+              "gives these preprocessed images, not the files", file=sys.stderr)
+    else:
+        images = [image_from_file(path, config.channels, config.levels) for path in paths]
+    _warn_of_misfits(paths, images, config, metadata)
     return images
 
 
-def _warn_of_misfits(paths, images: list[CodedImage], levels: int, metadata: dict) -> None:
+def describe(preprocessing: dict) -> str:
+    parts = [f"mapping {preprocessing['mapping']}"]
+    if preprocessing["size"]:
+        parts.append(f"size {preprocessing['size'][0]}x{preprocessing['size'][1]} by {preprocessing['resize']}")
+    if preprocessing["channels"]:
+        parts.append(f"{preprocessing['channels']} channel(s)")
+    return ", ".join(parts)
+
+
+def preprocessed_image(path: Path, channels: int, levels: int, preprocessing: dict) -> CodedImage:
+    """An image file shaped and mapped as the run's data were (its ``data.size``, ``channels``, ``mapping``), written back
+    as the 8-bit scaling of its values (``quantise``) or by its exact mapping."""
+    prep = Preprocessing(levels, preprocessing["mapping"], preprocessing["size"], preprocessing["resize"], channels)
+    image = read_image(path)
+    if image.frames != 1:
+        raise UserError(f"{path}: has {image.frames} frames; only single images can be coded")
+    samples = prep.image(image.samples if preprocessing["channels"] else fit_channels(image.samples, channels, path))
+    if prep.mapping == "quantise":
+        values, mapping = prep.quantised(samples, 256), "scaled"
+    else:
+        mapped = samples_to_values(samples, levels)
+        if mapped is None:
+            raise UserError(f"{path}: values in [{int(samples.min())}, {int(samples.max())}] cannot be coded exactly by a "
+                            f"{levels}-level model (needs 0..{levels - 1} or their 8-bit scaling; the run's data.mapping is exact)")
+        values, mapping = mapped
+    mode = image.mode if image.mode in MODE_CODES and (image.mode == "RGB") == (channels == 3) else ("RGB" if channels == 3 else "L")
+    return CodedImage(path.stem + ".png", np.ascontiguousarray(values), mode, mapping)
+
+
+def _warn_of_misfits(paths, images: list[CodedImage], config, metadata: dict) -> None:
     """Say when files are not what the model was trained on: the code stays lossless, but its size is
     then no measure of the model (``evaluate`` refuses such data; ``compress`` codes it and warns)."""
     trained = f" ({metadata['dataset']})" if metadata.get("dataset") else ""
@@ -83,6 +123,11 @@ def _warn_of_misfits(paths, images: list[CodedImage], levels: int, metadata: dic
         path, image = other_size[0]
         print(f"pixelrnn compress: warning: {len(other_size)} of {len(images)} image(s) are not {size}, the size the model was "
               f"trained on{trained}; e.g. {path} is {image.values.shape[1]}x{image.values.shape[2]}", file=sys.stderr)
+    levels = config.levels
+    grey = [p for p, i in zip(paths, images) if i.mode in ("1", "L") and config.channels == 3]
+    if grey:
+        print(f"pixelrnn compress: warning: {len(grey)} grey image(s) (e.g. {grey[0]}) are coded by a colour model, their grey "
+              "repeated to 3 channels (decompress writes them back grey)", file=sys.stderr)
     one_bit = [p for p, i in zip(paths, images) if i.mode == "1"]
     if one_bit and levels != 2:
         print(f"pixelrnn compress: warning: {len(one_bit)} image(s) are 1-bit (e.g. {one_bit[0]}); the model has {levels} "

@@ -40,13 +40,23 @@ def device(name: str | None):
 
 
 def load_split(dataset: str, split: str, data_dir, download: bool = False, levels: int | None = None, *,
-               cache: bool = True, progress: bool = True):
-    return load_dataset(dataset, split, data_dir=data_dir, download=download, levels=levels, cache=cache, progress=progress)
+               cache: bool = True, progress: bool = True, **preprocessing):
+    return load_dataset(dataset, split, data_dir=data_dir, download=download, levels=levels, cache=cache, progress=progress,
+                        **preprocessing)
+
+
+def run_preprocessing(checkpoint: Path) -> dict:
+    """The preprocessing of the run a checkpoint belongs to (``data.mapping``, ``size``, ``resize``, ``channels``; none
+    outside a run folder), as keyword arguments of ``load_dataset``; its ``levels`` stay with the caller."""
+    data = RunFolder(checkpoint.parent).data_settings()
+    return {"mapping": data.get("mapping", "exact"), "size": tuple(data["size"]) if data.get("size") else None,
+            "resize": data.get("resize", "crop"), "channels": data.get("channels") or None}
 
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT",
-                        help="a run folder (its best checkpoint, else its last) or a checkpoint file")
+                        help="a run folder (its best checkpoint, else its last), a checkpoint file, a pretrained folder, "
+                             "or pretrained:NAME (a bundled model, `pixelrnn pretrained` lists them, or a Hub repository owner/name)")
 
 
 def add_dataset_split_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,12 +72,15 @@ def load_split_for(model, checkpoint: Path, metadata: dict, args: argparse.Names
     """A split that fits the model (channels, levels, image size; a one-line error otherwise).
 
     Its files are looked for where the run found its data: ``--data-dir``, else the run folder's
-    ``data.data_dir``. A ``folder:`` or ``npz:`` dataset is read with the model's levels.
+    ``data.data_dir``; the run's preprocessing (``data.mapping``, ``size``, ``resize``, ``channels``)
+    applies. A ``folder:`` or ``npz:`` dataset, and any dataset of a run that set ``data.levels``,
+    is read with the model's levels. The preparation bar follows ``-q`` and the terminal.
     """
     dataset, split = dataset or args.dataset, split or args.split
-    data_dir = args.data_dir if args.data_dir is not None else RunFolder(checkpoint.parent).data_settings().get("data_dir")
-    levels = model.config.levels if dataset.startswith(("folder:", "npz:")) else None
-    image_set = load_split(dataset, split, data_dir, args.download, levels)
+    settings = RunFolder(checkpoint.parent).data_settings()
+    data_dir = args.data_dir if args.data_dir is not None else settings.get("data_dir")
+    levels = model.config.levels if dataset.startswith(("folder:", "npz:")) or settings.get("levels") else None
+    image_set = load_split(dataset, split, data_dir, args.download, levels, progress=show_bars(args), **run_preprocessing(checkpoint))
     check_images_fit(model, image_set.images, image_set.levels, metadata, f"{dataset}/{split}")
     return image_set
 

@@ -18,11 +18,14 @@ import torch
 
 from ..checkpoint import load_model_with_metadata
 from ..data import DATASETS
-from ..images import auto_scale, completion_grid, load_image, load_npz_images, save_grid, save_png, save_samples_npz
+from ..data.preprocess import Preprocessing, to_channels
+from ..images import (auto_scale, completion_grid, fit_channels, load_npz_images, model_values, read_image, save_grid, save_png,
+                      save_samples_npz, to_uint8)
 from ..models import MultiScalePixelRNN
 from ..sampling import complete_images, sample, sample_stages
 from ..training import RunFolder, resolve_checkpoint
-from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, show_bars, user_errors
+from .common import (UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, run_preprocessing,
+                     show_bars, user_errors)
 
 
 def _load_checkpoint(path, device_name):
@@ -40,7 +43,8 @@ def _image_size(metadata: dict, height: int | None, width: int | None) -> tuple[
             raise UserError(f"the checkpoint's image_size {trained!r} is not HxW; pass --height and --width") from None
         height, width = height or trained_height, width or trained_width
     if not height or not width:
-        raise UserError("the checkpoint does not record its image size; pass --height and --width")
+        raise UserError("the checkpoint does not record its image size; pass --height and --width (a model saved with "
+                        "save_pretrained(folder, metadata={'image_size': 'HxW'}) records it)")
     if height < 1 or width < 1:
         raise UserError(f"--height and --width must be >= 1; got {height}x{width}")
     return height, width
@@ -71,7 +75,7 @@ def output_path(args, checkpoint: Path, stem: str) -> Path:
         raise UserError(f"--out must name a .png file (the .npz goes beside it); got {args.out}")
     existing = [str(p) for p in _companions(path) if p.exists()]
     if existing and not args.force:
-        raise UserError(f"{', '.join(existing)} already exists; pass --force to replace it, or leave out --out for a new name")
+        raise UserError(f"{', '.join(existing)} already {'exist' if len(existing) > 1 else 'exists'}; pass --force to replace it, or leave out --out for a new name")
     return path
 
 
@@ -95,7 +99,24 @@ def _add_common(parser: argparse.ArgumentParser, stem: str) -> None:
     parser.add_argument("--batch-size", type=int, help="images sampled at once (default: all)")
     parser.add_argument("--naive", action="store_true", help="rerun the whole network per sub-pixel (slow; same samples)")
     parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--png-dir", metavar="DIR", help="also write every image as its own PNG into DIR, numbered, at the model's "
+                                                         "resolution (not enlarged; the folder reads back as folder:DIR)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def write_png_dir(images: torch.Tensor, levels: int, folder: str, names: list[str], force: bool) -> Path:
+    """One PNG per image (N, C, H, W) into ``folder`` under ``names``, each written atomically; existing ones only with ``force``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--png-dir {folder} is a file, not a folder")
+    existing = [name for name in names if (folder / name).exists()]
+    if existing and not force:
+        raise UserError(f"--png-dir {folder} already holds {existing[0]}" + (f" and {len(existing) - 1} more" if len(existing) > 1 else "")
+                        + "; pass --force to replace them, or choose another folder")
+    pixels = to_uint8(images, levels)  # (N, C, H, W) uint8
+    for name, image in zip(names, pixels):
+        save_png(image.transpose(1, 2, 0), folder / name)
+    return folder
 
 
 def add_sample_parser(subparsers) -> argparse.ArgumentParser:
@@ -138,6 +159,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
     save_grid(images, model.config.levels, out, nrow=args.nrow, scale=args.scale)
     npz = save_samples_npz(images, out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
+    if args.png_dir:
+        digits = max(4, len(str(len(images) - 1)))
+        folder = write_png_dir(images, model.config.levels, args.png_dir, [f"{i:0{digits}d}.png" for i in range(len(images))], args.force)
+        print(f"wrote {len(images)} PNG(s) into {folder}")
 
 
 def add_complete_parser(subparsers) -> argparse.ArgumentParser:
@@ -167,7 +192,7 @@ def source_images(args: argparse.Namespace, model, checkpoint: Path, metadata: d
     if args.image:
         if args.index:
             raise UserError("--index goes with --npz, not with --image")
-        return load_image(args.image, cfg.channels, cfg.levels)
+        return image_for_model(args.image, cfg.channels, cfg.levels, run_preprocessing(checkpoint))
     if args.dataset:
         dataset = load_split_for(model, checkpoint, metadata, args)
         indices = args.index or [0]
@@ -176,6 +201,16 @@ def source_images(args: argparse.Namespace, model, checkpoint: Path, metadata: d
                 raise UserError(f"--index {index} is outside {args.dataset}/{args.split}, which holds {len(dataset)} images")
         return torch.from_numpy(dataset.images[indices].astype(np.int64))
     return load_npz_images(args.npz, args.index or [0], cfg.channels, cfg.levels)
+
+
+def image_for_model(path, channels: int, levels: int, preprocessing: dict) -> torch.Tensor:
+    """An image file as a (1, C, H, W) LongTensor of model values, with the run's preprocessing: its channels and size,
+    then ``quantise`` (v * levels // 256) or, under ``exact``, the exact mapping where one fits (else equal bins)."""
+    prep = Preprocessing(levels, preprocessing.get("mapping", "exact"), preprocessing.get("size"), preprocessing.get("resize", "crop"))
+    samples = read_image(path).samples
+    samples = prep.image(to_channels(samples, channels) if preprocessing.get("channels") else fit_channels(samples, channels, path))
+    values = prep.quantised(samples, 256) if prep.mapping == "quantise" else model_values(samples, levels)[0]
+    return torch.from_numpy(values.astype(np.int64))[None]
 
 
 def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkpoint: Path) -> tuple[Path, Path]:
@@ -200,6 +235,10 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkp
     save_png(figure, out, auto_scale(*images.shape[2:]) if args.scale is None else args.scale)
     npz = save_samples_npz(completions.flatten(0, 1), out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
+    if args.png_dir:  # completion j of source n as NNNN-JJ.png
+        names = [f"{n:04d}-{j:02d}.png" for n in range(completions.shape[0]) for j in range(completions.shape[1])]
+        folder = write_png_dir(completions.flatten(0, 1), model.config.levels, args.png_dir, names, args.force)
+        print(f"wrote {len(names)} PNG(s) into {folder}")
     return out, npz
 
 

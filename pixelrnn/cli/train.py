@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
 import signal
 import time
 from pathlib import Path
@@ -14,9 +16,12 @@ from ..data import DATASETS
 from ..evaluation import evaluate_images
 from ..presets import PRESETS
 from ..training import RunFolder, Trainer, build_run_config, resolve_checkpoint
-from ..training.run_config import describe_config, shipped_configs
+from ..training.run_config import describe_config, preprocessing, shipped_configs
 from ..utils import atomic_write
 from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split, load_split_for, show_bars, user_errors
+
+
+LARGE_SPLIT = 10_000  # evaluate says how many images it scores above this (--train: 50,000 for MNIST)
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
@@ -54,10 +59,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         if RunFolder(run_dir).holds_run():
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     data = config.data
-    levels = data.levels or None
-    loading = {"cache": data.cache, "progress": show_bars(args)}
-    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, levels, **loading)
-    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, levels, **loading) if data.valid_split else None
+    loading = {"cache": data.cache, "progress": show_bars(args), **preprocessing(data)}
+    train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, **loading)
+    valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, **loading) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
                       dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
     say = print if trainer.dist.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all
@@ -65,16 +69,31 @@ def cmd_train(args: argparse.Namespace) -> None:
         say(f"{run_dir} finished at step {trainer.step} (train.steps={config.train.steps}); nothing to do, nothing changed. "
             f"To train longer: pixelrnn train --resume {run_dir} --steps N")
         return
+    if args.resume:
+        changed = changed_settings(RunFolder(run_dir).read_config().get("train", {}), config.train)
+        if changed and trainer.dist.is_main:  # the run goes on with them: its config.json says so from now on
+            RunFolder(run_dir).write_config(config, trainer.model_config)
+        for key, (before, after) in changed.items():
+            say(f"resuming with train.{key} = {after!r} (was {before!r}) from step {trainer.step}; config.json updated")
     params = sum(p.numel() for p in trainer.model.parameters())
     say(f"{trainer.model_config.arch}: {params:,} parameters on {trainer.device}; {len(train_set)} training images "
         f"{train_set.channels}x{train_set.height}x{train_set.width}, {train_set.levels} levels; run folder {run_dir}"
         + (f" (resuming at step {trainer.step})" if args.resume else ""))
+    if config.train.ema_decay and valid_set is not None:
+        say(f"validation scores the EMA (Polyak) average of the weights (train.ema_decay = {config.train.ema_decay}); "
+            "early in a run it lags the trained weights, so validation reads worse than training")
     result = trainer.train()
     best = "" if result.best_valid_nats is None else f"; best validation {result.best_valid_nats:.3f} nats/image"
     say(f"stopped at step {result.step} ({result.stopped}){best}; run folder {run_dir}")
     if result.stopped.startswith("signal:"):
         say(f"resume with: pixelrnn train --resume {run_dir}")
         raise SystemExit(128 + int(getattr(signal, result.stopped.split(":")[1])))
+
+
+def changed_settings(saved: dict, train) -> dict:
+    """{key: (saved value, new value)} of the ``[train]`` keys a resume changes."""
+    now = dataclasses.asdict(train)
+    return {key: (saved[key], value) for key, value in now.items() if key in saved and saved[key] != value}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -88,6 +107,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for split in splits:
         images = load_split_for(model, path, metadata, args, dataset, split)
         chosen = images.images[: args.limit] if args.limit else images.images
+        if len(chosen) > LARGE_SPLIT and not args.quiet:
+            print(f"scoring {len(chosen):,} images of {dataset}/{split} (--limit N scores the first N)", file=sys.stderr)
         summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=show_bars(args), description=split)
         report[split] = summary
         print(f"{dataset}/{split}: {summary['nats_per_image']:.3f} +- {summary['nats_per_image_stderr']:.3f} nats/image, "
@@ -112,7 +133,11 @@ def add_parsers(sub) -> None:
     configs.add_argument("-v", "--verbose", action="store_true", help="also print where each file is")
     configs.set_defaults(func=user_errors(cmd_configs))
 
-    train = sub.add_parser("train", help="train a model (the paper's recipe by default)")
+    train = sub.add_parser("train", help="train a model (the paper's recipe by default)",
+                           description="Train a network on a dataset into a run folder (config.json, metrics.jsonl, checkpoints): "
+                                       "a shipped or own config (--config), shortcuts (--dataset, --arch, --steps) and any key with "
+                                       "--set section.key=value, e.g. --set data.levels=16 --set data.mapping=quantise "
+                                       "--set data.size=[32,32]. `pixelrnn configs` lists the shipped configs; --resume continues a run.")
     train.add_argument("--config", help="a TOML or JSON run configuration: a file, or the name of a shipped one "
                                         "(e.g. mnist_diagonal_bilstm; `pixelrnn configs` lists them)")
     train.add_argument("--dataset", help=f"dataset: {', '.join(DATASETS)}, folder:PATH or npz:PATH")
@@ -130,10 +155,11 @@ def add_parsers(sub) -> None:
 
     evaluate = sub.add_parser("evaluate", help="NLL of a checkpoint on a split, in nats/image and bits/dim")
     add_checkpoint_argument(evaluate)
-    evaluate.add_argument("--train", action="store_true", help="also evaluate the training split (the paper's bracketed figure)")
+    evaluate.add_argument("--train", action="store_true", help="also evaluate the training split (the paper's bracketed figure; "
+                                                                 "the whole split, e.g. 50,000 MNIST images: --limit N scores fewer)")
     evaluate.add_argument("--dataset", help="dataset (default: the one the checkpoint was trained on)")
     add_dataset_split_arguments(evaluate)
-    evaluate.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
+    evaluate.add_argument("--limit", type=int, default=0, help="evaluate only the first N images of each split")
     evaluate.add_argument("--batch-size", type=int, default=64, help="images scored at once (default 64)")
     evaluate.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     evaluate.add_argument("--json", help="write the results as JSON to this file")

@@ -188,7 +188,13 @@ def _to_uint8(x: np.ndarray, source: str) -> np.ndarray:
 
 
 def npz_key(keys: Iterable[str], split: str) -> str | None:
-    return next((k for k in (split, f"{split}_x", f"x_{split}") if k in keys), None)
+    """The array of ``split``: ``<split>``, ``<split>_x`` or ``x_<split>``; a file of ``pixelrnn sample`` (one array,
+    ``images``) is the ``train`` split (with its carved ``valid``)."""
+    keys = list(keys)
+    found = next((k for k in (split, f"{split}_x", f"x_{split}") if k in keys), None)
+    if found is None and split == "train" and "images" in keys and not any(npz_key(keys, s) for s in ("valid", "test", "all")):
+        return "images"
+    return found
 
 
 def npz_layout(x: np.ndarray, source: str) -> np.ndarray:

@@ -19,6 +19,7 @@ from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_tabl
 from ..archives import BoundedNpz
 from .formats import _to_uint8, npz_key, npz_layout
 from .parts import Plan, every_row, npz_array
+from .preprocess import Preprocessing
 
 FOLDER_SPLITS = ("all", "train", "valid", "test")
 NPZ_SPLITS = ("train", "valid", "test", "train_full", "all")
@@ -42,13 +43,32 @@ FOLDER_GROUP = 256
 """Images of a folder decoded and written together."""
 
 
-def _folder_mapping(files: list[Path], levels: int, name: str) -> str:
-    """The one mapping that fits every image of the folder for ``levels`` values: ``scaled`` if
+GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _folder_channels(files: list[Path]) -> int:
+    """3 if any file of the folder is colour (its grey files are then repeated), else 1; from the headers where they say."""
+    from PIL import Image
+
+    for f in files:
+        try:
+            with Image.open(f) as image:
+                mode = image.mode
+        except Exception:  # noqa: BLE001 - the file is read (and refused, one line) with the others
+            continue
+        if mode not in GREY_MODES and (mode not in ("P", "PA") or _read_folder_image(f).shape[0] == 3):
+            return 3
+    return 1
+
+
+def _folder_mapping(files: list[Path], prep: Preprocessing, channels: int, name: str) -> str:
+    """The one mapping that fits every image of the folder for ``prep.levels`` values: ``scaled`` if
     every sample is the 8-bit scaling of a value, else ``raw`` (:mod:`pixelrnn.images`)."""
+    levels = prep.levels
     table = scale_table(levels)
     all_scaled = all_raw = True
     for f in files:
-        samples = _read_folder_image(f)
+        samples = prep.image(_read_folder_image(f), channels)
         scaled, raw = bool(np.isin(samples, table).all()), samples.size == 0 or int(samples.max()) < levels
         if not (scaled or raw):
             _misfit(name, f"{f} has values in [{int(samples.min())}, {int(samples.max())}]", levels)
@@ -59,27 +79,29 @@ def _folder_mapping(files: list[Path], levels: int, name: str) -> str:
 
 
 def _misfit(name: str, what: str, levels: int):
-    raise DatasetError(f"{name}: {what}, which do not fit data.levels={levels}: values must be 0..{levels - 1} "
-                       f"or all their 8-bit scaling ({', '.join(map(str, scale_table(levels)[:3]))}, ..., 255)")
+    raise DatasetError(f"{name}: {what}, which do not fit data.levels={levels} with data.mapping=exact: values must be 0..{levels - 1} "
+                       f"or all their 8-bit scaling ({', '.join(map(str, scale_table(levels)[:3]))}, ..., 255); "
+                       f"data.mapping = \"quantise\" bins them (v * {levels} // 256)")
 
 
-def _folder_images(files: list[Path], chosen: list[Path], name: str, levels: int | None,
+def _folder_images(files: list[Path], chosen: list[Path], name: str, prep: Preprocessing, channels: int,
                    mapping: str | None) -> Iterator[np.ndarray]:
-    """The chosen files decoded one by one, checked against the folder's first image, as model values."""
-    first = _read_folder_image(files[0])
+    """The chosen files decoded one by one, shaped by ``prep``, checked against the folder's first image, as model values."""
+    first = prep.image(_read_folder_image(files[0]), channels)
     group: list[np.ndarray] = []
 
     def values(batch: np.ndarray) -> np.ndarray:
-        if levels is None or mapping == "raw":
+        if mapping != "scaled":
             return batch
-        return samples_to_values(batch, levels)[0]  # every sample is scaled: the folder's mapping says so
+        return samples_to_values(batch, prep.levels)[0]  # every sample is scaled: the folder's mapping says so
 
     for f in chosen:
-        a = first if f == files[0] else _read_folder_image(f)
+        a = first if f == files[0] else prep.image(_read_folder_image(f), channels)
         if a.shape != first.shape:
             (c0, h0, w0), (c, h, w) = first.shape, a.shape
             raise DatasetError(f"{name}: {f} is {w}x{h} with {c} channel(s), expected {w0}x{h0} "
-                               f"with {c0} like {files[0].name}; all images must match")
+                               f"with {c0} like {files[0].name}; all images must match, or set data.size = [H, W] "
+                               "(and data.resize = \"crop\" or \"fit\") to resize them")
         group.append(a)
         if len(group) == FOLDER_GROUP:
             yield values(np.stack(group))
@@ -88,7 +110,9 @@ def _folder_images(files: list[Path], chosen: list[Path], name: str, levels: int
         yield values(np.stack(group))
 
 
-def plan_folder(path: Path, name: str, split: str, levels: int | None = None) -> Plan:
+def plan_folder(path: Path, name: str, split: str, prep: Preprocessing | None = None) -> Plan:
+    """The plan of a folder split; ``prep`` shapes every image and, under ``exact``, maps its levels."""
+    prep = prep or Preprocessing()
     if not path.is_dir():
         raise DatasetError(f"{name}: {path} is not a directory")
     files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
@@ -99,11 +123,14 @@ def plan_folder(path: Path, name: str, split: str, levels: int | None = None) ->
     keep = {"all": lambda i: True, "test": lambda i: i % 10 == 0, "valid": lambda i: i % 10 == 1,
             "train": lambda i: i % 10 >= 2}[split]
     chosen = [f for i, f in enumerate(files) if keep(i)]
-    # One mapping for every image of the folder, whichever split is read (the levels name the cache's array).
-    mapping = None if levels is None else _folder_mapping(files, levels, name)
-    stored = split if levels is None else f"{split}-{levels}-{mapping}"
-    return Plan(name, split, local_key("folder", path), stored, tuple(files),
-                lambda: _folder_images(files, chosen, name, levels, mapping), 256 if levels is None else levels)
+    channels = prep.channels or _folder_channels(files)
+    # One mapping for every image of the folder, whichever split is read (the settings name the cache's array).
+    exact = prep.levels is not None and prep.mapping == "exact"
+    mapping = _folder_mapping(files, prep, channels, name) if exact else None
+    shape = f"{prep.size[0]}x{prep.size[1]}{prep.resize}-{'nearest' if prep.mapping == 'exact' else 'lanczos'}" if prep.size else ""
+    tag = "-".join(part for part in (f"c{channels}", shape, f"{prep.levels}{mapping}" if exact else "") if part)
+    return Plan(name, split, local_key("folder", path), f"{split}-{tag}", tuple(files),
+                lambda: _folder_images(files, chosen, name, prep, channels, mapping), prep.levels if exact else 256)
 
 
 def _npz_split_rows(path: Path, key: str, source: str) -> Iterator[np.ndarray]:
@@ -128,22 +155,52 @@ def _carved_rows(split: str):
     return rows
 
 
-def plan_npz(path: Path, name: str, split: str, levels: int | None = None) -> Plan:
+def _npz_mapping(path: Path, keys: dict[str, str], levels: int, name: str) -> str:
+    """The one exact mapping of every split of an npz to ``levels`` values: ``raw`` (the array holds values) if every
+    value is below ``levels``, else ``scaled`` if every value is the 8-bit scaling of one (0/255 -> 0/1 for 2 levels)."""
+    table = scale_table(levels)
+    all_raw = all_scaled = True
+    low, high = 255, 0
+    for s, k in keys.items():
+        for chunk in _npz_split_rows(path, k, f"{path}[{s}]"):
+            if chunk.size:
+                low, high = min(low, int(chunk.min())), max(high, int(chunk.max()))
+                all_raw = all_raw and int(chunk.max()) < levels
+                all_scaled = all_scaled and bool(np.isin(chunk, table).all())
+    if all_raw:
+        return "raw"
+    if all_scaled:
+        return "scaled"
+    _misfit(name, f"{path} has values in [{low}, {high}]", levels)
+
+
+def _mapped_rows(rows: Iterator[np.ndarray], levels: int, mapping: str) -> Iterator[np.ndarray]:
+    for chunk in rows:
+        yield samples_to_values(chunk, levels)[0] if mapping == "scaled" else chunk
+
+
+def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = None) -> Plan:
+    """The plan of an npz split; under ``exact``, ``prep.levels`` maps the values exactly (channels and size: after loading)."""
+    prep = prep or Preprocessing()
     with BoundedNpz(path, f"{name}: {path}") as f:
         keys = {s: k for s in NPZ_SPLITS if (k := npz_key(f.files, s))}
         stored_levels = f["levels"] if "levels" in f else None
+        found = sorted(f.files)
     if stored_levels is not None and stored_levels.size != 1:
         raise DatasetError(f"{name}: 'levels' holds {stored_levels.size} values; it is one integer in 2..256")
     if split not in carved_splits(set(keys)):
         accepted = ", ".join(carved_splits(set(keys))) or "none"
-        raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted}"
-                           " (keys <split>, <split>_x or x_<split>)")
+        raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted} (keys <split>, <split>_x, x_<split>, "
+                           f"or images as written by `pixelrnn sample`; the file holds {', '.join(found) or 'no array'})")
     stored, rows = split, every_row
     carved = "train" in keys and "valid" not in keys
     if carved and (split in ("train", "valid") or split not in keys):  # train_full too, unless the file has one
         stored, rows = "train", _carved_rows(split)
-    if levels is not None:  # the levels asked for name the prepared array: its values were checked against them
-        stored_name = f"{stored}-{levels}"
+    levels = prep.levels if prep.mapping == "exact" else None
+    mapping = None
+    if levels is not None:  # the levels and mapping name the prepared array: its values were checked against them
+        mapping = _npz_mapping(path, keys, levels, name)
+        stored_name = f"{stored}-{levels}-{mapping}"
     else:
         stored_name = stored
         if stored_levels is not None:
@@ -156,5 +213,5 @@ def plan_npz(path: Path, name: str, split: str, levels: int | None = None) -> Pl
                 return 256
         return 2
     return Plan(name, split, local_key("npz", path), stored_name, (path,),
-                lambda: _npz_split_rows(path, keys[stored], f"{path}[{stored}]"),
+                lambda: _mapped_rows(_npz_split_rows(path, keys[stored], f"{path}[{stored}]"), prep.levels, mapping),
                 levels if levels is not None else any_split_above_one, rows)

@@ -35,7 +35,8 @@ Datasets (``load_dataset(name, split)``)
 ``folder:PATH``  PNG/JPEG/BMP/GIF/WEBP files under PATH (recursive, sorted by relative
     path; GIFs give their first frame). Grey-like images (L, 1, LA, 16-bit grey, grey
     palettes) become 1 channel, everything else RGB with 3 (alpha is dropped). All images
-    must share one size and channel count. levels 256, or ``levels=L`` (``data.levels``):
+    must share one size (else ``size``) and channel count (a folder with any colour file is read as
+    colour, its grey files repeated). levels 256, or ``levels=L`` (``data.levels``):
     8-bit samples become values by the one exact mapping of :mod:`pixelrnn.images`
     (``scaled``: 0/255 -> 0/1 for L = 2; else ``raw``), or the load fails naming the file.
     Splits: ``all``, ``test`` = index % 10 == 0, ``valid`` = index % 10 == 1, ``train`` = the
@@ -49,7 +50,12 @@ Datasets (``load_dataset(name, split)``)
     deterministically: ``valid`` = the last tenth of ``train``, ``train`` = the rest,
     ``train_full`` = all of it (as for CIFAR-10).
 
-Named datasets have fixed levels; ``levels`` other than theirs is refused.
+Named datasets have fixed levels; ``levels`` other than theirs needs ``mapping="quantise"``.
+Every kind takes the same preprocessing (:mod:`pixelrnn.data.preprocess`): ``levels`` with
+``mapping``, ``size`` with ``resize``, ``channels``. An npz read with ``levels`` under ``exact``
+maps like a folder: values already below ``levels`` are kept, else their 8-bit scaling is
+inverted (0/255 -> 0/1 for 2 levels). The array ``images`` of ``pixelrnn sample``'s npz is the
+``train`` split (with the carved ``valid``).
 
 Files are found and verified by :mod:`pixelrnn.data.fetch`; their containers (gzip, tar, zip,
 npz) are read within the limits by :mod:`pixelrnn.archives`; their formats are parsed by
@@ -78,6 +84,7 @@ from .fetch import Lookup, data_dir_from_env, default_cache_dir, verify_file
 from .formats import _read_bytes, _to_uint8, npz_key, parse_amat, parse_cifar_batch, parse_idx_images
 from .local import FOLDER_SPLITS, NPZ_SPLITS, carved_splits, plan_folder, plan_npz
 from .parts import Plan, every_row, npz_array
+from .preprocess import Preprocessing
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,7 +297,7 @@ def _local_path(spec: str, roots: tuple[Path, ...]) -> Path:
 
 
 def _plan(name: str, split: str, roots: tuple[Path, ...], cache: Path, download: bool, verify: bool | None,
-          levels: int | None) -> Plan:
+          prep: Preprocessing) -> Plan:
     if name.startswith(_PREFIXES):
         kind, spec = name.split(":", 1)
         path = _local_path(spec, roots)
@@ -298,10 +305,10 @@ def _plan(name: str, split: str, roots: tuple[Path, ...], cache: Path, download:
             if split not in FOLDER_SPLITS:
                 raise DatasetError(f"unknown split {split!r} for {name}; accepted: "
                                    f"{', '.join(FOLDER_SPLITS)}")
-            return plan_folder(path, name, split, levels)
+            return plan_folder(path, name, split, prep)
         if not path.is_file():
             raise DatasetError(f"{name}: file {path} not found")
-        return plan_npz(path, name, split, levels)
+        return plan_npz(path, name, split, prep)
     accepted = dataset_splits(name)  # raises for unknown names
     if split not in accepted:
         raise DatasetError(f"unknown split {split!r} for {name}; "
@@ -312,37 +319,42 @@ def _plan(name: str, split: str, roots: tuple[Path, ...], cache: Path, download:
     planner = {"binarized_mnist": _plan_binarized_mnist, "mnist": _plan_mnist, "cifar10": _plan_cifar10,
                "cifar10_subset": _plan_cifar10_subset, "digits": _plan_digits}[name]
     plan = planner(ctx, split)
-    if levels is not None and levels != plan.levels:
-        raise DatasetError(f"{name} has {plan.levels} levels; data.levels={levels} applies to folder: and npz: datasets only")
+    if prep.levels is not None and prep.levels != plan.levels and prep.mapping == "exact":
+        raise DatasetError(f"{name} has {plan.levels} levels; to read it with data.levels={prep.levels}, set "
+                           f"data.mapping = \"quantise\" (v * {prep.levels} // {plan.levels})")
     return plan
 
 
 def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
                  download: bool = False, cache_dir: str | os.PathLike | None = None,
-                 verify: bool | None = None, levels: int | None = None, cache: bool = True, progress: bool = True) -> ImageSet:
+                 verify: bool | None = None, levels: int | None = None, cache: bool = True, progress: bool = True,
+                 mapping: str = "exact", size: tuple[int, int] | None = None, resize: str = "crop",
+                 channels: int | None = None) -> ImageSet:
     """Load one split of a dataset as an :class:`ImageSet` (see the module docstring).
 
-    ``levels``: the values per sub-pixel of a ``folder:`` or ``npz:`` dataset (None: its own).
+    Preprocessing (:mod:`pixelrnn.data.preprocess`), the same for every dataset: ``levels`` with
+    ``mapping`` (``exact`` or ``quantise``), ``size`` (H, W) with ``resize`` (``crop`` or ``fit``) and
+    ``channels`` (1 or 3); None keeps the dataset's own.
     With ``cache`` (the default) a dataset read from files is prepared once in the cache dir and
     memory-mapped read-only (:mod:`pixelrnn.data.cache`); ``progress`` shows a bar while it is
-    prepared. ``cache=False`` reads the files into memory each time.
+    prepared. ``cache=False`` reads the files into memory each time. A folder is prepared with its
+    preprocessing; other datasets are shaped and quantised in memory after loading.
     """
-    if levels is not None and not 2 <= levels <= 256:
-        raise DatasetError(f"data.levels={levels} must lie in 2..256")
+    prep = Preprocessing(levels, mapping, size, resize, channels)
     try:
-        return _load_dataset(name, split, data_dir, download, cache_dir, verify, levels, cache, progress)
+        return _load_dataset(name, split, data_dir, download, cache_dir, verify, prep, cache, progress)
     except MemoryError:  # the files were within the limits, the machine was not
         raise DatasetError(f"{name}: not enough memory to load split {split!r}") from None
 
 
-def _load_dataset(name: str, split: str, data_dir, download: bool, cache_dir, verify: bool | None, levels: int | None,
+def _load_dataset(name: str, split: str, data_dir, download: bool, cache_dir, verify: bool | None, prep: Preprocessing,
                   cache: bool, progress: bool) -> ImageSet:
     root = Path(data_dir).expanduser() if data_dir is not None else data_dir_from_env()
     if root is not None and not root.is_dir():
         source = "data_dir" if data_dir is not None else "PIXELRNN_DATA_DIR"
         raise DatasetError(f"data directory {root} (from {source}) does not exist")
     cache_root = default_cache_dir(cache_dir)
-    plan = _plan(name, split, (root,) if root is not None else (), cache_root, download, verify, levels)
+    plan = _plan(name, split, (root,) if root is not None else (), cache_root, download, verify, prep)
     prepared = cache and bool(plan.sources)
     if prepared:
         stored, levels = prepared_array(plan, cache_root, progress=progress)
@@ -351,4 +363,8 @@ def _load_dataset(name: str, split: str, data_dir, download: bool, cache_dir, ve
     images = stored[plan.rows(len(stored))]
     if len(images) == 0:
         raise DatasetError(f"{name}: split {split!r} is empty")
+    if not name.startswith("folder:") and prep.reshapes:  # a folder's images were shaped as they were read
+        images, prepared = prep.array(images), False
+    if prep.levels is not None and levels != prep.levels:  # quantise (an exact mapping was made by the plan)
+        images, levels, prepared = prep.quantised(images, levels), prep.levels, False
     return ImageSet(name, split, images, levels, values_checked=prepared)

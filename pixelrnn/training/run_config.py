@@ -4,7 +4,8 @@ A run configuration has three sections::
 
     [model]  preset (optional), arch, hidden, layers, residual, skip, ... (ModelConfig fields;
              channels and levels come from the dataset, and must match it if given)
-    [data]   dataset, data_dir, download, levels, train_split, valid_split, test_split, cache
+    [data]   dataset, data_dir, download, train_split, valid_split, test_split, cache, and the
+             preprocessing of every dataset kind: levels + mapping, size + resize, channels
     [train]  steps, batch_size, optimizer, lr, schedule, ... (TrainConfig fields)
 
 A configuration file is a path or the name of one shipped with the package
@@ -24,7 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig
-from ..errors import ConfigError
+from ..data.preprocess import Preprocessing
+from ..errors import ConfigError, DatasetError
 from ..presets import PRESETS
 
 if sys.version_info >= (3, 11):
@@ -42,7 +44,11 @@ class DataConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
-    levels: int = 0  # values per sub-pixel of a folder: or npz: dataset; 0 = the dataset's own
+    levels: int = 0  # values per sub-pixel; 0 = the dataset's own (pixelrnn/data/preprocess.py)
+    mapping: str = "exact"  # how 8-bit samples become levels: exact (0/255 -> 0/1, or values already below levels) | quantise
+    size: list = field(default_factory=list)  # [H, W]: every image resized (data.resize); [] = as they are
+    resize: str = "crop"  # crop (cover H x W, aspect kept, cut the middle) | fit (scaled to exactly H x W)
+    channels: int = 0  # 1 (grey) | 3 (colour); 0 = the dataset's own
     train_split: str = "train"
     valid_split: str = "valid"
     test_split: str = "test"
@@ -113,10 +119,19 @@ class RunConfig:
                     raise ConfigError(f"preset {preset_name!r} is for {key}={merged[key]}, but the dataset has {key}={wanted}")
         merged.update(values)
         merged.update(channels=channels, levels=levels)
-        merged.setdefault("output_hidden", 32 if channels == 1 else 1024)
+        merged.setdefault("output_hidden", default_output_hidden(channels, merged.get("hidden")))
         if "arch" not in merged:
             raise ConfigError(f"no model architecture given; set model.arch to one of {', '.join(ARCHITECTURES)} or model.preset")
         return ModelConfig.from_dict(merged)
+
+
+def default_output_hidden(channels: int, hidden) -> int:
+    """The output stack's width when neither the config nor a preset gives it: 32 for one channel (the paper's MNIST),
+    8h for colour, at least 32 and at most the paper's 1024 (its CIFAR-10 networks have h = 128: 8h = 1024), so that
+    a small colour network is not mostly output stack."""
+    if channels == 1 or not isinstance(hidden, int):
+        return 32 if channels == 1 else 1024
+    return max(32, min(1024, 8 * hidden))
 
 
 def parse_value(text: str):
@@ -135,11 +150,19 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def describe_config(path: str | Path) -> str:
-    """A configuration's first comment line: what it trains."""
+    """What a configuration trains: its first comment's first sentence, however many lines it spans."""
+    words = []
     for line in Path(path).read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
+        if not line.startswith("#"):
+            if words:
+                break
+            continue
+        words.append(line.lstrip("# ").strip())
+        if "." in words[-1]:
+            break
+    text = " ".join(words)
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
 
 
 def find_config(spec: str | Path) -> Path:
@@ -205,7 +228,17 @@ def resolve(raw: dict) -> RunConfig:
         sections[name] = cls(**values)
     config = RunConfig(model=model, **sections)
     check_train(config.train)
+    preprocessing(config.data)  # checks data.levels, mapping, size, resize, channels (one-line errors)
     return config
+
+
+def preprocessing(data: DataConfig) -> dict:
+    """The keyword arguments of ``load_dataset`` that preprocess a run's images (``levels`` ... ``channels``), checked."""
+    try:
+        prep = Preprocessing.of(data.levels, data.mapping, data.size, data.resize, data.channels)
+    except DatasetError as error:
+        raise ConfigError(str(error)) from None
+    return {"levels": prep.levels, "mapping": prep.mapping, "size": prep.size, "resize": prep.resize, "channels": prep.channels}
 
 
 def check_model_keys(model: dict, prefix: str) -> None:

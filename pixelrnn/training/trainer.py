@@ -251,7 +251,7 @@ class Trainer:
                 pass
         started = time.monotonic()
         stopped = "finished"
-        progress = TrainingProgress(cfg.steps, self.step, self.dims, enabled=self.progress and self.dist.is_main)
+        progress = TrainingProgress(cfg.steps, self.step, self.dims, enabled=self.progress and self.dist.is_main, ema_decay=cfg.ema_decay)
         if cfg.tensorboard and self.dist.is_main and not self.finished:
             self.board = TensorBoardLog(self.run_dir / "tensorboard")
         window_images, window_start = 0, time.monotonic()

@@ -55,12 +55,14 @@ def test_folder_errors(tmp_path):
     with pytest.raises(DatasetError) as e:
         load_dataset(f"folder:{tmp_path}", "all")
     msg = one_line_error(e)
-    assert "b.png" in msg and "5x4" in msg and "expected 4x4" in msg and "c.png" not in msg
+    assert "b.png" in msg and "5x4" in msg and "expected 4x4" in msg and "c.png" not in msg and "data.size" in msg
     (tmp_path / "b.png").unlink()
     (tmp_path / "c.png").unlink()
-    Image.new("RGB", (4, 4)).save(tmp_path / "d.jpg")
-    with pytest.raises(DatasetError, match="3 channel"):
-        load_dataset(f"folder:{tmp_path}", "all")
+    Image.new("RGB", (4, 4), (10, 20, 30)).save(tmp_path / "d.png")
+    mixed = load_dataset(f"folder:{tmp_path}", "all").images  # a grey file among colour ones is repeated to colour
+    assert mixed.shape == (2, 3, 4, 4) and (mixed[0] == 0).all() and list(mixed[1, :, 0, 0]) == [10, 20, 30]
+    with pytest.raises(DatasetError, match="data.channels=2"):
+        load_dataset(f"folder:{tmp_path}", "all", channels=2)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no PNG"):
         load_dataset(f"folder:{tmp_path / 'empty'}")
@@ -81,7 +83,7 @@ def test_folder_levels_map_8_bit_samples_exactly(tmp_path):
         load_dataset(f"folder:{tmp_path}", "all", levels=2)
     msg = one_line_error(e)
     assert "3.png" in msg and "[128, 128]" in msg and "data.levels=2" in msg and "0..1" in msg
-    with pytest.raises(DatasetError, match="data.levels=4 applies to folder: and npz: datasets only"):
+    with pytest.raises(DatasetError, match='digits has 17 levels; to read it with data.levels=4, set data.mapping = "quantise"'):
         load_dataset("digits", "train", levels=4)
 
 
@@ -94,7 +96,7 @@ def test_npz_without_valid_gets_the_last_tenth_of_train(tmp_path):
     assert np.array_equal(load_dataset(name, "train").images, x[:18])
     assert np.array_equal(load_dataset(name, "train_full").images, x)
     assert load_dataset(name, "train", levels=3).levels == 3
-    with pytest.raises(DatasetError, match="levels 2"):
+    with pytest.raises(DatasetError, match="do not fit data.levels=2"):
         load_dataset(name, "train", levels=2)  # values up to 2 do not fit two levels
 
 
