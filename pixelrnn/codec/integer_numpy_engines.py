@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..layers.rules import SIGMOID_GATES, kernel_centre, split_gates
+from ..layers.rules import SIGMOID_GATES, gate_slices, kernel_centre
 from ..models.description import Block, MaskedSum, walk
 from ..models.raster_cursor import RasterCursor
 from .fixed_point import ExactSum
@@ -149,14 +149,14 @@ class IntegerEngine(RasterCursor):
         sigmoid = SIGMOID_GATES * size  # o, f, i through the sigmoid, g through tanh
         tables.sigmoid.take(index[:sigmoid], mode="clip", out=activations[:sigmoid])
         tables.tanh_gate.take(index[sigmoid:], mode="clip", out=activations[sigmoid:])
-        output_gate, forget_gate, input_gate, content = split_gates(activations, size, dim=0)
-        np.multiply(forget_gate, cell_before, out=cell)
-        np.multiply(input_gate, content, out=temporary)
+        output_gate, forget_gate, input_gate, content = gate_slices(size)
+        np.multiply(activations[forget_gate], cell_before, out=cell)
+        np.multiply(activations[input_gate], activations[content], out=temporary)
         cell += temporary
         np.rint(cell, out=cell)
         np.add(cell, self.half, out=index[:size], casting="unsafe")
         tables.tanh_cell.take(index[:size], mode="clip", out=temporary)
-        np.rint(np.multiply(output_gate, temporary, out=hidden), out=hidden)
+        np.rint(np.multiply(activations[output_gate], temporary, out=hidden), out=hidden)
 
     def _setup_blocks(self) -> None:
         raise NotImplementedError

@@ -19,6 +19,8 @@ in one place (the C++ kernels take the numbers these functions give them).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +47,12 @@ def gate_slice(name: str, hidden: int) -> slice:
     """The pre-activations of gate ``name`` (one of :data:`GATES`) among 4h."""
     index = GATES.index(name)
     return slice(index * hidden, (index + 1) * hidden)
+
+
+@functools.lru_cache(maxsize=None)
+def gate_slices(hidden: int) -> tuple[slice, ...]:
+    """The slice of each gate of :data:`GATES` among 4h (cached: the integer engines index with them per position)."""
+    return tuple(gate_slice(name, hidden) for name in GATES)
 
 
 def split_gates(gates, hidden: int, dim: int = 1):
