@@ -57,15 +57,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         run_dir = Path(args.out) if args.out else Path("runs") / time.strftime(f"{config.data.dataset.replace(':', '_').replace('/', '_')}-%Y%m%d-%H%M%S")
     # One process trains a run folder: the lock is held from before its files are read to the end
     # (under torchrun, rank 0 holds it for all).
+    if not args.resume and not RunFolder(run_dir).lock.exists():
+        _check_out(run_dir)  # before a lock file is made there (in a pretrained folder, say)
     created = not run_dir.exists()
     try:
         with RunFolder(run_dir).locked() if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
             if args.resume:
                 config = RunFolder(run_dir).resume_config(overrides)
-            elif RunFolder(run_dir).holds_run():
-                raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-            elif RunFolder(run_dir).holds_model():
-                raise UserError(f"{run_dir} already holds a model (its config.json and weights would be replaced); choose another --out")
+            else:
+                _check_out(run_dir)  # again under the lock: a process that began meanwhile
             _train(args, config, run_dir)
     except BaseException:
         if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == ["train.lock"]:
@@ -73,6 +73,14 @@ def cmd_train(args: argparse.Namespace) -> None:
                 RunFolder(run_dir).lock.unlink()
                 run_dir.rmdir()
         raise
+
+
+def _check_out(run_dir: Path) -> None:
+    """``--out`` must not hold a run or a model (a pretrained folder): training would write over them."""
+    if RunFolder(run_dir).holds_run():
+        raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    if RunFolder(run_dir).holds_model():
+        raise UserError(f"{run_dir} already holds a model (its config.json and weights would be replaced); choose another --out")
 
 
 def _train(args: argparse.Namespace, config, run_dir: Path) -> None:
