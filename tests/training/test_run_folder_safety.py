@@ -12,7 +12,7 @@ import pytest
 from safetensors import safe_open
 
 from pixelrnn.cli import main
-from pixelrnn.errors import DiskFullError
+from pixelrnn import errors
 from pixelrnn.training import RunFolder
 
 from faults import SCHEDULE, TINY, FullDisk, fingerprint, records
@@ -203,6 +203,6 @@ def test_append_metrics_takes_back_a_line_the_disk_has_no_room_for(tmp_path, mon
     folder.append_metrics({"step": 1, "split": "train", "nats": 1.0})
     before = folder.metrics.read_bytes()
     FullDisk(monkeypatch, "metrics.jsonl")
-    with pytest.raises(DiskFullError, match="metrics.jsonl.*needs"):
+    with pytest.raises(errors.DiskFullError, match="metrics.jsonl.*needs"):
         folder.append_metrics({"step": 2, "split": "train", "nats": 2.0})
     assert folder.metrics.read_bytes() == before
