@@ -92,7 +92,7 @@ def _folder_images(files: list[Path], chosen: list[Path], name: str, levels: int
 def plan_folder(path: Path, name: str, split: str, levels: int | None = None) -> Plan:
     if not path.is_dir():
         raise DatasetError(f"{name}: {path} is not a directory")
-    files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+    files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or p.is_symlink())),
                    key=lambda p: p.relative_to(path).as_posix())
     if not files:
         raise DatasetError(f"{name}: no PNG/JPEG/BMP/GIF/TIFF/WEBP/PNM images under {path}")
