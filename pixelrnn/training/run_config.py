@@ -185,10 +185,10 @@ def resolve(raw: dict) -> RunConfig:
         raise ConfigError(f"a run configuration is a table of sections (model, data, train), not a {type(raw).__name__}")
     unknown_sections = sorted(set(raw) - {"model", "data", "train"})
     if unknown_sections:
-        raise ConfigError(f"unknown config section(s) {', '.join(unknown_sections)}; sections are model, data, train")
+        raise ConfigError(f"unknown config section(s) {', '.join(map(_named, unknown_sections))}; sections are model, data, train")
     for name, values in raw.items():
         if not isinstance(values, dict):
-            raise ConfigError(f"config section {name} is {_shown(values)}; it must be a table of key = value lines")
+            raise ConfigError(f"config section {_named(name)} is {_shown(values)}; it must be a table of key = value lines")
     model = dict(raw.get("model", {}))
     if model.get("arch") == "multiscale":
         MultiScaleConfig.check_keys(model)
@@ -202,7 +202,7 @@ def resolve(raw: dict) -> RunConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ConfigError(f"unknown key(s) {name}.{f', {name}.'.join(unknown)}; known: {', '.join(sorted(fields))}")
+            raise ConfigError(f"unknown key(s) {name}.{f', {name}.'.join(map(_named, unknown))}; known: {', '.join(sorted(fields))}")
         defaults = cls()
         for key, value in values.items():
             expected = type(getattr(defaults, key))
@@ -220,6 +220,11 @@ def resolve(raw: dict) -> RunConfig:
     return config
 
 
+def _named(key) -> str:
+    """A key for a one-line message: as written when printable, else its repr (no line breaks)."""
+    return key if isinstance(key, str) and key.isprintable() else repr(key)
+
+
 def _shown(value) -> str:
     """A value for a one-line message: its repr, cut short."""
     text = repr(value)
@@ -229,7 +234,10 @@ def _shown(value) -> str:
 def check_model_keys(model: dict, prefix: str) -> None:
     unknown = sorted(set(model) - MODEL_KEYS)
     if unknown:
-        raise ConfigError(f"unknown key(s) {prefix}{f', {prefix}'.join(unknown)}; known: {', '.join(sorted(MODEL_KEYS))}")
+        raise ConfigError(f"unknown key(s) {prefix}{f', {prefix}'.join(map(_named, unknown))}; known: {', '.join(sorted(MODEL_KEYS))}")
+    for key in ("preset", "arch"):
+        if key in model and not isinstance(model[key], str):
+            raise ConfigError(f"{prefix}{key}={_shown(model[key])} should be a string (a name)")
     if "preset" in model and model["preset"] not in PRESETS:
         raise ConfigError(f"unknown preset {model['preset']!r}; choose one of {', '.join(PRESETS)}")
     if "arch" in model and model["arch"] not in ARCHITECTURES:
