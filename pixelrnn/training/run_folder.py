@@ -116,8 +116,9 @@ class RunFolder:
         return raw
 
     def data_settings(self) -> dict:
-        """The ``[data]`` section the run was trained with ({} outside a run folder)."""
-        return self.read_config().get("data", {}) if self.config.is_file() else {}
+        """The ``[data]`` section the run was trained with ({} outside a run folder: a pretrained
+        folder's config.json describes its model)."""
+        return self.read_config().get("data", {}) if self.is_run() else {}
 
     def resume_config(self, overrides=()) -> RunConfig:
         """The run's saved configuration with ``train.KEY=VALUE`` overrides: the run continued."""
