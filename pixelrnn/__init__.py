@@ -1,7 +1,6 @@
 """pixelrnn: Pixel Recurrent Neural Networks (van den Oord et al., ICML 2016) in PyTorch."""
 
 from .causality import CausalityReport, check_causality
-from .checkpoint import load_model as _load_checkpoint
 from .checkpoint import save_model
 from .config import ARCHITECTURES, ModelConfig, MultiScaleConfig
 from .data import load_dataset

@@ -32,6 +32,7 @@ import numpy as np
 
 from .errors import DatasetError, PixelRNNError, one_line
 from .limits import check_decoded_size
+from .utils import regular_file
 
 CHUNK = 1 << 20
 LOCAL_HEADER = 30  # bytes of a zip local file header before its name: a lower bound of its size
@@ -75,6 +76,7 @@ class DecodedStream:
 
 def gunzip(path: Path) -> bytes:
     """The decoded bytes of a gzip file, within the limits (read to the end: its CRC is checked)."""
+    regular_file(path)
     with damaged_as(str(path), "gzip file"), gzip.open(path, "rb") as stream:
         return DecodedStream(stream, path.stat().st_size, str(path)).read_all()
 
@@ -86,6 +88,7 @@ def tar_members(path: Path, names: Iterable[str], max_entries: int) -> dict[str,
     the limits, so neither an entry's data nor a long-name or pax header can decode past them,
     and read to its end, so that gzip checks its CRC. Declared entry sizes are checked as they come.
     """
+    regular_file(path)
     wanted, found, declared = set(names), {}, 0
     compressed = path.stat().st_size
     with damaged_as(str(path), "tar.gz archive"), gzip.open(path, "rb") as unzipped:
@@ -108,6 +111,8 @@ class BoundedZip:
 
     def __init__(self, file: Path | bytes, what: str):
         self.what = what
+        if not isinstance(file, bytes):
+            regular_file(file)
         with damaged_as(what, "zip archive"):
             self.size = len(file) if isinstance(file, bytes) else file.stat().st_size
             self.zip = zipfile.ZipFile(io.BytesIO(file) if isinstance(file, bytes) else file)

@@ -102,7 +102,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = [key if key.isprintable() else repr(key) for key in sorted(set(values) - known)]
         if unknown:
             raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
         required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
@@ -152,7 +152,7 @@ class MultiScaleConfig:
     @classmethod
     def check_keys(cls, values: dict) -> None:
         """Only multi-scale keys, and a section for each stage (one-line errors)."""
-        unknown = sorted(set(values) - set(cls.KEYS))
+        unknown = [key if key.isprintable() else repr(key) for key in sorted(set(values) - set(cls.KEYS))]
         if unknown:
             raise ConfigError(f"unknown key(s) model.{', model.'.join(unknown)} for a multi-scale model; known: {', '.join(cls.KEYS)}")
         for stage in ("small", "large"):

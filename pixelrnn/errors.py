@@ -30,6 +30,15 @@ class TrainingError(PixelRNNError):
     """Training cannot go on (a non-finite loss, an unreadable state)."""
 
 
+class DiskFullError(PixelRNNError):
+    """A file could not be written: its disk (or quota) is full. The message names the file and
+    the space it needs; the file's previous version, and every other file, is left as it was."""
+
+    def __init__(self, message: str, path=None, needed: int | None = None):
+        super().__init__(message)
+        self.path, self.needed = path, needed
+
+
 class CompressionError(PixelRNNError):
     """A file that cannot be decoded, or images that cannot be coded."""
 

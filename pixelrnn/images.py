@@ -38,7 +38,7 @@ import torch
 from .archives import BoundedNpz
 from .errors import ImageError, PixelRNNError, one_line
 from .limits import check_limit
-from .utils import atomic_write
+from .utils import atomic_write, regular_file
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".gif", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 GRID_PADDING = 2
@@ -126,6 +126,8 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     """
     from PIL import Image
 
+    if isinstance(path, (str, os.PathLike)):
+        regular_file(path, "image", ImageError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

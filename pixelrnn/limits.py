@@ -17,6 +17,11 @@ limit              default                      bounds
                                                 (gzip, zip, tar, npz) may decode to
 ``compression``    200                          decoded / compressed size of a member that
                                                 decodes to more than 64 MiB (zip and gzip bombs)
+``chunk_subpixels`` 4,194,304 (2048 x 2048)     sub-pixels of one chunk of a compressed file:
+                                                what the coder's engines hold at once (every
+                                                layer's state over the chunk), checked before
+                                                decoding and before coding
+``file_subpixels``  1,073,741,824 (2**30)        sub-pixels of a whole compressed file
 =================  ===========================  ===============================================
 
 Raise one deliberately, for files you trust, with the environment variable
@@ -47,10 +52,12 @@ class Limits:
     image_pixels: int = 4096 * 4096
     decoded_bytes: int = 2 << 30
     compression: int = 200
+    chunk_subpixels: int = 1 << 22
+    file_subpixels: int = 1 << 30
 
 
 UNITS = {"parameters": "parameters", "layers": "layers", "image_pixels": "pixels", "decoded_bytes": "bytes",
-         "compression": "times"}
+         "compression": "times", "chunk_subpixels": "sub-pixels", "file_subpixels": "sub-pixels"}
 
 
 def variable(name: str) -> str:

@@ -16,6 +16,7 @@ import sys
 
 from .. import __version__
 from . import codec, generate, pretrained, runs, train
+from ..utils import is_full_disk
 from .common import UserError
 
 # A user's mistake: printed as one line, never a traceback. The library's own errors arrive as
@@ -57,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"pixelrnn {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if not is_full_disk(error):
+            raise
+        # Every writer of the library says which file found the disk full; this is the net under them.
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"pixelrnn {args.command}: error: the disk is full{where}; free some space and run the command again", file=sys.stderr)
         return 2
     return 0
 

@@ -31,7 +31,8 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
                     "(mode 1, L or RGB) and folders of them, or a dataset split. See docs/compression.md.")
     add_checkpoint_argument(parser)
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, or folders (their image files, sorted by name)")
-    parser.add_argument("-o", "--out", required=True, help="compressed file to write")
+    parser.add_argument("-o", "--out", required=True, help="compressed file to write (an existing one only with --force)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
     parser.add_argument("--dataset", help="compress a dataset split instead of files (name as for `pixelrnn train`)")
     add_dataset_split_arguments(parser)
     parser.add_argument("--limit", type=int, default=0, help="with --dataset: only the first N images")
@@ -52,7 +53,9 @@ def add_decompress_parser(subparsers) -> argparse.ArgumentParser:
         description="Decode a file written by `pixelrnn compress` with the same model; writes one PNG per image into DIR.")
     add_checkpoint_argument(parser)
     parser.add_argument("file", metavar="FILE", help="a file written by `pixelrnn compress`")
-    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created; same names are overwritten)")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created; PNGs of the same names "
+                                                                         "are replaced only with --force)")
+    parser.add_argument("--force", action="store_true", help="replace PNGs of the same names in DIR")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=user_errors(cmd_decompress))
     return parser
@@ -137,6 +140,13 @@ def _warn_of_misfits(paths, images: list[CodedImage], config, metadata: dict) ->
 def cmd_compress(args: argparse.Namespace) -> None:
     if not 1 <= args.batch_size <= MAX_BATCH:
         raise UserError(f"--batch-size must lie in 1..{MAX_BATCH}; got {args.batch_size}")
+    if args.limit < 0:
+        raise UserError(f"--limit must be >= 0 (0: every image); got {args.limit}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"-o {out} is a folder; name the compressed file to write")
+    if out.exists() and not args.force:
+        raise UserError(f"{out} already exists; pass --force to replace it")
     checkpoint = resolve_checkpoint(args.checkpoint)
     model, metadata = load_model_with_metadata(checkpoint, "cpu")
     check_model(model)  # before reading the inputs, which may be a whole dataset
@@ -144,7 +154,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     data = compress(model, images, batch_size=args.batch_size, arithmetic=args.arithmetic, progress=show_bars(args))
     seconds = time.perf_counter() - start
-    atomic_write(args.out, lambda temp: Path(temp).write_bytes(data))
+    atomic_write(out, lambda temp: Path(temp).write_bytes(data), size=len(data))
     dims = sum(image.values.size for image in images)
     print(f"compressed {len(images)} image(s), {dims:,} sub-pixels, into {args.out}: {len(data):,} bytes, "
           f"{8 * len(data) / dims:.4f} bits/dim ({len(images) / seconds:.1f} images/s)")
@@ -160,6 +170,9 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"compressed file {path} does not exist")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file; decompress writes PNGs into a folder: name a new or existing folder")
     data = path.read_bytes()
     model = load_model_from(args.checkpoint, "cpu")
     try:
@@ -174,5 +187,9 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - start
     except CompressionError as error:
         raise UserError(f"{path}: {error}") from None
-    save_images(images, model.config.levels, args.out)
+    existing = [image.name for image in images if (out / image.name).exists()]
+    if existing and not args.force:
+        raise UserError(f"{out / existing[0]} already exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+                        + "; pass --force to replace, or choose another -o")
+    save_images(images, model.config.levels, out)
     print(f"restored {len(images)} image(s) into {args.out} ({len(images) / seconds:.1f} images/s)")

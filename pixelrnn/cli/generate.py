@@ -9,6 +9,7 @@ is at least 96 pixels across); the npz holds the model's values, never enlarged.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,13 +20,20 @@ import torch
 from ..checkpoint import load_model_with_metadata
 from ..data import DATASETS
 from ..data.preprocess import Preprocessing, to_channels
-from ..images import (auto_scale, completion_grid, fit_channels, load_npz_images, model_values, read_image, save_grid, save_png,
-                      save_samples_npz, to_uint8)
+from ..errors import ConfigError
+from ..images import (GROUP_GAP, auto_scale, completion_grid, fit_channels, load_npz_images, model_values, read_image, save_grid,
+                      save_png, save_samples_npz, to_uint8)
+from ..limits import check_limit, current_limits
 from ..models import MultiScalePixelRNN
 from ..sampling import complete_images, sample, sample_stages
 from ..training import RunFolder, resolve_checkpoint
 from .common import (UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, run_preprocessing,
                      show_bars, user_errors)
+
+
+MAX_SIDE = 16384  # --height and --width, as for the images of a compressed file
+MAX_SCALE = 256  # --scale
+MAX_COMPLETIONS = 10_000  # -k
 
 
 def _load_checkpoint(path, device_name):
@@ -45,9 +53,27 @@ def _image_size(metadata: dict, height: int | None, width: int | None) -> tuple[
     if not height or not width:
         raise UserError("the checkpoint does not record its image size; pass --height and --width (a model saved with "
                         "save_pretrained(folder, metadata={'image_size': 'HxW'}) records it)")
-    if height < 1 or width < 1:
-        raise UserError(f"--height and --width must be >= 1; got {height}x{width}")
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise UserError(f"--height and --width must lie in 1..{MAX_SIDE}; got {height}x{width}")
+    check_limit("image_pixels", height * width, f"an image of {height}x{width}", ConfigError)
     return height, width
+
+
+def figure_scale(count: int, height: int, width: int, columns: int, scale: int | None) -> int:
+    """The enlargement of a grid of ``count`` tiles in ``columns`` columns: ``--scale``, whose figure
+    must stay within the image_pixels limit (one line otherwise), or by default the auto scale,
+    made smaller until the figure fits (so that a large ``-n`` draws a plain figure, not a huge one)."""
+    rows = -(-count // columns)
+    pixels = lambda s: (GROUP_GAP + rows * (height + GROUP_GAP)) * (GROUP_GAP + columns * (width + GROUP_GAP)) * s * s
+    limit = current_limits().image_pixels
+    if scale is None:
+        scale = auto_scale(height, width)
+        while scale > 1 and pixels(scale) > limit:
+            scale -= 1
+    if pixels(scale) > limit:
+        raise UserError(f"the figure of {count} image(s) of {height}x{width} at --scale {scale} would be {pixels(scale):,} "
+                        f"pixels, over the limit of {limit:,}; lower --scale, -n or -k (or raise PIXELRNN_MAX_IMAGE_PIXELS)")
+    return scale
 
 
 def _generator(seed: int | None, on) -> tuple[torch.Generator, int]:
@@ -80,12 +106,16 @@ def output_path(args, checkpoint: Path, stem: str) -> Path:
 
 
 def _check_common(args) -> None:
-    if args.temperature <= 0:
-        raise UserError(f"--temperature must be > 0; got {args.temperature}")
+    if not args.temperature > 0:
+        raise UserError(f"--temperature must be a finite number > 0; got {args.temperature}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1; got {args.batch_size}")
-    if args.scale is not None and args.scale < 1:
-        raise UserError(f"--scale must be a whole number >= 1; got {args.scale}")
+    if args.scale is not None and not 1 <= args.scale <= MAX_SCALE:
+        raise UserError(f"--scale must be a whole number in 1..{MAX_SCALE}; got {args.scale}")
+    if not math.isfinite(args.temperature):
+        raise UserError(f"--temperature must be a finite number > 0; got {args.temperature}")
+    if getattr(args, "nrow", None) is not None and args.nrow < 1:
+        raise UserError(f"--nrow must be >= 1; got {args.nrow}")
 
 
 def _add_common(parser: argparse.ArgumentParser, stem: str) -> None:
@@ -139,6 +169,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise UserError(f"-n must be >= 1; got {args.n}")
     model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
     height, width = _image_size(metadata, args.height, args.width)
+    columns = args.nrow or max(1, int(np.ceil(np.sqrt(args.n))))
+    multiscale = isinstance(model, MultiScalePixelRNN)
+    scale = figure_scale(args.n * (2 if multiscale else 1), height, width, columns * (2 if multiscale else 1), args.scale)
     out = output_path(args, checkpoint, "samples")
     generator, seed = _generator(args.seed, model.device)
     print(f"sampling {args.n} images {model.config.channels}x{height}x{width} from {checkpoint} "
@@ -151,12 +184,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
         factor = model.config.factor
         enlarged = small.repeat_interleave(factor, 2).repeat_interleave(factor, 3)[:, :, :height, :width]
         pairs = torch.stack([enlarged, images], dim=1).flatten(0, 1)  # small_0, large_0, small_1, ...
-        columns = 2 * (args.nrow or max(1, int(np.ceil(np.sqrt(args.n)))))
-        stages = save_grid(pairs, model.config.levels, _companions(out)[2], nrow=columns, scale=args.scale, group=2)
+        stages = save_grid(pairs, model.config.levels, _companions(out)[2], nrow=2 * columns, scale=scale, group=2)
         print(f"wrote {stages} (each sample: the small stage enlarged, then the full image)")
     else:
         images = sample(model, args.n, height, width, **options)
-    save_grid(images, model.config.levels, out, nrow=args.nrow, scale=args.scale)
+    save_grid(images, model.config.levels, out, nrow=args.nrow, scale=scale)
     npz = save_samples_npz(images, out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
     if args.png_dir:
@@ -220,8 +252,9 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkp
     height = images.shape[2]
     if not 0 <= args.keep_rows <= height:
         raise UserError(f"--keep-rows must lie in [0, {height}] for images of height {height}; got {args.keep_rows}")
-    if args.k < 1:
-        raise UserError(f"-k must be >= 1; got {args.k}")
+    if not 1 <= args.k <= MAX_COMPLETIONS:
+        raise UserError(f"-k must lie in 1..{MAX_COMPLETIONS}; got {args.k}")
+    scale = figure_scale(len(images) * (args.k + 2), *images.shape[2:], args.k + 2, args.scale)
     generator, seed = _generator(args.seed, model.device)
     print(f"completing {len(images)} image(s) x {args.k}, keeping {args.keep_rows} of {height} rows "
           f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
@@ -232,7 +265,7 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkp
     known = torch.zeros(images.shape[2:], dtype=torch.bool)
     known[: args.keep_rows] = True
     figure = completion_grid(images.cpu(), completions.cpu(), images.cpu(), levels=model.config.levels, known=known)
-    save_png(figure, out, auto_scale(*images.shape[2:]) if args.scale is None else args.scale)
+    save_png(figure, out, scale)
     npz = save_samples_npz(completions.flatten(0, 1), out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
     if args.png_dir:  # completion j of source n as NNNN-JJ.png

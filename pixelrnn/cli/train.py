@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import sys
 import signal
 import time
@@ -51,13 +53,42 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.config or args.dataset or args.arch or args.data_dir:
             raise UserError("--resume continues a run with its saved config; only --steps, --device and --set train.KEY=VALUE may change")
         run_dir = Path(args.resume)
-        config = RunFolder(run_dir).resume_config(overrides)
+        if not RunFolder(run_dir).config.is_file():
+            raise UserError(f"cannot resume: {RunFolder(run_dir).config} does not exist")
+        config = None
     else:
         config = build_run_config(args.config, overrides, **{"data.dataset": args.dataset, "model.arch": args.arch, "data.data_dir": args.data_dir,
                                                              "data.download": True if args.download else None})
         run_dir = Path(args.out) if args.out else Path("runs") / time.strftime(f"{config.data.dataset.replace(':', '_').replace('/', '_')}-%Y%m%d-%H%M%S")
-        if RunFolder(run_dir).holds_run():
-            raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    # One process trains a run folder: the lock is held from before its files are read to the end
+    # (under torchrun, rank 0 holds it for all).
+    if not args.resume and not RunFolder(run_dir).lock.exists():
+        _check_out(run_dir)  # before a lock file is made there (in a pretrained folder, say)
+    created = not run_dir.exists()
+    try:
+        with RunFolder(run_dir).locked() if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+            if args.resume:
+                config = RunFolder(run_dir).resume_config(overrides)
+            else:
+                _check_out(run_dir)  # again under the lock: a process that began meanwhile
+            _train(args, config, run_dir)
+    except BaseException:
+        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == ["train.lock"]:
+            with contextlib.suppress(OSError):  # a run that never began leaves no folder behind
+                RunFolder(run_dir).lock.unlink()
+                run_dir.rmdir()
+        raise
+
+
+def _check_out(run_dir: Path) -> None:
+    """``--out`` must not hold a run or a model (a pretrained folder): training would write over them."""
+    if RunFolder(run_dir).holds_run():
+        raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    if RunFolder(run_dir).holds_model():
+        raise UserError(f"{run_dir} already holds a model (its config.json and weights would be replaced); choose another --out")
+
+
+def _train(args: argparse.Namespace, config, run_dir: Path) -> None:
     data = config.data
     loading = {"cache": data.cache, "progress": show_bars(args), **preprocessing(data)}
     train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, **loading)
@@ -97,6 +128,10 @@ def changed_settings(saved: dict, train) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    if not 1 <= args.batch_size <= 1 << 20:
+        raise UserError(f"--batch-size must lie in 1..{1 << 20}; got {args.batch_size}")
+    if args.limit < 0:
+        raise UserError(f"--limit must be >= 0 (0: every image); got {args.limit}")
     path = resolve_checkpoint(args.checkpoint)
     model, metadata = load_model_with_metadata(path, device(args.device))
     dataset = args.dataset or metadata.get("dataset")

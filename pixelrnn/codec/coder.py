@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import CompressionError, DamagedFileError, PlatformError, WrongModelError
+from ..limits import check_limit
 from .coding_model import check_model, chunks, code_lengths, coding_for, environment, model_fingerprint
 from .container import (CHUNK_PIXELS, DEFAULT_BATCH_SIZE, MAPPING_CODES, MAX_BATCH, MAX_IMAGE_PIXELS, MAX_IMAGES, MAX_SIDE,
                         MODE_CODES, CodedImage, build_container, check_name, read_container)
@@ -116,9 +117,10 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
     images = list(images)
     _check_images(images, config.channels, config.levels)
     labels = _check_labels(images, config.classes)
+    shapes = [image.values.shape[1:] for image in images]
+    check_work(shapes, config.channels, batch_size, CHUNK_PIXELS, "these images")
     family = constriction.stream.model.Categorical(perfect=False)
     encoder = constriction.stream.queue.RangeEncoder()
-    shapes = [image.values.shape[1:] for image in images]
     ideal_bits = 0.0
     bar = _progress_bar(len(images), progress, "compress")
     try:
@@ -150,6 +152,14 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
         chunk_pixels=CHUNK_PIXELS, channels=config.channels, levels=config.levels, environment=environment(),
         pixel_digest=_pixel_digest(image.values for image in images), images=images, payload=payload, classes=config.classes,
     )
+
+
+def check_work(shapes, channels: int, batch_size: int, chunk_pixels: int, what: str) -> None:
+    """The sub-pixels a file asks the coder for, in total and per chunk, within the limits
+    (``file_subpixels``, ``chunk_subpixels``), before anything is allocated for them."""
+    check_limit("file_subpixels", channels * sum(h * w for h, w in shapes), f"the work {what} asks for", CompressionError)
+    largest = max(len(chunk) * shapes[chunk[0]][0] * shapes[chunk[0]][1] for chunk in chunks(shapes, batch_size, chunk_pixels))
+    check_limit("chunk_subpixels", channels * largest, f"the largest chunk {what} asks the coder to hold at once", CompressionError)
 
 
 def environment_differences(recorded: dict[str, str]) -> list[str]:
@@ -193,6 +203,7 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads:
     container = read_container(data)
     if max_subpixels is not None and container.subpixels > max_subpixels:
         raise CompressionError(f"the file holds {container.subpixels} sub-pixels, more than the limit of {max_subpixels}")
+    check_work(container.shapes, container.channels, container.batch_size, container.chunk_pixels, "the file")
     coding = _coding_of_file(model, container, threads)
     if container.classes != model.config.classes:
         raise WrongModelError(f"the file was written by a model with {container.classes} classes; this one has {model.config.classes}")

@@ -44,8 +44,8 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DatasetError
-from ..utils import atomic_write
+from ..errors import DatasetError, DiskFullError
+from ..utils import atomic_write, regular_file
 from .parts import Plan
 
 try:
@@ -84,7 +84,7 @@ def prepared_array(plan: Plan, root: str | os.PathLike, *, progress: bool = True
                            "set PIXELRNN_CACHE_DIR to a writable folder, or load with cache=False") from None
     with _exclusive(files.lock):
         record = _read_record(files.record)
-        reason = "it was never built" if record is None else _staleness(record, files, plan)
+        reason = "it was never built" if record is None else _checked_staleness(record, files, plan)
         if reason:
             if record is not None:
                 warnings.warn(f"{files.array}: {reason}; preparing it again", stacklevel=3)
@@ -110,7 +110,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 def _read_record(path: Path) -> dict | None:
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) else None
 
@@ -123,6 +123,7 @@ def _listing(sources: tuple[Path, ...]) -> dict:
     """The number and total size of the source files, and a digest of their paths, sizes and times."""
     digest, total = hashlib.sha256(), 0
     for path in sources:
+        regular_file(path)  # never hash /proc/self/pagemap behind a link
         status = path.stat()
         total += status.st_size
         digest.update(f"{path.absolute()}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
@@ -150,6 +151,14 @@ def _header(path: Path) -> tuple:
             return handle.tell(), list(shape), str(dtype), fortran_order
     except (OSError, ValueError):
         return None
+
+
+def _checked_staleness(record: dict, files: CacheFiles, plan: Plan) -> str | None:
+    """:func:`_staleness`, with a record whose fields are missing or of the wrong type (edited) called damaged."""
+    try:
+        return _staleness(record, files, plan)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
+        return "its record is damaged (a field is missing or not what it should be)"
 
 
 def _staleness(record: dict, files: CacheFiles, plan: Plan) -> str | None:
@@ -230,8 +239,8 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
 
     try:
         atomic_write(files.array, write)
-    except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+    except (OSError, DiskFullError) as error:
+        if isinstance(error, OSError) and error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise DatasetError(f"{files.array}: cannot write the prepared array: {error.strerror or error}") from None
         needed = written["bytes"] + sum(part.nbytes for part in parts)  # the rest is read, not written, to count it
         free = shutil.disk_usage(files.array.parent).free

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import DatasetError, ImageError
 from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_table
 from ..archives import BoundedNpz
+from ..utils import regular_file
 from .formats import _to_uint8, npz_key, npz_layout
 from .parts import Plan, every_row, npz_array
 from .preprocess import Preprocessing
@@ -115,10 +116,12 @@ def plan_folder(path: Path, name: str, split: str, prep: Preprocessing | None = 
     prep = prep or Preprocessing()
     if not path.is_dir():
         raise DatasetError(f"{name}: {path} is not a directory")
-    files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+    files = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or p.is_symlink())),
                    key=lambda p: p.relative_to(path).as_posix())
     if not files:
         raise DatasetError(f"{name}: no PNG/JPEG/BMP/GIF/TIFF/WEBP/PNM images under {path}")
+    for f in files:  # a link into /proc or /dev would be read forever, or fail midway
+        regular_file(f, name)
     # Each split is stored on its own, so that no split is a copy of another's rows.
     keep = {"all": lambda i: True, "test": lambda i: i % 10 == 0, "valid": lambda i: i % 10 == 1,
             "train": lambda i: i % 10 >= 2}[split]
@@ -182,6 +185,7 @@ def _mapped_rows(rows: Iterator[np.ndarray], levels: int, mapping: str) -> Itera
 def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = None) -> Plan:
     """The plan of an npz split; under ``exact``, ``prep.levels`` maps the values exactly (channels and size: after loading)."""
     prep = prep or Preprocessing()
+    regular_file(path, name)
     with BoundedNpz(path, f"{name}: {path}") as f:
         keys = {s: k for s in NPZ_SPLITS if (k := npz_key(f.files, s))}
         stored_levels = f["levels"] if "levels" in f else None

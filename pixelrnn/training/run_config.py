@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -180,11 +181,13 @@ def find_config(spec: str | Path) -> Path:
 def load_file(path: str | Path) -> dict:
     path = find_config(path)
     try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from None
+        raw = json.loads(path.read_text()) if path.suffix == ".json" else tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise ConfigError(f"config file {path} is not valid {kind}: {str(error).splitlines()[0] if str(error) else 'nested too deeply'}") from None
+    if not isinstance(raw, dict) or not all(isinstance(values, dict) for values in raw.values()):
+        raise ConfigError(f"config file {path} is not a run configuration: it must hold sections (model, data, train) of key = value lines")
+    return raw
 
 
 def set_key(raw: dict, dotted: str, value) -> None:
@@ -200,10 +203,15 @@ def set_key(raw: dict, dotted: str, value) -> None:
 
 
 def resolve(raw: dict) -> RunConfig:
-    """Check every key and type and fill in defaults."""
+    """Check every key, type and range and fill in defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a run configuration is a table of sections (model, data, train), not a {type(raw).__name__}")
     unknown_sections = sorted(set(raw) - {"model", "data", "train"})
     if unknown_sections:
-        raise ConfigError(f"unknown config section(s) {', '.join(unknown_sections)}; sections are model, data, train")
+        raise ConfigError(f"unknown config section(s) {', '.join(map(_named, unknown_sections))}; sections are model, data, train")
+    for name, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {_named(name)} is {_shown(values)}; it must be a table of key = value lines")
     model = dict(raw.get("model", {}))
     if model.get("arch") == "multiscale":
         MultiScaleConfig.check_keys(model)
@@ -217,16 +225,20 @@ def resolve(raw: dict) -> RunConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ConfigError(f"unknown key(s) {name}.{f', {name}.'.join(unknown)}; known: {', '.join(sorted(fields))}")
+            raise ConfigError(f"unknown key(s) {name}.{f', {name}.'.join(map(_named, unknown))}; known: {', '.join(sorted(fields))}")
         defaults = cls()
         for key, value in values.items():
             expected = type(getattr(defaults, key))
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 values[key] = float(value)
-            elif getattr(defaults, key) is not None and not isinstance(value, expected):
-                raise ConfigError(f"{name}.{key}={value!r} should be of type {expected.__name__}")
+            elif getattr(defaults, key) is None:
+                if value is not None and not isinstance(value, str):
+                    raise ConfigError(f"{name}.{key}={_shown(value)} should be a string (a path)")
+            elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+                raise ConfigError(f"{name}.{key}={_shown(value)} should be of type {expected.__name__}")
         sections[name] = cls(**values)
     config = RunConfig(model=model, **sections)
+    check_data(config.data)
     check_train(config.train)
     preprocessing(config.data)  # checks data.levels, mapping, size, resize, channels (one-line errors)
     return config
@@ -241,10 +253,24 @@ def preprocessing(data: DataConfig) -> dict:
     return {"levels": prep.levels, "mapping": prep.mapping, "size": prep.size, "resize": prep.resize, "channels": prep.channels}
 
 
+def _named(key) -> str:
+    """A key for a one-line message: as written when printable, else its repr (no line breaks)."""
+    return key if isinstance(key, str) and key.isprintable() else repr(key)
+
+
+def _shown(value) -> str:
+    """A value for a one-line message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_model_keys(model: dict, prefix: str) -> None:
     unknown = sorted(set(model) - MODEL_KEYS)
     if unknown:
-        raise ConfigError(f"unknown key(s) {prefix}{f', {prefix}'.join(unknown)}; known: {', '.join(sorted(MODEL_KEYS))}")
+        raise ConfigError(f"unknown key(s) {prefix}{f', {prefix}'.join(map(_named, unknown))}; known: {', '.join(sorted(MODEL_KEYS))}")
+    for key in ("preset", "arch"):
+        if key in model and not isinstance(model[key], str):
+            raise ConfigError(f"{prefix}{key}={_shown(model[key])} should be a string (a name)")
     if "preset" in model and model["preset"] not in PRESETS:
         raise ConfigError(f"unknown preset {model['preset']!r}; choose one of {', '.join(PRESETS)}")
     if "arch" in model and model["arch"] not in ARCHITECTURES:
@@ -253,20 +279,49 @@ def check_model_keys(model: dict, prefix: str) -> None:
         raise ConfigError(f"unknown architecture {model['arch']!r} for {prefix}arch; choose one of {', '.join(ARCHITECTURES)}{extra}")
 
 
+# Integer keys of [train]: (least, most) accepted.
+TRAIN_INTEGERS = {"steps": (1, 10**12), "batch_size": (1, 1 << 20), "warmup_steps": (0, 10**12), "seed": (0, 2**32 - 1),
+                  "log_every": (1, 10**12), "eval_every": (1, 10**12), "eval_images": (0, 1 << 31),
+                  "eval_batch_size": (1, 1 << 20), "checkpoint_every": (1, 10**12), "num_threads": (0, 4096)}
+# Float keys of [train]: (least, most, whether the least is accepted, what the message says).
+TRAIN_FLOATS = {"lr": (0.0, 10.0, False, "a finite number in (0, 10]"),
+                "lr_decay": (0.0, 1.0, False, "a finite number in (0, 1]"),
+                "weight_decay": (0.0, 1000.0, True, "a finite number in [0, 1000]"),
+                "grad_clip": (0.0, 1e12, True, "a finite number >= 0 (0 disables clipping)"),
+                "max_minutes": (0.0, 1e9, True, "a finite number of minutes >= 0 (0: no budget)")}
+
+
 def check_train(train: TrainConfig) -> None:
+    """Every value of [train] against its range: one line naming the key and what is accepted."""
     if train.optimizer not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer={train.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if train.schedule not in SCHEDULES:
         raise ConfigError(f"train.schedule={train.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    for key in ("steps", "batch_size", "log_every", "eval_every", "eval_batch_size", "checkpoint_every"):
-        if getattr(train, key) < 1:
-            raise ConfigError(f"train.{key}={getattr(train, key)} must be at least 1")
     if train.precision not in PRECISIONS:
         raise ConfigError(f"train.precision={train.precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if train.lr <= 0:
-        raise ConfigError(f"train.lr={train.lr} must be positive")
-    if not 0.0 <= train.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay={train.ema_decay} must be in [0, 1)")
+    for key, (least, most) in TRAIN_INTEGERS.items():
+        value = getattr(train, key)
+        if not least <= value <= most:
+            raise ConfigError(f"train.{key}={value} is outside its range; it must be an integer in [{least}, {most:,}]")
+    for key, (least, most, least_ok, accepted) in TRAIN_FLOATS.items():
+        value = getattr(train, key)
+        if not (math.isfinite(value) and (value > least or (least_ok and value == least)) and value <= most):
+            raise ConfigError(f"train.{key}={value} is invalid; it must be {accepted}")
+    if not (math.isfinite(train.ema_decay) and 0.0 <= train.ema_decay < 1.0):
+        raise ConfigError(f"train.ema_decay={train.ema_decay} must be in [0, 1) (0 disables the average)")
+    if not train.device:
+        raise ConfigError("train.device='' names no device; use auto, cpu, cuda or cuda:N")
+
+
+def check_data(data: DataConfig) -> None:
+    """The values of [data]: a dataset name, levels 0 or 2..256, split names."""
+    if not data.dataset.strip():
+        raise ConfigError("data.dataset='' names no dataset; give a name, folder:PATH or npz:PATH")
+    if data.levels != 0 and not 2 <= data.levels <= 256:
+        raise ConfigError(f"data.levels={data.levels} is invalid; it must be 0 (the dataset's own) or an integer in [2, 256]")
+    for key in ("train_split", "test_split"):
+        if not getattr(data, key).strip():
+            raise ConfigError(f"data.{key}='' names no split; give a split name such as train or test")
 
 
 def build_run_config(config_file=None, overrides=(), **shortcuts) -> RunConfig:

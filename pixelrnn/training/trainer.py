@@ -5,7 +5,8 @@ The files of a run are described in :mod:`pixelrnn.training.run_folder`, the sta
 Evaluation weights are the EMA (Polyak) average when ``train.ema_decay > 0``, else the raw
 weights. Validation scores the first ``train.eval_images`` images of the validation split; a
 signal stops it after the batch in hand, the run saves and stops, and a resumed run validates
-that step first. A finished run, resumed, has nothing to do and changes nothing.
+that step first. The state is saved after the run's last validation, so ``best.safetensors``
+only ever gets better, and a finished run, resumed, has nothing to do and changes no byte.
 
 Exact resume: the batch of step ``s`` is a pure function of (seed, s) (one permutation per
 epoch, :mod:`pixelrnn.training.batches`), the learning rate a pure function of s, and the
@@ -34,6 +35,7 @@ from ..config import ModelConfig
 from ..errors import TrainingError
 from ..evaluation import nats_by_batch, summarize
 from ..models import PixelModel, model_from_config
+from ..models.weights import check_config_limits
 from ..utils import bits_per_dim, choose_device
 from . import distributed
 from .batches import BatchLoader, BatchOrder
@@ -105,6 +107,7 @@ class Trainer:
         self.dims = channels * height * width
         torch.manual_seed(self.train_cfg.seed)
         self.model_config: ModelConfig = config.model_config(channels, levels)
+        check_config_limits(self.model_config, "the run configuration")  # its size, before anything is allocated
         self.model = model_from_config(self.model_config).to(self.device)
         self.ema_model = None
         if self.train_cfg.ema_decay > 0:
@@ -121,13 +124,13 @@ class Trainer:
 
             self.train_objective = DistributedDataParallel(objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.order = BatchOrder(len(self.train_images), self.train_cfg.batch_size, self.train_cfg.seed)
-        self.saved_step = None
+        self.saved_step, self._saved = None, None
         self._stop_signal = None
         self.board: TensorBoardLog | None = None
         self._loader: BatchLoader | None = None
         if resume:
             self.state.load(self.folder.state, self.model_config, self.device)
-            self.saved_step = self.step
+            self.saved_step, self._saved = self.step, self._progress_mark()
             if self.dist.is_main:
                 self.folder.truncate_metrics(self.step)
         elif self.dist.is_main:
@@ -163,8 +166,12 @@ class Trainer:
         return self.ema_model if self.ema_model is not None else self.model
 
     # ------------------------------------------------------------------ state
+    def _progress_mark(self) -> tuple:
+        """What the state file records of the run's progress: saved again whenever any of it moved."""
+        return self.step, self.state.validated_step, self.state.best_valid
+
     def save_state(self) -> None:
-        self.saved_step = self.step
+        self.saved_step, self._saved = self.step, self._progress_mark()
         if self.dist.is_main:
             self.state.save(self.folder.state, self.model_config)
             save_model(self.eval_model, self.folder.last, self.checkpoint_metadata())
@@ -291,7 +298,7 @@ class Trainer:
                 self.board.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
-        if self.saved_step != self.step:
+        if self._saved != self._progress_mark():  # a last validation after the last checkpoint is kept too
             self.save_state()
         if self.dist.is_main and self.best_valid is None and not self.folder.best.exists():
             save_model(self.eval_model, self.folder.best, self.checkpoint_metadata())

@@ -249,7 +249,7 @@ def test_cli_colour_model_and_dataset_inputs(tmp_path):
     Image.fromarray(rng.integers(0, 256, size=(4, 3, 3), dtype=np.uint8), mode="RGB").save(folder / "colour.png")
     Image.fromarray(rng.integers(0, 256, size=(2, 5), dtype=np.uint8), mode="L").save(folder / "grey.png")
     for arithmetic in ("integer", "float32"):
-        cli(["compress", str(tmp_path / "model.safetensors"), str(folder), "-o", str(tmp_path / "x.bin"), "-q", "--arithmetic", arithmetic])
+        cli(["compress", str(tmp_path / "model.safetensors"), str(folder), "-o", str(tmp_path / "x.bin"), "-q", "--force", "--arithmetic", arithmetic])
         assert read_container((tmp_path / "x.bin").read_bytes()).arithmetic == arithmetic
         cli(["decompress", str(tmp_path / "model.safetensors"), str(tmp_path / "x.bin"), "-o", str(tmp_path / arithmetic), "-q"])
         for name in ("colour.png", "grey.png"):

@@ -1,0 +1,85 @@
+"""Files written by earlier code still read: a run folder (its state file), a prepared-cache
+record, a pretrained folder, and the compressed files of tests/golden.
+
+The fixtures under ``tests/fixtures`` were written once (``tests/fixtures/make_fixtures.py``)
+and are never rewritten: a change that breaks one of these tests breaks users' files. A new
+format version gets new fixtures beside the old ones (docs/formats.md lists them).
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from pixelrnn import from_pretrained, load_model
+from pixelrnn.cli import main
+from pixelrnn.codec import read_container
+from pixelrnn.data import cache as cache_module
+from pixelrnn.training.state import STATE_FORMAT
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "files"
+
+
+def fingerprint(folder: Path) -> dict:
+    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_the_state_file_is_version_1():
+    with safe_open(str(FIXTURES / "run" / "state.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["format"] == STATE_FORMAT == "pixelrnn.train_state.v1"
+    assert metadata["step"] == "6" and json.loads(metadata["validated_step"]) == 6
+
+
+def test_the_run_folder_resumes_finished_and_unchanged(tmp_path, capsys):
+    folder = tmp_path / "run"
+    shutil.copytree(FIXTURES / "run", folder)
+    before = fingerprint(folder)
+    assert main(["train", "--resume", str(folder), "-q"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert {name: value for name, value in fingerprint(folder).items() if name != "train.lock"} == before
+
+
+def test_the_run_folder_trains_on_and_evaluates(tmp_path, capsys):
+    folder = tmp_path / "run"
+    shutil.copytree(FIXTURES / "run", folder)
+    assert main(["train", "--resume", str(folder), "--steps", "7", "-q"]) == 0
+    assert json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 7
+    assert main(["evaluate", str(FIXTURES / "run"), "--limit", "4", "-q"]) == 0
+    assert "(4 images)" in capsys.readouterr().out
+    for name in ("best.safetensors", "last.safetensors"):
+        assert load_model(FIXTURES / "run" / name).config.arch == "pixelcnn"
+
+
+def test_the_prepared_cache_record_is_format_1():
+    (record_path,) = (FIXTURES / "prepared" / "cache").rglob("train.json")
+    record = json.loads(record_path.read_text())
+    assert record["format"] == cache_module.FORMAT == 1
+    assert set(record) == {"format", "dataset", "stored", "shape", "levels", "bytes", "mtime_ns", "sha256", "sources"}
+    assert set(record["sources"]) == {"files", "bytes", "listing", "sha256"}
+    array_path = record_path.with_suffix(".npy")
+    assert cache_module._header(array_path) == (cache_module.HEADER_BYTES, record["shape"], "uint8", False)
+    assert array_path.stat().st_size == record["bytes"]
+    assert cache_module._file_sha256([array_path], cache_module.HEADER_BYTES) == record["sha256"]
+    assert cache_module._file_sha256([FIXTURES / "prepared" / "tiny.npz"]) == record["sources"]["sha256"]
+    with np.load(FIXTURES / "prepared" / "tiny.npz") as source:
+        assert np.array_equal(np.load(array_path), source["train"])
+
+
+def test_the_pretrained_folder_loads():
+    model = from_pretrained(FIXTURES / "pretrained")
+    assert model.config.arch == "row_lstm" and model.config.levels == 2
+    with torch.no_grad():
+        assert torch.isfinite(model.nll(torch.zeros(1, 1, 4, 4, dtype=torch.long))).all()
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.pxrnn")), ids=lambda p: p.name)
+def test_the_compressed_fixtures_are_format_version_2(path):
+    """The .pxr fixtures live in tests/golden (decoded bit for bit there); here: their version."""
+    assert read_container(path.read_bytes()).version == 2
