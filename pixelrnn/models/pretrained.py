@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig, MultiScaleConfig, config_from_dict
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, one_line
 from ..hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, checked_folder, pretrained_folder
 from ..utils import atomic_write, choose_device
 from .registry import model_class
@@ -66,6 +66,8 @@ def read_pretrained_config(folder: str | os.PathLike) -> tuple[ModelConfig | Mul
         description = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} nests its JSON too deeply to be a pixelrnn configuration") from None
     found = description.get("format") if isinstance(description, dict) else None
     if found != PRETRAINED_FORMAT:
         raise CheckpointError(f"{path} is not a pixelrnn configuration (format {found!r}, expected {PRETRAINED_FORMAT!r})")
@@ -74,8 +76,8 @@ def read_pretrained_config(folder: str | os.PathLike) -> tuple[ModelConfig | Mul
         raise CheckpointError(f"{path}: 'metadata' must map names to strings")
     try:
         return config_from_dict(description["model"]), metadata
-    except (KeyError, TypeError, AttributeError, ConfigError) as error:
-        raise CheckpointError(f"{path} holds no valid model configuration ({error})") from None
+    except (KeyError, TypeError, AttributeError, ConfigError, RecursionError) as error:
+        raise CheckpointError(f"{path} holds no valid model configuration ({one_line(error)})") from None
 
 
 def load_pretrained_folder(folder: str | os.PathLike, expected: type | None = None) -> tuple[torch.nn.Module, dict[str, str]]:

@@ -163,3 +163,15 @@ def test_model_card_sections_follow_the_header():
     card = model_card(tiny("row_lstm"), {"dataset": "digits"}, name="owner/repo", sections=(("Results", "| a | b |"),))
     assert "# Row LSTM on digits" in card and 'pixelrnn.from_pretrained("owner/repo")' in card
     assert card.index("## Configuration") < card.index("## Metadata") < card.index("## Results")
+
+
+def test_a_deeply_nested_configuration_is_one_line(tmp_path):
+    from pixelrnn import CheckpointError
+    from pixelrnn.models import from_pretrained as load_folder
+
+    folder = tmp_path / "nested"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"format": "pixelrnn.pretrained.v1", "model": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(CheckpointError) as error:
+        load_folder(folder)
+    assert "\n" not in str(error.value) and "config.json" in str(error.value)
