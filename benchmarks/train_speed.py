@@ -12,6 +12,12 @@ process's CPU time (all threads), their ratios and the load average: on a machin
 other work the wall-clock rates depend on the others, the ratios much less. On a GPU, or where
 the native kernels cannot be built, there is no "after" and only the one path is timed.
 
+Model FLOPs utilisation (MFU): each preset's multiply-adds per training step and image are counted
+from its description (``pixelrnn.models.cost.training_multiply_adds``: the products of the forward
+pass, three times for forward and backward; tested against torch's flop counter), and the machine's
+rate is a large float32 matrix product (2048 x 2048) timed in the same process on the same threads.
+MFU = 2 x multiply-adds x images/s / that rate, for the wall-clock rates.
+
 ``--checkout OTHER_TREE`` compares this tree with another checkout of the project instead (for
 example the code before the native scans: ``git worktree add OTHER_TREE 611dcbf``): each round
 runs the same training step in a fresh process on each tree, one after the other (``PYTHONPATH``
@@ -51,6 +57,27 @@ def trainer(preset, batch: int, device: torch.device):
         optimizer.step()
 
     return step
+
+
+def matmul_rate(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the fastest of ``repeats`` float32 (size x size) @ (size x size) products on this process's threads."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first warms up
+        start = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def training_flops(preset) -> int:
+    """FLOPs (2 x multiply-adds) of one training step of one image of ``preset`` (forward and backward)."""
+    from pixelrnn.models.cost import training_multiply_adds
+    from pixelrnn.models.description import describe
+
+    return 2 * training_multiply_adds(describe(preset.config), *preset.image_size)
 
 
 def timed_step(step, device: torch.device, use_native: bool) -> tuple[float, float]:
@@ -122,11 +149,13 @@ def main() -> None:
     from pixelrnn import native
 
     paths = ["before", "after"] if device.type == "cpu" and native.library() is not None else ["before"]
+    rate = matmul_rate(device)
     print(f"# training throughput, batch {args.batch}, {hardware}, torch {torch.__version__}, "
           f"median of {args.steps} steps per path, the paths alternating step by step")
-    print(f"# load average at start: {os.getloadavg()[0]:.2f}\n")
-    print("| preset | image | before: images/s (wall / CPU) | after: images/s (wall / CPU) | after / before (wall / CPU) | load |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print(f"# float32 2048x2048 matrix product here: {rate / 1e9:.1f} GFLOP/s; load average at start: {os.getloadavg()[0]:.2f}\n")
+    print("| preset | image | GFLOP per image | before: images/s (wall / CPU) | after: images/s (wall / CPU) | after / before (wall / CPU) "
+          "| MFU before / after | load |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.presets.split(","):
         preset = PRESETS[name]
         step = trainer(preset, args.batch, device)
@@ -145,7 +174,10 @@ def main() -> None:
         after = shown(median["after"]) if "after" in median else "-"
         ratio = " / ".join(f"{a / b:.2f}x" for a, b in zip(median["after"], median["before"])) if "after" in median else "-"
         size = f"{preset.config.channels}x{preset.image_size[0]}x{preset.image_size[1]}"
-        print(f"| {name} | {size} | {shown(median['before'])} | {after} | {ratio} | {os.getloadavg()[0]:.1f} |", flush=True)
+        flops = training_flops(preset)
+        mfu = " / ".join(f"{100 * flops * median[path][0] / rate:.0f} %" for path in paths)
+        print(f"| {name} | {size} | {flops / 1e9:.3f} | {shown(median['before'])} | {after} | {ratio} | {mfu} | "
+              f"{os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
