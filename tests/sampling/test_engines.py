@@ -57,29 +57,33 @@ def teacher_forced_errors(model, images, corrupt_at=None, corrupt=None, native_k
 @pytest.mark.parametrize("residual,skip", CONNECTIONS)
 @pytest.mark.parametrize("channels,height,width", SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_teacher_forced_logits_equal_the_full_forward_pass(arch, residual, skip, channels, height, width, dtype):
+@pytest.mark.parametrize("native_kernels", [False, None], ids=["reference", "default"])
+def test_teacher_forced_logits_equal_the_full_forward_pass(arch, residual, skip, channels, height, width, dtype, native_kernels):
+    """Both engines, the reference one too where the native kernels build (it is the fallback, and the float codec's)."""
     model = small_model(arch, channels, residual=residual, skip=skip, dtype=dtype)
     images = torch.randint(0, 5, (3, channels, height, width), generator=torch.Generator().manual_seed(1))
-    errors = teacher_forced_errors(model, images)
+    errors = teacher_forced_errors(model, images, native_kernels=native_kernels)
     assert len(errors) == channels * height * width
     assert max(errors) <= TOLERANCE[dtype], f"largest error {max(errors):.3g} at sub-pixel #{errors.index(max(errors))}"
 
 
+@pytest.mark.parametrize("native_kernels", [False, None], ids=["reference", "default"])
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_other_kernel_sizes_and_depths(arch):
+def test_other_kernel_sizes_and_depths(arch, native_kernels):
     model = small_model(arch, 3, levels=7, layers=3, input_kernel=5, conv_kernel=5, row_kernel=5, output_layers=1)
     images = torch.randint(0, 7, (2, 3, 5, 6), generator=torch.Generator().manual_seed(2))
-    assert max(teacher_forced_errors(model, images)) <= 1e-9
+    assert max(teacher_forced_errors(model, images, native_kernels=native_kernels)) <= 1e-9
     model = small_model(arch, 1, levels=2, layers=1, input_kernel=3, conv_kernel=1, row_kernel=1, output_layers=0)
     images = torch.randint(0, 2, (2, 1, 4, 3), generator=torch.Generator().manual_seed(3))
-    assert max(teacher_forced_errors(model, images)) <= 1e-9
+    assert max(teacher_forced_errors(model, images, native_kernels=native_kernels)) <= 1e-9
 
 
-def test_single_row_and_single_column_images():
+@pytest.mark.parametrize("native_kernels", [False, None], ids=["reference", "default"])
+def test_single_row_and_single_column_images(native_kernels):
     for arch, (height, width) in itertools.product(ARCHITECTURES, [(1, 5), (5, 1), (1, 1)]):
         model = small_model(arch, 3)
         images = torch.randint(0, 5, (2, 3, height, width), generator=torch.Generator().manual_seed(4))
-        assert max(teacher_forced_errors(model, images)) <= 1e-9, (arch, height, width)
+        assert max(teacher_forced_errors(model, images, native_kernels=native_kernels)) <= 1e-9, (arch, height, width)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
