@@ -161,8 +161,10 @@ def test_integer_logits_follow_the_float_model(arch):
         float_logits = network(torch.from_numpy(images)).double().numpy()
     model = integer_model(network)
     error = np.abs(integer_logits(model, images).numpy() * 2.0**-model.fixed.table_bits - float_logits).max()
-    assert error < 1e-3, error  # rounding the logits alone costs up to 2^-13
     assert math.isfinite(error)
+    # Rounding the logits alone costs up to 2^-13 (1.2e-4), every earlier sum a little more: about
+    # 1.3e-4 measured; one layer's weight grid off by a factor of two gives 5.4e-4.
+    assert error < 2e-4, error
 
 
 def test_the_engine_goes_in_raster_order():
