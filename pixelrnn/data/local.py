@@ -18,6 +18,7 @@ from ..errors import DatasetError, ImageError
 from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_table
 from ..archives import BoundedNpz
 from .formats import _to_uint8, npz_key, npz_layout
+from .labels import folder_classes, folder_labels, npz_label_key, npz_labels
 from .parts import Plan, every_row, npz_array
 from .preprocess import Preprocessing
 
@@ -129,8 +130,12 @@ def plan_folder(path: Path, name: str, split: str, prep: Preprocessing | None = 
     mapping = _folder_mapping(files, prep, channels, name) if exact else None
     shape = f"{prep.size[0]}x{prep.size[1]}{prep.resize}-{'nearest' if prep.mapping == 'exact' else 'lanczos'}" if prep.size else ""
     tag = "-".join(part for part in (f"c{channels}", shape, f"{prep.levels}{mapping}" if exact else "") if part)
+    # Classes: the sub-folders in sorted order (torchvision's ImageFolder), when every image lies in one.
+    classes = folder_classes([f.relative_to(path) for f in files])
+    labels = (lambda: folder_labels([f.relative_to(path) for f in chosen], classes)) if classes else None
     return Plan(name, split, local_key("folder", path), f"{split}-{tag}", tuple(files),
-                lambda: _folder_images(files, chosen, name, prep, channels, mapping), prep.levels if exact else 256)
+                lambda: _folder_images(files, chosen, name, prep, channels, mapping), prep.levels if exact else 256,
+                every_row, labels, classes)
 
 
 def _npz_split_rows(path: Path, key: str, source: str) -> Iterator[np.ndarray]:
@@ -212,6 +217,8 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
             if any(chunk.size and chunk.max() > 1 for chunk in _npz_split_rows(path, k, f"{path}[{s}]")):
                 return 256
         return 2
+    label_key = npz_label_key(found, "images" if keys[stored] == "images" else stored)
+    labels = None if label_key is None else (lambda: npz_labels(path, label_key, f"{name}: {path}"))
     return Plan(name, split, local_key("npz", path), stored_name, (path,),
                 lambda: _mapped_rows(_npz_split_rows(path, keys[stored], f"{path}[{stored}]"), prep.levels, mapping),
-                levels if levels is not None else any_split_above_one, rows)
+                levels if levels is not None else any_split_above_one, rows, labels)

@@ -48,6 +48,8 @@ class Plan:
     parts: Callable[[], Iterable[np.ndarray]]  # the stored array, (n, C, H, W) uint8 at a time
     levels: int | Callable[[], int]
     rows: Callable[[int], slice | np.ndarray] = every_row  # the split's rows of N stored images
+    labels: Callable[[], np.ndarray | None] | None = None  # the stored array's classes, (N,) integers (None: the files hold none)
+    class_names: tuple[str, ...] = ()  # the name of each class, where the source names them
 
     def level_count(self) -> int:
         return self.levels() if callable(self.levels) else self.levels
@@ -58,6 +60,13 @@ class Plan:
         if not parts:
             raise DatasetError(f"{self.name}: split {self.split!r} is empty")
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def gather_labels(self, count: int) -> np.ndarray | None:
+        """The stored array's labels, int64 (``count``,), or None where the source has none."""
+        from .labels import checked_labels
+
+        found = None if self.labels is None else self.labels()
+        return None if found is None else checked_labels(found, count, self.name)
 
 
 class NpyRows:
