@@ -50,6 +50,10 @@ Datasets (``load_dataset(name, split)``)
     deterministically: ``valid`` = the last tenth of ``train``, ``train`` = the rest,
     ``train_full`` = all of it (as for CIFAR-10).
 
+Labels: ``ImageSet.labels`` is the class of each image (int64 (N,)) where the source has one, and
+``ImageSet.class_names`` their names; the sources are listed in :mod:`pixelrnn.data.labels`
+(binarized MNIST has none).
+
 Named datasets have fixed levels; ``levels`` other than theirs needs ``mapping="quantise"``.
 Every kind takes the same preprocessing (:mod:`pixelrnn.data.preprocess`): ``levels`` with
 ``mapping``, ``size`` with ``resize``, ``channels``. An npz read with ``levels`` under ``exact``
