@@ -30,7 +30,7 @@ def nats_by_batch(model, images: np.ndarray | torch.Tensor, *, batch_size: int =
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
             # A numpy batch is copied on its own: a memory-mapped split is never read whole.
-            batch = (batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.array(batch))).to(device).long()
+            batch = (batch if isinstance(batch, torch.Tensor) else torch.from_numpy(_integers(np.array(batch)))).to(device).long()
             classes = None
             if labels is not None:
                 classes = torch.as_tensor(np.asarray(labels[start : start + batch_size], dtype=np.int64)).to(device)
@@ -39,6 +39,11 @@ def nats_by_batch(model, images: np.ndarray | torch.Tensor, *, batch_size: int =
             yield nats
     finally:
         model.train(was_training)
+
+
+def _integers(batch: np.ndarray) -> np.ndarray:
+    """uint8 as it is; other integers (uint16 codes) as int64, which torch reads."""
+    return batch if batch.dtype == np.uint8 else batch.astype(np.int64)
 
 
 def nll_per_image(model, images: np.ndarray | torch.Tensor, *, batch_size: int = 64, device=None,

@@ -181,7 +181,7 @@ def _staleness(record: dict, files: CacheFiles, plan: Plan) -> str | None:
         return "its labels file is missing or was changed"
     if status.st_size != record["bytes"]:
         return f"it holds {status.st_size:,} bytes, not the {record['bytes']:,} it was written with (truncated or damaged)"
-    if _header(files.array) != (HEADER_BYTES, record["shape"], "uint8", False):
+    if _header(files.array) != (HEADER_BYTES, record["shape"], record.get("dtype", "uint8"), False):
         return "its header is damaged"
     if status.st_mtime_ns != record["mtime_ns"]:
         if _file_sha256([files.array], HEADER_BYTES) != record["sha256"]:
@@ -227,9 +227,10 @@ def _write_labels(files: CacheFiles, plan: Plan, count: int) -> dict | None:
             "sha256": _file_sha256([files.labels])}
 
 
-def _npy_header(shape: tuple[int, ...]) -> bytes:
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype = np.dtype(np.uint8)) -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": tuple(shape)})
     assert len(buffer.getvalue()) == HEADER_BYTES, shape
     return buffer.getvalue()
 
@@ -243,7 +244,7 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
     sources = {**_listing(plan.sources), "sha256": _file_sha256(plan.sources)}
     levels = plan.level_count()
     digest = hashlib.sha256()
-    written = {"images": 0, "bytes": HEADER_BYTES, "shape": None}
+    written = {"images": 0, "bytes": HEADER_BYTES, "shape": None, "dtype": None}
     parts = iter(plan.parts())
 
     def write(temp: str) -> None:
@@ -253,7 +254,8 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
             for part in parts:
                 part = np.ascontiguousarray(part)
                 shape = written["shape"] = written["shape"] or part.shape[1:]
-                if part.shape[1:] != shape:
+                written["dtype"] = written["dtype"] or part.dtype
+                if part.shape[1:] != shape or part.dtype != written["dtype"]:
                     raise DatasetError(f"{plan.name}: images of shape {part.shape[1:]} follow images of shape {shape}")
                 if part.size and int(part.max()) >= levels:
                     raise DatasetError(f"{plan.name}: value {int(part.max())} >= levels {levels}")
@@ -265,7 +267,7 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
             if written["shape"] is None:
                 raise DatasetError(f"{plan.name}: split {plan.split!r} is empty")
             out.seek(0)
-            out.write(_npy_header((written["images"], *written["shape"])))
+            out.write(_npy_header((written["images"], *written["shape"]), written["dtype"]))
             out.flush()
             os.fsync(out.fileno())
 
@@ -283,6 +285,7 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
     record = {"format": FORMAT, "dataset": plan.name, "stored": plan.stored,
               "shape": [written["images"], *written["shape"]], "levels": levels, "bytes": written["bytes"],
               "mtime_ns": files.array.stat().st_mtime_ns, "sha256": digest.hexdigest(), "sources": sources,
+              **({"dtype": str(written["dtype"])} if written["dtype"] != np.uint8 else {}),
               **({"labels": labels} if plan.labels is not None else {})}
     _write_record(files.record, record)
     return record

@@ -10,11 +10,12 @@ import torch
 from ..errors import DatasetError
 from ..limits import check_limit
 from .labels import checked_labels
+from .preprocess import MAX_LEVELS, storage_dtype
 
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """Images (N, C, H, W) uint8 with values in [0, levels); ``labels`` int64 (N,) in [0, classes) or None;
+    """Images (N, C, H, W) uint8 with values in [0, levels) (uint16 above 256 levels); ``labels`` int64 (N,) in [0, classes) or None;
     ``class_names`` the source's name of each class (empty where it names none)."""
 
     name: str
@@ -28,10 +29,10 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         x = self.images
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.uint8:
-            raise DatasetError(f"{self.name}: images must be a (N, C, H, W) uint8 array")
-        if not 2 <= self.levels <= 256:
-            raise DatasetError(f"{self.name}: levels must be in 2..256, got {self.levels}")
+        if not 2 <= self.levels <= MAX_LEVELS:
+            raise DatasetError(f"{self.name}: levels must be in 2..{MAX_LEVELS}, got {self.levels}")
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype not in (np.uint8, storage_dtype(self.levels)):
+            raise DatasetError(f"{self.name}: images must be a (N, C, H, W) {storage_dtype(self.levels)} array")
         check_limit("image_pixels", x.shape[2] * x.shape[3], f"{self.name}: an image of {x.shape[2]}x{x.shape[3]}",
                     DatasetError)
         if x.size and not self.values_checked and int(x.max()) >= self.levels:

@@ -20,7 +20,7 @@ from ..archives import BoundedNpz
 from .formats import _to_uint8, npz_key, npz_layout
 from .labels import folder_classes, folder_labels, npz_label_key, npz_labels
 from .parts import Plan, every_row, npz_array
-from .preprocess import Preprocessing
+from .preprocess import MAX_LEVELS, Preprocessing, storage_dtype
 
 FOLDER_SPLITS = ("all", "train", "valid", "test")
 NPZ_SPLITS = ("train", "valid", "test", "train_full", "all")
@@ -138,10 +138,17 @@ def plan_folder(path: Path, name: str, split: str, prep: Preprocessing | None = 
                 every_row, labels, classes)
 
 
-def _npz_split_rows(path: Path, key: str, source: str) -> Iterator[np.ndarray]:
+def _npz_split_rows(path: Path, key: str, source: str, levels: int | None = None) -> Iterator[np.ndarray]:
+    """The rows of an npz split as uint8, or as uint16 codes when ``levels`` is above 256 (each value checked below it)."""
     with npz_array(path, key, source) as x:
         for chunk in x.chunks():
-            yield npz_layout(_to_uint8(chunk, source), source)
+            if levels is None or levels <= 256:
+                yield npz_layout(_to_uint8(chunk, source), source)
+                continue
+            if chunk.size and (int(chunk.min()) < 0 or int(chunk.max()) >= levels):
+                raise DatasetError(f"{source}: codes must lie in 0..{levels - 1} for data.levels={levels}; found "
+                                   f"{int(chunk.min())}..{int(chunk.max())}")
+            yield npz_layout(chunk.astype(storage_dtype(levels)), source)
 
 
 def carved_splits(present: set[str]) -> tuple[str, ...]:
@@ -192,7 +199,7 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
         stored_levels = f["levels"] if "levels" in f else None
         found = sorted(f.files)
     if stored_levels is not None and stored_levels.size != 1:
-        raise DatasetError(f"{name}: 'levels' holds {stored_levels.size} values; it is one integer in 2..256")
+        raise DatasetError(f"{name}: 'levels' holds {stored_levels.size} values; it is one integer in 2..{MAX_LEVELS}")
     if split not in carved_splits(set(keys)):
         accepted = ", ".join(carved_splits(set(keys))) or "none"
         raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted} (keys <split>, <split>_x, x_<split>, "
@@ -204,7 +211,7 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
     levels = prep.levels if prep.mapping == "exact" else None
     mapping = None
     if levels is not None:  # the levels and mapping name the prepared array: its values were checked against them
-        mapping = _npz_mapping(path, keys, levels, name)
+        mapping = _npz_mapping(path, keys, levels, name) if levels <= 256 else "raw"  # above 256: integer codes, as they are
         stored_name = f"{stored}-{levels}-{mapping}"
     else:
         stored_name = stored
@@ -220,5 +227,5 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
     label_key = npz_label_key(found, "images" if keys[stored] == "images" else stored)
     labels = None if label_key is None else (lambda: npz_labels(path, label_key, f"{name}: {path}"))
     return Plan(name, split, local_key("npz", path), stored_name, (path,),
-                lambda: _mapped_rows(_npz_split_rows(path, keys[stored], f"{path}[{stored}]"), prep.levels, mapping),
+                lambda: _mapped_rows(_npz_split_rows(path, keys[stored], f"{path}[{stored}]", levels), prep.levels, mapping),
                 levels if levels is not None else any_split_above_one, rows, labels)

@@ -79,7 +79,8 @@ class BatchLoader:
     def assemble(self, step: int) -> torch.Tensor:
         """The uint8 batch of ``step`` for this process, in host memory (pinned on CUDA)."""
         rows = self.order.share(step, self.rank, self.world_size)
-        batch = torch.from_numpy(np.take(self.images, rows, axis=0))  # reads only these rows of a memory map
+        rows = np.take(self.images, rows, axis=0)  # reads only these rows of a memory map
+        batch = torch.from_numpy(rows if rows.dtype == np.uint8 else rows.astype(np.int32))  # uint16 codes above 256 levels
         if self._mapping is not None:
             self._mapping.madvise(mmap.MADV_DONTNEED)  # read-only file pages: unmapped here, kept in the page cache
         return batch.pin_memory() if self.pin else batch
