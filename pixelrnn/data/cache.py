@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from ..errors import DatasetError
 from ..utils import atomic_write
+from .labels import plan_labels
 from .parts import Plan
 
 try:
@@ -208,7 +209,7 @@ def _labels_digest(path: Path) -> str | None:
 
 def _write_labels(files: CacheFiles, plan: Plan, count: int) -> dict | None:
     """The labels of the stored array beside it (int64 .npy, written atomically), and their record; None without labels."""
-    labels = plan.gather_labels(count)
+    labels = plan_labels(plan, count)
     if labels is None:
         files.labels.unlink(missing_ok=True)
         return None

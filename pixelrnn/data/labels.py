@@ -27,7 +27,7 @@ from typing import IO, Iterable
 import numpy as np
 
 from ..errors import DatasetError
-from .parts import npz_array
+from .parts import Plan, npz_array
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -45,6 +45,12 @@ def checked_labels(labels, count: int | None, source: str) -> np.ndarray:
     if labels.size and int(labels.min()) < 0:
         raise DatasetError(f"{source}: label {int(labels.min())} is negative; classes are numbered from 0")
     return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def plan_labels(plan: Plan, count: int) -> np.ndarray | None:
+    """The labels of a plan's stored array of ``count`` images, int64, or None where the source has none."""
+    found = None if plan.labels is None else plan.labels()
+    return None if found is None else checked_labels(found, count, plan.name)
 
 
 def parse_idx_labels(raw: bytes, source: str = "<idx>") -> np.ndarray:

@@ -61,13 +61,6 @@ class Plan:
             raise DatasetError(f"{self.name}: split {self.split!r} is empty")
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def gather_labels(self, count: int) -> np.ndarray | None:
-        """The stored array's labels, int64 (``count``,), or None where the source has none."""
-        from .labels import checked_labels
-
-        found = None if self.labels is None else self.labels()
-        return None if found is None else checked_labels(found, count, self.name)
-
 
 class NpyRows:
     """An .npy array being read from a binary stream: its shape and dtype, then its rows."""

@@ -85,7 +85,7 @@ from .formats import _read_bytes, _to_uint8, npz_key, parse_amat, parse_cifar_ba
 from .local import FOLDER_SPLITS, NPZ_SPLITS, carved_splits, plan_folder, plan_npz
 from .parts import Plan, every_row, npz_array
 from .imageset import ImageSet
-from .labels import (CIFAR10_NAMES, DIGIT_NAMES, MNIST_LABEL_FILES, imagenet_labels, npz_label_key, npz_labels,
+from .labels import (CIFAR10_NAMES, DIGIT_NAMES, MNIST_LABEL_FILES, imagenet_labels, npz_label_key, npz_labels, plan_labels,
                      parse_idx_labels)
 from .preprocess import Preprocessing
 
@@ -344,7 +344,7 @@ def _load_dataset(name: str, split: str, data_dir, download: bool, cache_dir, ve
         stored, levels, stored_labels = prepared_arrays(plan, cache_root, progress=progress)
     else:
         stored, levels = plan.gather(), plan.level_count()
-        stored_labels = plan.gather_labels(len(stored))
+        stored_labels = plan_labels(plan, len(stored))
     rows = plan.rows(len(stored))
     images = stored[rows]
     labels = None if stored_labels is None else stored_labels[rows]
