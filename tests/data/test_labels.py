@@ -178,3 +178,13 @@ def test_imageset_checks_its_labels():
         with pytest.raises(DatasetError) as e:
             ImageSet("x", "train", images, 2, labels=labels)
         assert message in one_line_error(e)
+
+
+def test_imagenet_labels_from_the_zip_archive(tmp_path):
+    import zipfile
+
+    rng = np.random.default_rng(7)
+    with zipfile.ZipFile(tmp_path / "Imagenet32_train_npz.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for i in range(1, 11):
+            archive.writestr(f"Imagenet32_train_npz/train_data_batch_{i}.npz", imagenet_member(rand_u8(rng, (1, 3, 32, 32)), np.array([i])))
+    assert both("imagenet32", "train", tmp_path).labels.tolist() == list(range(10))
