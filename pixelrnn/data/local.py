@@ -217,6 +217,8 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
         stored_name = stored
         if stored_levels is not None:
             levels = int(stored_levels.reshape(()))
+            if not 2 <= levels <= MAX_LEVELS:
+                raise DatasetError(f"{name}: 'levels' is {levels}; it must lie in 2..{MAX_LEVELS}")
 
     def any_split_above_one() -> int:
         """256 if any value of any split exceeds 1, else 2 (each split read a chunk at a time)."""
