@@ -305,7 +305,8 @@ def test_config_json_writes_every_field_of_the_model(tmp_path, tiny_npz, umask):
     assert set(modes) == {"config.json", "metrics.jsonl", "state.safetensors", "last.safetensors", "best.safetensors"}
     assert set(modes.values()) == {0o644}  # readable by the group and others, as the umask says
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
-    assert saved == trainer.model_config.to_dict() and set(saved) == {f for f in ModelConfig.__dataclass_fields__}
+    # every field, but classes and class_names, which an unconditional network leaves out (the format of earlier releases)
+    assert saved == trainer.model_config.to_dict() and set(saved) == {f for f in ModelConfig.__dataclass_fields__} - {"classes", "class_names"}
     assert saved["levels"] == 4 and saved["input_kernel"] == 7  # from the dataset, and a default
     from pixelrnn.training import RunFolder
 
