@@ -16,6 +16,9 @@ from pixelrnn.data import DatasetError, ImageSet, load_dataset
 from pixelrnn.data.labels import CIFAR10_NAMES, DIGIT_NAMES, parse_idx_labels
 
 
+REAL_DATA = os.environ.get("PIXELRNN_DATA_DIR")  # read before the fixture below hides it from the tiny-file tests
+
+
 @pytest.fixture(autouse=True)
 def _no_data_dir(monkeypatch):
     monkeypatch.delenv("PIXELRNN_DATA_DIR", raising=False)
@@ -188,3 +191,16 @@ def test_imagenet_labels_from_the_zip_archive(tmp_path):
         for i in range(1, 11):
             archive.writestr(f"Imagenet32_train_npz/train_data_batch_{i}.npz", imagenet_member(rand_u8(rng, (1, 3, 32, 32)), np.array([i])))
     assert both("imagenet32", "train", tmp_path).labels.tolist() == list(range(10))
+
+
+@pytest.mark.skipif(not REAL_DATA or not (Path(REAL_DATA or ".") / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file(),
+                    reason="needs PIXELRNN_DATA_DIR with mnist/*.gz and cifar10/cifar10_subset.npz (real data)")
+def test_real_mnist_and_cifar10_subset_label_counts():
+    mnist = load_dataset("mnist", "test", data_dir=REAL_DATA, progress=False)
+    assert np.bincount(mnist.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert mnist.labels[:4].tolist() == [7, 2, 1, 0]
+    full = load_dataset("mnist", "train_full", data_dir=REAL_DATA, progress=False)
+    assert np.bincount(full.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    cifar = load_dataset("cifar10_subset", "test", data_dir=REAL_DATA, progress=False)
+    assert np.bincount(cifar.labels).tolist() == [103, 89, 100, 103, 90, 86, 112, 102, 106, 109]
+    assert cifar.labels[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1] and cifar.class_names[3] == "cat"
