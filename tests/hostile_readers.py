@@ -259,8 +259,8 @@ def write_cifar(folder: Path, damage: tuple) -> None:
 
 
 def check_images(result) -> None:
-    """A valid image set: (N, C, H, W) uint8 below its levels (ImageSet checked the rest)."""
-    assert result.images.ndim == 4 and result.images.dtype == np.uint8 and len(result) > 0
+    """A valid image set: (N, C, H, W) uint8 (uint16 codes above 256 levels) below its levels (ImageSet checked the rest)."""
+    assert result.images.ndim == 4 and result.images.dtype == (np.uint8 if result.levels <= 256 else np.uint16) and len(result) > 0
     assert int(result.images.max()) < result.levels
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
@@ -20,6 +21,7 @@ from ..images import fit_channels, read_image, samples_to_values
 from ..errors import CompressionError
 from ..training import load_model_from, resolve_checkpoint
 from ..utils import atomic_write
+from .classes import accepted, class_names, resolve_class
 from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, run_preprocessing, show_bars, user_errors
 
 
@@ -40,6 +42,9 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--arithmetic", choices=ARITHMETIC_CHOICES, default="integer",
                         help="coding model: integer (default; the file decodes on any machine) or float32/float64 "
                              "(the float model; the file decodes only on the platform that wrote it)")
+    parser.add_argument("--class", dest="cls", metavar="CLASS", help="a class-conditional model codes every file as this class (a number "
+                                                                     "or a class name); default: a dataset's labels, or each file's "
+                                                                     "sub-folder name when it is a class name of the model")
     parser.add_argument("--stats", action="store_true", help="print achieved bits/dim, the model's NLL and the overhead")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=user_errors(cmd_compress))
@@ -70,7 +75,15 @@ def _inputs(args: argparse.Namespace, model, checkpoint, metadata: dict) -> list
             raise UserError(f"--limit must be >= 0; got {args.limit}")
         image_set = load_split_for(model, checkpoint, metadata, args)
         chosen = image_set.images[: args.limit] if args.limit else image_set.images
-        return images_from_array(chosen, image_set.levels)
+        images = images_from_array(chosen, image_set.levels)
+        if not config.classes:
+            return images
+        if args.cls is not None:
+            return _labelled(images, [resolve_class(model, args.cls)] * len(images))
+        if image_set.labels is None:
+            raise UserError(f"the model is class-conditional and {args.dataset}/{args.split} has no labels; give --class "
+                            f"({accepted(model)})")
+        return _labelled(images, image_set.labels[: len(images)].tolist())
     if args.limit or args.data_dir or args.download:
         raise UserError("--limit, --data-dir and --download go with --dataset")
     if not args.inputs:
@@ -84,7 +97,27 @@ def _inputs(args: argparse.Namespace, model, checkpoint, metadata: dict) -> list
     else:
         images = [image_from_file(path, config.channels, config.levels) for path in paths]
     _warn_of_misfits(paths, images, config, metadata)
+    if config.classes:
+        images = _labelled(images, _file_labels(model, paths, args.cls))
     return images
+
+
+def _labelled(images: list[CodedImage], labels: list[int]) -> list[CodedImage]:
+    return [dataclasses.replace(image, label=int(label)) for image, label in zip(images, labels)]
+
+
+def _file_labels(model, paths: list[Path], chosen: str | None) -> list[int]:
+    """The class of each file for a class-conditional model: ``--class``, else its sub-folder's name among the model's class names."""
+    if chosen is not None:
+        return [resolve_class(model, chosen)] * len(paths)
+    names = class_names(model)
+    unknown = [path for path in paths if path.parent.name not in names]
+    if unknown:
+        where = (f"its sub-folder {unknown[0].parent.name!r} is not a class name of the model ({', '.join(names)})" if names
+                 else "the model records no class names to match sub-folders against")
+        raise UserError(f"the model is class-conditional: {unknown[0]} needs a class, and {where}; give --class ({accepted(model)}) "
+                        "or put each file in a sub-folder named after its class")
+    return [names.index(path.parent.name) for path in paths]
 
 
 def describe(preprocessing: dict) -> str:

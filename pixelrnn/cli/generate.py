@@ -27,6 +27,7 @@ from ..limits import check_limit, current_limits
 from ..models import MultiScalePixelRNN
 from ..sampling import complete_images, sample, sample_stages
 from ..training import RunFolder, resolve_checkpoint
+from .classes import describe, resolve_class, sample_labels
 from .common import (UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, run_preprocessing,
                      show_bars, user_errors)
 
@@ -158,6 +159,10 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--height", type=int, help="image height (default: the checkpoint's image_size)")
     parser.add_argument("--width", type=int, help="image width (default: the checkpoint's image_size)")
     parser.add_argument("--nrow", type=int, help="images per grid row (default: a square grid)")
+    parser.add_argument("--class", dest="cls", metavar="CLASS", help="a class-conditional model draws this class: a number, or a "
+                                                                     "class name recorded in the checkpoint (default: every class in turn)")
+    parser.add_argument("--per-class", type=int, metavar="N", help="a class-conditional model draws N images of every class: "
+                                                                    "one grid row per class (replaces -n)")
     _add_common(parser, "samples")
     parser.set_defaults(func=user_errors(cmd_sample))
     return parser
@@ -169,16 +174,19 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise UserError(f"-n must be >= 1; got {args.n}")
     model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
     height, width = _image_size(metadata, args.height, args.width)
+    labels, args.n, per_row, drawn = sample_labels(model, args.n, args.cls, args.per_class)
+    args.nrow = args.nrow or per_row
     columns = args.nrow or max(1, int(np.ceil(np.sqrt(args.n))))
     multiscale = isinstance(model, MultiScalePixelRNN)
     scale = figure_scale(args.n * (2 if multiscale else 1), height, width, columns * (2 if multiscale else 1), args.scale)
     out = output_path(args, checkpoint, "samples")
     generator, seed = _generator(args.seed, model.device)
     print(f"sampling {args.n} images {model.config.channels}x{height}x{width} from {checkpoint} "
-          f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
+          f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})"
+          + (f"; {drawn}" if drawn else ""), file=sys.stderr)
     model.eval()
     options = dict(temperature=args.temperature, generator=generator, naive=args.naive, batch_size=args.batch_size,
-                   progress=show_bars(args))
+                   progress=show_bars(args), labels=labels)
     if isinstance(model, MultiScalePixelRNN):  # the small image beside the large one (Figure 8)
         small, images = sample_stages(model, args.n, height, width, **options)
         factor = model.config.factor
@@ -188,7 +196,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         print(f"wrote {stages} (each sample: the small stage enlarged, then the full image)")
     else:
         images = sample(model, args.n, height, width, **options)
-    save_grid(images, model.config.levels, out, nrow=args.nrow, scale=scale)
+    save_grid(images, model.config.levels, out, nrow=columns, scale=scale)
     npz = save_samples_npz(images, out.with_suffix(".npz"))
     print(f"wrote {out} and {npz}")
     if args.png_dir:
@@ -213,6 +221,9 @@ def add_complete_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--index", type=int, action="append", help="with --npz or --dataset: which image (repeatable; default 0)")
     parser.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top")
     parser.add_argument("-k", type=int, default=8, help="completions per image (default 8)")
+    parser.add_argument("--class", dest="cls", metavar="CLASS", help="a class-conditional model completes as this class: a number "
+                                                                     "or a class name of the checkpoint (default with --dataset: "
+                                                                     "each image's own label)")
     _add_common(parser, "completions")
     parser.set_defaults(func=user_errors(cmd_complete))
     return parser
@@ -231,6 +242,7 @@ def source_images(args: argparse.Namespace, model, checkpoint: Path, metadata: d
         for index in indices:
             if not 0 <= index < len(dataset):
                 raise UserError(f"--index {index} is outside {args.dataset}/{args.split}, which holds {len(dataset)} images")
+        args.source_labels = None if dataset.labels is None else torch.from_numpy(dataset.labels[indices])
         return torch.from_numpy(dataset.images[indices].astype(np.int64))
     return load_npz_images(args.npz, args.index or [0], cfg.channels, cfg.levels)
 
@@ -245,7 +257,7 @@ def image_for_model(path, channels: int, levels: int, preprocessing: dict) -> to
     return torch.from_numpy(values.astype(np.int64))[None]
 
 
-def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkpoint: Path) -> tuple[Path, Path]:
+def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkpoint: Path, labels=None) -> tuple[Path, Path]:
     """Complete ``images`` (N, C, H, W) as the parsed ``complete`` arguments say; write figure and npz."""
     _check_common(args)
     out = output_path(args, checkpoint, "completions")
@@ -261,7 +273,7 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkp
     model.eval()
     images = images.to(model.device)
     completions = complete_images(model, images, args.keep_rows, args.k, temperature=args.temperature, generator=generator,
-                                  naive=args.naive, batch_size=args.batch_size, progress=show_bars(args))
+                                  naive=args.naive, batch_size=args.batch_size, progress=show_bars(args), labels=labels)
     known = torch.zeros(images.shape[2:], dtype=torch.bool)
     known[: args.keep_rows] = True
     figure = completion_grid(images.cpu(), completions.cpu(), images.cpu(), levels=model.config.levels, known=known)
@@ -277,4 +289,14 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkp
 
 def cmd_complete(args: argparse.Namespace) -> None:
     model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
-    run_completion(model, source_images(args, model, checkpoint, metadata), args, checkpoint)
+    labels = None if args.cls is None else resolve_class(model, args.cls)
+    images = source_images(args, model, checkpoint, metadata)
+    if labels is None and model.config.classes:
+        if args.dataset and getattr(args, "source_labels", None) is not None:
+            labels = args.source_labels  # each image's own label
+        else:
+            raise UserError(f"the model is class-conditional ({model.config.classes} classes): give --class "
+                            f"({'a number in 0..' + str(model.config.classes - 1)} or a class name), or --dataset with a labelled split")
+    elif labels is not None:
+        print(f"completing as {describe(model, labels)}", file=sys.stderr)
+    run_completion(model, images, args, checkpoint, labels)

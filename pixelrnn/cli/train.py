@@ -94,7 +94,8 @@ def _train(args: argparse.Namespace, config, run_dir: Path) -> None:
     train_set = load_split(data.dataset, data.train_split, data.data_dir, data.download, **loading)
     valid_set = load_split(data.dataset, data.valid_split, data.data_dir, data.download, **loading) if data.valid_split else None
     trainer = Trainer(config, run_dir, train_set.images, None if valid_set is None else valid_set.images, train_set.levels,
-                      dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet)
+                      dataset_name=data.dataset, resume=bool(args.resume), progress=not args.quiet, train_labels=train_set.labels,
+                      valid_labels=None if valid_set is None else valid_set.labels, class_names=train_set.class_names)
     say = print if trainer.dist.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all
     if args.resume and trainer.finished:
         say(f"{run_dir} finished at step {trainer.step} (train.steps={config.train.steps}); nothing to do, nothing changed. "
@@ -108,7 +109,8 @@ def _train(args: argparse.Namespace, config, run_dir: Path) -> None:
             say(f"resuming with train.{key} = {after!r} (was {before!r}) from step {trainer.step}; config.json updated")
     params = sum(p.numel() for p in trainer.model.parameters())
     say(f"{trainer.model_config.arch}: {params:,} parameters on {trainer.device}; {len(train_set)} training images "
-        f"{train_set.channels}x{train_set.height}x{train_set.width}, {train_set.levels} levels; run folder {run_dir}"
+        f"{train_set.channels}x{train_set.height}x{train_set.width}, {train_set.levels} levels"
+        + (f", conditioned on {trainer.model_config.classes} classes" if trainer.model_config.classes else "") + f"; run folder {run_dir}"
         + (f" (resuming at step {trainer.step})" if args.resume else ""))
     if config.train.ema_decay and valid_set is not None:
         say(f"validation scores the EMA (Polyak) average of the weights (train.ema_decay = {config.train.ema_decay}); "
@@ -144,9 +146,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         chosen = images.images[: args.limit] if args.limit else images.images
         if len(chosen) > LARGE_SPLIT and not args.quiet:
             print(f"scoring {len(chosen):,} images of {dataset}/{split} (--limit N scores the first N)", file=sys.stderr)
-        summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=show_bars(args), description=split)
+        labels = None
+        if model.config.classes:  # p(x | class): the split's labels are the condition
+            if images.labels is None:
+                raise UserError(f"the model is class-conditional ({model.config.classes} classes) and {dataset}/{split} has no labels; "
+                                "evaluate it on a labelled split (mnist, cifar10, digits, folder: with sub-folders, npz: with labels)")
+            labels = images.labels[: len(chosen)]
+            if len(labels) and int(labels.max()) >= model.config.classes:
+                raise UserError(f"{dataset}/{split} has label {int(labels.max())}; the model has classes 0..{model.config.classes - 1}")
+        summary = evaluate_images(model, chosen, batch_size=args.batch_size, progress=show_bars(args), description=split, labels=labels)
+        summary["conditional"] = labels is not None
         report[split] = summary
-        print(f"{dataset}/{split}: {summary['nats_per_image']:.3f} +- {summary['nats_per_image_stderr']:.3f} nats/image, "
+        print(f"{dataset}/{split}: {'conditional ' if labels is not None else ''}{summary['nats_per_image']:.3f} +- {summary['nats_per_image_stderr']:.3f} nats/image, "
               f"{summary['bits_per_dim']:.4f} +- {summary['bits_per_dim_stderr']:.4f} bits/dim ({summary['images']} images)")
     main = report[args.split]
     report.update(split=args.split, nats_per_image=main["nats_per_image"], bits_per_dim=main["bits_per_dim"])

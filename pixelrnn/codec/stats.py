@@ -12,11 +12,15 @@ from .container import CodedImage, read_container
 
 
 def model_nll_bits(model, images: Sequence[CodedImage], batch_size: int = 64) -> float:
-    """The model's total NLL of the images in bits (``model.nll``, batched full forward pass)."""
-    by_shape: dict[tuple, list[np.ndarray]] = {}
+    """The model's total NLL of the images in bits (``model.nll``, batched full forward pass; given each image's label for a
+    class-conditional model)."""
+    by_shape: dict[tuple, list[CodedImage]] = {}
     for image in images:
-        by_shape.setdefault(image.values.shape, []).append(image.values)
-    nats = sum(float(nll_per_image(model, np.stack(group), batch_size=batch_size).sum()) for group in by_shape.values())
+        by_shape.setdefault(image.values.shape, []).append(image)
+    conditional = bool(model.config.classes)
+    nats = sum(float(nll_per_image(model, np.stack([image.values for image in group]), batch_size=batch_size,
+                                   labels=np.array([image.label for image in group]) if conditional else None).sum())
+               for group in by_shape.values())
     return nats_to_bits(nats)
 
 

@@ -10,6 +10,7 @@ loading.
 Files, under ``<cache dir>/prepared/<dataset>/`` (the cache dir of :mod:`pixelrnn.data.fetch`)::
 
     <stored>.npy    uint8 (N, C, H, W): a 128-byte .npy header, then the images
+    <stored>.labels.npy  int64 (N,): the class of each image, where the source has labels (a second array)
     <stored>.json   its record: shape, levels, size, time and sha256 of the images; the number,
                     total size and sha256 of the source files, and a digest of their paths,
                     sizes and times
@@ -46,6 +47,7 @@ from tqdm import tqdm
 
 from ..errors import DatasetError, DiskFullError
 from ..utils import atomic_write, regular_file
+from .labels import plan_labels
 from .parts import Plan
 
 try:
@@ -64,11 +66,12 @@ class CacheFiles:
     array: Path
     record: Path
     lock: Path
+    labels: Path
 
     @classmethod
     def of(cls, plan: Plan, root: Path) -> "CacheFiles":
         folder = Path(root) / "prepared" / plan.key
-        return cls(*(folder / f"{plan.stored}.{suffix}" for suffix in ("npy", "json", "lock")))
+        return cls(*(folder / f"{plan.stored}.{suffix}" for suffix in ("npy", "json", "lock", "labels.npy")))
 
 
 def prepared_array(plan: Plan, root: str | os.PathLike, *, progress: bool = True) -> tuple[np.memmap, int]:
@@ -76,6 +79,11 @@ def prepared_array(plan: Plan, root: str | os.PathLike, *, progress: bool = True
 
     It is built first when absent, and rebuilt (with a warning) when stale or damaged.
     """
+    return prepared_arrays(plan, root, progress=progress)[:2]
+
+
+def prepared_arrays(plan: Plan, root: str | os.PathLike, *, progress: bool = True) -> tuple[np.memmap, int, np.ndarray | None]:
+    """As :func:`prepared_array`, with the labels of the stored array (int64 (N,), None where the source has none)."""
     files = CacheFiles.of(plan, Path(root))
     try:
         files.array.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +98,8 @@ def prepared_array(plan: Plan, root: str | os.PathLike, *, progress: bool = True
                 warnings.warn(f"{files.array}: {reason}; preparing it again", stacklevel=3)
             _remove_leftovers(files)
             record = _build(files, plan, progress)
-        return np.load(files.array, mmap_mode="r"), record["levels"]
+        labels = np.load(files.labels, allow_pickle=False) if record.get("labels") else None
+        return np.load(files.array, mmap_mode="r"), record["levels"], labels
 
 
 @contextlib.contextmanager
@@ -176,9 +185,13 @@ def _staleness(record: dict, files: CacheFiles, plan: Plan) -> str | None:
         status = files.array.stat()
     except FileNotFoundError:
         return "the array file is missing"
+    if plan.labels is not None and "labels" not in record:
+        return "it was prepared without the labels"
+    if record.get("labels") and _labels_digest(files.labels) != record["labels"]["sha256"]:
+        return "its labels file is missing or was changed"
     if status.st_size != record["bytes"]:
         return f"it holds {status.st_size:,} bytes, not the {record['bytes']:,} it was written with (truncated or damaged)"
-    if _header(files.array) != (HEADER_BYTES, record["shape"], "uint8", False):
+    if _header(files.array) != (HEADER_BYTES, record["shape"], record.get("dtype", "uint8"), False):
         return "its header is damaged"
     if status.st_mtime_ns != record["mtime_ns"]:
         if _file_sha256([files.array], HEADER_BYTES) != record["sha256"]:
@@ -191,13 +204,43 @@ def _staleness(record: dict, files: CacheFiles, plan: Plan) -> str | None:
 
 def _remove_leftovers(files: CacheFiles) -> None:
     """Temporary files of builds that were killed outright (no build runs: the lock is held)."""
-    for leftover in (*files.array.parent.glob(f".{files.array.name}.*.tmp"), *files.array.parent.glob(f".{files.record.name}.*.tmp")):
-        leftover.unlink(missing_ok=True)
+    for path in (files.array, files.record, files.labels):
+        for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
-def _npy_header(shape: tuple[int, ...]) -> bytes:
+def _labels_digest(path: Path) -> str | None:
+    try:
+        return _file_sha256([path])
+    except OSError:
+        return None
+
+
+def _write_labels(files: CacheFiles, plan: Plan, count: int) -> dict | None:
+    """The labels of the stored array beside it (int64 .npy, written atomically), and their record; None without labels."""
+    labels = plan_labels(plan, count)
+    if labels is None:
+        files.labels.unlink(missing_ok=True)
+        return None
+
+    def write(temp: str) -> None:
+        with open(temp, "wb") as out:
+            np.save(out, labels, allow_pickle=False)
+            out.flush()
+            os.fsync(out.fileno())
+
+    try:
+        atomic_write(files.labels, write)
+    except OSError as error:
+        raise DatasetError(f"{files.labels}: cannot write the labels: {error.strerror or error}") from None
+    return {"count": int(len(labels)), "classes": int(labels.max()) + 1 if len(labels) else 0,
+            "sha256": _file_sha256([files.labels])}
+
+
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype = np.dtype(np.uint8)) -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": tuple(shape)})
     assert len(buffer.getvalue()) == HEADER_BYTES, shape
     return buffer.getvalue()
 
@@ -211,7 +254,7 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
     sources = {**_listing(plan.sources), "sha256": _file_sha256(plan.sources)}
     levels = plan.level_count()
     digest = hashlib.sha256()
-    written = {"images": 0, "bytes": HEADER_BYTES, "shape": None}
+    written = {"images": 0, "bytes": HEADER_BYTES, "shape": None, "dtype": None}
     parts = iter(plan.parts())
 
     def write(temp: str) -> None:
@@ -221,7 +264,8 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
             for part in parts:
                 part = np.ascontiguousarray(part)
                 shape = written["shape"] = written["shape"] or part.shape[1:]
-                if part.shape[1:] != shape:
+                written["dtype"] = written["dtype"] or part.dtype
+                if part.shape[1:] != shape or part.dtype != written["dtype"]:
                     raise DatasetError(f"{plan.name}: images of shape {part.shape[1:]} follow images of shape {shape}")
                 if part.size and int(part.max()) >= levels:
                     raise DatasetError(f"{plan.name}: value {int(part.max())} >= levels {levels}")
@@ -233,7 +277,7 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
             if written["shape"] is None:
                 raise DatasetError(f"{plan.name}: split {plan.split!r} is empty")
             out.seek(0)
-            out.write(_npy_header((written["images"], *written["shape"])))
+            out.write(_npy_header((written["images"], *written["shape"]), written["dtype"]))
             out.flush()
             os.fsync(out.fileno())
 
@@ -247,8 +291,11 @@ def _build(files: CacheFiles, plan: Plan, progress: bool) -> dict:
         raise DatasetError(f"{files.array}: the disk is full; the prepared array needs {_size(needed)} ({needed:,} bytes) "
                            f"and {_size(free)} are free: free some space, set PIXELRNN_CACHE_DIR to a larger disk, "
                            "or load with cache=False") from None
+    labels = _write_labels(files, plan, written["images"]) if plan.labels is not None else None
     record = {"format": FORMAT, "dataset": plan.name, "stored": plan.stored,
               "shape": [written["images"], *written["shape"]], "levels": levels, "bytes": written["bytes"],
-              "mtime_ns": files.array.stat().st_mtime_ns, "sha256": digest.hexdigest(), "sources": sources}
+              "mtime_ns": files.array.stat().st_mtime_ns, "sha256": digest.hexdigest(), "sources": sources,
+              **({"dtype": str(written["dtype"])} if written["dtype"] != np.uint8 else {}),
+              **({"labels": labels} if plan.labels is not None else {})}
     _write_record(files.record, record)
     return record

@@ -66,6 +66,14 @@ FILES: dict[str, RemoteFile] = {
         _MNIST_URL + "t10k-images-idx3-ubyte.gz", 1_648_877,
         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
         "9fb629c4189551a2d022fa330f9573f3"),
+    "train-labels-idx1-ubyte.gz": RemoteFile(
+        _MNIST_URL + "train-labels-idx1-ubyte.gz", 28_881,
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "d53e105ee54ea40749a09fcbcd1e9432"),
+    "t10k-labels-idx1-ubyte.gz": RemoteFile(
+        _MNIST_URL + "t10k-labels-idx1-ubyte.gz", 4_542,
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        "ec29112dd5afa0611ce80d1b7f02629c"),
     "cifar-10-python.tar.gz": RemoteFile(
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", 170_498_071,
         md5="c58f30108f718f92721af3b95e74349a"),

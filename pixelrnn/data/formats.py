@@ -161,6 +161,23 @@ def parse_cifar_batch(raw: bytes, source: str = "<cifar batch>") -> np.ndarray:
     The opcodes are walked first (``pickletools``, which allocates nothing a length field
     declares), so that every length must be backed by bytes present before unpickling.
     """
+    return _cifar_batch(raw, source)[0]
+
+
+def parse_cifar_labels(raw: bytes, source: str = "<cifar batch>") -> np.ndarray:
+    """The ``labels`` of one pickled CIFAR-10 python batch, int64 (N,) in 0..9."""
+    data, batch = _cifar_batch(raw, source)
+    labels = batch.get(b"labels", batch.get("labels"))
+    try:
+        labels = np.asarray(labels)
+    except (TypeError, ValueError):
+        labels = None
+    if labels is None or labels.shape != (len(data),) or labels.dtype.kind not in "iu" or (labels.size and not 0 <= labels.min() <= labels.max() <= 9):
+        raise DatasetError(f"{source}: its 'labels' are not {len(data)} classes in 0..9")
+    return labels.astype(np.int64)
+
+
+def _cifar_batch(raw: bytes, source: str) -> tuple[np.ndarray, dict]:
     try:
         for _ in pickletools.genops(raw):
             pass
@@ -172,7 +189,7 @@ def parse_cifar_batch(raw: bytes, source: str = "<cifar batch>") -> np.ndarray:
             or data.shape[1] != 3072):
         raise DatasetError(f"{source}: not a CIFAR-10 batch (expected a dict whose 'data' "
                            "is an (N, 3072) uint8 array)")
-    return data.reshape(-1, 3, 32, 32)
+    return data.reshape(-1, 3, 32, 32), batch
 
 
 def _to_uint8(x: np.ndarray, source: str) -> np.ndarray:

@@ -19,8 +19,9 @@ from ..images import IMAGE_EXTENSIONS, read_image, samples_to_values, scale_tabl
 from ..archives import BoundedNpz
 from ..utils import regular_file
 from .formats import _to_uint8, npz_key, npz_layout
+from .labels import folder_classes, folder_labels, npz_label_key, npz_labels
 from .parts import Plan, every_row, npz_array
-from .preprocess import Preprocessing
+from .preprocess import MAX_LEVELS, Preprocessing, storage_dtype
 
 FOLDER_SPLITS = ("all", "train", "valid", "test")
 NPZ_SPLITS = ("train", "valid", "test", "train_full", "all")
@@ -132,14 +133,25 @@ def plan_folder(path: Path, name: str, split: str, prep: Preprocessing | None = 
     mapping = _folder_mapping(files, prep, channels, name) if exact else None
     shape = f"{prep.size[0]}x{prep.size[1]}{prep.resize}-{'nearest' if prep.mapping == 'exact' else 'lanczos'}" if prep.size else ""
     tag = "-".join(part for part in (f"c{channels}", shape, f"{prep.levels}{mapping}" if exact else "") if part)
+    # Classes: the sub-folders in sorted order (torchvision's ImageFolder), when every image lies in one.
+    classes = folder_classes([f.relative_to(path) for f in files])
+    labels = (lambda: folder_labels([f.relative_to(path) for f in chosen], classes)) if classes else None
     return Plan(name, split, local_key("folder", path), f"{split}-{tag}", tuple(files),
-                lambda: _folder_images(files, chosen, name, prep, channels, mapping), prep.levels if exact else 256)
+                lambda: _folder_images(files, chosen, name, prep, channels, mapping), prep.levels if exact else 256,
+                every_row, labels, classes)
 
 
-def _npz_split_rows(path: Path, key: str, source: str) -> Iterator[np.ndarray]:
+def _npz_split_rows(path: Path, key: str, source: str, levels: int | None = None) -> Iterator[np.ndarray]:
+    """The rows of an npz split as uint8, or as uint16 codes when ``levels`` is above 256 (each value checked below it)."""
     with npz_array(path, key, source) as x:
         for chunk in x.chunks():
-            yield npz_layout(_to_uint8(chunk, source), source)
+            if levels is None or levels <= 256:
+                yield npz_layout(_to_uint8(chunk, source), source)
+                continue
+            if chunk.size and (int(chunk.min()) < 0 or int(chunk.max()) >= levels):
+                raise DatasetError(f"{source}: codes must lie in 0..{levels - 1} for data.levels={levels}; found "
+                                   f"{int(chunk.min())}..{int(chunk.max())}")
+            yield npz_layout(chunk.astype(storage_dtype(levels)), source)
 
 
 def carved_splits(present: set[str]) -> tuple[str, ...]:
@@ -191,7 +203,7 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
         stored_levels = f["levels"] if "levels" in f else None
         found = sorted(f.files)
     if stored_levels is not None and stored_levels.size != 1:
-        raise DatasetError(f"{name}: 'levels' holds {stored_levels.size} values; it is one integer in 2..256")
+        raise DatasetError(f"{name}: 'levels' holds {stored_levels.size} values; it is one integer in 2..{MAX_LEVELS}")
     if split not in carved_splits(set(keys)):
         accepted = ", ".join(carved_splits(set(keys))) or "none"
         raise DatasetError(f"{name}: unknown split {split!r}; accepted: {accepted} (keys <split>, <split>_x, x_<split>, "
@@ -203,12 +215,14 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
     levels = prep.levels if prep.mapping == "exact" else None
     mapping = None
     if levels is not None:  # the levels and mapping name the prepared array: its values were checked against them
-        mapping = _npz_mapping(path, keys, levels, name)
+        mapping = _npz_mapping(path, keys, levels, name) if levels <= 256 else "raw"  # above 256: integer codes, as they are
         stored_name = f"{stored}-{levels}-{mapping}"
     else:
         stored_name = stored
         if stored_levels is not None:
             levels = int(stored_levels.reshape(()))
+            if not 2 <= levels <= MAX_LEVELS:
+                raise DatasetError(f"{name}: 'levels' is {levels}; it must lie in 2..{MAX_LEVELS}")
 
     def any_split_above_one() -> int:
         """256 if any value of any split exceeds 1, else 2 (each split read a chunk at a time)."""
@@ -216,6 +230,8 @@ def plan_npz(path: Path, name: str, split: str, prep: Preprocessing | None = Non
             if any(chunk.size and chunk.max() > 1 for chunk in _npz_split_rows(path, k, f"{path}[{s}]")):
                 return 256
         return 2
+    label_key = npz_label_key(found, "images" if keys[stored] == "images" else stored)
+    labels = None if label_key is None else (lambda: npz_labels(path, label_key, f"{name}: {path}"))
     return Plan(name, split, local_key("npz", path), stored_name, (path,),
-                lambda: _mapped_rows(_npz_split_rows(path, keys[stored], f"{path}[{stored}]"), prep.levels, mapping),
-                levels if levels is not None else any_split_above_one, rows)
+                lambda: _mapped_rows(_npz_split_rows(path, keys[stored], f"{path}[{stored}]", levels), prep.levels, mapping),
+                levels if levels is not None else any_split_above_one, rows, labels)

@@ -48,6 +48,8 @@ class Plan:
     parts: Callable[[], Iterable[np.ndarray]]  # the stored array, (n, C, H, W) uint8 at a time
     levels: int | Callable[[], int]
     rows: Callable[[int], slice | np.ndarray] = every_row  # the split's rows of N stored images
+    labels: Callable[[], np.ndarray | None] | None = None  # the stored array's classes, (N,) integers (None: the files hold none)
+    class_names: tuple[str, ...] = ()  # the name of each class, where the source names them
 
     def level_count(self) -> int:
         return self.levels() if callable(self.levels) else self.levels

@@ -29,6 +29,15 @@ MAPPINGS = ("exact", "quantise")
 RESIZES = ("crop", "fit")
 
 
+MAX_LEVELS = 4096
+"""The most values a sub-pixel may take: codes of a codebook of up to 4096 entries (stored as uint16 above 256)."""
+
+
+def storage_dtype(levels: int) -> np.dtype:
+    """uint8 for up to 256 levels, uint16 above."""
+    return np.dtype(np.uint8 if levels <= 256 else np.uint16)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     levels: int | None = None
@@ -38,8 +47,9 @@ class Preprocessing:
     channels: int | None = None
 
     def __post_init__(self) -> None:
-        if self.levels is not None and (not isinstance(self.levels, int) or not 2 <= self.levels <= 256):
-            raise DatasetError(f"data.levels={self.levels!r} must lie in 2..256 (0: the dataset's own)")
+        if self.levels is not None and (not isinstance(self.levels, int) or not 2 <= self.levels <= MAX_LEVELS):
+            raise DatasetError(f"data.levels={self.levels!r} must lie in 2..{MAX_LEVELS} (0: the dataset's own; above 256: "
+                               "integer codes from an npz, stored as uint16)")
         if self.mapping not in MAPPINGS:
             raise DatasetError(f"data.mapping={self.mapping!r}; choose one of {', '.join(MAPPINGS)}")
         if self.resize not in RESIZES:
@@ -93,7 +103,7 @@ class Preprocessing:
     # ------------------------------------------------------------------ values
     def quantised(self, images: np.ndarray, source_levels: int) -> np.ndarray:
         """floor(v L / S) of values of a source of S levels."""
-        return (np.minimum(images.astype(np.int64), source_levels - 1) * self.levels // source_levels).astype(np.uint8)
+        return (np.minimum(images.astype(np.int64), source_levels - 1) * self.levels // source_levels).astype(storage_dtype(self.levels))
 
 
 def to_channels(samples: np.ndarray, channels: int) -> np.ndarray:

@@ -50,6 +50,10 @@ Datasets (``load_dataset(name, split)``)
     deterministically: ``valid`` = the last tenth of ``train``, ``train`` = the rest,
     ``train_full`` = all of it (as for CIFAR-10).
 
+Labels: ``ImageSet.labels`` is the class of each image (int64 (N,)) where the source has one, and
+``ImageSet.class_names`` their names; the sources are listed in :mod:`pixelrnn.data.labels`
+(binarized MNIST has none).
+
 Named datasets have fixed levels; ``levels`` other than theirs needs ``mapping="quantise"``.
 Every kind takes the same preprocessing (:mod:`pixelrnn.data.preprocess`): ``levels`` with
 ``mapping``, ``size`` with ``resize``, ``channels``. An npz read with ``levels`` under ``exact``
@@ -68,68 +72,22 @@ the plans of ``folder:`` and ``npz:`` are in :mod:`pixelrnn.data.local`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
 
 import numpy as np
 
-import torch
-
 from ..errors import DatasetError
-from ..limits import check_limit
 from ..archives import BoundedNpz, BoundedZip, gunzip, tar_members
-from .cache import prepared_array
+from .cache import prepared_arrays
 from .fetch import Lookup, data_dir_from_env, default_cache_dir, verify_file
-from .formats import _read_bytes, _to_uint8, npz_key, parse_amat, parse_cifar_batch, parse_idx_images
+from .formats import _read_bytes, _to_uint8, npz_key, parse_amat, parse_cifar_batch, parse_cifar_labels, parse_idx_images
 from .local import FOLDER_SPLITS, NPZ_SPLITS, carved_splits, plan_folder, plan_npz
 from .parts import Plan, every_row, npz_array
+from .imageset import ImageSet
+from .labels import (CIFAR10_NAMES, DIGIT_NAMES, MNIST_LABEL_FILES, imagenet_labels, npz_label_key, npz_labels, plan_labels,
+                     parse_idx_labels)
 from .preprocess import Preprocessing
-
-
-@dataclass(frozen=True, eq=False)
-class ImageSet:
-    """Images (N, C, H, W) uint8 with values in [0, levels)."""
-
-    name: str
-    split: str
-    images: np.ndarray
-    levels: int
-    values_checked: bool = field(default=False, kw_only=True, repr=False)
-    """Every value is known to lie below ``levels`` (a prepared cache checked them when it wrote them)."""
-
-    def __post_init__(self) -> None:
-        x = self.images
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.uint8:
-            raise DatasetError(f"{self.name}: images must be a (N, C, H, W) uint8 array")
-        if not 2 <= self.levels <= 256:
-            raise DatasetError(f"{self.name}: levels must be in 2..256, got {self.levels}")
-        check_limit("image_pixels", x.shape[2] * x.shape[3], f"{self.name}: an image of {x.shape[2]}x{x.shape[3]}",
-                    DatasetError)
-        if x.size and not self.values_checked and int(x.max()) >= self.levels:
-            raise DatasetError(f"{self.name}: value {int(x.max())} >= levels {self.levels}")
-        # A memory map is read in place, however large; any other array is held as a C-contiguous, writable copy.
-        if not isinstance(x, np.memmap) and not (x.flags.c_contiguous and x.flags.writeable):
-            object.__setattr__(self, "images", np.array(x, order="C"))
-
-    @property
-    def channels(self) -> int:
-        return self.images.shape[1]
-
-    @property
-    def height(self) -> int:
-        return self.images.shape[2]
-
-    @property
-    def width(self) -> int:
-        return self.images.shape[3]
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        """Image ``index`` as an int64 tensor (C, H, W): a map-style dataset for ``DataLoader``."""
-        return torch.from_numpy(self.images[index].astype(np.int64))
 
 
 _SPLITS: dict[str, tuple[str, ...]] = {
@@ -164,18 +122,23 @@ def _plan_binarized_mnist(ctx: Lookup, split: str) -> Plan:
 
 def _plan_mnist(ctx: Lookup, split: str) -> Plan:
     stored = "test" if split == "test" else "train_full"
-    path = ctx.fetch("t10k-images-idx3-ubyte.gz" if split == "test" else "train-images-idx3-ubyte.gz")
-    return Plan(ctx.name, split, ctx.name, stored, (path,), lambda: [parse_idx_images(gunzip(path), str(path))], 256,
-                _split_rows(split, 6))
+    image_file = "t10k-images-idx3-ubyte.gz" if split == "test" else "train-images-idx3-ubyte.gz"
+    path = ctx.fetch(image_file)
+    label_file = MNIST_LABEL_FILES[image_file]  # optional: without it the split has no labels
+    label_path = ctx.fetch(label_file) if ctx.find(label_file) is not None or ctx.download else None
+    labels = None if label_path is None else (lambda: parse_idx_labels(gunzip(label_path), str(label_path)))
+    return Plan(ctx.name, split, ctx.name, stored, (path,) + ((label_path,) if label_path else ()),
+                lambda: [parse_idx_images(gunzip(path), str(path))], 256, _split_rows(split, 6), labels,
+                DIGIT_NAMES if labels else ())
 
 
-def _cifar_archive_batches(archive: Path, names: list[str]) -> Iterator[np.ndarray]:
+def _cifar_archive_batches(archive: Path, names: list[str], parse=parse_cifar_batch) -> Iterator[np.ndarray]:
     # The official archive holds 9 entries: the folder, 6 batches, batches.meta, readme.html.
     found = tar_members(archive, [f"cifar-10-batches-py/{n}" for n in names], max_entries=64)
     for n in names:
         if f"cifar-10-batches-py/{n}" not in found:
             raise DatasetError(f"{archive}: has no cifar-10-batches-py/{n}")
-        yield parse_cifar_batch(found[f"cifar-10-batches-py/{n}"], f"{archive}:{n}")
+        yield parse(found[f"cifar-10-batches-py/{n}"], f"{archive}:{n}")
 
 
 def _plan_cifar10(ctx: Lookup, split: str) -> Plan:
@@ -190,13 +153,15 @@ def _plan_cifar10(ctx: Lookup, split: str) -> Plan:
                 raise DatasetError(f"cifar10: {p} is missing from the extracted folder")
             verify_file(p, ctx.verify)
         parts = lambda: (parse_cifar_batch(_read_bytes(p), str(p)) for p in paths)
+        labels = lambda: np.concatenate([parse_cifar_labels(_read_bytes(p), str(p)) for p in paths])
     else:
         if ctx.find("cifar-10-python.tar.gz") is None and not ctx.download:
             raise ctx.missing("cifar-10-python.tar.gz",
                               "cifar-10-python.tar.gz (or its folder cifar-10-batches-py/)")
         paths = (ctx.fetch("cifar-10-python.tar.gz"),)
         parts = lambda: _cifar_archive_batches(paths[0], names)
-    return Plan(ctx.name, split, ctx.name, stored, paths, parts, 256, _split_rows(split, 10))
+        labels = lambda: np.concatenate(list(_cifar_archive_batches(paths[0], names, parse_cifar_labels)))
+    return Plan(ctx.name, split, ctx.name, stored, paths, parts, 256, _split_rows(split, 10), labels, CIFAR10_NAMES)
 
 
 def _cifar10_subset_rows(path: Path, key: str) -> Iterator[np.ndarray]:
@@ -214,8 +179,11 @@ def _plan_cifar10_subset(ctx: Lookup, split: str) -> Plan:
     verify_file(path, ctx.verify)
     stored = "test" if split == "test" else "train_full"
     key = "test_x" if split == "test" else "train_x"
+    with BoundedNpz(path, str(path)) as f:
+        label_key = npz_label_key(f.files, stored.split("_")[0])
+    labels = None if label_key is None else (lambda: npz_labels(path, label_key, str(path)))
     return Plan(ctx.name, split, ctx.name, stored, (path,), lambda: _cifar10_subset_rows(path, key), 256,
-                _split_rows(split, 10))
+                _split_rows(split, 10), labels, CIFAR10_NAMES if labels else ())
 
 
 def _imagenet_member(npz: Path | IO[bytes], source: str, size: int) -> Iterator[np.ndarray]:
@@ -242,7 +210,8 @@ def _plan_imagenet(ctx: Lookup, split: str, size: int) -> Plan:
     if all(found):
         paths = tuple(verify_file(p, ctx.verify) for p in found)
         return Plan(ctx.name, split, ctx.name, split, paths,
-                    lambda: (rows for p in paths for rows in _imagenet_member(p, str(p), size)), 256)
+                    lambda: (rows for p in paths for rows in _imagenet_member(p, str(p), size)), 256,
+                    labels=lambda: imagenet_labels((p, str(p)) for p in paths))
     if any(found):
         raise DatasetError(f"imagenet{size}: {members[found.index(None)]} is missing next to "
                            f"{next(p for p in found if p)}")
@@ -255,7 +224,17 @@ def _plan_imagenet(ctx: Lookup, split: str, size: int) -> Plan:
     if absent:
         raise DatasetError(f"{archive}: has no {absent[0]}")
     return Plan(ctx.name, split, ctx.name, split, (archive,),
-                lambda: _imagenet_archive(archive, [by_base[m] for m in members], size), 256)
+                lambda: _imagenet_archive(archive, [by_base[m] for m in members], size), 256,
+                labels=lambda: _imagenet_archive_labels(archive, [by_base[m] for m in members]))
+
+
+def _imagenet_archive_labels(archive: Path, names: list[str]) -> np.ndarray | None:
+    with BoundedZip(archive, str(archive)) as zf:
+        found = []
+        for name in names:
+            with zf.open(name) as member:
+                found.append(imagenet_labels([(member, f"{archive}:{Path(name).name}")]))
+        return None if any(labels is None for labels in found) else np.concatenate(found)
 
 
 def _plan_digits(ctx: Lookup, split: str) -> Plan:
@@ -267,10 +246,15 @@ def _plan_digits(ctx: Lookup, split: str) -> Plan:
             raise DatasetError('digits needs scikit-learn: pip install "pixelrnn[digits]" (or scikit-learn)') from e
         return [load_digits().images.astype(np.uint8)[:, None]]
 
+    def labels() -> np.ndarray:
+        from sklearn.datasets import load_digits
+
+        return load_digits().target
+
     def rows(count: int) -> np.ndarray:
         r = np.arange(count) % 5
         return {"test": r == 0, "valid": r == 1, "train": r >= 2}[split]
-    return Plan(ctx.name, split, ctx.name, "all", (), images, 17, rows)
+    return Plan(ctx.name, split, ctx.name, "all", (), images, 17, rows, labels, DIGIT_NAMES)
 
 
 def dataset_splits(name: str) -> tuple[str, ...]:
@@ -357,14 +341,18 @@ def _load_dataset(name: str, split: str, data_dir, download: bool, cache_dir, ve
     plan = _plan(name, split, (root,) if root is not None else (), cache_root, download, verify, prep)
     prepared = cache and bool(plan.sources)
     if prepared:
-        stored, levels = prepared_array(plan, cache_root, progress=progress)
+        stored, levels, stored_labels = prepared_arrays(plan, cache_root, progress=progress)
     else:
         stored, levels = plan.gather(), plan.level_count()
-    images = stored[plan.rows(len(stored))]
+        stored_labels = plan_labels(plan, len(stored))
+    rows = plan.rows(len(stored))
+    images = stored[rows]
+    labels = None if stored_labels is None else stored_labels[rows]
     if len(images) == 0:
         raise DatasetError(f"{name}: split {split!r} is empty")
     if not name.startswith("folder:") and prep.reshapes:  # a folder's images were shaped as they were read
         images, prepared = prep.array(images), False
     if prep.levels is not None and levels != prep.levels:  # quantise (an exact mapping was made by the plan)
         images, levels, prepared = prep.quantised(images, levels), prep.levels, False
-    return ImageSet(name, split, images, levels, values_checked=prepared)
+    return ImageSet(name, split, images, levels, values_checked=prepared, labels=labels,
+                    class_names=plan.class_names if labels is not None else ())

@@ -57,12 +57,14 @@ class BatchLoader:
     """This process's batches from ``first_step`` on, gathered ``ahead`` steps in advance by a thread.
 
     ``images`` is any array with numpy indexing, (N, C, H, W) uint8: an ``np.memmap`` is read in
-    place. Steps must be asked for in order; :meth:`close` stops the thread.
+    place; ``labels``, (N,) integers or None, the class of each image (the same rows are taken).
+    Steps must be asked for in order; :meth:`close` stops the thread.
     """
 
     def __init__(self, images, order: BatchOrder, first_step: int, *, rank: int = 0, world_size: int = 1,
-                 device: torch.device = torch.device("cpu"), ahead: int = 2):
+                 device: torch.device = torch.device("cpu"), ahead: int = 2, labels=None):
         self.images, self.order, self.rank, self.world_size = images, order, rank, world_size
+        self.labels = labels
         self.device = device
         self.pin = device.type == "cuda"
         self._mapping = _file_mapping(images)
@@ -77,17 +79,24 @@ class BatchLoader:
     def assemble(self, step: int) -> torch.Tensor:
         """The uint8 batch of ``step`` for this process, in host memory (pinned on CUDA)."""
         rows = self.order.share(step, self.rank, self.world_size)
-        batch = torch.from_numpy(np.take(self.images, rows, axis=0))  # reads only these rows of a memory map
+        rows = np.take(self.images, rows, axis=0)  # reads only these rows of a memory map
+        batch = torch.from_numpy(rows if rows.dtype == np.uint8 else rows.astype(np.int32))  # uint16 codes above 256 levels
         if self._mapping is not None:
             self._mapping.madvise(mmap.MADV_DONTNEED)  # read-only file pages: unmapped here, kept in the page cache
         return batch.pin_memory() if self.pin else batch
 
+    def assemble_labels(self, step: int) -> torch.Tensor | None:
+        """The int64 labels of the batch of ``step`` for this process, or None without labels."""
+        if self.labels is None:
+            return None
+        return torch.from_numpy(np.asarray(np.take(self.labels, self.order.share(step, self.rank, self.world_size)), dtype=np.int64))
+
     def _fill(self, step: int) -> None:
         while not self._stop.is_set():
             try:
-                item = (step, self.assemble(step))
+                item = (step, self.assemble(step), self.assemble_labels(step))
             except BaseException as error:  # handed to the training loop, which raises it
-                item = (step, error)
+                item = (step, error, None)
             self._ready.put(item)
             if isinstance(item[1], BaseException):
                 return
@@ -95,14 +104,18 @@ class BatchLoader:
 
     def batch(self, step: int) -> torch.Tensor:
         """The batch of ``step`` on the device, as int64 images."""
+        return self.labelled_batch(step)[0]
+
+    def labelled_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch of ``step`` on the device, as int64 images, and its int64 labels (None without labels)."""
         if step != self.next_step:
             raise TrainingError(f"batch of step {step} asked for; the loader is at step {self.next_step}")
-        ready_step, batch = self._ready.get()
+        ready_step, batch, labels = self._ready.get()
         if isinstance(batch, BaseException):
             raise batch
         assert ready_step == step, (ready_step, step)
         self.next_step += 1
-        return batch.to(self.device, non_blocking=self.pin).long()
+        return batch.to(self.device, non_blocking=self.pin).long(), None if labels is None else labels.to(self.device)
 
     def close(self) -> None:
         """Stop the thread; batches gathered ahead are dropped."""

@@ -101,13 +101,28 @@ class RunConfig:
             model = {**({"preset": model["preset"]} if "preset" in model else {}), **model_config.to_dict()}
         return {"model": model, "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train)}
 
-    def model_config(self, channels: int, levels: int):
-        """The network for a dataset of ``channels`` x ``levels``: preset, then explicit keys."""
+    def model_config(self, channels: int, levels: int, classes: int = 0, class_names: tuple[str, ...] = ()):
+        """The network for a dataset of ``channels`` x ``levels``: preset, then explicit keys.
+
+        ``classes`` is the number of classes of a labelled dataset (0: no labels) and ``class_names`` their names:
+        ``model.classes = "auto"`` takes that number, and a class-conditional network with as many classes as the
+        dataset names takes the names unless ``model.class_names`` gives its own.
+        """
         if self.model.get("arch") == "multiscale":
-            stages = {stage: RunConfig(model=dict(self.model.get(stage, {}))).model_config(channels, levels).to_dict()
+            stages = {stage: RunConfig(model=dict(self.model.get(stage, {}))).model_config(channels, levels, classes, class_names).to_dict()
                       for stage in ("small", "large")}
             return MultiScaleConfig.from_dict({**self.model, **stages})
         values = dict(self.model)
+        if values.get("classes") == "auto":
+            if not classes:
+                raise ConfigError("model.classes = \"auto\" takes the number of classes of the dataset, and it has no labels; "
+                                  "labelled datasets: mnist, cifar10, cifar10_subset, imagenet32/64, digits, folder: with "
+                                  "sub-folders, npz: with <split>_labels")
+            values["classes"] = classes
+        if "classes" in values and (isinstance(values["classes"], bool) or not isinstance(values["classes"], int) or values["classes"] < 0):
+            raise ConfigError(f"model.classes={values['classes']!r}; give a number of classes >= 0 (0: unconditional) or \"auto\"")
+        if values.get("classes") and "class_names" not in values and len(class_names) == values["classes"]:
+            values["class_names"] = list(class_names)
         preset_name = values.pop("preset", None)
         for key, wanted in (("channels", channels), ("levels", levels)):
             if values.get(key, wanted) != wanted:

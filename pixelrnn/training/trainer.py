@@ -70,8 +70,8 @@ class NLLObjective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.nll(images)
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.nll(images) if labels is None else self.model.nll(images, labels)
 
 
 @dataclass
@@ -83,11 +83,16 @@ class TrainResult:
 
 
 class Trainer:
-    """One training run in ``run_dir``; ``resume=True`` continues from its state file."""
+    """One training run in ``run_dir``; ``resume=True`` continues from its state file.
+
+    ``train_labels`` and ``valid_labels`` (N,) are the classes of the images, where the dataset has them, and
+    ``class_names`` their names: a class-conditional network (``model.classes``) trains and validates p(x | y).
+    """
 
     def __init__(self, config: RunConfig, run_dir: str | os.PathLike, train_images: np.ndarray,
                  valid_images: np.ndarray | None, levels: int, *, dataset_name: str = "",
-                 resume: bool = False, progress: bool = True):
+                 resume: bool = False, progress: bool = True, train_labels=None, valid_labels=None,
+                 class_names: tuple[str, ...] = ()):
         self.config, self.train_cfg = config, config.train
         self.run_dir = Path(run_dir)
         self.folder = RunFolder(self.run_dir)
@@ -106,8 +111,13 @@ class Trainer:
         self.image_size = (height, width)
         self.dims = channels * height * width
         torch.manual_seed(self.train_cfg.seed)
-        self.model_config: ModelConfig = config.model_config(channels, levels)
+        self.train_labels, self.valid_labels = _labels(train_labels, len(self.train_images), "training"), None
+        if self.valid_images is not None:
+            self.valid_labels = _labels(valid_labels, len(self.valid_images), "validation")
+        classes = 0 if self.train_labels is None else len(class_names) or int(self.train_labels.max(initial=-1)) + 1
+        self.model_config: ModelConfig = config.model_config(channels, levels, classes, tuple(class_names))
         check_config_limits(self.model_config, "the run configuration")  # its size, before anything is allocated
+        self._check_labels(dataset_name)
         self.model = model_from_config(self.model_config).to(self.device)
         self.ema_model = None
         if self.train_cfg.ema_decay > 0:
@@ -138,6 +148,22 @@ class Trainer:
             self.folder.write_config(config, self.model_config)
             self.folder.reset_metrics()
         distributed.barrier(self.dist)
+
+    def _check_labels(self, dataset_name: str) -> None:
+        """A class-conditional network needs a label in [0, classes) per image (one-line errors); an unconditional one ignores them."""
+        classes = self.model_config.classes
+        if not classes:
+            self.train_labels = self.valid_labels = None
+            return
+        dataset = f"the dataset {dataset_name}" if dataset_name else "the dataset"
+        if self.train_labels is None or (self.valid_images is not None and self.valid_labels is None):
+            raise TrainingError(f"model.classes={classes} trains p(x | class), and {dataset} has no labels; labelled datasets: mnist, "
+                                "cifar10, cifar10_subset, imagenet32/64, digits, folder: with one sub-folder per class, npz: with "
+                                "<split>_labels (or set model.classes=0)")
+        for labels in (self.train_labels, self.valid_labels):
+            if labels is not None and len(labels) and int(labels.max()) >= classes:
+                raise TrainingError(f"{dataset} has label {int(labels.max())}, outside [0, {classes}) of model.classes={classes}; "
+                                    f"set model.classes to at least {int(labels.max()) + 1} (or \"auto\")")
 
     step = property(lambda self: self.state.step)
     best_valid = property(lambda self: self.state.best_valid)
@@ -193,12 +219,15 @@ class Trainer:
         """Score the validation images and log the record; False if a signal stopped it (nothing logged)."""
         if self.valid_images is None:
             return True
-        images = self.valid_images[: self.train_cfg.eval_images] if self.train_cfg.eval_images else self.valid_images
+        limit = self.train_cfg.eval_images or len(self.valid_images)
+        images, labels = self.valid_images[:limit], None if self.valid_labels is None else self.valid_labels[:limit]
         # Each process scores its share of the images; sums of nats and squares and stop votes are pooled.
         share, scored = images[self.dist.rank :: self.dist.world_size], []
+        share_labels = None if labels is None else labels[self.dist.rank :: self.dist.world_size]
         with progress.validation(len(share)) as bar:
             if not self._stop_signal:
-                for nats in nats_by_batch(self.eval_model, share, batch_size=self.train_cfg.eval_batch_size, device=self.device):
+                for nats in nats_by_batch(self.eval_model, share, batch_size=self.train_cfg.eval_batch_size, device=self.device,
+                                          labels=share_labels):
                     scored.append(nats)
                     bar.update(len(nats))
                     if self._stop_signal:
@@ -309,13 +338,13 @@ class Trainer:
         """What stopped the run when a process voted to stop: the signal this process received, if any."""
         return f"signal:{self._stop_signal}" if self._stop_signal else "signal"
 
-    def _batch(self) -> torch.Tensor:
-        """This process's share of batch ``self.step``, from a loader that runs a few steps ahead."""
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's share of batch ``self.step`` and its labels, from a loader that runs a few steps ahead."""
         if self._loader is None or self._loader.next_step != self.step:  # first use, or a step not taken
             self._close_loader()
             self._loader = BatchLoader(self.train_images, self.order, self.step, rank=self.dist.rank,
-                                       world_size=self.dist.world_size, device=self.device)
-        return self._loader.batch(self.step)
+                                       world_size=self.dist.world_size, device=self.device, labels=self.train_labels)
+        return self._loader.labelled_batch(self.step)
 
     def _close_loader(self) -> None:
         if self._loader is not None:
@@ -329,11 +358,11 @@ class Trainer:
         process asked to stop; then no update is made, on any process.
         """
         cfg = self.train_cfg
-        batch = self._batch()
+        batch, labels = self._batch()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            nats = self.train_objective(batch)  # (B,) nats per image
+            nats = self.train_objective(batch) if labels is None else self.train_objective(batch, labels)  # (B,) nats per image
         loss = nats.mean() / self.dims  # nats per dimension: a scale that does not depend on the image size
         # One collective per step: the global mean loss and the stop votes of all processes.
         pooled = distributed.all_reduce_sum(torch.stack([nats.detach().sum().double(), torch.tensor(float(stop_request), dtype=torch.float64, device=nats.device)]), self.dist)
@@ -352,6 +381,18 @@ class Trainer:
             self._update_ema()
         self.state.step += 1
         return mean_nats, False
+
+
+def _labels(labels, count: int, what: str) -> np.ndarray | None:
+    """Labels (count,) as int64 in memory, or None."""
+    if labels is None:
+        return None
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (count,):
+        raise TrainingError(f"{len(labels)} {what} labels for {count} {what} images; give one label per image")
+    if labels.size and int(labels.min()) < 0:
+        raise TrainingError(f"{what} label {int(labels.min())} is negative; classes are numbered from 0")
+    return labels
 
 
 def _array_like(images):

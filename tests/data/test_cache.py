@@ -310,7 +310,7 @@ def test_a_killed_conversion_leaves_no_cache_and_the_next_load_cleans_up(tmp_pat
     left = leftovers(tmp_path / "cache")
     assert len(left) == 1 and left[0].startswith(".train.npy.") and left[0].endswith(".tmp")  # half-written, never under the name
     assert np.array_equal(load_imagenet(tmp_path).images, load_imagenet(tmp_path, cache=False).images)
-    assert leftovers(tmp_path / "cache") == ["train.json", "train.npy"]
+    assert leftovers(tmp_path / "cache") == ["train.json", "train.labels.npy", "train.npy"]  # the fixture has labels
 
 
 class FullDisk:

@@ -111,3 +111,32 @@ def test_two_processes_read_the_single_process_batches_from_the_cache_and_resume
     ddp_train = [r["nats"] for r in metrics(tmp_path / "ddp") if r["split"] == "train"]
     single_train = [r["nats"] for r in metrics(tmp_path / "single") if r["split"] == "train"]
     assert len(ddp_train) == 6 and ddp_train == pytest.approx(single_train, rel=1e-5)
+
+
+def test_two_processes_train_a_class_conditional_network_on_labels_and_resume_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "labelled.npz"
+    np.savez(path, train=rng.integers(0, 4, (32, 1, 5, 4), dtype=np.uint8), train_labels=np.arange(32) % 3,
+             valid=rng.integers(0, 4, (6, 1, 5, 4), dtype=np.uint8), valid_labels=np.arange(6) % 3, levels=np.array(4))
+    torchrun(WORKER, path, tmp_path / "ddp", 3, "cached", "labelled")
+    torchrun(WORKER, path, tmp_path / "ddp", 5, "cached", "labelled", "resume")
+    rank0, rank1 = load_file(tmp_path / "ddp" / "rank0.safetensors"), load_file(tmp_path / "ddp" / "rank1.safetensors")
+    assert any("class" in name for name in rank0)  # the class vectors are trained
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+
+    arrays = np.load(path)
+    single = Trainer(tiny_run_config(5, "model.classes=3"), tmp_path / "single", arrays["train"], arrays["valid"], 4, progress=False,
+                     train_labels=arrays["train_labels"], valid_labels=arrays["valid_labels"])
+    single.train()
+    assert single.model_config.classes == 3
+    for name, value in single.model.state_dict().items():
+        assert torch.allclose(rank0[name], value, rtol=1e-4, atol=1e-5), name
+    ddp, one = ([(r["step"], r["nats"]) for r in metrics(tmp_path / run) if r["split"] == "train"] for run in ("ddp", "single"))
+    assert [step for step, _ in ddp] == [step for step, _ in one] == [1, 2, 3, 4, 5]
+    assert [nats for _, nats in ddp] == pytest.approx([nats for _, nats in one], rel=1e-5)  # conditional loss, resumed exactly
+
+    shuffled = Trainer(tiny_run_config(5, "model.classes=3"), tmp_path / "shuffled", arrays["train"], arrays["valid"], 4,
+                       progress=False, train_labels=(arrays["train_labels"] + 1) % 3, valid_labels=arrays["valid_labels"])
+    shuffled.train()  # other labels, other training: the labels reach the loss
+    assert not all(torch.equal(value, single.model.state_dict()[name]) for name, value in shuffled.model.state_dict().items())
