@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig
-from ..data.preprocess import Preprocessing
+from ..data.preprocess import MAX_LEVELS, Preprocessing
 from ..errors import ConfigError, DatasetError
 from ..presets import PRESETS
 
@@ -329,11 +329,11 @@ def check_train(train: TrainConfig) -> None:
 
 
 def check_data(data: DataConfig) -> None:
-    """The values of [data]: a dataset name, levels 0 or 2..256, split names."""
+    """The values of [data]: a dataset name, levels 0 or 2..MAX_LEVELS (codes above 256 are stored as uint16), split names."""
     if not data.dataset.strip():
         raise ConfigError("data.dataset='' names no dataset; give a name, folder:PATH or npz:PATH")
-    if data.levels != 0 and not 2 <= data.levels <= 256:
-        raise ConfigError(f"data.levels={data.levels} is invalid; it must be 0 (the dataset's own) or an integer in [2, 256]")
+    if data.levels != 0 and not 2 <= data.levels <= MAX_LEVELS:
+        raise ConfigError(f"data.levels={data.levels} is invalid; it must be 0 (the dataset's own) or an integer in [2, {MAX_LEVELS}]")
     for key in ("train_split", "test_split"):
         if not getattr(data, key).strip():
             raise ConfigError(f"data.{key}='' names no split; give a split name such as train or test")

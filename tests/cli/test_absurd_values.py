@@ -40,7 +40,7 @@ def refused(capsys, argv, *words):
     ("train.eval_images=-5", "train.eval_images"), ("train.ema_decay=nan", "train.ema_decay"),
     ("train.lr_decay=0", "train.lr_decay"), ("train.max_minutes=inf", "train.max_minutes"),
     ("train.warmup_steps=-3", "train.warmup_steps"), ("train.batch_size=0", "train.batch_size"),
-    ("train.log_every=true", "train.log_every"), ("data.levels=1", "data.levels"), ("data.levels=300", "data.levels"),
+    ("train.log_every=true", "train.log_every"), ("data.levels=1", "data.levels"), ("data.levels=5000", "data.levels"),
     ("model.hidden=1000000000", "hidden"),
 ])
 def test_each_absurd_training_value_is_one_line_naming_its_key(tmp_path, capsys, setting, key):
