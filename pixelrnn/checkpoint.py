@@ -36,9 +36,15 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig | MultiScaleCo
 
 
 def load_model_with_metadata(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PixelModel, dict[str, str]]:
-    """The model of a checkpoint file (in eval mode) and the file's metadata."""
+    """The model of a checkpoint file (in eval mode) and the file's metadata.
+
+    The metadata (image size, dataset, ...) also rides on the model as ``model.metadata``, so that
+    ``save_pretrained`` of a loaded model keeps it.
+    """
     metadata, found = read_safetensors_header(path)
-    return load_weights(config_from_metadata(metadata, path), path, found).to(device).eval(), metadata
+    model = load_weights(config_from_metadata(metadata, path), path, found).to(device).eval()
+    model.metadata = {key: value for key, value in metadata.items() if key not in ("format", "pixelrnn.config")}
+    return model, metadata
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PixelModel:

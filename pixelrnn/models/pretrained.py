@@ -43,10 +43,13 @@ def save_pretrained(model, directory: str | os.PathLike, *, metadata: dict[str, 
     """Write ``model`` into ``directory`` as config.json, model.safetensors and README.md (``card``, else a short one).
 
     ``metadata`` (strings: dataset, image_size, test NLL, ...) goes into both config.json and the
-    weights file, where the commands read it (e.g. ``image_size`` for ``pixelrnn sample``).
+    weights file, where the commands read it (e.g. ``image_size`` for ``pixelrnn sample``); a model
+    that was loaded from a file keeps that file's metadata (``model.metadata``) beneath it.
     """
     folder = Path(directory)
-    metadata = dict(sorted((metadata or {}).items()))  # config.json and the card then read the same on every save
+    # What the model was loaded with (its image size, dataset, ...), then what the caller gives.
+    metadata = {**getattr(model, "metadata", {}), **(metadata or {})}
+    metadata = dict(sorted(metadata.items()))  # config.json and the card then read the same on every save
     if not all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()):
         raise ConfigError("metadata must map strings to strings (it is stored in the safetensors header)")
     if {"format", "pixelrnn.config"} & set(metadata):
@@ -110,7 +113,8 @@ def from_pretrained(name_or_directory: str | os.PathLike, device: str | torch.de
     repositories (which also honours ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE``).
     """
     folder = pretrained_folder(name_or_directory, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-    model, _ = load_pretrained_folder(folder, expected)
+    model, metadata = load_pretrained_folder(folder, expected)
+    model.metadata = dict(metadata)  # kept by a later save_pretrained
     return model.to(choose_device(device)).eval()
 
 

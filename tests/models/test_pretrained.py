@@ -175,3 +175,17 @@ def test_a_deeply_nested_configuration_is_one_line(tmp_path):
     with pytest.raises(CheckpointError) as error:
         load_folder(folder)
     assert "\n" not in str(error.value) and "config.json" in str(error.value)
+
+
+def test_a_re_exported_model_keeps_its_image_size(tmp_path):
+    """A model loaded from a checkpoint or a pretrained folder and saved again keeps what the file recorded."""
+    from pixelrnn import build_model, load_model, save_model
+    from pixelrnn.models import from_pretrained as load_folder
+    from pixelrnn.models.pretrained import read_pretrained_config
+
+    path = save_model(build_model("pixelcnn", channels=1, levels=2, hidden=4, layers=1, output_hidden=8), tmp_path / "m.safetensors",
+                      metadata={"image_size": "5x6", "dataset": "digits"})
+    folder = load_model(path).save_pretrained(tmp_path / "exported")
+    assert read_pretrained_config(folder)[1] == {"dataset": "digits", "image_size": "5x6"}
+    again = load_folder(folder).save_pretrained(tmp_path / "again", metadata={"dataset": "mine"})
+    assert read_pretrained_config(again)[1] == {"dataset": "mine", "image_size": "5x6"}
