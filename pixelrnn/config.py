@@ -166,6 +166,15 @@ class MultiScaleConfig:
                    factor=values.get("factor", 2), arch=values.get("arch", "multiscale"))
 
 
+def default_output_hidden(channels: int, hidden) -> int:
+    """The output stack's width when neither the config nor a preset gives it: 32 for one channel (the paper's MNIST),
+    8h for colour, at least 32 and at most the paper's 1024 (its CIFAR-10 networks have h = 128: 8h = 1024), so that
+    a small colour network is not mostly output stack."""
+    if channels == 1 or not isinstance(hidden, int):
+        return 32 if channels == 1 else 1024
+    return max(32, min(1024, 8 * hidden))
+
+
 def config_from_dict(values: dict) -> ModelConfig | MultiScaleConfig:
     if not isinstance(values, dict):
         raise ConfigError(f"a model configuration is a mapping of options, not a {type(values).__name__}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import ModelConfig
+from ..config import ModelConfig, default_output_hidden
 from ..utils import bits_per_dim
 from .base import PixelModel
 from .diagonal_bilstm import DiagonalBiLSTMNetwork
@@ -19,10 +19,12 @@ assert set(MODELS) == set(KNOWN), f"architectures without a class: {set(KNOWN) -
 def build_model(arch: str, *, channels: int, levels: int, hidden: int, layers: int, **options) -> PixelModel:
     """Build a network; ``options`` are the other fields of :class:`ModelConfig`.
 
-    When ``output_hidden`` is not given it follows the paper: 32 maps for single-channel
-    images, 1024 for colour images.
+    When ``output_hidden`` is not given: 32 maps for single-channel images (the paper's MNIST
+    networks), 8h for colour, between 32 and the paper's 1024 (its CIFAR-10 networks, h = 128, get
+    1024), so that a small colour network is not mostly output stack
+    (:func:`pixelrnn.config.default_output_hidden`).
     """
-    options.setdefault("output_hidden", 32 if channels == 1 else 1024)
+    options.setdefault("output_hidden", default_output_hidden(channels, hidden))
     return model_from_config(ModelConfig.from_dict(dict(arch=arch, channels=channels, levels=levels, hidden=hidden, layers=layers, **options)))
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig
+from ..config import ARCHITECTURES, ModelConfig, MultiScaleConfig, default_output_hidden
 from ..data.preprocess import MAX_LEVELS, Preprocessing
 from ..errors import ConfigError, DatasetError
 from ..presets import PRESETS
@@ -141,13 +141,6 @@ class RunConfig:
         return ModelConfig.from_dict(merged)
 
 
-def default_output_hidden(channels: int, hidden) -> int:
-    """The output stack's width when neither the config nor a preset gives it: 32 for one channel (the paper's MNIST),
-    8h for colour, at least 32 and at most the paper's 1024 (its CIFAR-10 networks have h = 128: 8h = 1024), so that
-    a small colour network is not mostly output stack."""
-    if channels == 1 or not isinstance(hidden, int):
-        return 32 if channels == 1 else 1024
-    return max(32, min(1024, 8 * hidden))
 
 
 def parse_value(text: str):

@@ -112,6 +112,10 @@ def test_small_colour_networks_get_a_small_output_stack():
     model = pixelrnn.model_from_config(small)
     assert sum(p.numel() for p in model.parameters()) < 100_000
     assert build_run_config("cifar10_pixelcnn").model_config(3, 256).output_hidden == 1024  # the paper's networks keep theirs
+    # build_model follows the same rule (one statement of it: pixelrnn.config.default_output_hidden)
+    assert pixelrnn.build_model("pixelcnn", channels=3, levels=256, hidden=4, layers=1).config.output_hidden == 32
+    assert pixelrnn.build_model("row_lstm", channels=3, levels=256, hidden=128, layers=1).config.output_hidden == 1024
+    assert pixelrnn.build_model("row_lstm", channels=1, levels=2, hidden=128, layers=1).config.output_hidden == 32
 
 
 def test_one_loader_for_every_place_a_model_can_be(run, tmp_path):
