@@ -80,8 +80,7 @@ class PixelModel(nn.Module, Pretrained):
         network, channels = self.description, config.channels
         self.input_conv = masked_conv(network.input, channels)
         self.blocks = nn.ModuleList([BLOCK_MODULES[block.kind](block, channels) for block in network.blocks])
-        skip = MaskedSum(network.maps, network.maps, (1, 1), "B")
-        self.skips = nn.ModuleList([masked_conv(skip, channels) for _ in self.blocks] if network.skip else [])
+        self.skips = nn.ModuleList([masked_conv(network.skip_layer, channels) for _ in self.blocks] if network.skip else [])
         self.output_stack = OutputStack(network.output, channels)
         # Multi-scale conditioning (section 3.6): per layer, a 1x1 unmasked map from the c-channel
         # conditioning map to a bias of that layer's input-to-state map. Unmasked: the condition

@@ -30,10 +30,11 @@ def _block(block: Block) -> int:
     maps, hidden, kernel = block.maps, block.hidden, block.kernel
     if block.kind == "pixelcnn":  # 1x1 reduce, k x k convolution, 1x1 expand
         return maps * hidden + hidden * hidden * kernel * kernel + hidden * maps
+    gates, directions = block.gates, block.directions
     if block.kind == "row_lstm":  # input-to-state and state-to-state, 1 x k each, then the output 1x1
-        return maps * 4 * hidden * kernel + hidden * 4 * hidden * kernel + hidden * maps
+        return maps * gates * kernel + hidden * gates * kernel + hidden * maps
     # Diagonal BiLSTM: both directions' input-to-state 1x1, each direction's 2x1 state-to-state, the output 1x1
-    return maps * 8 * hidden + 2 * (2 * hidden) * 4 * hidden + hidden * maps
+    return maps * directions * gates + directions * (2 * hidden) * gates + hidden * maps
 
 
 class _Counter:
@@ -52,7 +53,7 @@ class _Counter:
         return branch  # the residual sum is elementwise; the branch's count already includes what it read
 
     def skip_sum(self, streams: list[int]) -> int:
-        return streams[-1] + len(streams) * self.network.maps * self.network.maps
+        return streams[-1] + len(streams) * _sum(self.network.skip_layer)
 
     def output(self, index: int, layer: MaskedSum, features: int) -> int:
         return features + _sum(layer)

@@ -29,13 +29,12 @@ check that each executor reads the description rather than restating it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from ..config import ModelConfig
+from ..layers.rules import GATES
 
-#: The block of each architecture (section 3.1 Row LSTM, 3.2 Diagonal BiLSTM, 3.5 PixelCNN).
-BLOCK_KINDS = {"pixelcnn": "pixelcnn", "row_lstm": "row_lstm", "diagonal_bilstm": "diagonal_bilstm"}
 #: Where each kind of block adds its conditioning bias (section 3.6).
 CONDITION_ENTRIES = {"pixelcnn": "convolution", "row_lstm": "input_to_state", "diagonal_bilstm": "input_to_state"}
 
@@ -54,8 +53,9 @@ class MaskedSum:
 class Block:
     """One residual block: its kind, its widths, whether the residual stream adds it, and its conditioning entry.
 
-    ``kernel``: the PixelCNN's k x k convolution or the Row LSTM's 1 x k kernels (1 for the Diagonal BiLSTM).
-    ``condition_width``: maps of the conditioning bias, added at ``condition_entry``.
+    ``kind`` is the architecture's (section 3.1 ``row_lstm``, 3.2 ``diagonal_bilstm``, 3.5
+    ``pixelcnn``). ``kernel``: the PixelCNN's k x k convolution or the Row LSTM's 1 x k kernels (1
+    for the Diagonal BiLSTM).
     """
 
     kind: str
@@ -63,7 +63,6 @@ class Block:
     hidden: int
     kernel: int
     residual: bool
-    condition_width: int
 
     @property
     def condition_entry(self) -> str:
@@ -71,12 +70,17 @@ class Block:
 
     @property
     def gates(self) -> int:
-        """Pre-activations of the block's LSTM layer per direction (4h), 0 for a convolution block."""
-        return 0 if self.kind == "pixelcnn" else 4 * self.hidden
+        """Pre-activations of the block's LSTM layer per direction (4h, :data:`~pixelrnn.layers.rules.GATES`), 0 for a convolution block."""
+        return 0 if self.kind == "pixelcnn" else len(GATES) * self.hidden
 
     @property
     def directions(self) -> int:
         return 2 if self.kind == "diagonal_bilstm" else 1
+
+    @property
+    def condition_width(self) -> int:
+        """Maps of the conditioning bias added at ``condition_entry``: the k x k convolution's h, or every direction's gates."""
+        return self.hidden if self.kind == "pixelcnn" else self.directions * self.gates
 
 
 @dataclass(frozen=True)
@@ -98,17 +102,15 @@ class NetworkDescription:
         """Width of the residual stream (2h)."""
         return self.input.out_maps
 
-    def with_blocks(self, **changes) -> "NetworkDescription":
-        """A copy whose every block has ``changes`` (a made-up network, for tests and experiments)."""
-        return replace(self, blocks=tuple(replace(block, **changes) for block in self.blocks))
+    @property
+    def skip_layer(self) -> MaskedSum:
+        """Each block's skip connection to the output: 1x1 mask B over the stream (present where ``skip``)."""
+        return MaskedSum(self.maps, self.maps, (1, 1), "B")
 
 
 def _block(config: ModelConfig) -> Block:
-    kind = BLOCK_KINDS[config.arch]
-    hidden, maps = config.hidden, 2 * config.hidden
-    kernel = {"pixelcnn": config.conv_kernel, "row_lstm": config.row_kernel, "diagonal_bilstm": 1}[kind]
-    condition_width = {"pixelcnn": hidden, "row_lstm": 4 * hidden, "diagonal_bilstm": 8 * hidden}[kind]
-    return Block(kind, maps, hidden, kernel, config.residual, condition_width)
+    kernel = {"pixelcnn": config.conv_kernel, "row_lstm": config.row_kernel, "diagonal_bilstm": 1}[config.arch]
+    return Block(config.arch, 2 * config.hidden, config.hidden, kernel, config.residual)
 
 
 def describe(config: ModelConfig) -> NetworkDescription:

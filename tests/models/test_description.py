@@ -29,14 +29,16 @@ def test_describe_states_the_layers_in_order():
                          row_kernel=5, input_kernel=7, residual=False, skip=True)
     network = describe(config)
     assert network.input == MaskedSum(3, 12, (7, 7), "A")
-    assert network.blocks == (Block("row_lstm", 12, 6, 5, False, 24),) * 4
+    assert network.blocks == (Block("row_lstm", 12, 6, 5, False),) * 4 and network.blocks[0].condition_width == 24
     assert network.skip and network.maps == 12
     assert network.output == (MaskedSum(12, 12, (1, 1), "B"), MaskedSum(12, 12, (1, 1), "B"), MaskedSum(12, 3 * 256, (1, 1), "B"))
     assert [block.condition_entry for block in network.blocks] == ["input_to_state"] * 4
     pixelcnn = describe(replace(config, arch="pixelcnn", conv_kernel=3))
-    assert pixelcnn.blocks[0] == Block("pixelcnn", 12, 6, 3, False, 6) and pixelcnn.blocks[0].condition_entry == "convolution"
+    assert pixelcnn.blocks[0] == Block("pixelcnn", 12, 6, 3, False) and pixelcnn.blocks[0].condition_entry == "convolution"
+    assert pixelcnn.blocks[0].condition_width == 6
     diagonal = describe(replace(config, arch="diagonal_bilstm"))
-    assert diagonal.blocks[0] == Block("diagonal_bilstm", 12, 6, 1, False, 48) and diagonal.blocks[0].directions == 2
+    assert diagonal.blocks[0] == Block("diagonal_bilstm", 12, 6, 1, False) and diagonal.blocks[0].directions == 2
+    assert diagonal.blocks[0].condition_width == 48
 
 
 class Recorder:
