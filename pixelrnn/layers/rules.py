@@ -55,16 +55,12 @@ def gate_slices(hidden: int) -> tuple[slice, ...]:
     return tuple(gate_slice(name, hidden) for name in GATES)
 
 
-def split_gates(gates, hidden: int, dim: int = 1):
-    """(o, f, i, g): the four gate blocks of ``gates`` (4h along ``dim``), as views; torch or numpy."""
-    if isinstance(gates, torch.Tensor):
-        return gates.split(hidden, dim=dim)
-    index = [slice(None)] * gates.ndim
-    blocks = []
-    for name in GATES:
-        index[dim] = gate_slice(name, hidden)
-        blocks.append(gates[tuple(index)])
-    return tuple(blocks)
+def split_gates(gates: torch.Tensor, hidden: int, dim: int = 1) -> tuple[torch.Tensor, ...]:
+    """(o, f, i, g): the gate blocks of ``gates`` (4h along ``dim``) in :data:`GATES`' order, as views.
+
+    (numpy arrays index with :func:`gate_slices` instead.)
+    """
+    return gates.split(hidden, dim=dim)
 
 
 def diagonal_rows(step: int, height: int, width: int) -> tuple[int, int]:

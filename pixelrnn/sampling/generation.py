@@ -154,7 +154,7 @@ def _labels(model, labels, count: int) -> torch.Tensor | None:
             labels = labels.expand(count)
         if not labels.dtype.is_floating_point and labels.dtype != torch.bool:
             labels = labels.long()
-    (model.large if isinstance(model, MultiScalePixelRNN) else model).check_labels(labels, count)
+    model.check_labels(labels, count)
     return labels
 
 

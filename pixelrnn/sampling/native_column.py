@@ -31,7 +31,7 @@ from ..layers.masked_conv import channel_groups
 from ..layers.rules import GATES
 from ..models.description import Block, MaskedSum, walk
 from ..native.program import Program, at
-from .reference_engine import Pointwise
+from .position_sums import Pointwise
 
 
 @functools.lru_cache(maxsize=None)
