@@ -119,6 +119,7 @@ class IntegerEngine(RasterCursor):
         self.logits_sum = np.zeros((batch, self.levels))
         self.logits_buffer = np.zeros((batch, self.channels, self.levels), dtype=np.int64)
         self.cell_index = np.zeros((4 * max([getattr(layer, "hidden", 0) for layer in model.layers] + [1]), batch), dtype=np.intp)
+        self._walker = _IntegerColumn(self)
         self._setup_blocks()
         self._start_cursor()
 
@@ -130,7 +131,8 @@ class IntegerEngine(RasterCursor):
 
     def _column(self, i: int, j: int) -> np.ndarray:
         """Every layer at (i, j): caches updated; the integer logits (B, C, K) in ``logits_buffer``, channel c's fresh."""
-        walk(self.model.description, _IntegerColumn(self, i, j), j)
+        self._walker.i, self._walker.j = i, j
+        walk(self.model.description, self._walker, j)
         return self.logits_buffer
 
     def _relu(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -323,15 +325,15 @@ ENGINES = {"pixelcnn": PixelCNNEngine, "row_lstm": RowLSTMEngine, "diagonal_bils
 
 
 class _IntegerColumn:
-    """A numpy engine as the executor of the description's walk at (i, j); values are its buffers.
+    """A numpy engine as the executor of the description's walk at the (i, j) it is set to; values are its buffers.
 
     The residual stream's slot ``index + 1`` receives block ``index``'s stream, and the output
     layers read and write the buffers with their rows of ones; the last one computes channel c's
     logits only (c: the cursor's), transposed into ``logits_buffer``.
     """
 
-    def __init__(self, engine: IntegerEngine, i: int, j: int):
-        self.engine, self.i, self.j = engine, i, j
+    def __init__(self, engine: IntegerEngine):
+        self.engine, self.i, self.j = engine, 0, 0
 
     def input(self, j: int) -> np.ndarray:
         slot = self.engine.slots[0]

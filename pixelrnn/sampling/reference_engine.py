@@ -117,6 +117,7 @@ class IncrementalEngine(RasterCursor):
             self.skip_t = torch.cat(weights, dim=1).t().contiguous()  # (layers * 2h, 2h)
             self.skip_bias = sum(conv.bias.detach() for conv in model.skips)
         self.output_convs = [Pointwise(conv) for conv in model.output_stack.convs]
+        self._walker = _ColumnWalk(self)
         self._setup_blocks()
         self._start_cursor()
 
@@ -145,7 +146,8 @@ class IncrementalEngine(RasterCursor):
     @torch.no_grad()
     def _column(self, i: int, j: int) -> torch.Tensor:
         """Every layer at (i, j), caches updated; logits (B, C, K)."""
-        logits = walk(self.model.description, _ColumnWalk(self, i, j), j)  # (B, C*K)
+        self._walker.i, self._walker.j = i, j
+        logits = walk(self.model.description, self._walker, j)  # (B, C*K)
         return logits.view(self.batch, self.channels, self.levels)
 
     def _conditioned(self, index: int, i: int, j: int, gates: torch.Tensor) -> torch.Tensor:
@@ -163,10 +165,10 @@ class IncrementalEngine(RasterCursor):
 
 
 class _ColumnWalk:
-    """The reference engine as the executor of the description's walk, at one position (i, j)."""
+    """The reference engine as the executor of the description's walk, at the position (i, j) it is set to."""
 
-    def __init__(self, engine: IncrementalEngine, i: int, j: int):
-        self.engine, self.i, self.j = engine, i, j
+    def __init__(self, engine: IncrementalEngine):
+        self.engine, self.i, self.j = engine, 0, 0
 
     def input(self, j: int) -> torch.Tensor:
         return self.engine.input_conv.at(j)  # (B, 2h)
