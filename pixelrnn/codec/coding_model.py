@@ -196,15 +196,22 @@ class IntegerCoding:
         self.fixed_point = self.model.fixed
         self.fingerprint = self.model.fingerprint if len(self.models) == 1 else hashlib.sha256(
             b"pixelrnn-class-conditional\0" + b"".join(coding.fingerprint for coding in self.models)).digest()
-        self.engines = [None] * len(self.models)  # built when a chunk of their class comes
-        self.engine = self.engines[0] = make_integer_engine(self.model)
+        first = make_integer_engine(self.model)
+        native_engine = isinstance(first, NativeIntegerEngine)
+        self.threads = threads or (torch.get_num_threads() if native_engine else 1)
+        # The native engine's per-row numpy products stay on one BLAS thread, whose idle workers
+        # would otherwise spin against the engine's own threads.
+        self.blas_threads = 1 if native_engine else self.threads
+        self.engines = {0: first}  # the other classes' engines are built when a chunk of their class comes
+        self._select(0)
+
+    def _select(self, index: int) -> None:
+        """Make class ``index``'s coding model and engine (built on first use) the current ones."""
+        if index not in self.engines:
+            self.engines[index] = make_integer_engine(self.models[index])
+        self.model, self.engine = self.models[index], self.engines[index]
         if isinstance(self.engine, NativeIntegerEngine):
-            self.threads = self.engine.threads = threads or torch.get_num_threads()
-            # Its per-row numpy products stay on one BLAS thread, whose idle workers would
-            # otherwise spin against the engine's own threads.
-            self.blas_threads = 1
-        else:
-            self.threads = self.blas_threads = threads or 1
+            self.engine.threads = self.threads
 
     def running(self):
         from threadpoolctl import threadpool_limits
@@ -212,12 +219,7 @@ class IntegerCoding:
         return threadpool_limits(self.blas_threads, user_api="blas")
 
     def reset(self, batch: int, height: int, width: int, label: int | None = None) -> None:
-        index = label or 0
-        if self.engines[index] is None:
-            self.engines[index] = make_integer_engine(self.models[index])
-            if isinstance(self.engines[index], NativeIntegerEngine):
-                self.engines[index].threads = self.threads
-        self.model, self.engine = self.models[index], self.engines[index]
+        self._select(label or 0)
         self.engine.reset(batch, height, width)
 
     def weights(self, i: int, j: int, c: int) -> np.ndarray:
