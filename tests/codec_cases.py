@@ -111,3 +111,21 @@ def edit_header(data, start, end, replacement, version=None):
     head = data[:start] + replacement + data[end:head_end]
     head = head[:8] + struct.pack("<HI", version or struct.unpack_from("<H", data, 8)[0], len(head) - 14) + head[14:]
     return reseal(head + bytes(32) + data[head_end + 32 :])
+
+
+ENVIRONMENT_AT = 14 + 52  # formats 2 and 3: the prefix (14 bytes) and 52 bytes of fixed fields, then u16 E and E bytes of environment
+
+
+def environment_bytes(data: bytes) -> bytes:
+    (length,) = struct.unpack_from("<H", data, ENVIRONMENT_AT)
+    return data[ENVIRONMENT_AT + 2 : ENVIRONMENT_AT + 2 + length]
+
+
+def with_environment(data: bytes, environment: bytes) -> bytes:
+    """``data`` with the header's environment record replaced, body length and header sha256 redone (formats 2 and 3)."""
+    body_length = struct.unpack_from("<I", data, 10)[0]
+    head = data[: 14 + body_length]
+    rest = head[ENVIRONMENT_AT + 2 + len(environment_bytes(data)) :]
+    head = head[:ENVIRONMENT_AT] + struct.pack("<H", len(environment)) + environment + rest
+    head = head[:10] + struct.pack("<I", len(head) - 14) + head[14:]
+    return head + hashlib.sha256(head).digest() + data[14 + body_length + 32 :]

@@ -18,11 +18,13 @@ from safetensors import safe_open
 
 from pixelrnn import from_pretrained, load_model
 from pixelrnn.cli import main
-from pixelrnn.codec import read_container
+from codec_cases import environment_bytes, with_environment
+from pixelrnn.codec import CodedImage, compress, decompress, read_container
 from pixelrnn.data import cache as cache_module
 from pixelrnn.training.state import STATE_FORMAT
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CONDITIONAL = FIXTURES / "conditional"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "files"
 
 
@@ -83,3 +85,41 @@ def test_the_pretrained_folder_loads():
 def test_the_compressed_fixtures_are_format_version_2(path):
     """The .pxr fixtures live in tests/golden (decoded bit for bit there); here: their version."""
     assert read_container(path.read_bytes()).version == 2
+
+
+# --------------------------------------------------------------------- class-conditional formats
+def test_the_conditional_checkpoint_loads_with_its_classes():
+    model = load_model(CONDITIONAL / "model.safetensors")
+    assert (model.config.classes, model.config.class_names) == (3, ("zero", "one", "two"))
+    assert model.metadata == {"image_size": "6x5"}
+
+
+def test_the_conditional_file_is_format_3_and_decodes_bit_for_bit_with_its_classes():
+    stored = (CONDITIONAL / "images.pxrnn").read_bytes()
+    container = read_container(stored)
+    with np.load(CONDITIONAL / "images.npz") as arrays:
+        values, labels = arrays["values"], arrays["labels"]
+    assert (container.version, container.classes, container.labels) == (3, 3, tuple(labels.tolist()))
+    model = load_model(CONDITIONAL / "model.safetensors")
+    decoded = decompress(model, stored)
+    assert [image.label for image in decoded] == labels.tolist()
+    assert all(np.array_equal(image.values, expected) for image, expected in zip(decoded, values))
+    again = compress(model, [CodedImage(f"{k}.png", values[k], "1", "scaled", int(label)) for k, label in enumerate(labels)],
+                     batch_size=2)
+    if environment_bytes(again) == environment_bytes(stored):
+        assert again == stored
+    else:  # another machine type or torch build: everything but the environment record must still be the same
+        assert with_environment(again, environment_bytes(stored)) == stored
+
+
+def test_the_prepared_cache_record_with_labels_is_format_1():
+    (record_path,) = (CONDITIONAL / "prepared" / "cache").rglob("train.json")
+    record = json.loads(record_path.read_text())
+    assert record["format"] == cache_module.FORMAT == 1
+    assert set(record) == {"format", "dataset", "stored", "shape", "levels", "bytes", "mtime_ns", "sha256", "sources", "labels"}
+    labels_path = record_path.with_name("train.labels.npy")
+    assert cache_module._file_sha256([labels_path]) == record["labels"]["sha256"]
+    with np.load(CONDITIONAL / "prepared" / "labelled.npz") as source:
+        assert np.array_equal(np.load(labels_path), source["train_labels"])
+        assert np.array_equal(np.load(record_path.with_suffix(".npy")), source["train"])
+    assert (record["labels"]["count"], record["labels"]["classes"]) == (5, 3)

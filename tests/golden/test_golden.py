@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from codec_cases import environment_bytes, with_environment
 from pixelrnn import from_pretrained, load_model, native
 from pixelrnn.codec import CodedImage, compress, decompress, integer_logits, integer_model, read_container
 from pixelrnn.hub import bundled_folder, installed_bundled
@@ -101,24 +102,6 @@ def test_every_fixture_file_is_recorded_and_unchanged():
 
 
 # --------------------------------------------------------------------- the codec
-ENVIRONMENT_AT = 14 + 52  # format 2: the prefix (14 bytes) and 52 bytes of fixed fields, then u16 E and E bytes of environment
-
-
-def environment_bytes(data: bytes) -> bytes:
-    (length,) = struct.unpack_from("<H", data, ENVIRONMENT_AT)
-    return data[ENVIRONMENT_AT + 2 : ENVIRONMENT_AT + 2 + length]
-
-
-def with_environment(data: bytes, environment: bytes) -> bytes:
-    """``data`` with the header's environment record replaced, body length and header sha256 redone (format 2)."""
-    body_length = struct.unpack_from("<I", data, 10)[0]
-    head = data[: 14 + body_length]
-    rest = head[ENVIRONMENT_AT + 2 + len(environment_bytes(data)) :]
-    head = head[:ENVIRONMENT_AT] + struct.pack("<H", len(environment)) + environment + rest
-    head = head[:10] + struct.pack("<I", len(head) - 14) + head[14:]
-    return head + hashlib.sha256(head).digest() + data[14 + body_length + 32 :]
-
-
 @pytest.mark.parametrize("key", MODELS)
 def test_the_compressed_file_decodes_to_the_stored_images(key, mode):
     entry = MODELS[key]
