@@ -140,6 +140,7 @@ class MultiScaleConfig:
     channels = property(lambda self: self.large.channels)
     levels = property(lambda self: self.large.levels)
     classes = property(lambda self: self.large.classes)
+    class_names = property(lambda self: self.large.class_names)
 
     def to_dict(self) -> dict:
         return {"arch": self.arch, "factor": self.factor, "small": self.small.to_dict(), "large": self.large.to_dict()}

@@ -7,13 +7,8 @@ import torch
 from .common import UserError
 
 
-def class_names(model) -> tuple[str, ...]:
-    config = model.config
-    return getattr(config, "large", config).class_names
-
-
 def accepted(model) -> str:
-    classes, names = model.config.classes, class_names(model)
+    classes, names = model.config.classes, model.config.class_names
     numbers = f"a number in 0..{classes - 1}"
     return f"{numbers} or a name: {', '.join(names)}" if names else numbers
 
@@ -23,7 +18,7 @@ def resolve_class(model, text: str, flag: str = "--class") -> int:
     classes = model.config.classes
     if not classes:
         raise UserError(f"{flag} {text}: the model is unconditional (its configuration has classes = 0); leave out {flag}")
-    names = class_names(model)
+    names = model.config.class_names
     if text in names:
         return names.index(text)
     try:
@@ -36,7 +31,7 @@ def resolve_class(model, text: str, flag: str = "--class") -> int:
 
 
 def describe(model, label: int) -> str:
-    names = class_names(model)
+    names = model.config.class_names
     return f"class {label}" + (f" ({names[label]})" if names and names[label] != str(label) else "")
 
 

@@ -21,7 +21,7 @@ from ..images import fit_channels, read_image, samples_to_values
 from ..errors import CompressionError
 from ..training import load_model_from, resolve_checkpoint
 from ..utils import atomic_write
-from .classes import accepted, class_names, resolve_class
+from .classes import accepted, resolve_class
 from .common import UserError, add_checkpoint_argument, add_dataset_split_arguments, load_split_for, run_preprocessing, show_bars, user_errors
 
 
@@ -110,7 +110,7 @@ def _file_labels(model, paths: list[Path], chosen: str | None) -> list[int]:
     """The class of each file for a class-conditional model: ``--class``, else its sub-folder's name among the model's class names."""
     if chosen is not None:
         return [resolve_class(model, chosen)] * len(paths)
-    names = class_names(model)
+    names = model.config.class_names
     unknown = [path for path in paths if path.parent.name not in names]
     if unknown:
         where = (f"its sub-folder {unknown[0].parent.name!r} is not a class name of the model ({', '.join(names)})" if names
