@@ -19,7 +19,6 @@ import copy
 import functools
 import hashlib
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
