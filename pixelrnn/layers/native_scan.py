@@ -5,8 +5,9 @@ reference, and the fallback where the kernels cannot run), with each step's doze
 operations replaced by a loop in ``pixelrnn/native/scan.cpp``; images (and directions) are
 scanned in parallel on torch's CPU threads (its OpenMP threads where torch uses OpenMP); the
 initial states' gradients are read off the padded buffers here, shared with the reference
-Diagonal BiLSTM scan; the weights' gradients are accumulated per image by the kernels and summed
-here.
+Diagonal BiLSTM scan; the weights' gradients are accumulated per image (per group of images in
+the Diagonal BiLSTM, whose steps multiply a group's diagonals in one product) by the kernels and
+summed here.
 
 - :class:`NativeDiagonalScan`: the Diagonal BiLSTM, interface of ``scan.DiagonalScan``;
   :class:`NativeDiagonalLayer`: the same from the convolution's output to the layer's output.
@@ -53,6 +54,16 @@ def diagonal_initial_grads(grad_hidden: torch.Tensor, grad_cell: torch.Tensor):
     return grad_hidden[:, :, 0, 1:].sum((1, 2)) + grad_hidden[:, :, 1:, 0].sum((1, 2)), grad_cell[:, :, 1:, 0].sum((1, 2))
 
 
+#: Images per product in the native Diagonal BiLSTM scans: a step multiplies the diagonal's
+#: positions in this many images at once (rows of one product rather than one small product per
+#: image). A constant, not the thread count, so that the results do not depend on the threads.
+IMAGES_PER_PRODUCT = 8
+
+
+def _groups(batch: int) -> int:
+    return -(-batch // IMAGES_PER_PRODUCT)
+
+
 def _threads(*shape: int) -> int:
     """torch's CPU threads for a scan of this many multiply-adds per step and position, one for a small one (a thread costs more)."""
     work = 1
@@ -76,7 +87,8 @@ def _diagonal_forward(ctx, gates, layout, weight, initial_hidden, initial_cell, 
     weight_t = weight.transpose(1, 2).contiguous()  # (D, 2h, 4h) over [state above ; state to the left]
     native.kernel("pixelrnn_diagonal_forward", gates.dtype)(
         _address(gates), *layout, _address(weight_t), _address(hidden), _address(cell), _address(activations), _address(tanh_cells),
-        directions, batch, height, width, four_h // 4, _threads(*shape, four_h // 2), 0 if out is None else _address(out))
+        directions, batch, height, width, four_h // 4, IMAGES_PER_PRODUCT, _threads(*shape, four_h // 2),
+        0 if out is None else _address(out))
     ctx.layout, ctx.gates_shape = layout, gates.shape
     ctx.save_for_backward(weight, activations, cell, tanh_cells, hidden)
     return hidden
@@ -88,12 +100,12 @@ def _diagonal_backward(ctx, grad_hidden, grad_out=None):
     directions, batch, height, width, four_h = activations.shape
     grad_cell = cell.new_zeros(cell.shape)  # the gradient carried from the right neighbour
     grad_gates = activations.new_empty(ctx.gates_shape)
-    grad_weight_t = activations.new_zeros(directions, batch, four_h // 2, four_h)  # per image, summed below
+    grad_weight_t = activations.new_zeros(directions, _groups(batch), four_h // 2, four_h)  # per group of images, summed below
     weight = weight.contiguous()  # held here: the kernel reads its memory
     native.kernel("pixelrnn_diagonal_backward", activations.dtype)(
         _address(weight), _address(activations), _address(cell), _address(tanh_cells), _address(hidden), _address(grad_hidden),
         _address(grad_cell), _address(grad_gates), *ctx.layout, _address(grad_weight_t), directions, batch, height, width,
-        four_h // 4, _threads(*activations.shape, four_h // 2), 0 if grad_out is None else _address(grad_out))
+        four_h // 4, IMAGES_PER_PRODUCT, _threads(*activations.shape, four_h // 2), 0 if grad_out is None else _address(grad_out))
     grad_initial_hidden, grad_initial_cell = diagonal_initial_grads(grad_hidden, grad_cell)
     return grad_gates, grad_weight_t.sum(1).transpose(1, 2), grad_initial_hidden, grad_initial_cell
 

@@ -27,22 +27,47 @@ using Vector = typename VectorOf<T>::type;
 template <typename T>
 inline T* at_address(int64_t address) { return reinterpret_cast<T*>(address); }
 
-// Element (b, u) of a matrix: data[b * batch_stride + u * unit_stride].
+// Row b of a product's views: row `index` of block `block` (see View).
+struct Row {
+    int64_t block, index;
+};
+
+// Rows 0, 1, 2, ... in order as (block, index), blocks of `inner` rows (0: one block); counted, not
+// divided, since the tiles ask for every row's place.
+struct Rows {
+    int64_t inner, block = 0, index = 0;
+    Row next() {
+        const Row row{block, index};
+        if (++index == inner) index = 0, ++block;
+        return row;
+    }
+};
+
+// Element (b, u) of a matrix: data[b * batch_stride + u * unit_stride]. Where the product's rows
+// come in blocks of `inner` (e.g. one diagonal's positions in each of several images), row b is
+// row b % inner of block b / inner, and blocks are outer_stride apart; the views of one product
+// share `inner`.
 template <typename T>
 struct View {
     T* data;
     int64_t batch_stride, unit_stride;
-    T& operator()(int64_t b, int64_t u) const { return data[b * batch_stride + u * unit_stride]; }
+    int64_t inner = 0, outer_stride = 0;
+    T* row(Row at) const { return data + at.block * outer_stride + at.index * batch_stride; }
+    T& operator()(Row at, int64_t u) const { return row(at)[u * unit_stride]; }
+    T& operator()(int64_t b, int64_t u) const { return data[b * batch_stride + u * unit_stride]; }  // a view of one block
 };
 
 // The shape of a product: weight (n_in, n_out) with row stride weight_stride; x's units may come
-// in segments (rows of a patch): unit s * segment + t at s * segment_stride + t * unit_stride.
+// in segments (rows of a patch): unit s * segment + t at s * segment_stride + t * unit_stride, and
+// so may the weight's rows where weight_segment_stride is set (row s * segment + t at
+// s * weight_segment_stride + t * weight_stride: a sum over several images' positions).
 // padded: each weight row may be read up to the next multiple of 16 columns (whatever is there only
 // reaches outputs that are not written), so the last few outputs are a vector tile too instead of
 // one output at a time.
 struct Dense {
     int64_t n_in, n_out, weight_stride, segment, segment_stride;
     bool relu_out, padded = false;
+    int64_t weight_segment_stride = 0;
 };
 
 template <typename T>
@@ -55,39 +80,43 @@ inline Vector<T> load(const T* p) {
     return v;
 }
 
-// The k loop of a product, segment by segment: visit(k, offset of x[b, k] from x[b, 0]).
+// The k loop of a product, segment by segment: visit(offset of weight row k, offset of x[b, k] from x[b, 0]).
 template <typename Visit>
 inline void over_inputs(const Dense& op, int64_t unit_stride, Visit visit) {
     const int64_t segment = op.segment ? op.segment : op.n_in;
-    for (int64_t k0 = 0, offset = 0; k0 < op.n_in; k0 += segment, offset += op.segment_stride) {
+    const int64_t weight_segment = op.weight_segment_stride ? op.weight_segment_stride : segment * op.weight_stride;
+    for (int64_t k0 = 0, offset = 0, row = 0; k0 < op.n_in; k0 += segment, offset += op.segment_stride, row += weight_segment) {
         const int64_t length = std::min(segment, op.n_in - k0);
-        for (int64_t t = 0; t < length; ++t) visit(k0 + t, offset + t * unit_stride);
+        for (int64_t t = 0; t < length; ++t) visit(row + t * op.weight_stride, offset + t * unit_stride);
     }
 }
 
-// A tile of ROWS rows x VECTORS vectors of outputs; where PARTIAL, only the first `valid` lanes of
-// the last vector are outputs (the weights are padded, base, add and out are read and written lane
-// by lane there).
+// A tile of ROWS rows (at[0 .. ROWS-1]) x VECTORS vectors of outputs; where PARTIAL, only the first
+// `valid` lanes of the last vector are outputs (the weights are padded, base, add and out are read
+// and written lane by lane there).
 template <typename T, int ROWS, int VECTORS, bool RELU_IN, bool PARTIAL = false>
 inline void linear_tile(const Dense& ins, View<T> out, View<T> x, View<T> base, View<T> add, const T* weight,
-                        int64_t b0, int64_t o0, int64_t valid = 0) {
+                        const Row* at, int64_t o0, int64_t valid = 0) {
     constexpr int lanes = sizeof(Vector<T>) / sizeof(T);
     Vector<T> acc[ROWS][VECTORS];
-    for (int r = 0; r < ROWS; ++r)
+    for (int r = 0; r < ROWS; ++r) {
+        const T* base_row = base.data ? base.row(at[r]) + o0 : nullptr;
+        const T* add_row = add.data ? add.row(at[r]) + o0 : nullptr;
         for (int v = 0; v < VECTORS; ++v) {
             if (PARTIAL && v == VECTORS - 1) {
                 acc[r][v] = Vector<T>{};
                 for (int64_t lane = 0; lane < valid; ++lane)
-                    acc[r][v][lane] = (base.data ? base(b0 + r, o0 + v * lanes + lane) : T(0)) + (add.data ? add(b0 + r, o0 + v * lanes + lane) : T(0));
+                    acc[r][v][lane] = (base_row ? base_row[v * lanes + lane] : T(0)) + (add_row ? add_row[v * lanes + lane] : T(0));
                 continue;
             }
-            acc[r][v] = base.data ? load(&base(b0 + r, o0 + v * lanes)) : Vector<T>{};
-            if (add.data) acc[r][v] += load(&add(b0 + r, o0 + v * lanes));
+            acc[r][v] = base_row ? load(base_row + v * lanes) : Vector<T>{};
+            if (add_row) acc[r][v] += load(add_row + v * lanes);
         }
+    }
     const T* rows[ROWS];
-    for (int r = 0; r < ROWS; ++r) rows[r] = &x(b0 + r, 0);
-    over_inputs(ins, x.unit_stride, [&](int64_t k, int64_t offset) {
-        const T* w = weight + k * ins.weight_stride + o0;
+    for (int r = 0; r < ROWS; ++r) rows[r] = x.row(at[r]);
+    over_inputs(ins, x.unit_stride, [&](int64_t weight_row, int64_t offset) {
+        const T* w = weight + weight_row + o0;
         Vector<T> row[VECTORS];
         for (int v = 0; v < VECTORS; ++v) row[v] = load(w + v * lanes);
         for (int r = 0; r < ROWS; ++r) {
@@ -97,39 +126,58 @@ inline void linear_tile(const Dense& ins, View<T> out, View<T> x, View<T> base, 
     });
     const Vector<T> zero{};
     const bool relu_out = ins.relu_out;
-    for (int r = 0; r < ROWS; ++r)
+    for (int r = 0; r < ROWS; ++r) {
+        T* out_row = out.row(at[r]) + o0;  // out's units are contiguous
         for (int v = 0; v < VECTORS; ++v) {
             const Vector<T> result = relu_out ? (acc[r][v] < zero ? zero : acc[r][v]) : acc[r][v];
             if (PARTIAL && v == VECTORS - 1) {
-                for (int64_t lane = 0; lane < valid; ++lane) out(b0 + r, o0 + v * lanes + lane) = result[lane];
+                for (int64_t lane = 0; lane < valid; ++lane) out_row[v * lanes + lane] = result[lane];
             } else {
-                std::memcpy(&out(b0 + r, o0 + v * lanes), &result, sizeof result);  // out's units are contiguous
+                std::memcpy(out_row + v * lanes, &result, sizeof result);
             }
         }
+    }
 }
 
 // The outputs left over by the vector tiles (fewer than a vector's lanes), one at a time.
 template <typename T, bool RELU_IN>
 inline void linear_column(const Dense& ins, View<T> out, View<T> x, View<T> base, View<T> add, const T* weight,
-                          int64_t b, int64_t o) {
-    T acc = base.data ? base(b, o) : T(0);
-    if (add.data) acc += add(b, o);
-    const T* row = &x(b, 0);
-    over_inputs(ins, x.unit_stride, [&](int64_t k, int64_t offset) {
+                          Row at, int64_t o) {
+    T acc = base.data ? base(at, o) : T(0);
+    if (add.data) acc += add(at, o);
+    const T* row = x.row(at);
+    over_inputs(ins, x.unit_stride, [&](int64_t weight_row, int64_t offset) {
         const T value = RELU_IN ? relu(row[offset]) : row[offset];
-        acc += value * weight[k * ins.weight_stride + o];
+        acc += value * weight[weight_row + o];
     });
-    out(b, o) = ins.relu_out ? relu(acc) : acc;
+    out(at, o) = ins.relu_out ? relu(acc) : acc;
+}
+
+// Every row in tiles of 4 rows, then one at a time: tile(rows' places, count).
+template <typename Tile>
+inline void over_rows(int64_t rows, int64_t inner, Tile tile) {
+    Rows cursor{inner};
+    Row at[4];
+    int64_t b = 0;
+    for (; b + 4 <= rows; b += 4) {
+        for (Row& row : at) row = cursor.next();
+        tile(at, 4);
+    }
+    for (; b < rows; ++b) {
+        at[0] = cursor.next();
+        tile(at, 1);
+    }
 }
 
 // Tiles of VECTORS vectors of outputs, each for every batch row in turn: the tile's weight columns
 // (n_in x VECTORS vectors) stay in cache while the batch goes through them.
-template <typename T, int VECTORS, bool RELU_IN>
+template <typename T, int VECTORS, bool RELU_IN, bool PARTIAL = false>
 void linear_columns(const Dense& ins, int64_t batch, View<T> out, View<T> x, View<T> base, View<T> add,
-                    const T* weight, int64_t o0) {
-    int64_t b = 0;
-    for (; b + 4 <= batch; b += 4) linear_tile<T, 4, VECTORS, RELU_IN>(ins, out, x, base, add, weight, b, o0);
-    for (; b < batch; ++b) linear_tile<T, 1, VECTORS, RELU_IN>(ins, out, x, base, add, weight, b, o0);
+                    const T* weight, int64_t o0, int64_t valid = 0) {
+    over_rows(batch, out.inner, [&](const Row* at, int count) {
+        if (count == 4) linear_tile<T, 4, VECTORS, RELU_IN, PARTIAL>(ins, out, x, base, add, weight, at, o0, valid);
+        else linear_tile<T, 1, VECTORS, RELU_IN, PARTIAL>(ins, out, x, base, add, weight, at, o0, valid);
+    });
 }
 
 // out = base + add + act(x) @ weight for rows 0 .. rows-1; out, base and add have unit stride 1 and
@@ -141,13 +189,13 @@ void dense(const Dense& ins, int64_t rows, View<T> out, View<T> x, View<T> base,
     for (; o0 + 2 * lanes <= ins.n_out; o0 += 2 * lanes) linear_columns<T, 2, RELU_IN>(ins, rows, out, x, base, add, weight, o0);
     for (; o0 + lanes <= ins.n_out; o0 += lanes) linear_columns<T, 1, RELU_IN>(ins, rows, out, x, base, add, weight, o0);
     if (o0 < ins.n_out && ins.padded) {
-        int64_t b = 0;
-        for (; b + 4 <= rows; b += 4) linear_tile<T, 4, 1, RELU_IN, true>(ins, out, x, base, add, weight, b, o0, ins.n_out - o0);
-        for (; b < rows; ++b) linear_tile<T, 1, 1, RELU_IN, true>(ins, out, x, base, add, weight, b, o0, ins.n_out - o0);
+        linear_columns<T, 1, RELU_IN, true>(ins, rows, out, x, base, add, weight, o0, ins.n_out - o0);
         return;
     }
-    for (; o0 < ins.n_out; ++o0)
-        for (int64_t b = 0; b < rows; ++b) linear_column<T, RELU_IN>(ins, out, x, base, add, weight, b, o0);
+    for (; o0 < ins.n_out; ++o0) {
+        Rows cursor{out.inner};
+        for (int64_t b = 0; b < rows; ++b) linear_column<T, RELU_IN>(ins, out, x, base, add, weight, cursor.next(), o0);
+    }
 }
 
 template <typename T>

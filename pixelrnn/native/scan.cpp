@@ -4,9 +4,10 @@
 // The PyTorch scans (pixelrnn/layers/scan.py) issue about fifteen tensor operations per step,
 // forward and backward; here a step is one small matrix product per source of the recurrent
 // state (dense.h) and one LSTM update per position (lstm.h). Images (and directions) never
-// interact, so each (direction, image) is scanned whole by one thread: the result does not depend
-// on the number of threads. The weight's gradient is accumulated per (direction, image) while the
-// backward pass has each step's states at hand; the caller sums it over the images.
+// interact, so each (direction, image) is scanned whole by one thread (the Diagonal BiLSTM: each
+// direction and group of images, a group's diagonals being the rows of one product): the result
+// does not depend on the number of threads. The weight's gradient is accumulated per item while
+// the backward pass has each step's states at hand; the caller sums it over the items.
 //
 // Layouts (all contiguous, D directions, B images, H x W, h units, 4h gates [o | f | i | g]):
 //   Diagonal BiLSTM: gates (D, B, H, W, 4h); states padded with a row -1 and a column -1 that hold
@@ -98,17 +99,29 @@ void combine(T* hidden, T* out, int64_t batch, int64_t height, int64_t width, in
     });
 }
 
+// The scans of the Diagonal BiLSTM take the images `group` at a time (a number fixed by the caller,
+// never by the thread count, so that the results do not depend on it): a step's products cover
+// the diagonal's positions in every image of the group, as the rows of one product (View's
+// blocks), instead of one small product per image. Item (direction, g) holds the images
+// g * group .. g * group + group - 1 of that direction.
+struct Group {
+    int64_t direction, first, images;
+    Group(int64_t item, int64_t groups, int64_t group, int64_t batch)
+        : direction(item / groups), first(item % groups * group), images(std::min(group, batch - item % groups * group)) {}
+};
+
 template <typename T>
 void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T* hidden, T* cell, T* activations, T* tanh_cells,
-                      int64_t directions, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t threads) {
-    const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1);
-    parallel(directions * batch, threads, [&](int64_t item) {
-        const int64_t direction = item / batch, b = item % batch;
-        const T* weight = weight_t + direction * 2 * h * four_h;  // (2h, 4h) over [state above ; state to the left]
-        T* act = activations + item * map * four_h;
-        T* tanh_cell = tanh_cells + item * map * h;
-        T* states = hidden + item * padded * h;
-        T* cells = cell + item * padded * h;
+                      int64_t directions, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t group, int64_t threads) {
+    const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1), groups = (batch + group - 1) / group;
+    parallel(directions * groups, threads, [&](int64_t item) {
+        const Group g(item, groups, group, batch);
+        const int64_t start = g.direction * batch + g.first;  // (direction, image) of the group's first image
+        const T* weight = weight_t + g.direction * 2 * h * four_h;  // (2h, 4h) over [state above ; state to the left]
+        T* act = activations + start * map * four_h;
+        T* tanh_cell = tanh_cells + start * map * h;
+        T* states = hidden + start * padded * h;
+        T* cells = cell + start * padded * h;
         auto image = [&](int64_t r, int64_t c) { return r * width + c; };           // position (r, c) of the image
         auto pad = [&](int64_t r, int64_t c) { return (r + 1) * (width + 1) + c + 1; };  // of the padded buffers
         // One product over [state above ; state to the left]: the left state of (r, c) is W*h elements
@@ -119,65 +132,75 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
         for (int64_t t = 0; t < height + width - 1; ++t) {
             const Diagonal d(t, height, width);
             const int64_t r0 = d.lo, c0 = t - d.lo;
-            const int64_t step = (width - 1) * four_h;
-            const View<T> out{act + image(r0, c0) * four_h, step, 1};
-            const View<T> gates{const_cast<T*>(gates_in) + layout.at(direction, b, r0, c0, width), layout.step(direction), 1};
-            dense<T, false>(step_product, d.n, out, View<T>{states + pad(r0 - 1, c0) * h, state_step, 1}, gates, none, weight);
-            for (int64_t p = 0; p < d.n; ++p) {
-                const int64_t r = r0 + p, c = c0 - p;
-                T* a = act + image(r, c) * four_h;
-                const T* previous = cells + pad(r, c - 1) * h;
-                T* cell_out = cells + pad(r, c) * h;
-                T* hidden_out = states + pad(r, c) * h;
-                lstm_forward<T>(h, a, a, tanh_cell + image(r, c) * h, [&](int64_t u) { return previous[u]; },
-                                [&](int64_t u, T value, T state) {
-                                    cell_out[u] = value;
-                                    hidden_out[u] = state;
-                                });
-            }
+            // Rows of the product: position p of the diagonal in image i of the group is row i * n + p.
+            const View<T> out{act + image(r0, c0) * four_h, (width - 1) * four_h, 1, d.n, map * four_h};
+            const View<T> gates{const_cast<T*>(gates_in) + layout.at(g.direction, g.first, r0, c0, width), layout.step(g.direction), 1,
+                                d.n, layout.image};
+            const View<T> above{states + pad(r0 - 1, c0) * h, state_step, 1, d.n, padded * h};
+            dense<T, false>(step_product, g.images * d.n, out, above, gates, none, weight);
+            for (int64_t i = 0; i < g.images; ++i)
+                for (int64_t p = 0; p < d.n; ++p) {
+                    const int64_t r = r0 + p, c = c0 - p;
+                    T* a = act + i * map * four_h + image(r, c) * four_h;
+                    const T* previous = cells + i * padded * h + pad(r, c - 1) * h;
+                    T* cell_out = cells + i * padded * h + pad(r, c) * h;
+                    T* hidden_out = states + i * padded * h + pad(r, c) * h;
+                    lstm_forward<T>(h, a, a, tanh_cell + i * map * h + image(r, c) * h, [&](int64_t u) { return previous[u]; },
+                                    [&](int64_t u, T value, T state) {
+                                        cell_out[u] = value;
+                                        hidden_out[u] = state;
+                                    });
+                }
         }
     });
 }
 
-// The gradient of the weight is accumulated per (direction, image), transposed: grad_weight_t (D*B, 2h, 4h),
-// zero on entry, summed over the images by the caller (the sum is then the same for any thread count).
+// The gradient of the weight is accumulated per (direction, group of images), transposed:
+// grad_weight_t (D * groups, 2h, 4h), zero on entry, summed over the groups by the caller.
 template <typename T>
 void diagonal_backward(const T* weight, const T* activations, const T* cell, const T* tanh_cells, const T* hidden, T* grad_hidden,
                        T* grad_cell, T* grad_gates, GateLayout layout, T* grad_weight_t, int64_t directions, int64_t batch,
-                       int64_t height, int64_t width, int64_t h, int64_t threads) {
-    const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1);
-    parallel(directions * batch, threads, [&](int64_t item) {
-        const int64_t direction = item / batch, b = item % batch;
-        const T* w = weight + direction * four_h * 2 * h;  // (4h, 2h): gradient of [state above ; state to the left]
-        const T* act = activations + item * map * four_h;
-        const T* tanh_cell = tanh_cells + item * map * h;
-        const T* cells = cell + item * padded * h;
-        const T* states = hidden + item * padded * h;
+                       int64_t height, int64_t width, int64_t h, int64_t group, int64_t threads) {
+    const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1), groups = (batch + group - 1) / group;
+    parallel(directions * groups, threads, [&](int64_t item) {
+        const Group g(item, groups, group, batch);
+        const int64_t start = g.direction * batch + g.first;
+        const T* w = weight + g.direction * four_h * 2 * h;  // (4h, 2h): gradient of [state above ; state to the left]
+        const T* act = activations + start * map * four_h;
+        const T* tanh_cell = tanh_cells + start * map * h;
+        const T* cells = cell + start * padded * h;
+        const T* states = hidden + start * padded * h;
         T* partial = grad_weight_t + item * 2 * h * four_h;
-        T* grad_states = grad_hidden + item * padded * h;
-        T* grad_cells = grad_cell + item * padded * h;
+        T* grad_states = grad_hidden + start * padded * h;
+        T* grad_cells = grad_cell + start * padded * h;
         auto image = [&](int64_t r, int64_t c) { return r * width + c; };
         auto pad = [&](int64_t r, int64_t c) { return (r + 1) * (width + 1) + c + 1; };
-        const int64_t grad_step = layout.step(direction), state_step = width * h;
+        const int64_t grad_step = layout.step(g.direction), state_step = width * h;
+        const View<T> none{nullptr, 0, 0};
         for (int64_t t = height + width - 2; t >= 0; --t) {
             const Diagonal d(t, height, width);
             const int64_t r0 = d.lo, c0 = t - d.lo;
-            for (int64_t p = 0; p < d.n; ++p) {
-                const int64_t r = r0 + p, c = c0 - p;
-                const T* previous = cells + pad(r, c - 1) * h;
-                T* carried = grad_cells + pad(r, c - 1) * h;  // the left neighbour's cell, through the forget gate
-                lstm_backward<T>(h, act + image(r, c) * four_h, tanh_cell + image(r, c) * h, grad_states + pad(r, c) * h,
-                                 grad_cells + pad(r, c) * h, [&](int64_t u) { return previous[u]; },
-                                 grad_gates + layout.at(direction, b, r, c, width), [&](int64_t u, T value) { carried[u] += value; });
+            for (int64_t i = 0; i < g.images; ++i)
+                for (int64_t p = 0; p < d.n; ++p) {
+                    const int64_t r = r0 + p, c = c0 - p;
+                    const T* previous = cells + i * padded * h + pad(r, c - 1) * h;
+                    T* carried = grad_cells + i * padded * h + pad(r, c - 1) * h;  // the left neighbour's cell, through the forget gate
+                    lstm_backward<T>(h, act + i * map * four_h + image(r, c) * four_h, tanh_cell + i * map * h + image(r, c) * h,
+                                     grad_states + i * padded * h + pad(r, c) * h, grad_cells + i * padded * h + pad(r, c) * h,
+                                     [&](int64_t u) { return previous[u]; }, grad_gates + layout.at(g.direction, g.first + i, r, c, width),
+                                     [&](int64_t u, T value) { carried[u] += value; });
+                }
+            // Rows as in the forward scan: position p of image i is row i * n + p.
+            T* local = grad_gates + layout.at(g.direction, g.first, r0, c0, width);
+            const View<T> grad_local{local, grad_step, 1, d.n, layout.image};
+            const Dense to_state{four_h, h, 2 * h, 0, 0, false};
+            for (int64_t source = 0; source < 2; ++source) {  // the state above, then the state to the left
+                const View<T> out{grad_states + (source ? pad(r0, c0 - 1) : pad(r0 - 1, c0)) * h, state_step, 1, d.n, padded * h};
+                dense<T, false>(to_state, g.images * d.n, out, grad_local, out, none, w + source * h);
             }
-            const T* local = grad_gates + layout.at(direction, b, r0, c0, width);
-            T* above = grad_states + pad(r0 - 1, c0) * h;
-            T* left = grad_states + pad(r0, c0 - 1) * h;
-            dense<T>(d.n, four_h, h, local, grad_step, w, 2 * h, above, state_step, above);
-            dense<T>(d.n, four_h, h, local, grad_step, w + h, 2 * h, left, state_step, left);
-            // grad_weight_t += [states above ; states to the left]^T @ local, over the diagonal's positions.
-            const Dense outer{d.n, four_h, grad_step, 0, 0, false};
-            const View<T> none{nullptr, 0, 0};
+            // grad_weight_t += [states above ; states to the left]^T @ local, summed over the positions
+            // of the diagonal in every image of the group: image i's positions are segment i of the sum.
+            const Dense outer{g.images * d.n, four_h, grad_step, d.n, padded * h, false, false, layout.image};
             for (int64_t source = 0; source < 2; ++source) {
                 const T* read = states + (source ? pad(r0, c0 - 1) : pad(r0 - 1, c0)) * h;
                 const View<T> out{partial + source * h * four_h, four_h, 1};
@@ -265,9 +288,9 @@ void row_backward(const T* weight, const T* initial_hidden, const T* initial_cel
                                                           int64_t direction, int64_t mirror, int64_t weight_t, int64_t hidden,   \
                                                           int64_t cell, int64_t activations, int64_t tanh_cells,                 \
                                                           int64_t directions, int64_t batch, int64_t height, int64_t width,      \
-                                                          int64_t h, int64_t threads, int64_t out) {                             \
+                                                          int64_t h, int64_t group, int64_t threads, int64_t out) {              \
         diagonal_forward<T>(at_address<T>(gates), GateLayout{image, row, column, direction, mirror}, at_address<T>(weight_t), at_address<T>(hidden), \
-                            at_address<T>(cell), at_address<T>(activations), at_address<T>(tanh_cells), directions, batch, height, width, h, threads); \
+                            at_address<T>(cell), at_address<T>(activations), at_address<T>(tanh_cells), directions, batch, height, width, h, group, threads); \
         if (out) combine<T, false>(at_address<T>(hidden), at_address<T>(out), batch, height, width, h, threads);                 \
         return 0;                                                                                                                \
     }                                                                                                                            \
@@ -277,11 +300,11 @@ void row_backward(const T* weight, const T* initial_hidden, const T* initial_cel
                                                            int64_t grad_gates, int64_t image, int64_t row, int64_t column,       \
                                                            int64_t direction, int64_t mirror, int64_t grad_weight_t,             \
                                                            int64_t directions, int64_t batch, int64_t height, int64_t width,     \
-                                                           int64_t h, int64_t threads, int64_t grad_out) {                       \
+                                                           int64_t h, int64_t group, int64_t threads, int64_t grad_out) {        \
         if (grad_out) combine<T, true>(at_address<T>(grad_hidden), at_address<T>(grad_out), batch, height, width, h, threads);   \
         diagonal_backward<T>(at_address<T>(weight), at_address<T>(activations), at_address<T>(cell), at_address<T>(tanh_cells), at_address<T>(hidden), at_address<T>(grad_hidden), \
                              at_address<T>(grad_cell), at_address<T>(grad_gates), GateLayout{image, row, column, direction, mirror}, \
-                             at_address<T>(grad_weight_t), directions, batch, height, width, h, threads);                        \
+                             at_address<T>(grad_weight_t), directions, batch, height, width, h, group, threads);                 \
         return 0;                                                                                                                \
     }                                                                                                                            \
     extern "C" int64_t pixelrnn_row_forward_##SUFFIX(int64_t gates, int64_t weight_t, int64_t initial_hidden,                    \

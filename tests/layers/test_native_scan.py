@@ -5,6 +5,7 @@ import torch
 
 from pixelrnn import native
 from pixelrnn.layers.lstm import DiagonalBiLSTM, RowLSTM
+from pixelrnn.layers import native_scan
 from pixelrnn.layers.native_scan import NativeDiagonalLayer, NativeDiagonalScan, NativeRowScan
 from pixelrnn.layers.scan import DiagonalScan, direction_gates
 
@@ -31,7 +32,7 @@ def values_and_gradients(layer, forward, x, upstream):
 
 @pytest.mark.parametrize("kind", ["row", "row5", "diagonal"])
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("shape", [(2, 4, 5), (1, 6, 3), (3, 1, 4), (2, 5, 1)])
+@pytest.mark.parametrize("shape", [(2, 4, 5), (1, 6, 3), (3, 1, 4), (2, 5, 1), (11, 3, 4)])
 def test_native_layers_match_the_step_by_step_reference(kind, channels, shape):
     layer = layer_of(kind, channels)
     batch, height, width = shape
@@ -84,10 +85,34 @@ def test_the_layer_reads_the_convolution_output_as_the_reference_stacks_it():
     assert torch.equal(stacked[1, :, :, 0], gates[:, :, -1, 8:])
 
 
+@pytest.mark.parametrize("kind", ["diagonal", "layer"])
+def test_the_diagonal_scans_pass_gradcheck_over_several_groups_of_images(kind, monkeypatch):
+    """A step's product spans a group of images: gradients are right for full and partial groups."""
+    monkeypatch.setattr(native_scan, "IMAGES_PER_PRODUCT", 2)
+    assert torch.autograd.gradcheck(SCANS[kind], scan_inputs(kind, 5, 3, 2, 1))
+
+
+@pytest.mark.parametrize("images_per_product", [1, 3, 16])
+def test_the_diagonal_layer_equals_the_reference_whatever_the_images_per_product(images_per_product, monkeypatch):
+    monkeypatch.setattr(native_scan, "IMAGES_PER_PRODUCT", images_per_product)
+    layer = layer_of("diagonal", 3)
+    x = torch.randn(7, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(7, layer.hidden, 4, 5, dtype=torch.float64)
+    fast, fast_x, fast_params = values_and_gradients(layer, layer.forward, x, upstream)
+    slow, slow_x, slow_params = values_and_gradients(layer, layer.forward_reference, x, upstream)
+    assert torch.allclose(fast, slow, rtol=0, atol=1e-12)
+    assert torch.allclose(fast_x, slow_x, rtol=0, atol=1e-12)
+    for name in slow_params:
+        assert torch.allclose(fast_params[name], slow_params[name], rtol=0, atol=1e-11), name
+
+
 @pytest.mark.parametrize("kind", SCANS)
 def test_results_do_not_depend_on_the_thread_count(kind):
-    """Each image is scanned whole by one thread, whatever their number (this shape is large enough for threads)."""
-    inputs = scan_inputs(kind, 8, 16, 16, 16)
+    """Each image (a group of images in the Diagonal BiLSTM) is scanned whole by one thread, whatever their number.
+
+    The batch makes three groups of images, the last one partial; the shape is large enough for threads.
+    """
+    inputs = scan_inputs(kind, 19, 16, 16, 16)
     runs = []
     for threads in (1, 2):
         previous = torch.get_num_threads()
