@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -74,7 +75,8 @@ def check_recipe(args: argparse.Namespace, arch: str, folder: RunFolder) -> None
     for section in ("model", "data", "train"):
         for key, value in wanted[section].items():
             # A key the saved config lacks is an option newer than the run, whose default is what the run did.
-            if key not in ("device", "data_dir") and key in saved.get(section, {}) and saved[section][key] != value:
+            # The budget is kept in the log (sessions), and each resume records what was left of it.
+            if key not in ("device", "data_dir", "max_minutes") and key in saved.get(section, {}) and saved[section][key] != value:
                 sys.exit(f"{folder.path} was trained with {section}.{key}={saved.get(section, {}).get(key)!r}, not {value!r}; "
                          "give the arguments it was made with, or another --runs")
 
@@ -108,9 +110,13 @@ def train(args: argparse.Namespace, arch: str, run_dir: Path) -> None:
     started = time.monotonic()
     with open(log, "a") as output:
         try:
-            subprocess.run(command, check=True, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
+            finished = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
         finally:
             output.write(f"pretrained_mnist: session of {(time.monotonic() - started) / 60:.2f} minutes\n")
+    if finished.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM):  # saved at the step in hand: the next call resumes it
+        sys.exit(f"{arch}: stopped by a signal at step {state_step(folder)}; run the same command again to resume")
+    if finished.returncode:
+        sys.exit(f"{arch}: training failed (exit status {finished.returncode}); see {log}")
 
 
 def digest(path: Path) -> str:
