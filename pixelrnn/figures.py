@@ -6,6 +6,8 @@
   sub-pixels a pixel's distribution depends on, from the gradient of its log-probability.
 - :func:`plot_training_curve`: a run's learning curve (``pixelrnn plot``), bits/dim and nats against step
   and images seen, from its folder or its metrics log.
+- :func:`plot_nll_against_images`: several runs' validation NLL against images seen, each beside its
+  target and a fitted extrapolation (``benchmarks/table4.py``).
 
 Image grids of samples and completions are in :mod:`pixelrnn.images`. Figures are drawn on
 matplotlib's Agg canvas without pyplot's global state and written atomically.
@@ -198,4 +200,30 @@ def plot_training_curve(run_or_metrics, path) -> Path:
     axes.grid(alpha=0.3)
     if records:
         axes.legend()
+    return _save_figure(figure, path)
+
+
+def plot_nll_against_images(curves: dict, path, *, references: dict | None = None, fits: dict | None = None,
+                            title: str = "validation NLL against images seen") -> Path:
+    """Learning curves of several runs in nats/image against images seen (log scale).
+
+    ``curves``: label -> (images seen, nats, standard errors), drawn with error bars; ``references``:
+    label -> a target in nats (e.g. the paper's figure), a dashed line in the run's colour; ``fits``:
+    label -> (images, nats) of a fitted extrapolation, a dotted line.
+    """
+    figure = _new_figure(7.0, 4.6)
+    axes = figure.add_subplot(1, 1, 1)
+    for index, (label, (images, nats, errors)) in enumerate(curves.items()):
+        colour = f"C{index}"
+        axes.errorbar(images, nats, yerr=errors, color=colour, marker="o", markersize=3, linewidth=1, label=label)
+        if fits and label in fits:
+            axes.plot(*fits[label], color=colour, linestyle=":", linewidth=1, label=f"{label}: fitted, extrapolated")
+        if references and label in references:
+            axes.axhline(references[label], color=colour, linestyle="--", linewidth=1, label=f"{label}: paper, {references[label]:.2f}")
+    axes.set_xscale("log")
+    axes.set_xlabel("images seen")
+    axes.set_ylabel("nats/image")
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=8)
     return _save_figure(figure, path)

@@ -2,14 +2,16 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
 from pixelrnn import build_model
-from pixelrnn.figures import plot_dependency_field, plot_softmax_distributions, plot_training_curve
+from pixelrnn.figures import plot_dependency_field, plot_nll_against_images, plot_softmax_distributions, plot_training_curve
 
 from dependency import earlier_mask
-from pictures import read_png
+from pictures import no_temp_files, read_png
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -60,3 +62,13 @@ def test_training_curve(tmp_path):
     with pytest.raises(ValueError, match="line 2"):
         plot_training_curve(metrics, tmp_path / "broken.png")
     assert not (tmp_path / "broken.png").exists()
+
+
+def test_nll_against_images_draws_each_run_its_reference_and_its_fit(tmp_path):
+    images = np.geomspace(1e4, 1e6, 8)
+    curves = {"Row LSTM": (images, 80 + 500 * images**-0.3, np.full(8, 0.6))}
+    plain = read_png(plot_nll_against_images(curves, tmp_path / "plain.png"))
+    drawn = read_png(plot_nll_against_images(curves, tmp_path / "with.png", references={"Row LSTM": 80.54},
+                                             fits={"Row LSTM": (images * 10, 80 + 500 * (images * 10) ** -0.3)}))
+    assert plain[0] in ("RGB", "RGBA") and no_temp_files(tmp_path)
+    assert plain[1].shape != drawn[1].shape or not np.array_equal(plain[1], drawn[1])

@@ -1,0 +1,108 @@
+"""Table 4 (binarized MNIST) from this library's own long runs: where each run stands and how far it is from the paper.
+
+    python benchmarks/table4.py [--runs benchmarks/table4_runs] [--figure docs/images/table4_curves.png]
+
+The runs are benchmarks/pretrained_mnist.py's with a long budget, stopped and resumed session
+after session (each resume is exact; docs/reproduction.md gives the command). For each run folder
+RUNS/<arch> this prints the images seen, the wall-clock minutes of training (the sessions its
+log records), the best validation NLL (the first 1000 validation images, EMA weights) with its
+standard error, the paper's figure and the goal (the paper's figure + 1 nat). It then fits the
+validation curve with nats(n) = a + b n^(-c) over images seen n (for each asymptote a on a grid
+of 0.05 nats, least squares of log(nats - a) against log n; the a with the least squared error in
+nats), and gives the fitted asymptote and the images at which the fitted curve reaches the goal.
+The fit only describes the curve so far: early in a run, with a constant or slowly decaying
+learning rate, it is a rough guide, not a forecast. The figure draws every run's curve, its fit
+extrapolated to 100 times the images seen, and the paper's figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from binarized_mnist import PAPER_NATS, ROOT  # noqa: E402
+from pretrained_mnist import SESSION  # noqa: E402
+
+from pixelrnn.figures import plot_nll_against_images, run_metrics  # noqa: E402
+
+GOAL_MARGIN = 1.0  # nats above the paper's figure that count as reproducing it (the issue's goal)
+NAMES = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Diagonal BiLSTM"}
+
+
+def validation_curve(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images seen, nats, standard errors) of the run's validation records, in step order."""
+    batch = json.loads((run / "config.json").read_text())["train"]["batch_size"]
+    records = sorted((r for r in run_metrics(run) if r["split"] == "valid"), key=lambda r: r["step"])
+    return (np.array([r["step"] * batch for r in records], dtype=float), np.array([r["nats"] for r in records]),
+            np.array([r.get("nats_stderr", 0.0) for r in records]))
+
+
+def fit_power_law(images: np.ndarray, nats: np.ndarray) -> tuple[float, float, float] | None:
+    """(a, b, c) of nats = a + b images^(-c), c > 0, or None with fewer than four points or no decreasing fit."""
+    if len(images) < 4:
+        return None
+    best, best_error = None, np.inf
+    for asymptote in np.arange(40.0, nats.min() - 0.05, 0.05):
+        slope, intercept = np.polyfit(np.log(images), np.log(nats - asymptote), 1)
+        if slope >= 0:
+            continue
+        predicted = asymptote + np.exp(intercept) * images**slope
+        error = float(((predicted - nats) ** 2).sum())
+        if error < best_error:
+            best, best_error = (float(asymptote), float(np.exp(intercept)), float(-slope)), error
+    return best
+
+
+def images_to_reach(fit: tuple[float, float, float], target: float) -> float | None:
+    asymptote, scale, exponent = fit
+    return None if asymptote >= target else (scale / (target - asymptote)) ** (1.0 / exponent)
+
+
+def session_minutes(run: Path) -> float:
+    log = run.parent / f"{run.name}.log"
+    return sum(float(m) for m in SESSION.findall(log.read_text())) if log.exists() else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default=str(ROOT / "benchmarks" / "table4_runs"), help="the folder of the run folders RUNS/<arch>")
+    parser.add_argument("--figure", default=str(ROOT / "docs" / "images" / "table4_curves.png"))
+    args = parser.parse_args()
+    runs = [Path(args.runs) / arch for arch in PAPER_NATS if (Path(args.runs) / arch / "metrics.jsonl").exists()]
+    if not runs:
+        sys.exit(f"no run folders with a metrics.jsonl under {args.runs} (expected {', '.join(PAPER_NATS)})")
+    curves, fits, references = {}, {}, {}
+    print("| network | images seen | training (wall-clock minutes) | best validation NLL (nats) | paper (test) | goal | "
+          "fitted asymptote | images to the goal (fit) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for run in runs:
+        arch, name = run.name, NAMES[run.name]
+        images, nats, errors = validation_curve(run)
+        seen = max(r["step"] for r in run_metrics(run)) * json.loads((run / "config.json").read_text())["train"]["batch_size"]
+        goal = PAPER_NATS[arch] + GOAL_MARGIN
+        curves[name], references[name] = (images, nats, errors), PAPER_NATS[arch]
+        best = int(np.argmin(nats)) if len(nats) else None
+        fit = fit_power_law(images[1:], nats[1:])  # the first validation is taken before the EMA has caught up
+        if fit:
+            extended = np.geomspace(images[1], images[-1] * 100, 200)
+            fits[name] = (extended, fit[0] + fit[1] * extended ** -fit[2])
+            needed = images_to_reach(fit, goal)
+            fitted = f"{fit[0]:.2f}"
+            to_goal = "not reached by the fit" if needed is None else f"{needed:,.0f}"
+        else:
+            fitted = to_goal = "too few points"
+        best_text = f"{nats[best]:.2f} ± {errors[best]:.2f}" if best is not None else "none yet"
+        print(f"| {name} | {seen:,} | {session_minutes(run):.0f} | {best_text} | {PAPER_NATS[arch]:.2f} | {goal:.2f} | {fitted} | {to_goal} |")
+    figure = plot_nll_against_images(curves, args.figure, references=references, fits=fits,
+                                     title="binarized MNIST: validation NLL (1000 images) against images seen")
+    print(f"\nwrote {figure}")
+
+
+if __name__ == "__main__":
+    main()
