@@ -93,16 +93,17 @@ def timed_step(step, device: torch.device, use_native: bool) -> tuple[float, flo
 
 
 def measure_only(preset_name: str, batch: int, steps: int) -> None:
-    """Print the median step's images/s of the pixelrnn on sys.path (the tree under comparison)."""
+    """Print the median step's images/s of wall-clock and of CPU time, of the pixelrnn on sys.path (the tree under comparison)."""
     step = trainer(PRESETS[preset_name], batch, torch.device("cpu"))
     for _ in range(2):
         step()
-    times = []
+    walls, cpus = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         step()
-        times.append(time.perf_counter() - start)
-    print(batch / statistics.median(times))
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    print(batch / statistics.median(walls), batch / statistics.median(cpus))
 
 
 def compare_checkouts(args) -> None:
@@ -111,7 +112,9 @@ def compare_checkouts(args) -> None:
     print(f"# training throughput, batch {args.batch}, {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"median of {args.steps} steps per run, each round a fresh process per tree; other tree: {trees['other tree']}")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}\n")
-    print("| preset | round | other tree: images/s | this tree: images/s | this / other | load |")
+    # CPU time as well: on a machine that other jobs share, a process's wall-clock time depends on
+    # theirs far more than its CPU time does.
+    print("| preset | round | other tree: images/s (wall / CPU) | this tree: images/s (wall / CPU) | this / other (wall / CPU) | load |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in args.presets.split(","):
         for index in range(args.rounds):
@@ -122,9 +125,10 @@ def compare_checkouts(args) -> None:
                 if args.threads:
                     command += ["--threads", str(args.threads)]
                 output = subprocess.run(command, env=environment, check=True, capture_output=True, text=True).stdout
-                rates[label] = float(output.strip().splitlines()[-1])
-            print(f"| {name} | {index + 1} | {rates['other tree']:.1f} | {rates['this tree']:.1f} | "
-                  f"{rates['this tree'] / rates['other tree']:.2f}x | {os.getloadavg()[0]:.1f} |", flush=True)
+                rates[label] = [float(rate) for rate in output.strip().splitlines()[-1].split()]
+            (other_wall, other_cpu), (this_wall, this_cpu) = rates["other tree"], rates["this tree"]
+            print(f"| {name} | {index + 1} | {other_wall:.1f} / {other_cpu:.1f} | {this_wall:.1f} / {this_cpu:.1f} | "
+                  f"{this_wall / other_wall:.2f}x / {this_cpu / other_cpu:.2f}x | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def main() -> None:

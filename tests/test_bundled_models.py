@@ -7,6 +7,7 @@ the card on every run; all 10000 (minutes of CPU per model) when PIXELRNN_SCORE_
 
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -39,7 +40,9 @@ def offline(monkeypatch):
 def test_a_bundled_model_is_the_papers_mnist_network_with_a_card(name):
     folder = installed(name)
     config, metadata = read_pretrained_config(folder)
-    assert config == get_preset(f"mnist_{name.split('/')[1]}").config and metadata["image_size"] == "28x28"
+    # The paper's MNIST network; a class-conditional one adds its classes and their names, nothing else.
+    assert replace(config, classes=0, class_names=()) == get_preset(metadata["preset"]).config and metadata["image_size"] == "28x28"
+    assert config.classes in (0, 10) and len(config.class_names) == config.classes
     assert (folder / "model.safetensors").stat().st_size < 400_000
     card = (folder / "README.md").read_text()
     assert f"{float(metadata[TEST_NATS]):.2f} ± {float(metadata[TEST_NATS_STDERR]):.2f}" in card and metadata[TEST_IMAGES] == "10000"
@@ -51,30 +54,38 @@ def test_a_bundled_model_loads_offline_samples_completes_and_round_trips_the_cod
     model = from_pretrained(name)
     assert not model.training
     generator = torch.Generator().manual_seed(0)
-    drawn = sample(model, 2, 28, 28, generator=generator)
+    labels = torch.tensor([3, 7]) if model.config.classes else None
+    drawn = sample(model, 2, 28, 28, generator=generator, labels=labels)
     assert drawn.shape == (2, 1, 28, 28) and set(drawn.unique().tolist()) <= {0, 1}
-    completed = complete(model, drawn, 14, generator=generator)
+    completed = complete(model, drawn, 14, generator=generator, labels=labels)
     assert torch.equal(completed[:, :, :14], drawn[:, :, :14])
     coded = images_from_array(completed.numpy(), 2)
+    if model.config.classes:
+        coded = [replace(image, label=int(label)) for image, label in zip(coded, labels)]
     restored = decompress(model, compress(model, coded))
-    assert all(np.array_equal(a.values, b.values) for a, b in zip(restored, coded)) and len(restored) == 2
+    assert all(np.array_equal(a.values, b.values) and a.label == b.label for a, b in zip(restored, coded)) and len(restored) == 2
 
 
 def real_test_split(folder):
+    """The card's metadata and the test split the model was scored on: (metadata, images, labels or None)."""
     if not os.environ.get("PIXELRNN_DATA_DIR"):
-        pytest.skip("set PIXELRNN_DATA_DIR to a folder with binarized_mnist/*.amat to score the bundled models")
+        pytest.skip("set PIXELRNN_DATA_DIR to a folder with the bundled models' datasets to score them")
     from pixelrnn.data import load_dataset
 
-    return read_pretrained_config(folder)[1], load_dataset("binarized_mnist", "test").images
+    config, metadata = read_pretrained_config(folder)
+    preprocessing = {"levels": int(metadata["data_levels"]), "mapping": metadata["data_mapping"]} if "data_levels" in metadata else {}
+    test = load_dataset(metadata["dataset"], "test", progress=False, **preprocessing)
+    return metadata, test.images, (test.labels if config.classes else None)
 
 
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("name", BUNDLED)
 def test_a_bundled_models_nll_on_the_first_test_images_is_its_cards(name):
     """The card's figure for the first SUBSET_IMAGES test images, to 1e-3 nats: these weights, this data, this model code."""
-    metadata, test = real_test_split(installed(name))
+    metadata, test, labels = real_test_split(installed(name))
     with torch.inference_mode():
-        measured = evaluate_images(from_pretrained(name), test[:SUBSET_IMAGES], batch_size=100)
+        measured = evaluate_images(from_pretrained(name), test[:SUBSET_IMAGES], batch_size=100,
+                                   labels=None if labels is None else labels[:SUBSET_IMAGES])
     assert measured["nats_per_image"] == pytest.approx(float(metadata[TEST_SUBSET_NATS]), abs=1e-3)
 
 
@@ -86,8 +97,8 @@ def test_a_bundled_models_test_nll_is_its_cards(name):
     folder = installed(name)
     if os.environ.get("PIXELRNN_SCORE_BUNDLED") != "1":
         pytest.skip("scoring all 10000 test images takes minutes per model; set PIXELRNN_SCORE_BUNDLED=1 to run it")
-    metadata, test = real_test_split(folder)
+    metadata, test, labels = real_test_split(folder)
     assert len(test) == int(metadata[TEST_IMAGES])
     with torch.inference_mode():
-        measured = evaluate_images(from_pretrained(name), test, batch_size=100)
+        measured = evaluate_images(from_pretrained(name), test, batch_size=100, labels=labels)
     assert abs(measured["nats_per_image"] - float(metadata[TEST_NATS])) <= float(metadata[TEST_NATS_STDERR])
