@@ -13,7 +13,7 @@ import numpy as np
 
 from ..checkpoint import load_model_with_metadata
 from ..codec import (ARITHMETIC_CHOICES, DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats,
-                     decompress, image_files, image_from_file, images_from_array, save_images)
+                     decompress, image_files, image_from_file, image_path, images_from_array, save_images)
 from ..codec.container import MODE_CODES
 from ..codec.coding_model import check_model
 from ..data.preprocess import Preprocessing
@@ -61,6 +61,9 @@ def add_decompress_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created; PNGs of the same names "
                                                                          "are replaced only with --force)")
     parser.add_argument("--force", action="store_true", help="replace PNGs of the same names in DIR")
+    parser.add_argument("--by-class", action="store_true",
+                        help="write each image into DIR/<its class name>/ (a class-conditional model's file), the layout "
+                             "folder: datasets read labels from")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=user_errors(cmd_decompress))
     return parser
@@ -208,6 +211,9 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         raise UserError(f"-o {out} is a file; decompress writes PNGs into a folder: name a new or existing folder")
     data = path.read_bytes()
     model = load_model_from(args.checkpoint, "cpu")
+    if args.by_class and not model.config.classes:
+        raise UserError(f"--by-class needs a class-conditional model; {args.checkpoint} has no classes")
+    class_names = (model.config.class_names or ()) if args.by_class else None
     try:
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
@@ -220,9 +226,12 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - start
     except CompressionError as error:
         raise UserError(f"{path}: {error}") from None
-    existing = [image.name for image in images if (out / image.name).exists()]
+    try:
+        existing = [target for target in (image_path(out, image, class_names) for image in images) if target.exists()]
+    except CompressionError as error:
+        raise UserError(f"{path}: {error}") from None
     if existing and not args.force:
-        raise UserError(f"{out / existing[0]} already exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+        raise UserError(f"{existing[0]} already exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
                         + "; pass --force to replace, or choose another -o")
-    save_images(images, model.config.levels, out)
+    save_images(images, model.config.levels, out, class_names)
     print(f"restored {len(images)} image(s) into {args.out} ({len(images) / seconds:.1f} images/s)")

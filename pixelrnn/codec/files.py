@@ -78,13 +78,30 @@ def images_from_array(values: np.ndarray, levels: int) -> list[CodedImage]:
             for index, image in enumerate(values)]
 
 
-def save_images(images: Sequence[CodedImage], levels: int, folder: str | os.PathLike) -> list[Path]:
-    """Write each image as folder/name (PNG), atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+def image_path(folder: str | os.PathLike, image: CodedImage, class_names: Sequence[str] | None = None) -> Path:
+    """Where :func:`save_images` writes ``image``: folder/name, or folder/<its class's name>/name with ``class_names``.
+
+    The sub-folders are those a ``folder:`` dataset reads its labels from, so a labelled folder
+    compressed and decompressed this way is the same folder again.
+    """
+    name = check_name(image.name)
+    if class_names is None:
+        return Path(folder) / name
+    if image.label is None:
+        raise CompressionError(f"{name} carries no class; class sub-folders need a file written by a class-conditional model")
+    sub_folder = str(class_names[image.label]) if class_names else str(image.label)
+    if not sub_folder or sub_folder in (".", "..") or any(ch in sub_folder for ch in "/\\") or any(ord(ch) < 32 for ch in sub_folder):
+        raise CompressionError(f"class name {sub_folder[:80]!r} cannot be a folder name")
+    return Path(folder) / sub_folder / name
+
+
+def save_images(images: Sequence[CodedImage], levels: int, folder: str | os.PathLike,
+                class_names: Sequence[str] | None = None) -> list[Path]:
+    """Write each image as folder/name (PNG), atomically; with ``class_names``, into its class's sub-folder (:func:`image_path`)."""
+    paths = [image_path(folder, image, class_names) for image in images]  # every name checked before anything is written
     written = []
-    for image in images:
-        path = folder / check_name(image.name)
+    for image, path in zip(images, paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
         picture = values_to_png(image, levels)
         atomic_write(path, lambda temp: picture.save(temp, format="PNG"))
         written.append(path)

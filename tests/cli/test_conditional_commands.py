@@ -84,3 +84,22 @@ def test_compress_and_decompress_a_labelled_dataset_and_class_folders(digits_run
     assert main(["compress", str(digits_run), str(tmp_path / "files" / "other"), "-o", str(tmp_path / "g.pxr"), "-q"]) == 2
     assert "sub-folder 'other' is not a class name" in capsys.readouterr().err
     assert main(["compress", str(digits_run), str(tmp_path / "files" / "other"), "--class", "0", "-o", str(tmp_path / "g.pxr"), "-q"]) == 0
+
+
+def test_decompress_by_class_restores_the_class_folders(digits_run, tmp_path, capsys):
+    originals = load_dataset("digits", "test").images[:4, 0]
+    for index, cls in enumerate(("3", "3", "8", "0")):
+        (tmp_path / "files" / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(originals[index]).save(tmp_path / "files" / cls / f"img{index}.png")
+    folders = [str(tmp_path / "files" / cls) for cls in ("0", "3", "8")]
+    assert main(["compress", str(digits_run), *folders, "-o", str(tmp_path / "f.pxr"), "-q"]) == 0
+    assert main(["decompress", str(digits_run), str(tmp_path / "f.pxr"), "-o", str(tmp_path / "out"), "--by-class", "-q"]) == 0
+    restored = sorted(str(path.relative_to(tmp_path / "out")) for path in (tmp_path / "out").rglob("*.png"))
+    assert restored == ["0/img3.png", "3/img0.png", "3/img1.png", "8/img2.png"]
+    for name in restored:
+        assert np.array_equal(np.array(Image.open(tmp_path / "out" / name)), np.array(Image.open(tmp_path / "files" / name)))
+    capsys.readouterr()
+    assert main(["decompress", str(digits_run), str(tmp_path / "f.pxr"), "-o", str(tmp_path / "out"), "--by-class", "-q"]) == 2
+    assert "out/0/img3.png already exists" in capsys.readouterr().err
+    assert main(["decompress", "pretrained:binarized_mnist/pixelcnn", str(tmp_path / "f.pxr"), "-o", str(tmp_path / "u"), "--by-class"]) == 2
+    assert "--by-class needs a class-conditional model" in capsys.readouterr().err
