@@ -206,3 +206,44 @@ def test_append_metrics_takes_back_a_line_the_disk_has_no_room_for(tmp_path, mon
     with pytest.raises(errors.DiskFullError, match="metrics.jsonl.*needs"):
         folder.append_metrics({"step": 2, "split": "train", "nats": 2.0})
     assert folder.metrics.read_bytes() == before
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (a real file system that fills up), where this machine lets the tests mount one."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({(mounted.stderr or 'not permitted').strip()[:100]}); the other full-disk tests "
+                    "simulate ENOSPC instead")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(disk, leave):
+    """A file that takes all of the disk's free space but ``leave`` bytes."""
+    free = shutil.disk_usage(disk).free
+    filler = disk / "filler"
+    with open(filler, "wb") as handle:
+        handle.write(b"\0" * max(free - leave, 0))
+    return filler
+
+
+@pytest.mark.parametrize("leave_kib", [4, 16, 32, 48])
+def test_a_real_full_disk_is_one_line_and_the_run_resumes_exactly(reference, small_disk, capsys, leave_kib):
+    """Issue 24, failure 2, on a real file system: the run stops on one line wherever the space runs out; after space
+    is freed it resumes to the uninterrupted run's records."""
+    filler = fill(small_disk, leave_kib * 1024)
+    folder = small_disk / "run"
+    status = train("--steps", "6", "--out", str(folder))
+    err = capsys.readouterr().err.strip()
+    assert status == 2, f"the run fitted into {leave_kib} KiB; the test needs a disk that fills up"
+    assert len(err.splitlines()) == 1 and "the disk is full" in err and "needs" in err
+    filler.unlink()
+    if RunFolder(folder).holds_run():
+        assert main(["train", "--resume", str(folder), "-q"]) == 0
+    else:
+        assert train("--steps", "6", "--out", str(folder)) == 0
+    assert records(folder) == records(reference)
+    assert not list(folder.glob(".*.tmp"))
