@@ -79,7 +79,7 @@ def export(args: argparse.Namespace, run_dir: Path) -> Path:
                      f"({trained * recipe['batch_size']:,} images); the best validation checkpoint is step {metadata['step']}."),
         ("Use", "```python\nimport torch\nimport pixelrnn\nmodel = pixelrnn.from_pretrained(\"mnist/row_lstm_conditional\")\n"
                 "sevens = pixelrnn.sample(model, 8, 28, 28, labels=torch.full((8,), 7))\n```\n\n"
-                "or `pixelrnn sample mnist/row_lstm_conditional --class 7 -n 8 -o sevens.png`, and `--per-class 8` for a grid "
+                "or `pixelrnn sample pretrained:mnist/row_lstm_conditional --class 7 -n 8 --out sevens.png`, and `--per-class 8` for a grid "
                 "with one row per digit."),
         ("Commands", f"This folder and the sample grid:\n\n```\n{script}\n```"),
         ("Results", "| | test NLL, -log p(x given its label) (nats/image) | bits/dim | images |\n| --- | ---: | ---: | ---: |\n"

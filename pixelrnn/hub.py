@@ -25,7 +25,7 @@ CARD_NAME = "README.md"
 PREFIX = "pretrained:"  # marks a pretrained name where a run folder or checkpoint is expected
 
 BUNDLED_ROOT = Path(__file__).resolve().with_name("pretrained")
-BUNDLED = ("binarized_mnist/pixelcnn", "binarized_mnist/row_lstm", "binarized_mnist/diagonal_bilstm")
+BUNDLED = ("binarized_mnist/pixelcnn", "binarized_mnist/row_lstm", "binarized_mnist/diagonal_bilstm", "mnist/row_lstm_conditional")
 HUB_REPOSITORY = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 

@@ -25,7 +25,8 @@ def cmd_pretrained(args: argparse.Namespace) -> None:
         print(f"{name:32s} {config.arch:16s} {parameters:10,d} {nll:>22s} {metadata.get(TEST_IMAGES, ''):>11s}")
         if args.verbose:
             print(f"    model card: {folder / CARD_NAME}")
-    print(f"\nuse one wherever a run folder goes, e.g.: pixelrnn sample {PREFIX}{BUNDLED[-1]} -n 16 --out digits.png")
+    print(f"\nuse one wherever a run folder goes, e.g.: pixelrnn sample {PREFIX}binarized_mnist/diagonal_bilstm -n 16 --out digits.png;"
+          f"\na class-conditional one takes the class: pixelrnn sample {PREFIX}mnist/row_lstm_conditional --class 7 -n 16 --out sevens.png")
 
 
 def add_parser(sub) -> None:
