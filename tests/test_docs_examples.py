@@ -9,6 +9,7 @@ parses with the command line's own parser.
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 from pathlib import Path
@@ -133,3 +134,28 @@ def test_cheap_commands_run_in_order(path, lines, tmp_path, monkeypatch, kernels
         if cheap(argv, data_dir) and all(Path(argv[at + 1]).exists() for at, word in enumerate(argv[:-1]) if word == "--npz"):
             with time_limit(SECONDS_PER_BLOCK, f"{path.name}:{number} runs past {SECONDS_PER_BLOCK} s"):
                 assert main(argv + ["-q"] * (argv[0] in ON_BUNDLED and argv[0] != "check")) == 0, f"{path.name}:{number} failed"
+
+
+TOP_FOLDERS = ("pixelrnn/", "tests/", "benchmarks/", "docs/", "configs/")
+FILE_SUFFIXES = (".py", ".cpp", ".h", ".md", ".toml", ".cff")
+
+
+def named_files(path: Path):
+    """Files of this repository a document names in backticks: a path, or a bare file name."""
+    for name in re.findall(r"`([\w./-]+)`", path.read_text()):
+        if any(part.isupper() for part in re.split(r"[/._-]", name)):  # a placeholder (RUN_DIR/..., configs/NAME.toml)
+            continue
+        if name.startswith(TOP_FOLDERS) or name.endswith(FILE_SUFFIXES):
+            yield name
+
+
+def test_the_files_the_documents_name_exist():
+    tracked = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if ".git" not in p.parts}
+    basenames = {Path(p).name for p in tracked}
+    missing = []
+    for path in DOCUMENTS:
+        for name in set(named_files(path)):
+            known = any(f"{base}{name.rstrip('/')}" in tracked for base in ("", "pixelrnn/", "docs/"))
+            if not known and not ("/" not in name and name in basenames):
+                missing.append(f"{path.name}: {name}")
+    assert not missing, f"named but not in the repository: {missing}"
