@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,plots,digits,tensorboard,native]"
+	$(PY) -m pip install --quiet -e ".[test,plots,digits,tensorboard,native,docs]"
 	touch $@
 
 # Trains a small Diagonal BiLSTM on the 8x8 digits bundled with scikit-learn (offline), evaluates
