@@ -52,3 +52,15 @@ def test_the_citation_names_the_paper_and_this_release():
     assert "title: \"Pixel Recurrent Neural Networks\"" in citation and "year: 2016" in citation
     assert f"version: {pixelrnn.__version__}\n" in citation, "CITATION.cff names another release than pixelrnn.__version__"
     assert f"## {pixelrnn.__version__}" in (ROOT / "CHANGELOG.md").read_text()
+    assert f'\nversion = "{pixelrnn.__version__}"\n' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_bundled_model_cards_name_their_release_and_no_folder_of_a_machine():
+    import re
+
+    import pixelrnn
+
+    for card in sorted((ROOT / "pixelrnn" / "pretrained").glob("*/*/README.md")):
+        text = card.read_text()
+        assert f"pixelrnn {pixelrnn.__version__}" in text, card
+        assert not re.search(r"(?<![\w.])/(work|home|tmp|root|Users|mnt|data)/", text), f"{card} names a folder of a machine"
