@@ -117,6 +117,12 @@ def cheap(argv: list[str], data_dir: str) -> bool:
     return "-n" not in argv or int(argv[argv.index("-n") + 1]) <= 64
 
 
+def inputs(argv: list[str]) -> list[str]:
+    """Files a command reads that an earlier example writes (skipped where that example did not run)."""
+    found = [argv[at + 1] for at, word in enumerate(argv[:-1]) if word == "--npz"]
+    return found + ([argv[2]] if argv[0] == "decompress" and len(argv) > 2 else [])
+
+
 def cheap_commands():
     for path in DOCUMENTS:
         lines = [(number, argv) for block in blocks(path, "bash") for number, line in command_lines(block)
@@ -131,7 +137,7 @@ def test_cheap_commands_run_in_order(path, lines, tmp_path, monkeypatch, kernels
     monkeypatch.chdir(tmp_path)
     data_dir = os.environ.get("PIXELRNN_DATA_DIR", "").strip()
     for number, argv in lines:
-        if cheap(argv, data_dir) and all(Path(argv[at + 1]).exists() for at, word in enumerate(argv[:-1]) if word == "--npz"):
+        if cheap(argv, data_dir) and all(Path(name).exists() for name in inputs(argv)):
             with time_limit(SECONDS_PER_BLOCK, f"{path.name}:{number} runs past {SECONDS_PER_BLOCK} s"):
                 assert main(argv + ["-q"] * (argv[0] in ON_BUNDLED and argv[0] != "check")) == 0, f"{path.name}:{number} failed"
 
