@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# On CPU-only machines install the CPU wheel of torch before the package (its range admits it).
+# torch is installed before the package (its range admits it). On Linux, PyPI's wheel is the CUDA
+# build; for the CPU build name PyTorch's CPU index: make TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 RUN_DIR ?= runs/demo
 
 .PHONY: install demo test clean
@@ -13,8 +15,8 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,plots,digits,tensorboard,native]"
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install --quiet -e ".[test,plots,digits,tensorboard,native,docs]"
 	touch $@
 
 # Trains a small Diagonal BiLSTM on the 8x8 digits bundled with scikit-learn (offline), evaluates

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from binarized_mnist import PAPER_NATS, ROOT, train_command  # noqa: E402
 from machine import hardware  # noqa: E402
+import pixelrnn  # noqa: E402
 from pixelrnn import get_preset  # noqa: E402
 from pixelrnn.checkpoint import load_model_with_metadata  # noqa: E402
 from pixelrnn.data import load_dataset  # noqa: E402
@@ -141,12 +142,25 @@ def test_score(args: argparse.Namespace, arch: str, checkpoint: Path) -> dict:
     return summary
 
 
+def runs_as_placeholder(argv: list[str]) -> list[str]:
+    """The arguments with the value of --runs replaced by RUNS."""
+    out = []
+    for word in argv:
+        if out and out[-1] == "--runs":
+            word = "RUNS"
+        elif word.startswith("--runs="):
+            word = "--runs=RUNS"
+        out.append(word)
+    return out
+
+
 def card(model, metadata: dict, name: str, args: argparse.Namespace, arch: str, run_dir: Path, score: dict) -> str:
     recipe = RunFolder(run_dir).read_config()["train"]
     settings = ", ".join(f"{key} {recipe[key]}" for key in ("optimizer", "lr", "schedule", "batch_size", "ema_decay", "grad_clip", "seed", "num_threads"))
-    script = shlex.join(["python", "benchmarks/pretrained_mnist.py", *sys.argv[1:]])
-    # As binarized_mnist.py prints it (its quotes are the config's TOML strings), with --runs as typed.
-    train = " ".join(["python", *recipe_command(args, arch, Path(args.runs) / arch)[1:]])
+    # The card names no folder of this machine: the runs' folder is RUNS, as in the module docstring.
+    script = shlex.join(["python", "benchmarks/pretrained_mnist.py", *runs_as_placeholder(sys.argv[1:])])
+    # As binarized_mnist.py prints it (its quotes are the config's TOML strings).
+    train = " ".join(["python", *recipe_command(args, arch, Path("RUNS") / arch)[1:]])
     load = f"{score['load']:.1f}" if "load" in score else "not recorded"
     sections = (
         ("Data", DATA),
@@ -162,8 +176,8 @@ def card(model, metadata: dict, name: str, args: argparse.Namespace, arch: str, 
                     f"On the first {SUBSET_IMAGES} test images alone: {score['subset_nats_per_image']:.4f} nats/image.\n\n"
                     "± is the standard error of the mean over test images. The paper's figure is for a network trained "
                     "to convergence; this one had the budget above.\n\n"
-                    f"Trained and measured on {hardware()}, torch {torch.__version__}; the load average was {load} at the end "
-                    "of the evaluation."),
+                    f"Trained and measured with pixelrnn {pixelrnn.__version__} on {hardware()}, torch {torch.__version__}; "
+                    f"the load average was {load} at the end of the evaluation."),
     )
     return model_card(model, metadata, name=name, sections=sections)
 

@@ -11,9 +11,9 @@ from .models import from_pretrained as _from_pretrained
 from .presets import PRESETS, get_preset
 from .sampling import complete, fill, sample
 from .training.run_folder import RunFolder, load_model_from, resolve_checkpoint
-from .utils import bits_per_dim
+from .utils import VERSION, bits_per_dim
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def load_model(path, device="cpu"):

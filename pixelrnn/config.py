@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from .errors import ConfigError
 
 ARCHITECTURES = ("pixelcnn", "row_lstm", "diagonal_bilstm")
+# The least value of each integer field of ModelConfig (kernel sizes: odd, >= 1).
+MODEL_MINIMUMS = {"channels": 1, "levels": 2, "hidden": 1, "layers": 1, "output_hidden": 1, "output_layers": 0, "condition_channels": 0,
+                  "classes": 0}
+KERNELS = ("input_kernel", "conv_kernel", "row_kernel")
 
 
 @dataclass(frozen=True)
@@ -60,13 +64,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        positive = {"channels": 1, "levels": 2, "hidden": 1, "layers": 1, "output_hidden": 1, "output_layers": 0, "condition_channels": 0,
-                    "classes": 0}
-        for name, least in positive.items():
+        for name, least in MODEL_MINIMUMS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ConfigError(f"{name}={value!r} is invalid; it must be an integer >= {least}")
-        for name in ("input_kernel", "conv_kernel", "row_kernel"):
+        for name in KERNELS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value % 2 == 0:
                 raise ConfigError(f"{name}={value!r} is invalid; masked kernels need an odd size >= 1")

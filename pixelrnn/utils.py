@@ -22,6 +22,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+VERSION = "0.1.0"  # this release: pyproject.toml's version (tests/test_reference_pages.py compares them)
+
 import torch
 
 from .errors import ConfigError, DatasetError, DiskFullError

@@ -6,7 +6,7 @@ A model codes integers in ``[0, levels)``. An image file (mode ``1``, ``L`` or `
 8-bit samples p to model values in one of two ways, stored per image:
 
 - ``scaled``: v = round(p (K-1) / 255), accepted only when p == round(255 v / (K-1)) for every
-  sample (the mapping of :func:`pixelrnn.generate.to_uint8`): a binary model reads {0, 255} as
+  sample (the mapping of :func:`pixelrnn.images.to_uint8`): a binary model reads {0, 255} as
   {0, 1}; an 8-bit model reads p as p;
 - ``raw``: v = p, for files whose samples are already model values (e.g. a binary image stored
   as L with values {0, 1}); used when ``scaled`` does not apply.

@@ -25,7 +25,7 @@ import torch
 from ..config import ModelConfig, MultiScaleConfig, config_from_dict
 from ..errors import CheckpointError, ConfigError, one_line
 from ..hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, checked_folder, pretrained_folder
-from ..utils import atomic_write, choose_device
+from ..utils import VERSION, atomic_write, choose_device
 from .registry import model_class
 from .weights import config_from_metadata, load_weights, read_metadata, write_weights
 
@@ -127,7 +127,7 @@ def model_card(model, metadata: dict[str, str], *, name: str = "path/to/this/fol
     lines = ["---", "library_name: pixelrnn", "tags:", "- pixel-rnn", "- image-generation", f"- {config.arch.replace('_', '-')}", "---", "",
              f"# {title}", "",
              f"A `{config.arch}` model of Pixel Recurrent Neural Networks (van den Oord et al., ICML 2016), "
-             f"{parameters:,} parameters, saved by pixelrnn.", "",
+             f"{parameters:,} parameters, saved by pixelrnn {VERSION}.", "",
              "```python", "import pixelrnn", f'model = pixelrnn.from_pretrained("{name}")', "```", "",
              "## Configuration", "", "```json", json.dumps(config.to_dict(), indent=2), "```", ""]
     if metadata:

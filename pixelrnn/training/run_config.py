@@ -42,17 +42,17 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 @dataclass
 class DataConfig:
-    dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
+    dataset: str = "digits"  # a named dataset (pixelrnn datasets), folder:PATH or npz:PATH
+    data_dir: str | None = None  # where the files are; None: $PIXELRNN_DATA_DIR, then the cache
+    download: bool = False  # fetch missing files of a named dataset and check them
     levels: int = 0  # values per sub-pixel; 0 = the dataset's own (pixelrnn/data/preprocess.py)
     mapping: str = "exact"  # how 8-bit samples become levels: exact (0/255 -> 0/1, or values already below levels) | quantise
     size: list = field(default_factory=list)  # [H, W]: every image resized (data.resize); [] = as they are
     resize: str = "crop"  # crop (cover H x W, aspect kept, cut the middle) | fit (scaled to exactly H x W)
     channels: int = 0  # 1 (grey) | 3 (colour); 0 = the dataset's own
-    train_split: str = "train"
-    valid_split: str = "valid"
-    test_split: str = "test"
+    train_split: str = "train"  # the split trained on
+    valid_split: str = "valid"  # the split validated on; "" for none
+    test_split: str = "test"  # the split evaluate scores by default
     cache: bool = True  # read the splits from the prepared cache (memory-mapped); false: into memory
 
 
@@ -60,24 +60,24 @@ class DataConfig:
 class TrainConfig:
     """The paper's recipe by default: RMSProp, batch 16, no augmentation (section 5.2)."""
 
-    steps: int = 10000
-    batch_size: int = 16
-    optimizer: str = "rmsprop"
-    lr: float = 1e-3
-    schedule: str = "constant"
+    steps: int = 10000  # optimizer steps of the whole run
+    batch_size: int = 16  # images per step, over all processes under torchrun
+    optimizer: str = "rmsprop"  # rmsprop (the paper's) | adam
+    lr: float = 1e-3  # learning rate (the peak, with warm-up or a schedule)
+    schedule: str = "constant"  # constant | exponential (lr_decay per step) | cosine (to 0 at the last step)
     lr_decay: float = 0.99999  # per step, for the exponential schedule
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
+    warmup_steps: int = 0  # the learning rate rises linearly over these first steps
+    weight_decay: float = 0.0  # L2 penalty in the gradient (torch.optim weight_decay)
     grad_clip: float = 1.0  # max global gradient norm of the per-dimension loss; 0 disables
     ema_decay: float = 0.0  # Polyak/EMA of the weights used for evaluation and sampling; 0 disables
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 500
+    seed: int = 0  # initial weights and the order of the batches
+    log_every: int = 10  # steps between training records in metrics.jsonl
+    eval_every: int = 500  # steps between validations
     eval_images: int = 1000  # validation images used at each evaluation (the first ones); 0 = the whole split
-    eval_batch_size: int = 64
-    checkpoint_every: int = 200
+    eval_batch_size: int = 64  # images per batch when validating
+    checkpoint_every: int = 200  # steps between saves of the state
     max_minutes: float = 0.0  # wall-clock budget; 0 = none
-    device: str = "auto"
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     precision: str = "auto"  # auto: bf16 autocast on CUDA devices that support it, else fp32; fp32; bf16
     compile: bool = False  # torch.compile the model for training
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
