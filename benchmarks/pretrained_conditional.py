@@ -38,6 +38,7 @@ from pixelrnn.models.pretrained import (SUBSET_IMAGES, TEST_IMAGES, TEST_NATS, T
 from pixelrnn.models.weights import read_metadata  # noqa: E402
 from pixelrnn.sampling import sample  # noqa: E402
 from pixelrnn.training import RunFolder, resolve_checkpoint  # noqa: E402
+from pixelrnn.utils import VERSION  # noqa: E402
 
 ARCH, NAME = "row_lstm", "mnist/row_lstm_conditional"
 DATA = {"data.dataset": "'mnist'", "data.levels": "2", "data.mapping": "'quantise'", "model.classes": "10"}
@@ -88,7 +89,7 @@ def export(args: argparse.Namespace, run_dir: Path) -> Path:
                     f"On the first {SUBSET_IMAGES} test images alone: {metadata[TEST_SUBSET_NATS]} nats/image. ± is the standard "
                     "error of the mean over test images. These images are MNIST thresholded at 128, not the fixed binarization "
                     "of the paper's Table 4, so the figure is not comparable with it.\n\n"
-                    f"Trained and measured on {hardware()}, torch {torch.__version__}; the evaluation took {seconds:.0f} s at a "
+                    f"Trained and measured with pixelrnn {VERSION} on {hardware()}, torch {torch.__version__}; the evaluation took {seconds:.0f} s at a "
                     f"load average of {load:.1f}."),
     )
     folder = save_pretrained(model, Path(args.out) / NAME, metadata=metadata, card=model_card(model, metadata, name=NAME, sections=sections))
