@@ -64,3 +64,19 @@ def test_the_evaluate_command_writes_bits_per_colour_sub_pixel(tmp_path, capsys)
     assert result["bits_per_dim"] == pytest.approx(test_nats * to_bits, rel=1e-6)
     assert result["test"]["bits_per_dim"] == pytest.approx(test_nats * to_bits, rel=1e-6)
     assert result["train_bits_per_dim"] == pytest.approx(train_nats * to_bits, rel=1e-6)
+
+
+def test_evaluate_scores_a_class_conditional_model_given_each_images_class():
+    torch.manual_seed(3)
+    model = build_model("pixelcnn", channels=CHANNELS, levels=LEVELS, hidden=6, layers=1, output_hidden=6, classes=3).eval()
+    with torch.no_grad():  # class vectors start at zero: make each class a different model
+        for table in [*model.block_class_vectors, *model.output_class_vectors]:
+            table.weight.normal_()
+    images, labels = colour_images(5, seed=6), np.array([0, 2, 1, 2, 0])
+    values = torch.from_numpy(images).long()
+    with torch.no_grad():
+        logits = model(values, torch.from_numpy(labels)).double()
+    nats = -torch.log_softmax(logits, dim=2).gather(2, values[:, :, None]).sum(dim=(1, 2, 3, 4)).numpy()
+    summary = evaluate_images(model, images, batch_size=2, labels=labels)
+    assert summary["nats_per_image"] == pytest.approx(nats.mean(), rel=1e-6)
+    assert summary["nats_per_image"] != pytest.approx(evaluate_images(model, images, labels=np.zeros(5, np.int64))["nats_per_image"], rel=1e-6)
