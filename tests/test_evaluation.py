@@ -13,7 +13,7 @@ import torch
 
 from pixelrnn import build_model, save_model
 from pixelrnn.cli import main
-from pixelrnn.evaluation import evaluate_images
+from pixelrnn.evaluation import evaluate_images, nll_per_image
 
 CHANNELS, HEIGHT, WIDTH, LEVELS = 3, 4, 3, 4
 
@@ -80,3 +80,21 @@ def test_evaluate_scores_a_class_conditional_model_given_each_images_class():
     summary = evaluate_images(model, images, batch_size=2, labels=labels)
     assert summary["nats_per_image"] == pytest.approx(nats.mean(), rel=1e-6)
     assert summary["nats_per_image"] != pytest.approx(evaluate_images(model, images, labels=np.zeros(5, np.int64))["nats_per_image"], rel=1e-6)
+
+
+def test_no_images_score_as_no_images():
+    model = colour_model()
+    nats = nll_per_image(model, colour_images(0, seed=0))
+    assert nats.shape == (0,) and nats.dtype == np.float64
+    summary = evaluate_images(model, colour_images(0, seed=0))
+    assert summary["images"] == 0 and math.isnan(summary["nats_per_image"]) and math.isnan(summary["bits_per_dim_stderr"])
+
+
+def test_the_progress_bar_is_off_by_default_and_counts_images(capsys):
+    model, images = colour_model(), colour_images(5, seed=7)
+    evaluate_images(model, images, batch_size=2)
+    assert capsys.readouterr().err == ""
+    evaluate_images(model, images, batch_size=2, progress=True, description="valid")
+    shown = capsys.readouterr().err
+    assert "valid" in shown and "0/5" in shown and "image/s" in shown  # its total is the image count
+    assert not shown.endswith("\n")  # the bar is cleared when done, not left behind
