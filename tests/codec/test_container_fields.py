@@ -112,7 +112,8 @@ def test_precision_and_environment():
     assert container.environment == {"torch": "2.1", "flags": "a=b"}  # split at the first '='
     assert refusal(patched(data, 47, "<B", 23), CompressionError) == "unsupported coder precision 23 bits (this pixelrnn codes with 24)"
     assert refusal(patched(data, ENV, "<B", 0xFF)) == "corrupted header: environment is not UTF-8"
-    assert refusal(patched(data, ENV - 2, "<H", 200)) == "corrupted header: a field runs past the header's end"
+    past = head_end(data) - ENV + 1  # one byte more than the header holds after the length
+    assert refusal(patched(data, ENV - 2, "<H", past)) == "corrupted header: a field runs past the header's end"
 
 
 def test_environment_length_limit(monkeypatch):
