@@ -206,6 +206,14 @@ def test_listed_names():
     assert refusal(extra) == "corrupted header: 1 unexplained bytes after the image list"
 
 
+def test_listed_names_are_bounded_by_the_bytes_left():
+    data = build([image("a.png"), image("b.png")])
+    names = head_end(data) - 12  # two names of 1 + 5 bytes end the header
+    assert refusal(edit_header(data, names, names + 12, b"\0")) == "corrupted header: 2 names cannot fit in 1 bytes"
+    # 5 bytes may hold two names (at least a length byte each): the reader goes on to read them
+    assert refusal(edit_header(data, names, names + 12, b"\0" * 5)).startswith("corrupted header: unsafe or invalid image name ''")
+
+
 def test_class_labels():
     data = build([image("a.png", label=2), image("b.png", label=0)], classes=3)
     container = read_container(data)
