@@ -210,7 +210,8 @@ def test_listed_names_are_bounded_by_the_bytes_left():
     data = build([image("a.png"), image("b.png")])
     names = head_end(data) - 12  # two names of 1 + 5 bytes end the header
     assert refusal(edit_header(data, names, names + 12, b"\0")) == "corrupted header: 2 names cannot fit in 1 bytes"
-    # 5 bytes may hold two names (at least a length byte each): the reader goes on to read them
+    # 4 bytes may hold two names (at least a length byte each): the reader goes on to read them
+    assert refusal(edit_header(data, names, names + 12, b"\0" * 4)).startswith("corrupted header: unsafe or invalid image name ''")
     assert refusal(edit_header(data, names, names + 12, b"\0" * 5)).startswith("corrupted header: unsafe or invalid image name ''")
 
 
@@ -220,6 +221,10 @@ def test_class_labels():
     assert (container.version, container.classes, container.labels) == (3, 3, (2, 0))
     assert refusal(patched(data, head_end(data) - 2, "<H", 3)) == "corrupted header: class 3 of a model with 3 classes"
     assert read_container(build([image("a.png")])).labels is None
+    end = head_end(data)  # the classes end the header: u16 K, then a u16 per image
+    assert refusal(edit_header(data, end - 6, end, b"\0" * 5)) == "corrupted header: 2 classes cannot fit in 5 bytes"
+    assert refusal(edit_header(data, end - 6, end, struct.pack("<3H", 0, 0, 0))) == \
+        "corrupted header: a class-conditional file of a model with 0 classes"
 
 
 def test_check_name_limits():
