@@ -6,6 +6,7 @@ every damaged file, however resealed, ends in an error or in the original pixels
 """
 
 import hashlib
+import re
 import struct
 import warnings
 
@@ -162,6 +163,48 @@ def flipped_payload(data, offset=8):
     return reseal(data[:position] + bytes([data[position] ^ 0x5A]) + data[position + 1 :])
 
 
+def flipped(data, position, value=0x5A):
+    """``data`` with the byte at ``position`` changed, checksums left as they were."""
+    return data[:position] + bytes([data[position] ^ value]) + data[position + 1 :]
+
+
+HEADER_SHA = "corrupted header (sha256 mismatch)"
+PAYLOAD_SHA = "corrupted payload (sha256 mismatch)"
+
+
+@pytest.mark.parametrize("arithmetic", ["integer", "float32"])
+def test_a_byte_changed_anywhere_fails_its_checksum(arithmetic):
+    """No reseal: each byte of the header body and of the payload, and each stored digest, is its checksum's to catch.
+
+    The positions are chosen so that, without the checksum, the file would parse: the fingerprint,
+    the batch size, the environment, the pixel digest, a name, the fixed-point bytes and the payload.
+    """
+    model = tiny("pixelcnn", 1, 4, seed=7)
+    images = image_set(1, 4, 3, [(3, 4)], names="listed")
+    data = compress(model, images, batch_size=4, arithmetic=arithmetic)
+    container = read_container(data)
+    head_end = container.header_bytes - 64  # header_bytes: everything but the payload, both digests included
+    payload_end = len(data) - 32
+    counts = FIXED_END + 2 + struct.unpack_from("<H", data, FIXED_END)[0]
+    header_positions = {"fingerprint": 14, "batch size": 48 + 1, "fixed point": 60, "environment": FIXED_END + 2,
+                        "pixel digest": counts + 8, "name": head_end - 5, "header digest": head_end + 5}
+    for where, position in header_positions.items():
+        for value in (0x01, 0x80):
+            damaged = flipped(data, position, value)
+            with pytest.raises(DamagedFileError) as caught:
+                read_container(damaged)
+            assert str(caught.value) == HEADER_SHA, (where, value, str(caught.value))
+            with pytest.raises(DamagedFileError, match=re.escape(HEADER_SHA)):
+                decompress(model, damaged)
+    for position in (head_end + 32, head_end + 33, (head_end + 32 + payload_end) // 2, payload_end - 1, payload_end, len(data) - 1):
+        damaged = flipped(data, position, 0x01)
+        with pytest.raises(DamagedFileError) as caught:
+            read_container(damaged)
+        assert str(caught.value) == PAYLOAD_SHA, (position, str(caught.value))
+        with pytest.raises(DamagedFileError, match=re.escape(PAYLOAD_SHA)):
+            decompress(model, damaged)
+
+
 def test_errors_name_their_cause():
     model = tiny("row_lstm", 1, 4, seed=2)
     images = image_set(1, 4, 12, [(4, 4)], seed=1)
@@ -226,29 +269,36 @@ EDITS = st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "truncat
                  min_size=1, max_size=4)
 
 
-def only_clean_outcomes(data):
-    """A damaged file decodes to the original pixels (checksum verified) or raises CompressionError only."""
+def only_clean_outcomes(data, resealed):
+    """A damaged file decodes to the original pixels (checksum verified) or raises CompressionError only.
+
+    Without a reseal every byte is under a sha256, so a decode that succeeds read the very file
+    that was written: the same names, modes and mappings too. A resealed edit may change a name,
+    a mode or a mapping undetectably (the header describes them; nothing else does), never a pixel.
+    """
     try:
         decoded = decompress(FUZZ_MODEL, data, max_subpixels=FUZZ_LIMIT)
     except CompressionError as error:
         assert str(error) and "\n" not in str(error)
         assert not isinstance(error, PlatformError)  # an integer file has no platform to blame
         return
-    # Success means the pixel checksum matched: the very same pixels (names may differ after a resealed edit).
     assert [d.values.tobytes() for d in decoded] == [o.values.tobytes() for o in FUZZ_IMAGES]
+    if not resealed:
+        assert data == FUZZ_FILE
+        assert same_images(decoded, FUZZ_IMAGES)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EDITS)
 def test_fuzz_damaged_files(edits):
-    only_clean_outcomes(mutate(FUZZ_FILE, edits))
+    only_clean_outcomes(mutate(FUZZ_FILE, edits), resealed=False)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EDITS)
 def test_fuzz_damaged_files_with_valid_checksums(edits):
     # Resealed: the edits reach the field checks, the range decoder and the pixel checksum.
-    only_clean_outcomes(reseal(mutate(FUZZ_FILE, edits)))
+    only_clean_outcomes(reseal(mutate(FUZZ_FILE, edits)), resealed=True)
 
 
 @settings(max_examples=60, deadline=None)
@@ -256,4 +306,4 @@ def test_fuzz_damaged_files_with_valid_checksums(edits):
 def test_fuzz_payload_bytes_with_valid_checksums(position, value):
     payload_start = read_container(FUZZ_FILE).header_bytes - 32
     position = payload_start + position % (len(FUZZ_FILE) - 32 - payload_start)
-    only_clean_outcomes(reseal(mutate(FUZZ_FILE, [("flip", position, value)])))
+    only_clean_outcomes(reseal(mutate(FUZZ_FILE, [("flip", position, value)])), resealed=True)

@@ -130,3 +130,50 @@ def test_torch_compile_matches_eager_and_keeps_the_diagonal_scan_opaque(arch):
     if arch == "diagonal_bilstm":  # traced step by step, its scan alone compiles dozens of graphs
         assert counters["stats"]["unique_graphs"] <= 12
     torch._dynamo.reset()
+
+
+def pixel_by_pixel_diagonal_bilstm(layer, x):
+    """The Diagonal BiLSTM of section 3.2 written out per pixel, sharing no code with the layer's scans.
+
+    Direction d reads, at (i, j) of its own (for d = 1 mirrored) map, the state above (i-1, j) and
+    the state on its left (i, j-1), the initial state outside the map, and the cell on its left.
+    The right-to-left states, mirrored back, are shifted down one row (zeros in row 0) and added.
+    """
+    batch, _, height, width = x.shape
+    size = layer.hidden
+    gates_in = layer.input_to_state(x)  # (B, 8h, H, W): [left to right | right to left]
+    outputs = []
+    for d in range(2):
+        gates_d = gates_in[:, 4 * d * size : 4 * (d + 1) * size]
+        if d == 1:
+            gates_d = gates_d.flip(-1)
+        initial_h = layer.initial_hidden[d].expand(batch, size)
+        initial_c = layer.initial_cell[d].expand(batch, size)
+        hidden = [[None] * width for _ in range(height)]
+        cell = [[None] * width for _ in range(height)]
+        for i in range(height):
+            for j in range(width):
+                above = hidden[i - 1][j] if i else initial_h
+                left, cell_left = (hidden[i][j - 1], cell[i][j - 1]) if j else (initial_h, initial_c)
+                pre = gates_d[:, :, i, j] + torch.cat([above, left], dim=1) @ layer.state_to_state[d].T
+                o, f, i_gate, g = pre.split(size, dim=1)
+                cell[i][j] = torch.sigmoid(f) * cell_left + torch.sigmoid(i_gate) * torch.tanh(g)
+                hidden[i][j] = torch.sigmoid(o) * torch.tanh(cell[i][j])
+        states = torch.stack([torch.stack(row, dim=-1) for row in hidden], dim=-2)  # (B, h, H, W)
+        outputs.append(states if d == 0 else states.flip(-1))
+    shifted = torch.zeros_like(outputs[1])
+    shifted[:, :, 1:] = outputs[1][:, :, :-1]
+    return outputs[0] + shifted
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 3), (1, 3, 5), (1, 1, 4)])
+def test_diagonal_bilstm_equals_a_pixel_by_pixel_reference(shape, monkeypatch):
+    """Both the fast scan and the step-by-step reference: neither may drift from the paper's layer."""
+    layer = make_layer("diagonal", channels=1)
+    x = torch.randn(shape[0], 6, *shape[1:], dtype=torch.float64)
+    with torch.no_grad():
+        expected = pixel_by_pixel_diagonal_bilstm(layer, x)
+        assert torch.allclose(layer.forward_reference(x), expected, rtol=0, atol=1e-12)
+        assert torch.allclose(layer(x), expected, rtol=0, atol=1e-12)
+        monkeypatch.setitem(native._state, "enabled", False)
+        assert torch.allclose(layer(x), expected, rtol=0, atol=1e-12)
