@@ -11,7 +11,6 @@ ones an unchunked run draws from the same seed.
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
@@ -83,8 +82,5 @@ def stream(draw: Callable[[int, int], torch.Tensor], shape: tuple[int, ...], lev
                 if advance is not None:
                     advance(stop - start)
                 yield images
-                # A chunk's sampling engine is freed by the cycle collector, whose thresholds count Python
-                # objects and never see the engine's buffers: without a collection here they pile up.
-                gc.collect()
 
     return write_samples_npz(chunks(), shape, levels, npz)
