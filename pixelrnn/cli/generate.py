@@ -36,6 +36,7 @@ from .streaming import FIGURE_IMAGES, check_png_dir, chunk_size, stream
 MAX_SIDE = 16384  # --height and --width, as for the images of a compressed file
 MAX_SCALE = 256  # --scale
 MAX_COMPLETIONS = 10_000  # -k
+MAX_SAMPLES = 10_000_000  # -n: memory stays flat, but the npz and the time grow with it
 
 
 def _load_checkpoint(path, device_name):
@@ -157,8 +158,8 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     _check_common(args)
-    if args.n < 1:
-        raise UserError(f"-n must be >= 1; got {args.n}")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise UserError(f"-n must lie in 1..{MAX_SAMPLES:,}; got {args.n}")
     model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
     height, width = _image_size(metadata, args.height, args.width)
     labels, args.n, per_row, drawn = sample_labels(model, args.n, args.cls, args.per_class)
