@@ -132,7 +132,7 @@ def main() -> int:
     pristine = (run / "config.json").read_text()
     # The heavy work replaced by stubs: the checks before it are what is fuzzed.
     generate_cli.sample = lambda model, n, height, width, **_: torch.zeros(n, model.config.channels, height, width, dtype=torch.long)
-    generate_cli.complete_images = lambda model, images, keep, k, **_: images[:, None].repeat(1, k, 1, 1, 1)
+    generate_cli.complete = lambda model, images, keep, **_: images
     train_cli.evaluate_images = lambda model, images, **_: {"nats_per_image": 1.0, "nats_per_image_stderr": 0.0, "bits_per_dim": 1.0,
                                                             "bits_per_dim_stderr": 0.0, "images": len(images)}
     codec_cli.compress = lambda model, images, **_: b"PXRNNCMP"

@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -198,6 +199,39 @@ def save_samples_npz(images, path: str | os.PathLike) -> Path:
     def write(temp):
         with open(temp, "wb") as handle:  # a file object: numpy would append ".npz" to a temp name
             np.savez_compressed(handle, images=array)
+
+    atomic_write(path, write)
+    return Path(path)
+
+
+def write_samples_npz(chunks: Iterable, shape: Sequence[int], levels: int, path: str | os.PathLike) -> Path:
+    """Stream (N, C, H, W) images in [0, levels), given as consecutive chunks of the first axis, into an npz, atomically.
+
+    The file holds what :func:`save_samples_npz` writes for the whole array (key ``images``, uint8
+    where levels <= 256, the .npy bytes of ``np.save``, deflated), but only one chunk is held at a
+    time: the .npy header is written for the final ``shape`` first and the zip member is deflated
+    as the chunks arrive. A stream that stops early (an error, Ctrl-C) or yields another number of
+    images than ``shape`` says leaves no file behind, and an earlier file of that name as it was.
+    """
+    shape = tuple(int(side) for side in shape)
+    if len(shape) != 4:
+        raise ValueError(f"expected the shape (N, C, H, W); got {shape}")
+    dtype = np.dtype(np.uint8 if levels <= 256 else np.int64)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+
+    def write(temp):
+        written = 0
+        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive, \
+                archive.open("images.npy", "w", force_zip64=True) as member:  # force_zip64: the size is not declared up front
+            np.lib.format.write_array_header_1_0(member, header)
+            for chunk in chunks:
+                array = chunk.detach().cpu().numpy() if isinstance(chunk, torch.Tensor) else np.asarray(chunk)
+                if array.shape[1:] != shape[1:] or written + len(array) > shape[0]:
+                    raise ValueError(f"a chunk of shape {array.shape} does not continue images of shape {shape} after {written}")
+                member.write(np.ascontiguousarray(array, dtype=dtype).tobytes())
+                written += len(array)
+            if written != shape[0]:
+                raise ValueError(f"the chunks held {written} images; the file was declared for {shape[0]}")
 
     atomic_write(path, write)
     return Path(path)

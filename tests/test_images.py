@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pixelrnn.images import (GRID_PADDING, GROUP_GAP, PADDING_VALUE, UNKNOWN_DARK, UNKNOWN_LIGHT, completion_grid, grid_array,
-                             load_samples_npz, save_grid, save_samples_npz)
+                             load_samples_npz, save_grid, save_samples_npz, write_samples_npz)
 
 from pictures import no_temp_files, read_png, tile_at
 
@@ -74,6 +74,41 @@ def test_npz_round_trip(tmp_path):
     assert torch.equal(load_samples_npz(save_samples_npz(wide, tmp_path / "wide.npz")), wide)
     save_samples_npz(images[:1], path)  # overwriting replaces the file
     assert load_samples_npz(path).shape == (1, 3, 5, 6)
+
+
+@pytest.mark.parametrize("levels,dtype", [(256, np.uint8), (1000, np.int64)])
+def test_streamed_npz_holds_the_bytes_of_the_whole_array(tmp_path, levels, dtype):
+    import io
+    import zipfile
+
+    images = torch.randint(0, min(levels, 256), (10, 3, 5, 6))
+    path = write_samples_npz((images[start : start + 4] for start in range(0, 10, 4)), images.shape, levels, tmp_path / "s.npz")
+    assert path == tmp_path / "s.npz" and no_temp_files(tmp_path)
+    whole = io.BytesIO()
+    np.save(whole, images.numpy().astype(dtype))
+    with zipfile.ZipFile(path) as archive:  # the .npy member is byte for byte what np.save writes for the whole array
+        assert archive.namelist() == ["images.npy"] and archive.read("images.npy") == whole.getvalue()
+        assert archive.getinfo("images.npy").compress_type == zipfile.ZIP_DEFLATED
+    with np.load(path) as data:
+        assert data["images"].dtype == dtype and np.array_equal(data["images"], images.numpy())
+    assert torch.equal(load_samples_npz(path), images)
+
+
+def test_streamed_npz_that_stops_early_leaves_no_file(tmp_path):
+    images = torch.zeros(6, 1, 2, 2, dtype=torch.long)
+    (tmp_path / "old.npz").write_bytes(b"old")
+
+    def failing():
+        yield images[:3]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_samples_npz(failing(), images.shape, 2, tmp_path / "old.npz")
+    with pytest.raises(ValueError, match="held 3 images; the file was declared for 6"):
+        write_samples_npz(iter([images[:3]]), images.shape, 2, tmp_path / "short.npz")
+    with pytest.raises(ValueError, match="does not continue"):
+        write_samples_npz(iter([images, images[:1]]), images.shape, 2, tmp_path / "long.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.npz"] and (tmp_path / "old.npz").read_bytes() == b"old"
 
 
 def test_completion_grid_layout():

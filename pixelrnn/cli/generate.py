@@ -1,4 +1,4 @@
-"""``pixelrnn sample`` and ``pixelrnn complete``: images drawn from a model, as a PNG grid and an npz.
+"""``pixelrnn sample`` and ``pixelrnn complete``: images drawn from a model, as a PNG grid and an npz (written in chunks: :mod:`.streaming`).
 
 Without ``--out`` the files go into the run folder (else the current folder) under the next free
 number, ``samples-001.png``, ``samples-002.png``, ...; an ``--out`` that exists is replaced only
@@ -22,19 +22,21 @@ from ..data import DATASETS
 from ..data.preprocess import Preprocessing, to_channels
 from ..errors import ConfigError
 from ..images import (GROUP_GAP, auto_scale, completion_grid, fit_channels, load_npz_images, model_values, read_image, save_grid,
-                      save_png, save_samples_npz, to_uint8)
+                      save_png)
 from ..limits import check_limit, current_limits
 from ..models import MultiScalePixelRNN
-from ..sampling import complete_images, sample, sample_stages
+from ..sampling import complete, sample, sample_stages
 from ..training import RunFolder, resolve_checkpoint
 from .classes import describe, resolve_class, sample_labels
 from .common import (UserError, add_checkpoint_argument, add_dataset_split_arguments, device, load_split_for, run_preprocessing,
                      show_bars, user_errors)
+from .streaming import FIGURE_IMAGES, check_png_dir, chunk_size, stream
 
 
 MAX_SIDE = 16384  # --height and --width, as for the images of a compressed file
 MAX_SCALE = 256  # --scale
 MAX_COMPLETIONS = 10_000  # -k
+MAX_SAMPLES = 10_000_000  # -n: memory stays flat, but the npz and the time grow with it
 
 
 def _load_checkpoint(path, device_name):
@@ -127,27 +129,13 @@ def _add_common(parser: argparse.ArgumentParser, stem: str) -> None:
                                                   "is at least 96 pixels across; 1 keeps one pixel per value)")
     parser.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
     parser.add_argument("--temperature", type=float, default=1.0, help="sample from softmax(logits / T) (default 1)")
-    parser.add_argument("--batch-size", type=int, help="images sampled at once (default: all)")
+    parser.add_argument("--batch-size", type=int, help="images sampled, and held in memory, at once; each batch is written "
+                                                       "as soon as it is drawn (default 1024)")
     parser.add_argument("--naive", action="store_true", help="rerun the whole network per sub-pixel (slow; same samples)")
     parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--png-dir", metavar="DIR", help="also write every image as its own PNG into DIR, numbered, at the model's "
                                                          "resolution (not enlarged; the folder reads back as folder:DIR)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def write_png_dir(images: torch.Tensor, levels: int, folder: str, names: list[str], force: bool) -> Path:
-    """One PNG per image (N, C, H, W) into ``folder`` under ``names``, each written atomically; existing ones only with ``force``."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--png-dir {folder} is a file, not a folder")
-    existing = [name for name in names if (folder / name).exists()]
-    if existing and not force:
-        raise UserError(f"--png-dir {folder} already holds {existing[0]}" + (f" and {len(existing) - 1} more" if len(existing) > 1 else "")
-                        + "; pass --force to replace them, or choose another folder")
-    pixels = to_uint8(images, levels)  # (N, C, H, W) uint8
-    for name, image in zip(names, pixels):
-        save_png(image.transpose(1, 2, 0), folder / name)
-    return folder
 
 
 def add_sample_parser(subparsers) -> argparse.ArgumentParser:
@@ -170,39 +158,55 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     _check_common(args)
-    if args.n < 1:
-        raise UserError(f"-n must be >= 1; got {args.n}")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise UserError(f"-n must lie in 1..{MAX_SAMPLES:,}; got {args.n}")
     model, metadata, checkpoint = _load_checkpoint(args.checkpoint, args.device)
     height, width = _image_size(metadata, args.height, args.width)
     labels, args.n, per_row, drawn = sample_labels(model, args.n, args.cls, args.per_class)
-    args.nrow = args.nrow or per_row
-    columns = args.nrow or max(1, int(np.ceil(np.sqrt(args.n))))
+    shown = min(args.n, FIGURE_IMAGES)
+    columns = args.nrow or per_row or max(1, int(np.ceil(np.sqrt(shown))))
     multiscale = isinstance(model, MultiScalePixelRNN)
-    scale = figure_scale(args.n * (2 if multiscale else 1), height, width, columns * (2 if multiscale else 1), args.scale)
+    scale = figure_scale(shown * (2 if multiscale else 1), height, width, columns * (2 if multiscale else 1), args.scale)
     out = output_path(args, checkpoint, "samples")
+    digits = max(4, len(str(args.n - 1)))
+    names = [f"{i:0{digits}d}.png" for i in range(args.n)] if args.png_dir else None
+    png_dir = check_png_dir(args.png_dir, names, args.force) if args.png_dir else None
     generator, seed = _generator(args.seed, model.device)
+    chunk = chunk_size(args.n, args.batch_size)
     print(f"sampling {args.n} images {model.config.channels}x{height}x{width} from {checkpoint} "
           f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})"
-          + (f"; {drawn}" if drawn else ""), file=sys.stderr)
+          + (f"; {drawn}" if drawn else "") + (f"; written {chunk} at a time" if chunk < args.n else ""), file=sys.stderr)
     model.eval()
-    options = dict(temperature=args.temperature, generator=generator, naive=args.naive, batch_size=args.batch_size,
-                   progress=show_bars(args), labels=labels)
-    if isinstance(model, MultiScalePixelRNN):  # the small image beside the large one (Figure 8)
-        small, images = sample_stages(model, args.n, height, width, **options)
+    options = dict(temperature=args.temperature, generator=generator, naive=args.naive, batch_size=chunk,
+                   progress=show_bars(args) and chunk >= args.n)
+    figure, stages = [], []
+
+    def draw(start: int, stop: int) -> torch.Tensor:
+        part = None if labels is None else labels[start:stop]
+        if not multiscale:
+            return sample(model, stop - start, height, width, labels=part, **options)
+        small, images = sample_stages(model, stop - start, height, width, labels=part, **options)
+        if start < shown:
+            stages.append(small[: shown - start].cpu().clone())
+        return images
+
+    def keep(start: int, images: torch.Tensor) -> None:
+        if start < shown:  # a copy: even an empty view would hold the whole chunk's memory
+            figure.append(images[: shown - start].clone())
+
+    npz = stream(draw, (args.n, model.config.channels, height, width), model.config.levels, out.with_suffix(".npz"), chunk,
+                 keep=keep, png_dir=png_dir, png_names=names, progress=show_bars(args))
+    images = torch.cat(figure)
+    if multiscale:  # the small image beside the large one (Figure 8)
         factor = model.config.factor
-        enlarged = small.repeat_interleave(factor, 2).repeat_interleave(factor, 3)[:, :, :height, :width]
+        enlarged = torch.cat(stages).repeat_interleave(factor, 2).repeat_interleave(factor, 3)[:, :, :height, :width]
         pairs = torch.stack([enlarged, images], dim=1).flatten(0, 1)  # small_0, large_0, small_1, ...
-        stages = save_grid(pairs, model.config.levels, _companions(out)[2], nrow=2 * columns, scale=scale, group=2)
-        print(f"wrote {stages} (each sample: the small stage enlarged, then the full image)")
-    else:
-        images = sample(model, args.n, height, width, **options)
+        save_grid(pairs, model.config.levels, _companions(out)[2], nrow=2 * columns, scale=scale, group=2)
+        print(f"wrote {_companions(out)[2]} (each sample: the small stage enlarged, then the full image)")
     save_grid(images, model.config.levels, out, nrow=columns, scale=scale)
-    npz = save_samples_npz(images, out.with_suffix(".npz"))
-    print(f"wrote {out} and {npz}")
-    if args.png_dir:
-        digits = max(4, len(str(len(images) - 1)))
-        folder = write_png_dir(images, model.config.levels, args.png_dir, [f"{i:0{digits}d}.png" for i in range(len(images))], args.force)
-        print(f"wrote {len(images)} PNG(s) into {folder}")
+    print(f"wrote {out}" + (f" (the first {shown} of {args.n} images)" if shown < args.n else "") + f" and {npz}")
+    if png_dir is not None:
+        print(f"wrote {args.n} PNG(s) into {png_dir}")
 
 
 def add_complete_parser(subparsers) -> argparse.ArgumentParser:
@@ -266,24 +270,45 @@ def run_completion(model, images: torch.Tensor, args: argparse.Namespace, checkp
         raise UserError(f"--keep-rows must lie in [0, {height}] for images of height {height}; got {args.keep_rows}")
     if not 1 <= args.k <= MAX_COMPLETIONS:
         raise UserError(f"-k must lie in 1..{MAX_COMPLETIONS}; got {args.k}")
-    scale = figure_scale(len(images) * (args.k + 2), *images.shape[2:], args.k + 2, args.scale)
+    total, k = len(images) * args.k, args.k
+    # The figure: every completion of the first sources, up to FIGURE_IMAGES completions in all.
+    sources, shown_k = max(1, min(len(images), FIGURE_IMAGES // k)), min(k, FIGURE_IMAGES)
+    scale = figure_scale(sources * (shown_k + 2), *images.shape[2:], shown_k + 2, args.scale)
+    names = [f"{n:04d}-{j:02d}.png" for n in range(len(images)) for j in range(k)] if args.png_dir else None  # completion j of source n
+    png_dir = check_png_dir(args.png_dir, names, args.force) if args.png_dir else None
     generator, seed = _generator(args.seed, model.device)
-    print(f"completing {len(images)} image(s) x {args.k}, keeping {args.keep_rows} of {height} rows "
-          f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})", file=sys.stderr)
+    chunk = chunk_size(total, args.batch_size)
+    print(f"completing {len(images)} image(s) x {k}, keeping {args.keep_rows} of {height} rows "
+          f"({'naive' if args.naive else 'incremental'}, seed {seed}, temperature {args.temperature})"
+          + (f"; written {chunk} at a time" if chunk < total else ""), file=sys.stderr)
     model.eval()
     images = images.to(model.device)
-    completions = complete_images(model, images, args.keep_rows, args.k, temperature=args.temperature, generator=generator,
-                                  naive=args.naive, batch_size=args.batch_size, progress=show_bars(args), labels=labels)
+    if labels is not None:
+        labels = torch.as_tensor(labels, device=model.device)
+        labels = labels.expand(len(images)) if labels.dim() == 0 else labels
+    options = dict(temperature=args.temperature, generator=generator, naive=args.naive, batch_size=chunk,
+                   progress=show_bars(args) and chunk >= total)
+    figure = []
+
+    def draw(start: int, stop: int) -> torch.Tensor:
+        source = torch.arange(start, stop, device=images.device) // k  # item n*k + j is completion j of source n
+        return complete(model, images[source], args.keep_rows, labels=None if labels is None else labels[source], **options)
+
+    def keep(start: int, completions: torch.Tensor) -> None:
+        item = torch.arange(start, start + len(completions))
+        figure.append(completions[(item // k < sources) & (item % k < shown_k)])
+
+    npz = stream(draw, (total, *images.shape[1:]), model.config.levels, out.with_suffix(".npz"), chunk, keep=keep,
+                 png_dir=png_dir, png_names=names, progress=show_bars(args))
     known = torch.zeros(images.shape[2:], dtype=torch.bool)
     known[: args.keep_rows] = True
-    figure = completion_grid(images.cpu(), completions.cpu(), images.cpu(), levels=model.config.levels, known=known)
-    save_png(figure, out, scale)
-    npz = save_samples_npz(completions.flatten(0, 1), out.with_suffix(".npz"))
-    print(f"wrote {out} and {npz}")
-    if args.png_dir:  # completion j of source n as NNNN-JJ.png
-        names = [f"{n:04d}-{j:02d}.png" for n in range(completions.shape[0]) for j in range(completions.shape[1])]
-        folder = write_png_dir(completions.flatten(0, 1), model.config.levels, args.png_dir, names, args.force)
-        print(f"wrote {len(names)} PNG(s) into {folder}")
+    originals = images[:sources].cpu()
+    completions = torch.cat(figure).view(sources, shown_k, *images.shape[1:])
+    save_png(completion_grid(originals, completions, originals, levels=model.config.levels, known=known), out, scale)
+    partial = sources < len(images) or shown_k < k
+    print(f"wrote {out}" + (f" (the first {shown_k} completions of the first {sources} source(s))" if partial else "") + f" and {npz}")
+    if png_dir is not None:
+        print(f"wrote {total} PNG(s) into {png_dir}")
     return out, npz
 
 

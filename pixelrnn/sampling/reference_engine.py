@@ -54,6 +54,8 @@ at ``reset``; everything runs under ``torch.no_grad()`` on the model's device an
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from ..models.description import Block, MaskedSum, walk
@@ -168,7 +170,9 @@ class _ColumnWalk:
     """The reference engine as the executor of the description's walk, at the position (i, j) it is set to."""
 
     def __init__(self, engine: IncrementalEngine):
-        self.engine, self.i, self.j = engine, 0, 0
+        # A weak reference: the engine holds its walker, and a cycle would keep the engine's buffers
+        # alive until a full collection, which counts Python objects and never sees their size.
+        self.engine, self.i, self.j = weakref.proxy(engine), 0, 0
 
     def input(self, j: int) -> torch.Tensor:
         return self.engine.input_conv.at(j)  # (B, 2h)

@@ -79,7 +79,8 @@ def test_evaluate_flags(run, capsys, flags, words):
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--scale", "100000"], ("--scale",)), (["--height", "100000"], ("--height",)), (["-n", "100000000", "--scale", "1"], ("figure",)),
+    (["--scale", "100000"], ("--scale",)), (["--height", "100000"], ("--height",)), (["-n", "100000000"], ("-n",)),
+    (["-n", "1024", "--scale", "256"], ("figure",)),
     (["--temperature", "nan"], ("--temperature",)), (["--nrow", "0"], ("--nrow",)),
 ])
 def test_sample_flags(tmp_path, capsys, flags, words):

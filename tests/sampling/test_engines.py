@@ -213,3 +213,30 @@ def test_cuda_engine_matches_the_full_pass_and_the_naive_path(arch):
     fast = sample(model, 2, 3, 3, generator=torch.Generator("cuda").manual_seed(16))
     slow = sample(model, 2, 3, 3, generator=torch.Generator("cuda").manual_seed(16), naive=True)
     assert fast.is_cuda and torch.equal(fast, slow)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("native", [True, False])
+def test_an_engine_is_freed_when_its_sampling_ends(arch, native, monkeypatch):
+    """No reference cycle: the engine's buffers go with the call, not at some later full collection
+    (whose thresholds count Python objects and never see their size), so chunk after chunk stays flat."""
+    import gc
+
+    from pixelrnn import native as kernels
+
+    if not native:
+        monkeypatch.setattr(kernels, "usable", lambda *args, **kwargs: False)  # the reference engines
+    model = small_model(arch, 3, dtype=torch.float32)
+    sample(model, 2, 3, 3, generator=torch.Generator().manual_seed(0))  # anything built once, before counting
+    gc.collect()
+    gc.disable()
+    try:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        sample(model, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+        gc.collect()
+        engines = [o for o in gc.garbage if "Engine" in type(o).__name__]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert engines == []
