@@ -1,4 +1,4 @@
-"""torch.hub entry points: the binarized-MNIST networks bundled with pixelrnn (paper Table 4 sizes).
+"""torch.hub entry points: the networks bundled with pixelrnn (paper Table 4 sizes).
 
     model = torch.hub.load("path/to/pixelrnn", "diagonal_bilstm_binarized_mnist", source="local")
 
@@ -30,3 +30,15 @@ def row_lstm_binarized_mnist(pretrained: bool = True, device: str = "cpu"):
 def diagonal_bilstm_binarized_mnist(pretrained: bool = True, device: str = "cpu"):
     """Diagonal BiLSTM, 7 layers, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/diagonal_bilstm)."""
     return _load("diagonal_bilstm", pretrained, device)
+
+
+def row_lstm_conditional_mnist(pretrained: bool = True, device: str = "cpu"):
+    """Row LSTM, 7 layers, h = 16, of p(image | digit) on two-level MNIST (model card: pixelrnn/pretrained/mnist/row_lstm_conditional)."""
+    import dataclasses
+
+    import pixelrnn
+
+    if pretrained:
+        return pixelrnn.from_pretrained("mnist/row_lstm_conditional", device)
+    config = dataclasses.replace(pixelrnn.get_preset("mnist_row_lstm").config, classes=10, class_names=tuple("0123456789"))
+    return pixelrnn.model_from_config(config).to(device).eval()

@@ -27,3 +27,14 @@ def test_an_entry_loads_the_bundled_weights(entry, arch):
     expected = from_pretrained(f"binarized_mnist/{arch}")
     assert not model.training
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), expected.state_dict().values()))
+
+
+def test_the_conditional_entry_is_the_bundled_class_conditional_row_lstm():
+    fresh = torch.hub.load(str(ROOT), "row_lstm_conditional_mnist", source="local", pretrained=False, verbose=False)
+    assert fresh.config.classes == 10 and fresh.config.class_names == tuple("0123456789") and not fresh.training
+    if "mnist/row_lstm_conditional" not in installed_bundled():
+        pytest.skip("the bundled model mnist/row_lstm_conditional is not in this installation")
+    model = torch.hub.load(str(ROOT), "row_lstm_conditional_mnist", source="local", verbose=False)
+    assert model.config == fresh.config
+    expected = from_pretrained("mnist/row_lstm_conditional")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), expected.state_dict().values()))
