@@ -37,12 +37,13 @@ GOAL_MARGIN = 1.0  # nats above the paper's figure that count as reproducing it 
 NAMES = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Diagonal BiLSTM"}
 
 
-def validation_curve(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images seen, nats, standard errors) of the run's validation records, in step order."""
+def validation_curve(run: Path) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(images seen by the run, and of its validation records in step order: images seen, nats, standard errors)."""
     batch = json.loads((run / "config.json").read_text())["train"]["batch_size"]
-    records = sorted((r for r in run_metrics(run) if r["split"] == "valid"), key=lambda r: r["step"])
-    return (np.array([r["step"] * batch for r in records], dtype=float), np.array([r["nats"] for r in records]),
-            np.array([r.get("nats_stderr", 0.0) for r in records]))
+    everything = run_metrics(run)
+    records = sorted((r for r in everything if r["split"] == "valid"), key=lambda r: r["step"])
+    return (max(r["step"] for r in everything) * batch, np.array([r["step"] * batch for r in records], dtype=float),
+            np.array([r["nats"] for r in records]), np.array([r.get("nats_stderr", 0.0) for r in records]))
 
 
 def fit_power_law(images: np.ndarray, nats: np.ndarray) -> tuple[float, float, float] | None:
@@ -85,8 +86,7 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for run in runs:
         arch, name = run.name, NAMES[run.name]
-        images, nats, errors = validation_curve(run)
-        seen = max(r["step"] for r in run_metrics(run)) * json.loads((run / "config.json").read_text())["train"]["batch_size"]
+        seen, images, nats, errors = validation_curve(run)
         goal = PAPER_NATS[arch] + GOAL_MARGIN
         curves[name], references[name] = (images, nats, errors), PAPER_NATS[arch]
         best = int(np.argmin(nats)) if len(nats) else None
