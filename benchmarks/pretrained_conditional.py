@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from machine import hardware  # noqa: E402
+from binarized_mnist import ROOT  # noqa: E402
 from pretrained_mnist import train  # noqa: E402
 
 from pixelrnn.checkpoint import load_model_with_metadata  # noqa: E402
@@ -101,8 +102,8 @@ def export(args: argparse.Namespace, run_dir: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="runs/conditional", help="folder of the run folder (RUNS/row_lstm) and its log")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "pixelrnn" / "pretrained"))
-    parser.add_argument("--grid", default=str(Path(__file__).resolve().parent.parent / "docs" / "images" / "conditional_mnist_samples.png"))
+    parser.add_argument("--out", default=str(ROOT / "pixelrnn" / "pretrained"))
+    parser.add_argument("--grid", default=str(ROOT / "docs" / "images" / "conditional_mnist_samples.png"))
     parser.add_argument("--minutes", type=float, default=50.0, help="wall-clock training budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
