@@ -18,7 +18,8 @@ Image files
 -----------
 :func:`read_image` reads any file Pillow opens as (C, H, W) uint8 samples: grey-like images
 (modes 1, L, LA, 16-bit grey, grey palettes) with one channel, everything else RGB (alpha
-dropped); 16-bit samples keep their high byte; multi-frame files give their first frame.
+dropped); 16-bit samples keep their high byte (all 16 bits with ``wide=True``, for codes of
+more than 256 levels); multi-frame files give their first frame.
 
 Files are written to a temporary name and renamed (:func:`pixelrnn.utils.atomic_write`).
 """
@@ -93,14 +94,14 @@ def values_to_samples(values: np.ndarray, levels: int, mapping: str) -> np.ndarr
 # --------------------------------------------------------------------- files
 @dataclass(frozen=True, eq=False)
 class ImageFile:
-    """An image file's samples (C, H, W) uint8, the mode it was stored in and its frame count."""
+    """An image file's samples (C, H, W) uint8 (uint16 for a 16-bit file read ``wide``), its mode and its frame count."""
 
     samples: np.ndarray
     mode: str
     frames: int
 
 
-def _decode(image, path) -> tuple[np.ndarray, str, int]:
+def _decode(image, path, wide: bool = False) -> tuple[np.ndarray, str, int]:
     """Samples (H, W[, C]), mode and frame count of an opened Pillow image, its size checked first."""
     with image:
         width, height = image.size
@@ -108,7 +109,8 @@ def _decode(image, path) -> tuple[np.ndarray, str, int]:
         frames, mode = getattr(image, "n_frames", 1), image.mode
         image.seek(0)
         if mode.startswith("I;16"):
-            array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+            array = np.asarray(image).astype(np.uint16)
+            array = array if wide else (array >> 8).astype(np.uint8)
         elif mode in ("1", "L", "LA", "La"):
             array = np.asarray(image.convert("L"))
         else:
@@ -118,8 +120,10 @@ def _decode(image, path) -> tuple[np.ndarray, str, int]:
     return array, mode, frames
 
 
-def read_image(path: str | os.PathLike) -> ImageFile:
+def read_image(path: str | os.PathLike, wide: bool = False) -> ImageFile:
     """Read one image file (module docstring); an unreadable or oversized file is an :class:`ImageError`.
+
+    ``wide``: a 16-bit grey file keeps all 16 bits of its samples (uint16) instead of their high byte.
 
     The size in the file's header is checked against the ``image_pixels`` limit before any
     pixel is decoded (Pillow's own decompression-bomb guard stays on above it). Pillow's
@@ -132,7 +136,7 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            array, mode, frames = _decode(Image.open(path), path)
+            array, mode, frames = _decode(Image.open(path), path, wide)
     except PixelRNNError:
         raise
     except Exception as error:  # noqa: BLE001 - Pillow's decoders raise many types on a damaged file (OSError,

@@ -122,7 +122,7 @@ def environment_bytes(data: bytes) -> bytes:
 
 
 def with_environment(data: bytes, environment: bytes) -> bytes:
-    """``data`` with the header's environment record replaced, body length and header sha256 redone (formats 2 and 3)."""
+    """``data`` with the header's environment record replaced, body length and header sha256 redone (formats 2, 3 and 4)."""
     body_length = struct.unpack_from("<I", data, 10)[0]
     head = data[: 14 + body_length]
     rest = head[ENVIRONMENT_AT + 2 + len(environment_bytes(data)) :]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..checkpoint import load_model_with_metadata
 from ..codec import (ARITHMETIC_CHOICES, DEFAULT_BATCH_SIZE, MAX_BATCH, CodedImage, EnvironmentWarning, compress, compression_stats,
-                     decompress, image_files, image_from_file, image_path, images_from_array, save_images)
+                     decompress, image_files, image_from_file, image_path, images_from_array, save_images, save_npz)
 from ..codec.container import MODE_CODES
 from ..codec.coding_model import check_model
 from ..data.preprocess import Preprocessing
@@ -55,12 +55,14 @@ def add_decompress_parser(subparsers) -> argparse.ArgumentParser:
     """``pixelrnn decompress RUN_DIR_OR_CHECKPOINT FILE -o DIR``"""
     parser = subparsers.add_parser(
         "decompress", help="restore images compressed by `pixelrnn compress`",
-        description="Decode a file written by `pixelrnn compress` with the same model; writes one PNG per image into DIR.")
+        description="Decode a file written by `pixelrnn compress` with the same model; writes one PNG per image into DIR "
+                    "(16-bit grey PNGs for codes of more than 256 levels), or all images into one FILE.npz.")
     add_checkpoint_argument(parser)
     parser.add_argument("file", metavar="FILE", help="a file written by `pixelrnn compress`")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created; PNGs of the same names "
-                                                                         "are replaced only with --force)")
-    parser.add_argument("--force", action="store_true", help="replace PNGs of the same names in DIR")
+                                                                         "are replaced only with --force), or a path ending in "
+                                                                         ".npz: one array 'images' (N, C, H, W), and 'labels'")
+    parser.add_argument("--force", action="store_true", help="replace PNGs of the same names in DIR, or an existing .npz")
     parser.add_argument("--by-class", action="store_true",
                         help="write each image into DIR/<its class name>/ (a class-conditional model's file), the layout "
                              "folder: datasets read labels from")
@@ -207,8 +209,13 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     if not path.is_file():
         raise UserError(f"compressed file {path} does not exist")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out} is a file; decompress writes PNGs into a folder: name a new or existing folder")
+    to_npz = out.suffix.lower() == ".npz"
+    if to_npz and (out.is_dir() or (out.exists() and not args.force)):
+        raise UserError(f"-o {out} already exists" + ("" if out.is_dir() else "; pass --force to replace it"))
+    if to_npz and args.by_class:
+        raise UserError("--by-class writes PNG sub-folders; an .npz keeps the classes in its 'labels' array")
+    if out.exists() and not out.is_dir() and not to_npz:
+        raise UserError(f"-o {out} is a file; decompress writes PNGs into a folder (or one .npz): name a new or existing folder")
     data = path.read_bytes()
     model = load_model_from(args.checkpoint, "cpu")
     if args.by_class and not model.config.classes:
@@ -226,6 +233,13 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - start
     except CompressionError as error:
         raise UserError(f"{path}: {error}") from None
+    if to_npz:
+        try:
+            save_npz(images, model.config.levels, out)
+        except CompressionError as error:
+            raise UserError(f"{path}: {error}") from None
+        print(f"restored {len(images)} image(s) into {args.out} ({len(images) / seconds:.1f} images/s)")
+        return
     try:
         existing = [target for target in (image_path(out, image, class_names) for image in images) if target.exists()]
     except CompressionError as error:
@@ -233,5 +247,8 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     if existing and not args.force:
         raise UserError(f"{existing[0]} already exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
                         + "; pass --force to replace, or choose another -o")
-    save_images(images, model.config.levels, out, class_names)
+    try:
+        save_images(images, model.config.levels, out, class_names)
+    except CompressionError as error:
+        raise UserError(f"{path}: {error}") from None
     print(f"restored {len(images)} image(s) into {args.out} ({len(images) / seconds:.1f} images/s)")

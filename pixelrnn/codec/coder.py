@@ -19,7 +19,7 @@ from ..errors import CompressionError, DamagedFileError, PlatformError, WrongMod
 from ..limits import check_limit
 from .coding_model import check_model, chunks, code_lengths, coding_for, environment, model_fingerprint
 from .container import (CHUNK_PIXELS, DEFAULT_BATCH_SIZE, MAPPING_CODES, MAX_BATCH, MAX_IMAGE_PIXELS, MAX_IMAGES, MAX_SIDE,
-                        MODE_CODES, CodedImage, build_container, check_name, read_container)
+                        MODE_CODES, CodedImage, build_container, check_name, read_container, value_dtype)
 from .fixed_point import FixedPoint
 
 
@@ -44,10 +44,12 @@ def _raster(coding, channels: int, height: int, width: int, code_step: Callable[
                 coding.advance(i, j, c, values)
 
 
-def _pixel_digest(values: Iterable[np.ndarray]) -> bytes:
+def _pixel_digest(values: Iterable[np.ndarray], levels: int) -> bytes:
+    """sha256 of the values, one byte each up to 256 levels, little-endian u16 above (format version 4)."""
     digest = hashlib.sha256()
+    dtype = value_dtype(levels)
     for array in values:
-        digest.update(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+        digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
     return digest.digest()
 
 
@@ -63,10 +65,12 @@ def _check_images(images: Sequence[CodedImage], channels: int, levels: int) -> N
     if len(images) > MAX_IMAGES:
         raise CompressionError(f"at most {MAX_IMAGES} images per file; got {len(images)}")
     seen: dict[str, str] = {}
+    # Above 256 levels 8-bit values (codes read from an 8-bit file) are as welcome as 16-bit ones.
+    dtypes, wanted = ((np.uint8,), "uint8") if levels <= 256 else ((np.uint8, np.uint16), "uint16 (or uint8)")
     for image in images:
         values = image.values
-        if not isinstance(values, np.ndarray) or values.dtype != np.uint8 or values.ndim != 3 or values.shape[0] != channels:
-            raise CompressionError(f"{image.name}: values must be a ({channels}, H, W) uint8 array")
+        if not isinstance(values, np.ndarray) or values.dtype not in dtypes or values.ndim != 3 or values.shape[0] != channels:
+            raise CompressionError(f"{image.name}: values must be a ({channels}, H, W) {wanted} array")
         height, width = values.shape[1:]
         if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_IMAGE_PIXELS):
             raise CompressionError(f"{image.name}: {width}x{height} is outside the limits (sides 1..{MAX_SIDE}, at most {MAX_IMAGE_PIXELS} pixels)")
@@ -74,6 +78,9 @@ def _check_images(images: Sequence[CodedImage], channels: int, levels: int) -> N
             raise CompressionError(f"{image.name}: value {int(values.max())} is outside the model's [0, {levels})")
         if image.mode not in MODE_CODES or image.mapping not in MAPPING_CODES:
             raise CompressionError(f"{image.name}: mode must be one of {', '.join(MODE_CODES)} and mapping raw or scaled")
+        if image.mode == "I;16" and levels <= 256:
+            raise CompressionError(f"{image.name}: mode I;16 (16-bit grey) is for models of more than 256 levels; this one has "
+                                   f"{levels}: use 1, L or RGB")
         check_name(image.name)
         key = image.name.casefold()  # case-insensitive file systems would merge these
         if key in seen:
@@ -150,7 +157,7 @@ def compress(model, images: Sequence[CodedImage], *, batch_size: int = DEFAULT_B
     return build_container(
         fingerprint=coding.fingerprint, arithmetic=coding.arithmetic, fixed_point=coding.fixed_point, batch_size=batch_size,
         chunk_pixels=CHUNK_PIXELS, channels=config.channels, levels=config.levels, environment=environment(),
-        pixel_digest=_pixel_digest(image.values for image in images), images=images, payload=payload, classes=config.classes,
+        pixel_digest=_pixel_digest((image.values for image in images), config.levels), images=images, payload=payload, classes=config.classes,
     )
 
 
@@ -243,13 +250,13 @@ def decompress(model, data: bytes, *, max_subpixels: int | None = None, threads:
 
                 coding.reset(len(chunk), height, width, None if container.labels is None else container.labels[chunk[0]])
                 _raster(coding, channels, height, width, decode)
-                values = out.transpose(3, 2, 0, 1).astype(np.uint8)  # (b, C, H, W)
+                values = out.transpose(3, 2, 0, 1).astype(value_dtype(container.levels))  # (b, C, H, W)
                 for position, index in enumerate(chunk):
                     decoded[index] = np.ascontiguousarray(values[position])
                 bar.update(len(chunk))
     finally:
         bar.close()
-    if _pixel_digest(decoded) != container.pixel_digest:
+    if _pixel_digest(decoded, container.levels) != container.pixel_digest:
         raise failure("decoded pixels do not match the file's sha256")
     labels = container.labels or [None] * len(decoded)
     return [CodedImage(name, values, mode, mapping, label)

@@ -36,7 +36,7 @@ from ..config import ModelConfig
 from ..errors import CompressionError
 from ..sampling import engine_class, make_engine
 from ..utils import torch_threads
-from .container import FLOAT_DTYPES
+from .container import FLOAT_DTYPES, MAX_LEVELS
 from .fixed_point import PRECISION, FixedPoint
 from .factory import make_integer_engine
 from .integer_native_engines import NativeIntegerEngine, frequencies
@@ -56,8 +56,9 @@ def check_model(model) -> None:
         raise CompressionError("compression needs a single-scale network (pixelcnn, row_lstm or diagonal_bilstm)")
     if config.condition_channels:
         raise CompressionError("compression needs an unconditional network; this one takes a condition map")
-    if config.levels > 256 or config.channels > 255:
-        raise CompressionError(f"compression codes at most 256 levels and 255 channels; the model has {config.levels} and {config.channels}")
+    if config.levels > MAX_LEVELS or config.channels > 255:
+        raise CompressionError(f"compression codes at most {MAX_LEVELS} levels and 255 channels; the model has {config.levels} "
+                               f"and {config.channels}")
 
 
 def model_fingerprint(model) -> bytes:

@@ -1,10 +1,15 @@
-"""The compressed file format (version 2, and 3 for class-conditional models; version 1 still read).
+"""The compressed file format (version 2, 3 for class-conditional models, 4 above 256 levels; version 1 still read).
 
 Version 2 adds the coding model's arithmetic to version 1: ``integer`` (the integer coding model
 of :mod:`.integer_model`, its fixed-point parameters in the header; decodes on any machine) or
 ``float32`` / ``float64`` (version 1's float model; decodes on the platform that wrote it).
 Version 3 is version 2 plus each image's class, the side information of a class-conditional
 model; an unconditional model writes version 2, byte for byte as before.
+Version 4 is written by every model of 257 to 4096 levels (codes of a large codebook), with or
+without classes: version 3's layout with the class count always present (0: no classes follow),
+its values 16 bits wide (the pixel digest hashes them as little-endian u16) and one more mode,
+a 16-bit grey PNG. Models of up to 256 levels write versions 2 and 3 exactly as before, so the
+width of a value is implied by the version (and by ``levels``).
 
 Every field of a file is checked against the file's size and fixed limits before anything is
 allocated from it; a bad file raises :class:`DamagedFileError` with a one-line message. The
@@ -28,10 +33,12 @@ from .fixed_point import PRECISION, FixedPoint
 MAGIC = b"PXRNNCMP"
 VERSION = 2  # written by unconditional models
 CONDITIONAL_VERSION = 3  # written by class-conditional models: version 2 and the images' classes
+WIDE_VERSION = 4  # written by models of more than 256 levels: 16-bit values, the class count always present
+MAX_LEVELS = 4096  # the most levels a file codes: the data's limit (codes of a codebook of up to 4096 entries)
 ARITHMETICS = {1: "float32", 2: "float64", 3: "integer"}  # codes 1 and 2 are version 1's dtype codes
 ARITHMETIC_CODES = {name: code for code, name in ARITHMETICS.items()}
 FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-MODES = {1: "1", 2: "L", 3: "RGB"}
+MODES = {1: "1", 2: "L", 3: "RGB", 4: "I;16"}  # 4: a 16-bit grey PNG, version 4 only
 MODE_CODES = {mode: code for code, mode in MODES.items()}
 MAPPINGS = {0: "raw", 1: "scaled"}
 MAPPING_CODES = {name: code for code, name in MAPPINGS.items()}
@@ -56,12 +63,22 @@ DIGEST = 32
 _PREFIX = struct.Struct("<8sHI")  # magic, version, header body length
 # fingerprint, arithmetic (version 1: dtype), precision, batch, chunk pixels, channels, levels[, fixed point], env length
 _FIXED = {1: struct.Struct("<32sBBIIBHH"), 2: struct.Struct(f"<32sBBIIBH{FixedPoint.LAYOUT.size}sH")}
-_FIXED[CONDITIONAL_VERSION] = _FIXED[2]
-_CLASS = struct.Struct("<H")  # version 3: the class count, then each image's class
+_FIXED[CONDITIONAL_VERSION] = _FIXED[WIDE_VERSION] = _FIXED[2]
+_CLASS = struct.Struct("<H")  # versions 3 and 4: the class count, then each image's class
 _COUNTS = struct.Struct("<Q32sII")  # payload length, pixel digest, image count, run count
 _RUN = struct.Struct("<IHHBB")  # images in the run, height, width, mode, mapping
 NAMES_NUMBERED, NAMES_LISTED = 0, 1
 _NO_FIXED_POINT = bytes(FixedPoint.LAYOUT.size)  # a float file's fixed-point parameters
+
+
+def value_dtype(levels: int) -> np.dtype:
+    """How a model's values are held and hashed: uint8 up to 256 levels, little-endian uint16 above (version 4)."""
+    return np.dtype(np.uint8 if levels <= 256 else "<u2")
+
+
+def format_version(levels: int, classes: int) -> int:
+    """The version a model of ``levels`` values and ``classes`` classes writes."""
+    return WIDE_VERSION if levels > 256 else CONDITIONAL_VERSION if classes else VERSION
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,8 +86,8 @@ class CodedImage:
     """One image as the model codes it, and how to write it back.
 
     name: the file name decompression writes (``something.png``).
-    values: (C, H, W) uint8 model values in [0, levels).
-    mode: the PNG mode to write back: ``"1"``, ``"L"`` or ``"RGB"``.
+    values: (C, H, W) model values in [0, levels): uint8, or uint16 above 256 levels.
+    mode: the PNG mode to write back: ``"1"``, ``"L"``, ``"RGB"`` or ``"I;16"`` (16-bit grey, above 256 levels).
     mapping: ``"scaled"`` or ``"raw"``, how a model value becomes an 8-bit sample (module docstring).
     label: the image's class, coded as side information by a class-conditional model (None otherwise).
     """
@@ -103,8 +120,8 @@ class Container:
     payload: bytes
     header_bytes: int  # everything but the payload
     version: int = VERSION
-    classes: int = 0  # version 3: the model's class count
-    labels: tuple[int, ...] | None = None  # version 3: each image's class
+    classes: int = 0  # versions 3 and 4: the model's class count
+    labels: tuple[int, ...] | None = None  # versions 3 and 4: each image's class
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -159,6 +176,11 @@ def build_container(*, fingerprint: bytes, arithmetic: str, fixed_point: FixedPo
     Version 3 (``classes`` > 0, a class-conditional model) appends u16 classes K and per image a
     u16 class in [0, K). Version 1 is version 2 without the fixed-point bytes, its arithmetic byte
     a dtype (1, 2).
+
+    Version 4 (``levels`` 257..4096, with or without classes) is version 3 whose u16 K is always
+    there: K = 0 for an unconditional model, and then no per-image classes follow. Its pixel
+    digest is the sha256 of the values as little-endian u16 (versions 1-3: as bytes), and a run's
+    mode may be 4, a 16-bit grey PNG ("I;16").
     """
     parameters = fixed_point.to_bytes() if arithmetic == "integer" else _NO_FIXED_POINT
     env = environment_text(environment)[:MAX_ENVIRONMENT]
@@ -176,10 +198,11 @@ def build_container(*, fingerprint: bytes, arithmetic: str, fixed_point: FixedPo
         for name in names:
             encoded = name.encode()
             body.append(bytes([len(encoded)]) + encoded)
-    if classes:
-        body.append(_CLASS.pack(classes) + b"".join(_CLASS.pack(image.label) for image in images))
+    version = format_version(levels, classes)
+    if classes or version == WIDE_VERSION:
+        body.append(_CLASS.pack(classes) + b"".join(_CLASS.pack(image.label) for image in images if classes))
     body_bytes = b"".join(body)
-    head = _PREFIX.pack(MAGIC, CONDITIONAL_VERSION if classes else VERSION, len(body_bytes)) + body_bytes
+    head = _PREFIX.pack(MAGIC, version, len(body_bytes)) + body_bytes
     return b"".join([head, hashlib.sha256(head).digest(), payload, hashlib.sha256(payload).digest()])
 
 
@@ -217,7 +240,7 @@ def check_name(name: str) -> str:
 
 
 def read_container(data: bytes) -> Container:
-    """Parse and check a compressed file (version 1, 2 or 3) without a model.
+    """Parse and check a compressed file (version 1, 2, 3 or 4) without a model.
 
     Checks, in order: size and magic, version, header length against the file, the header's
     sha256, each field against fixed limits and the remaining header bytes (counts are bounded
@@ -247,8 +270,10 @@ def read_container(data: bytes) -> Container:
         raise CompressionError(f"unsupported coder precision {precision} bits (this pixelrnn codes with {PRECISION})")
     if not 1 <= batch_size <= MAX_BATCH or not 1 <= chunk_pixels <= MAX_CHUNK_PIXELS:
         raise DamagedFileError(f"corrupted header: batch size {batch_size} or chunk size {chunk_pixels} outside the limits")
-    if channels < 1 or not 2 <= levels <= 256:
-        raise DamagedFileError(f"corrupted header: {channels} channels, {levels} levels")
+    low, high = (257, MAX_LEVELS) if version == WIDE_VERSION else (2, 256)
+    if channels < 1 or not low <= levels <= high:
+        raise DamagedFileError(f"corrupted header: {channels} channels, {levels} levels (format version {version} codes "
+                               f"{low}..{high} levels)")
     if env_length > MAX_ENVIRONMENT:
         raise DamagedFileError(f"corrupted header: environment of {env_length} bytes")
     try:
@@ -266,7 +291,7 @@ def read_container(data: bytes) -> Container:
             raise DamagedFileError(f"corrupted header: a run of {length} images where {count - len(shapes)} remain")
         if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_IMAGE_PIXELS):
             raise DamagedFileError(f"corrupted header: image size {width}x{height} outside the limits")
-        if mode not in MODES or mapping not in MAPPINGS:
+        if mode not in MODES or mapping not in MAPPINGS or (MODES[mode] == "I;16" and version != WIDE_VERSION):
             raise DamagedFileError(f"corrupted header: mode code {mode}, mapping code {mapping}")
         shapes.extend([(height, width)] * length)
         modes.extend([MODES[mode]] * length)
@@ -293,7 +318,7 @@ def read_container(data: bytes) -> Container:
                 raise DamagedFileError(f"corrupted header: {error}") from None
     else:
         raise DamagedFileError(f"corrupted header: unknown naming code {naming}")
-    classes, labels = _labels(reader, count) if version == CONDITIONAL_VERSION else (0, None)
+    classes, labels = _labels(reader, count, version == WIDE_VERSION) if version >= CONDITIONAL_VERSION else (0, None)
     if reader.left:
         raise DamagedFileError(f"corrupted header: {reader.left} unexplained bytes after the image list")
     if len({name.casefold() for name in names}) != len(names):
@@ -312,8 +337,13 @@ def read_container(data: bytes) -> Container:
                      classes, labels)
 
 
-def _labels(reader: _Reader, count: int) -> tuple[int, tuple[int, ...]]:
-    """Version 3's class count and each image's class, checked against it."""
+def _labels(reader: _Reader, count: int, optional: bool) -> tuple[int, tuple[int, ...] | None]:
+    """The class count and each image's class, checked against it (``optional``, version 4: a count of 0, no classes)."""
+    if optional:
+        (classes,) = reader.unpack(_CLASS)
+        if not classes:
+            return 0, None
+        reader.offset -= _CLASS.size
     if (count + 1) * _CLASS.size > reader.left:
         raise DamagedFileError(f"corrupted header: {count} classes cannot fit in {reader.left} bytes")
     (classes,) = reader.unpack(_CLASS)

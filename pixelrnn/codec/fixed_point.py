@@ -237,12 +237,14 @@ def integer_frequencies(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray
     """(N, K) integer logits (at 2^-G; int64 or integer-valued float) -> (N, K) float64 integer weights.
 
     Mass m_k = exp_table[max - l_k] (2^P for the most likely symbol, 0 beyond the table) and
-    T = sum m (below 2^(P+8)); per row one integer division R = floor(2^29 (2^24 - K) / T); then
-    w_k = floor(m_k R / 2^29), and the remainder 2^24 - K - sum w (at most about K + 2^(P-5))
-    goes to the first most likely symbol, so sum w = 2^24 - K exactly and the coder's model is
-    (w_k + 1) / 2^24. The products m_k R are integers below 2^53 (m_k <= 2^P and R <
-    2^(29+24-P)), so float64 holds them exactly and the elementwise work needs no integer
-    division. ``exp_table`` is float64 (its values are integers below 2^32).
+    T = sum m (at most K 2^P <= 2^(P+12) for the K <= 4096 levels a file codes: an exact float64
+    sum); per row one integer division R = floor(2^29 (2^24 - K) / T); then
+    w_k = floor(m_k R / 2^29), and the remainder 2^24 - K - sum w (at most K + T / 2^29) goes to
+    the first most likely symbol, so sum w = 2^24 - K exactly and the coder's model is
+    (w_k + 1) / 2^24. The products m_k R are integers below 2^53 (m_k <= 2^P and R <=
+    2^(29+24-P), as T >= 2^P), so float64 holds them exactly and the elementwise work needs no
+    integer division; none of these bounds depends on K beyond K < 2^24.
+    ``exp_table`` is float64 (its values are integers below 2^32).
     """
     count, levels = logits.shape
     free = (1 << PRECISION) - levels

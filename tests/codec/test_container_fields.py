@@ -65,7 +65,7 @@ def test_prefix_and_size_checks_name_their_defect():
     assert refusal(data[:-1]) == f"truncated or corrupted file: header of {body} bytes in a {len(data) - 1}-byte file"
     assert read_container(data).payload == b""  # exactly the header and both digests: the smallest file
     assert refusal(data[:8] + struct.pack("<H", 9) + data[10:], CompressionError) == \
-        "unsupported format version 9 (this pixelrnn reads versions 1, 2, 3)"
+        "unsupported format version 9 (this pixelrnn reads versions 1, 2, 3, 4)"
 
 
 def test_header_length_limit(monkeypatch):
@@ -91,18 +91,36 @@ def test_total_size_and_payload_words():
     ("batch_size", layout.MAX_BATCH + 1, f"corrupted header: batch size {layout.MAX_BATCH + 1} or chunk size 1024 outside the limits"),
     ("chunk_pixels", 0, "corrupted header: batch size 4 or chunk size 0 outside the limits"),
     ("chunk_pixels", layout.MAX_CHUNK_PIXELS + 1, f"corrupted header: batch size 4 or chunk size {layout.MAX_CHUNK_PIXELS + 1} outside the limits"),
-    ("channels", 0, "corrupted header: 0 channels, 4 levels"),
-    ("levels", 1, "corrupted header: 1 channels, 1 levels"),
-    ("levels", 257, "corrupted header: 1 channels, 257 levels"),
+    ("channels", 0, "corrupted header: 0 channels, 4 levels (format version 2 codes 2..256 levels)"),
+    ("levels", 1, "corrupted header: 1 channels, 1 levels (format version 2 codes 2..256 levels)"),
 ])
 def test_fixed_fields_outside_their_limits(field, value, message):
     assert refusal(build(**{field: value})) == message
 
 
 @pytest.mark.parametrize("field,value", [("batch_size", 1), ("batch_size", layout.MAX_BATCH), ("chunk_pixels", 1),
-                                         ("chunk_pixels", layout.MAX_CHUNK_PIXELS), ("levels", 2), ("levels", 256)])
+                                         ("chunk_pixels", layout.MAX_CHUNK_PIXELS), ("levels", 2), ("levels", 256),
+                                         ("levels", 257), ("levels", 4096)])
 def test_fixed_fields_at_their_limits(field, value):
     assert getattr(read_container(build(**{field: value})), field) == value
+
+
+LEVELS = 57  # the u16 levels field: after the prefix (14), fingerprint, arithmetic, precision, batch, chunk and channels
+
+
+@pytest.mark.parametrize("levels,classes,claimed,message", [
+    (256, 0, 257, "corrupted header: 1 channels, 257 levels (format version 2 codes 2..256 levels)"),
+    (256, 2, 257, "corrupted header: 1 channels, 257 levels (format version 3 codes 2..256 levels)"),
+    (4096, 0, 4097, "corrupted header: 1 channels, 4097 levels (format version 4 codes 257..4096 levels)"),
+    (4096, 2, 4097, "corrupted header: 1 channels, 4097 levels (format version 4 codes 257..4096 levels)"),
+    (257, 0, 256, "corrupted header: 1 channels, 256 levels (format version 4 codes 257..4096 levels)"),
+])
+def test_each_version_holds_its_own_range_of_levels(levels, classes, claimed, message):
+    """Up to 256 levels: versions 2 and 3 (8-bit values); 257..4096: version 4 (16-bit values), refused one past either end."""
+    data = build([image(label=0 if classes else None)], levels=levels, classes=classes)
+    assert read_container(data).version == (4 if levels > 256 else 3 if classes else 2)
+    assert struct.unpack_from("<H", data, LEVELS)[0] == levels
+    assert refusal(patched(data, LEVELS, "<H", claimed)) == message
 
 
 def test_precision_and_environment():
@@ -225,6 +243,26 @@ def test_class_labels():
     assert refusal(edit_header(data, end - 6, end, b"\0" * 5)) == "corrupted header: 2 classes cannot fit in 5 bytes"
     assert refusal(edit_header(data, end - 6, end, struct.pack("<3H", 0, 0, 0))) == \
         "corrupted header: a class-conditional file of a model with 0 classes"
+
+
+def test_version_4_always_holds_the_class_count_and_alone_the_16_bit_mode():
+    plain = build([image("a.png", mode="I;16")], levels=512)
+    end = head_end(plain)
+    assert plain[end - 2 : end] == b"\0\0"  # K = 0: an unconditional model, no classes follow
+    container = read_container(plain)
+    assert (container.version, container.classes, container.labels, container.modes) == (4, 0, None, ("I;16",))
+    assert refusal(edit_header(plain, end - 2, end, b"")) == "corrupted header: a field runs past the header's end"
+    assert refusal(patched(plain, end - 2, "<H", 1)) == "corrupted header: 1 classes cannot fit in 2 bytes"
+    assert refusal(edit_header(plain, end, end, b"\0")) == "corrupted header: 1 unexplained bytes after the image list"
+    labelled = build([image("a.png", mode="I;16", label=2), image("b.png", label=0)], levels=4096, classes=3)
+    container = read_container(labelled)
+    assert (container.version, container.classes, container.labels, container.modes) == (4, 3, (2, 0), ("I;16", "L"))
+    assert refusal(patched(labelled, head_end(labelled) - 4, "<H", 3)) == "corrupted header: class 3 of a model with 3 classes"
+    mode = counts_at(plain) + 48 + 8  # the first run's mode byte
+    assert struct.unpack_from("<B", plain, mode)[0] == 4
+    narrow = build([image("a.png", mode="L")], levels=256)
+    assert refusal(patched(narrow, mode, "<B", 4)) == "corrupted header: mode code 4, mapping code 0"  # 16-bit: version 4 only
+    assert refusal(patched(plain, mode, "<B", 5)) == "corrupted header: mode code 5, mapping code 0"
 
 
 def test_check_name_limits():
