@@ -1,5 +1,5 @@
 """Files written by earlier code still read: a run folder (its state file), a prepared-cache
-record, a pretrained folder, and the compressed files of tests/golden.
+record, a pretrained folder, the compressed files of tests/golden and those of format versions 3 and 4.
 
 The fixtures under ``tests/fixtures`` were written once (``tests/fixtures/make_fixtures.py``)
 and are never rewritten: a change that breaks one of these tests breaks users' files. A new
@@ -123,3 +123,29 @@ def test_the_prepared_cache_record_with_labels_is_format_1():
         assert np.array_equal(np.load(labels_path), source["train_labels"])
         assert np.array_equal(np.load(record_path.with_suffix(".npy")), source["train"])
     assert (record["labels"]["count"], record["labels"]["classes"]) == (5, 3)
+
+
+# --------------------------------------------------------------------- format version 4: more than 256 levels
+WIDE = FIXTURES / "wide"
+
+
+@pytest.mark.parametrize("name,classes", [("images", 0), ("conditional", 2)])
+def test_the_wide_files_are_format_4_and_decode_bit_for_bit_as_16_bit_codes(name, classes):
+    stored = (WIDE / f"{name}.pxrnn").read_bytes()
+    container = read_container(stored)
+    with np.load(WIDE / "images.npz") as arrays:
+        values, labels = arrays["values"], arrays["labels"]
+    assert values.dtype == np.uint16 and int(values.max()) == 511
+    assert (container.version, container.levels, container.classes, container.modes) == (4, 512, classes, ("I;16",) * 4)
+    assert container.labels == (tuple(labels.tolist()) if classes else None)
+    assert container.pixel_digest == hashlib.sha256(values.astype("<u2").tobytes()).digest()  # the values as u16
+    model = load_model(WIDE / f"{'model' if name == 'images' else name}.safetensors")
+    decoded = decompress(model, stored)
+    assert all(image.values.dtype == np.uint16 and np.array_equal(image.values, expected) for image, expected in zip(decoded, values))
+    assert [image.label for image in decoded] == (labels.tolist() if classes else [None] * 4)
+    again = compress(model, [CodedImage(f"{k}.png", values[k], "I;16", "raw", int(label) if classes else None)
+                             for k, label in enumerate(labels)], batch_size=3)
+    if environment_bytes(again) == environment_bytes(stored):
+        assert again == stored
+    else:  # another machine type or torch build: everything but the environment record must still be the same
+        assert with_environment(again, environment_bytes(stored)) == stored

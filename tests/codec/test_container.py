@@ -87,8 +87,8 @@ def test_version_1_files_still_decode():
     integer = compress(model, images)
     with pytest.raises(DamagedFileError, match="unknown arithmetic code 3"):  # version 1 knew two dtypes only
         read_container(to_version_1(integer))
-    with pytest.raises(CompressionError, match="version 4") as caught:  # 3 is a class-conditional model's
-        read_container(integer[:8] + struct.pack("<H", 4) + integer[10:])
+    with pytest.raises(CompressionError, match="version 5") as caught:  # 3 is a class-conditional model's, 4 wide values'
+        read_container(integer[:8] + struct.pack("<H", 5) + integer[10:])
     assert not isinstance(caught.value, DamagedFileError)
 
 
