@@ -46,7 +46,7 @@ def test_threads_split_the_images_and_change_no_integer(arch):
 
 
 @settings(max_examples=60, deadline=None)
-@given(levels=st.integers(2, 256), rows=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
+@given(levels=st.integers(2, 4096), rows=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
        spread=st.sampled_from([0, 3, 1 << 10, 1 << 20]), fixed=st.sampled_from([FixedPoint(), SMALL]))
 def test_native_frequencies_are_the_numpy_frequencies(levels, rows, seed, spread, fixed):
     """Ties (spread 0), near-uniform rows and rows past the exponent table's end, as the engines give them."""
