@@ -78,3 +78,37 @@ def test_the_three_commands_print_the_same_error_for_the_same_mistake(run_with_a
         assert main([*command, "--dataset", "npz:wide.npz", "-q"]) == 2
         errors.append(capsys.readouterr().err.split("error: ", 1)[1])
     assert len(set(errors)) == 1 and "wide.npz" in errors[0], errors
+
+
+def test_16_bit_pngs_of_codes_round_trip_through_compress_and_decompress(tmp_path, capsys):
+    """A 512-level model: 16-bit grey PNGs come back 16-bit with every bit, an 8-bit one as 8-bit; or all into one npz."""
+    save_model(tiny_model(512), tmp_path / "codes.safetensors")
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 512, (2, 5, 6)).astype(np.uint16)
+    wide[0, 0, 0], wide[1, 4, 5] = 511, 257
+    (tmp_path / "in").mkdir()
+    for k, plane in enumerate(wide):
+        Image.fromarray(plane).save(tmp_path / "in" / f"w{k}.png")
+    narrow = rng.integers(0, 256, (5, 6)).astype(np.uint8)
+    Image.fromarray(narrow, mode="L").save(tmp_path / "in" / "n.png")
+    checkpoint, packed = str(tmp_path / "codes.safetensors"), str(tmp_path / "c.pxr")
+    assert main(["compress", checkpoint, str(tmp_path / "in"), "-o", packed, "-q"]) == 0
+    assert main(["decompress", checkpoint, packed, "-o", str(tmp_path / "out"), "-q"]) == 0
+    for k, plane in enumerate(wide):
+        with Image.open(tmp_path / "out" / f"w{k}.png") as png:
+            assert png.mode == "I;16" and np.array_equal(np.asarray(png), plane)
+    with Image.open(tmp_path / "out" / "n.png") as png:
+        assert png.mode == "L" and np.array_equal(np.asarray(png), narrow)
+    Image.fromarray(np.full((2, 2), 512, np.uint16)).save(tmp_path / "big.png")
+    capsys.readouterr()
+    assert main(["compress", checkpoint, str(tmp_path / "big.png"), "-o", str(tmp_path / "d.pxr"), "-q"]) == 2
+    assert "values in [512, 512] cannot be coded exactly by a 512-level model (needs 0..511)" in capsys.readouterr().err
+    Image.fromarray(np.zeros((5, 6), np.uint8), mode="L").save(tmp_path / "in" / "z.png")  # three images of one size: an npz
+    (tmp_path / "in" / "n.png").unlink()
+    assert main(["compress", checkpoint, str(tmp_path / "in"), "-o", packed, "--force", "-q"]) == 0
+    assert main(["decompress", checkpoint, packed, "-o", str(tmp_path / "back.npz"), "-q"]) == 0
+    with np.load(tmp_path / "back.npz") as back:
+        assert back["images"].dtype == np.uint16 and np.array_equal(back["images"][:, 0], np.concatenate([wide, np.zeros((1, 5, 6))]))
+        assert "labels" not in back
+    assert main(["decompress", checkpoint, packed, "-o", str(tmp_path / "back.npz"), "-q"]) == 2
+    assert "back.npz already exists; pass --force to replace it" in capsys.readouterr().err
