@@ -92,7 +92,8 @@ def test_16_bit_pngs_of_codes_round_trip_through_compress_and_decompress(tmp_pat
     narrow = rng.integers(0, 256, (5, 6)).astype(np.uint8)
     Image.fromarray(narrow, mode="L").save(tmp_path / "in" / "n.png")
     checkpoint, packed = str(tmp_path / "codes.safetensors"), str(tmp_path / "c.pxr")
-    assert main(["compress", checkpoint, str(tmp_path / "in"), "-o", packed, "-q"]) == 0
+    assert main(["compress", checkpoint, str(tmp_path / "in"), "-o", packed, "--stats", "-q"]) == 0
+    assert "achieved" in capsys.readouterr().out  # the model's NLL of 16-bit codes, beside the code length
     assert main(["decompress", checkpoint, packed, "-o", str(tmp_path / "out"), "-q"]) == 0
     for k, plane in enumerate(wide):
         with Image.open(tmp_path / "out" / f"w{k}.png") as png:
