@@ -100,6 +100,11 @@ class MaskedConv2d(nn.Conv2d):
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size == (1, 1):
+            weight = self.masked_weight()
+            # one large product over the channels (forward, and two backward) runs faster than a 1x1 convolution here
+            out = F.linear(x.permute(0, 2, 3, 1), weight.view(weight.shape[0], weight.shape[1]), self.bias)
+            return out.permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory
         return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
 
     def extra_repr(self) -> str:

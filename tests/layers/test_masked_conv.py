@@ -64,3 +64,23 @@ def test_masked_weights_never_reach_the_output():
     # and the masked entries get no gradient
     conv(x).sum().backward()
     assert (conv.weight.grad[conv.mask == 0] == 0).all()
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+def test_a_one_by_one_kernel_is_the_convolution_as_a_matrix_product(mask_type, memory_format):
+    """The 1x1 path (a product over channels) gives the convolution's values and every gradient."""
+    torch.manual_seed(0)
+    in_groups, out_groups = channel_groups(6, 3), gate_groups(12, 3)
+    conv = MaskedConv2d(6, 48, 1, mask_type, in_groups, out_groups).double()
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
+    out = conv(x)
+    expected = torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias)
+    assert out.shape == expected.shape == (2, 48, 5, 7)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(expected)
+    grads = torch.autograd.grad(out, (x, conv.weight, conv.bias), upstream)
+    expected_grads = torch.autograd.grad(expected, (x, conv.weight, conv.bias), upstream)
+    for found, wanted in zip(grads, expected_grads):
+        torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
+    assert (grads[1][conv.mask == 0] == 0).all()
