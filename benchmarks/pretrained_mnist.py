@@ -17,8 +17,15 @@ For each network of configs/mnist_<arch>.toml (7 layers, h = 16):
 3. **Write** ``OUT/binarized_mnist/<arch>/``: config.json, model.safetensors and a model card with
    the architecture, parameter count, data, recipe, budget, commands, the test NLL ± standard
    error beside the paper's figure, and the hardware.
+4. **Draw** ``--grid`` (docs/images/binarized_mnist_samples.png): one row of ``--per-network``
+   samples from each bundled network in OUT, with the seed.
 
-Never point ``--runs`` at runs that another process is still training.
+``--export-only`` skips step 1: it writes the folders from the runs as they stand, a run still
+in progress included (its best checkpoint is first copied to ``RUNS/<arch>.exported.safetensors``,
+so that the training cannot replace it while it is scored; the card gives the wall-clock time and
+the images seen so far, and says that the run goes on).
+
+Never point ``--runs`` at runs that another process is still training, except with ``--export-only``.
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ from pixelrnn.data import load_dataset  # noqa: E402
 from pixelrnn.evaluation import nll_per_image, summarize  # noqa: E402
 from pixelrnn.models.pretrained import (SUBSET_IMAGES, TEST_IMAGES, TEST_NATS, TEST_NATS_STDERR, TEST_SUBSET_NATS,  # noqa: E402
                                        model_card, save_pretrained)
+from pixelrnn.images import save_grid  # noqa: E402
 from pixelrnn.models.weights import read_metadata  # noqa: E402
+from pixelrnn.sampling import sample  # noqa: E402
 from pixelrnn.training import RunFolder, build_run_config, resolve_checkpoint  # noqa: E402
 
 STOPPED = re.compile(r"^stopped at step (\d+) \(([^)]*)\)", re.MULTILINE)
@@ -124,9 +133,9 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_score(args: argparse.Namespace, arch: str, checkpoint: Path) -> dict:
-    """NLL of the checkpoint on the 10000 test images, cached against the checkpoint's digest."""
-    cache = checkpoint.parent.parent / f"{arch}.test.json"
+def test_score(args: argparse.Namespace, arch: str, checkpoint: Path, runs: Path) -> dict:
+    """NLL of the checkpoint on the 10000 test images, cached in RUNS/<arch>.test.json against the checkpoint's digest."""
+    cache = runs / f"{arch}.test.json"
     cached = json.loads(cache.read_text()) if cache.exists() else {}
     if cached.get("sha256") == digest(checkpoint) and "subset_nats_per_image" in cached:
         return cached
@@ -154,6 +163,20 @@ def runs_as_placeholder(argv: list[str]) -> list[str]:
     return out
 
 
+def progress(args: argparse.Namespace, arch: str, run_dir: Path, recipe: dict, metadata: dict) -> str:
+    """How far the run got: wall-clock time (the sessions in its log), steps and images, and whether it goes on."""
+    log = run_dir.parent / f"{arch}.log"
+    spent = sum(float(m) for m in SESSION.findall(log.read_text())) if log.exists() else float(recipe["max_minutes"])
+    trained = int(metadata["trained_steps"])
+    text = (f"Budget: {args.minutes:g} minutes of wall-clock time on the CPU, {recipe['num_threads']} thread, in sessions stopped and "
+            f"resumed exactly; {spent:.0f} minutes spent when this checkpoint was taken, step {trained} "
+            f"({trained * recipe['batch_size']:,} images seen); the best validation checkpoint is step {metadata['step']}.")
+    if minutes_left(args, RunFolder(run_dir), log) > 0:
+        text += " The run goes on: this is an interim checkpoint of it."
+    return text + (" Its learning curve (validation NLL against images seen, beside the paper's figure) is in the "
+                   "repository's docs/reproduction.md (`python benchmarks/table4.py`).")
+
+
 def card(model, metadata: dict, name: str, args: argparse.Namespace, arch: str, run_dir: Path, score: dict) -> str:
     recipe = RunFolder(run_dir).read_config()["train"]
     settings = ", ".join(f"{key} {recipe[key]}" for key in ("optimizer", "lr", "schedule", "batch_size", "ema_decay", "grad_clip", "seed", "num_threads"))
@@ -164,10 +187,8 @@ def card(model, metadata: dict, name: str, args: argparse.Namespace, arch: str, 
     load = f"{score['load']:.1f}" if "load" in score else "not recorded"
     sections = (
         ("Data", DATA),
-        ("Training", f"Recipe: {settings} (benchmarks/binarized_mnist.py's short-budget recipe; the paper used RMSProp for full runs).\n\n"
-                     f"Budget: {recipe['max_minutes']:g} minutes of wall-clock time on the CPU, {recipe['num_threads']} thread; "
-                     f"it reached step {metadata['trained_steps']}; the best validation checkpoint is step {metadata['step']}. "
-                     f"{args.note}".rstrip()),
+        ("Training", f"Recipe: {settings}, lr_decay {recipe.get('lr_decay', 'none')} (Adam; the paper used RMSProp).\n\n"
+                     f"{progress(args, arch, run_dir, recipe, metadata)} {args.note}".rstrip()),
         ("Commands", f"This folder:\n\n```\n{script}\n```\n\nwhich trains with:\n\n```\n{train}\n```"),
         ("Results", "| | test NLL (nats/image) | bits/dim | images |\n| --- | ---: | ---: | ---: |\n"
                     f"| this model | {score['nats_per_image']:.2f} ± {score['nats_per_image_stderr']:.2f} | "
@@ -182,9 +203,18 @@ def card(model, metadata: dict, name: str, args: argparse.Namespace, arch: str, 
     return model_card(model, metadata, name=name, sections=sections)
 
 
+def snapshot(arch: str, run_dir: Path) -> Path:
+    """The run's best checkpoint, copied beside the runs so that a training still going on cannot replace it mid-export."""
+    copy = run_dir.parent / f"{arch}.exported.safetensors"
+    partial = copy.with_suffix(".partial")
+    partial.write_bytes(resolve_checkpoint(run_dir).read_bytes())
+    os.replace(partial, copy)
+    return copy
+
+
 def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path:
-    checkpoint = resolve_checkpoint(run_dir)
-    score = test_score(args, arch, checkpoint)
+    checkpoint = snapshot(arch, run_dir)
+    score = test_score(args, arch, checkpoint, run_dir.parent)
     model, metadata = load_model_with_metadata(checkpoint)
     name = f"binarized_mnist/{arch}"
     metadata = {**metadata, "trained_steps": str(state_step(RunFolder(run_dir))), "preset": f"mnist_{arch}",
@@ -200,6 +230,15 @@ def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path:
     return folder
 
 
+def sample_grid(out: Path, path: Path, per_network: int, seed: int) -> Path:
+    """One row per bundled network (the folders in OUT), ``per_network`` samples each, drawn with a fixed seed."""
+    rows = []
+    for arch in PAPER_NATS:
+        model, _ = load_model_with_metadata(resolve_checkpoint(out / "binarized_mnist" / arch))
+        rows.append(sample(model.eval(), per_network, 28, 28, generator=torch.Generator().manual_seed(seed)))
+    return save_grid(torch.cat(rows), 2, path, nrow=per_network, scale=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="runs/pretrained", help="folder of the run folders (RUNS/<arch>) and their logs")
@@ -211,6 +250,10 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1000, help="steps between validations (1000 images each)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="further recipe overrides, e.g. train.lr=5e-4")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--export-only", action="store_true", help="write the folders from the runs as they stand, without training")
+    parser.add_argument("--grid", default=str(ROOT / "docs" / "images" / "binarized_mnist_samples.png"),
+                        help="where the sample grid of the bundled networks goes (one row each)")
+    parser.add_argument("--per-network", type=int, default=12, help="samples per network in the grid")
     parser.add_argument("--note", default="", help="a sentence for the card's training section, e.g. what else ran on the machine")
     args = parser.parse_args()
     if not os.environ.get("PIXELRNN_DATA_DIR"):
@@ -221,9 +264,12 @@ def main() -> None:
         sys.exit(f"unknown --archs {', '.join(unknown)}; choose from {', '.join(PAPER_NATS)}")
     runs = Path(args.runs).resolve()
     for arch in archs:
-        train(args, arch, runs / arch)
+        if not args.export_only:
+            train(args, arch, runs / arch)
     for arch in archs:
         export(args, arch, runs / arch)
+    grid = sample_grid(Path(args.out), Path(args.grid), args.per_network, args.seed)
+    print(f"samples of every bundled network, one row each (seed {args.seed}): {grid}", flush=True)
 
 
 if __name__ == "__main__":

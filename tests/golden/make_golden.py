@@ -16,9 +16,14 @@ definition (``pixelrnn.codec.fixed_point.DEFINITION``), with the old files still
 new fixtures added beside these ones (a new folder), never written over them. The script refuses
 to write into a folder that already holds fixtures unless given ``--overwrite``.
 
+The one exception is a bundled model replaced by better weights on purpose: its fixtures (and
+only its) are rewritten with ``--replace-bundled``, in the commit that replaces the weights, and
+the manifest's ``replaced`` list records which, when and why. Every other file stays as written.
+
 Run from the repository root, with the package of this checkout importable::
 
     PYTHONPATH=. python tests/golden/make_golden.py [--out tests/golden/files] [--overwrite]
+    PYTHONPATH=. python tests/golden/make_golden.py --replace-bundled binarized_mnist/row_lstm --reason "..."
 """
 
 from __future__ import annotations
@@ -120,12 +125,99 @@ def exact_integers(logits: torch.Tensor) -> np.ndarray:
     return converted
 
 
+def write_entry(spec: dict, bundled: str | None, out: Path, images: dict, logits: dict, samples: dict, descriptions: dict) -> dict:
+    """One model's fixtures: its checkpoint (small models), compressed file, integer logits and samples."""
+    key = spec["id"]
+    rng = np.random.default_rng(spec["seed"])
+    if bundled is None:
+        checkpoint = f"{key}.safetensors"
+        save_model(build_small(spec), out / checkpoint, metadata={"golden": key})
+        model = load_model(out / checkpoint)  # the model as the tests will read it: float32, eval mode
+        spec.update(checkpoint=checkpoint)
+        image_shape = sample_shape = (spec["height"], spec["width"])
+        descriptions[checkpoint] = f"model {key}: {spec['arch']}, {spec['channels']} channel(s), {spec['levels']} levels, " \
+                                   f"residual={spec['residual']}, skip={spec['skip']} (save_model checkpoint, float32)"
+    else:
+        model = from_pretrained(bundled)
+        image_shape, sample_shape = BUNDLED_IMAGES, BUNDLED_SAMPLES
+    config = model.config
+    if config.levels == 2:  # sparse like binarized digits for the bundled models, half and half for the small ones
+        density = 0.2 if bundled else 0.5
+        values = (rng.random((IMAGE_COUNT, config.channels, *image_shape)) < density).astype(np.uint8)
+    else:
+        values = rng.integers(0, config.levels, size=(IMAGE_COUNT, config.channels, *image_shape), dtype=np.uint8)
+    images[key] = values
+
+    coded = images_from_array(values, config.levels)
+    data = compress(model, coded, batch_size=BATCH_SIZE)
+    container = read_container(data)
+    assert container.arithmetic == "integer" and container.batch_size == BATCH_SIZE
+    decoded = decompress(model, data)
+    assert all(np.array_equal(a.values, b.values) and (a.name, a.mode, a.mapping) == (b.name, b.mode, b.mapping)
+               for a, b in zip(decoded, coded))
+    with native.disabled():
+        assert compress(model, coded, batch_size=BATCH_SIZE) == data
+    compressed = f"{key}.pxrnn"
+    (out / compressed).write_bytes(data)
+    descriptions[compressed] = f"images['{key}'] compressed with model {key} (integer arithmetic, batch size {BATCH_SIZE})"
+
+    found = exact_integers(integer_logits(integer_model(model), values))
+    # 256-level logits are large and barely compressible: the first image's are stored, all images' sha256.
+    stored = found[:LOGITS_IMAGES] if config.levels > 2 else found
+    logits[key] = stored
+    spec.update(logits_images=len(stored), logits_sha256=hashlib.sha256(found.astype("<i8").tobytes()).hexdigest())
+    sample_seed = spec["seed"] + 500
+    for engine in ("native", "reference"):
+        samples[f"{key}.{engine}"] = draw(model, sample_seed, sample_shape, engine)
+    same = bool(np.array_equal(samples[f"{key}.native"], samples[f"{key}.reference"]))
+    spec.update(images=key, compressed=compressed, batch_size=BATCH_SIZE, logits=key, sample_seed=sample_seed,
+                sample_shape=[SAMPLE_COUNT, config.channels, *sample_shape], sample_dtype=SAMPLE_DTYPE,
+                native_equals_reference=same, fingerprint=container.fingerprint.hex(), compressed_bytes=len(data))
+    print(f"{key}: {len(data)} bytes, native == reference samples: {same}", flush=True)
+    return spec
+
+
+def replace_bundled(out: Path, names: list[str], reason: str) -> None:
+    """Rewrite the fixtures of the bundled models ``names`` only (new weights shipped on purpose); every other stays as written."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    entries = {entry["id"]: entry for entry in manifest["models"]}
+    ids = [name.replace("/", "-") for name in names]
+    unknown = [key for key in ids if entries.get(key, {}).get("kind") != "bundled"]
+    if unknown:
+        sys.exit(f"not bundled models of {out}/manifest.json: {', '.join(unknown)}")
+    arrays = {}
+    for name in ("images.npz", "integer_logits.npz", "samples.npz"):
+        with np.load(out / name) as found:
+            arrays[name] = {key: found[key] for key in found.files}
+    descriptions = dict(manifest["files"])
+    for key, name in zip(ids, names):
+        entry = entries[key]
+        spec = dict(id=key, kind="bundled", name=name, seed=entry["seed"], weights_sha256=sha256(bundled_folder(name) / "model.safetensors"))
+        entries[key] = write_entry(spec, name, out, arrays["images.npz"], arrays["integer_logits.npz"], arrays["samples.npz"], descriptions)
+    for name, values in arrays.items():
+        np.savez_compressed(out / name, **values)
+    hashes = {name: sha256(out / name) for name in sorted(descriptions) if name != "sha256.json"}
+    (out / "sha256.json").write_text(json.dumps(hashes, indent=2) + "\n")
+    manifest["models"] = [entries[entry["id"]] for entry in manifest["models"]]
+    manifest.setdefault("replaced", []).append({"ids": ids, "at_commit": git("rev-parse", "HEAD"), "reason": reason})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"rewrote the fixtures of {', '.join(ids)} in {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=FILES)
     parser.add_argument("--overwrite", action="store_true", help="write over existing fixtures (read the module docstring first)")
+    parser.add_argument("--replace-bundled", metavar="NAME,NAME", help="rewrite only these bundled models' fixtures: their new weights are shipped on purpose")
+    parser.add_argument("--reason", default="", help="with --replace-bundled: why the weights changed, recorded in the manifest")
     args = parser.parse_args()
     out: Path = args.out
+    if args.replace_bundled:
+        if not args.reason:
+            sys.exit("--replace-bundled needs --reason: the manifest records why the bundled weights changed")
+        torch.set_num_threads(1)
+        replace_bundled(out, args.replace_bundled.split(","), args.reason)
+        return
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         sys.exit(f"{out} already holds golden fixtures; they must not be regenerated (see this script's docstring)")
     out.mkdir(parents=True, exist_ok=True)
@@ -140,54 +232,7 @@ def main() -> None:
         entries.append((dict(id=name.replace("/", "-"), kind="bundled", name=name, seed=2000 + index,
                              weights_sha256=sha256(folder / "model.safetensors")), name))
     for spec, bundled in entries:
-        key = spec["id"]
-        rng = np.random.default_rng(spec["seed"])
-        if bundled is None:
-            checkpoint = f"{key}.safetensors"
-            save_model(build_small(spec), out / checkpoint, metadata={"golden": key})
-            model = load_model(out / checkpoint)  # the model as the tests will read it: float32, eval mode
-            spec.update(checkpoint=checkpoint)
-            image_shape = sample_shape = (spec["height"], spec["width"])
-            descriptions[checkpoint] = f"model {key}: {spec['arch']}, {spec['channels']} channel(s), {spec['levels']} levels, " \
-                                       f"residual={spec['residual']}, skip={spec['skip']} (save_model checkpoint, float32)"
-        else:
-            model = from_pretrained(bundled)
-            image_shape, sample_shape = BUNDLED_IMAGES, BUNDLED_SAMPLES
-        config = model.config
-        if config.levels == 2:  # sparse like binarized digits for the bundled models, half and half for the small ones
-            density = 0.2 if bundled else 0.5
-            values = (rng.random((IMAGE_COUNT, config.channels, *image_shape)) < density).astype(np.uint8)
-        else:
-            values = rng.integers(0, config.levels, size=(IMAGE_COUNT, config.channels, *image_shape), dtype=np.uint8)
-        images[key] = values
-
-        coded = images_from_array(values, config.levels)
-        data = compress(model, coded, batch_size=BATCH_SIZE)
-        container = read_container(data)
-        assert container.arithmetic == "integer" and container.batch_size == BATCH_SIZE
-        decoded = decompress(model, data)
-        assert all(np.array_equal(a.values, b.values) and (a.name, a.mode, a.mapping) == (b.name, b.mode, b.mapping)
-                   for a, b in zip(decoded, coded))
-        with native.disabled():
-            assert compress(model, coded, batch_size=BATCH_SIZE) == data
-        compressed = f"{key}.pxrnn"
-        (out / compressed).write_bytes(data)
-        descriptions[compressed] = f"images['{key}'] compressed with model {key} (integer arithmetic, batch size {BATCH_SIZE})"
-
-        found = exact_integers(integer_logits(integer_model(model), values))
-        # 256-level logits are large and barely compressible: the first image's are stored, all images' sha256.
-        stored = found[:LOGITS_IMAGES] if config.levels > 2 else found
-        logits[key] = stored
-        spec.update(logits_images=len(stored), logits_sha256=hashlib.sha256(found.astype("<i8").tobytes()).hexdigest())
-        sample_seed = spec["seed"] + 500
-        for engine in ("native", "reference"):
-            samples[f"{key}.{engine}"] = draw(model, sample_seed, sample_shape, engine)
-        same = bool(np.array_equal(samples[f"{key}.native"], samples[f"{key}.reference"]))
-        spec.update(images=key, compressed=compressed, batch_size=BATCH_SIZE, logits=key, sample_seed=sample_seed,
-                    sample_shape=[SAMPLE_COUNT, config.channels, *sample_shape], sample_dtype=SAMPLE_DTYPE,
-                    native_equals_reference=same, fingerprint=container.fingerprint.hex(), compressed_bytes=len(data))
-        models.append(spec)
-        print(f"{key}: {len(data)} bytes, native == reference samples: {same}", flush=True)
+        models.append(write_entry(spec, bundled, out, images, logits, samples, descriptions))
 
     np.savez_compressed(out / "images.npz", **images)
     np.savez_compressed(out / "integer_logits.npz", **logits)

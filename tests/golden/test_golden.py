@@ -164,3 +164,10 @@ def test_a_fixed_seed_draws_the_stored_samples(key, engine):
             drawn = sample(model, count, height, width, generator=generator)
     assert drawn.dtype == torch.long and list(drawn.shape) == entry["sample_shape"]
     assert np.array_equal(drawn.numpy(), arrays("samples.npz")[f"{key}.{engine}"])
+
+
+def test_only_bundled_models_fixtures_were_ever_rewritten():
+    """A rewrite (make_golden.py --replace-bundled) is for bundled weights replaced on purpose, and says why."""
+    for rewrite in MANIFEST.get("replaced", []):
+        assert rewrite["reason"] and rewrite["ids"]
+        assert all(MODELS[key]["kind"] == "bundled" for key in rewrite["ids"]), rewrite["ids"]
