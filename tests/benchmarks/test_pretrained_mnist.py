@@ -1,0 +1,47 @@
+"""benchmarks/pretrained_mnist.py: what a card says of a run's progress, and the checkpoint it exports."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from pretrained_mnist import progress, snapshot  # noqa: E402
+
+RECIPE = {"max_minutes": 2900.0, "num_threads": 1, "batch_size": 16}
+
+
+def run_folder(tmp_path: Path, step: int, log: str) -> Path:
+    run = tmp_path / "row_lstm"
+    run.mkdir()
+    save_file({"weight": torch.zeros(1)}, run / "state.safetensors", metadata={"step": str(step)})
+    save_file({"weight": torch.full((1,), float(step))}, run / "best.safetensors", metadata={"step": "1000"})
+    (tmp_path / "row_lstm.log").write_text(log)
+    return run
+
+
+def test_an_interim_checkpoint_gives_the_time_and_images_so_far_and_says_the_run_goes_on(tmp_path):
+    log = ("stopped at step 900 (signal:SIGINT); best validation 90.0\npretrained_mnist: session of 40.5 minutes\n"
+           "stopped at step 1500 (signal:SIGINT); best validation 88.0\npretrained_mnist: session of 20.25 minutes\n")
+    run = run_folder(tmp_path, 1500, log)
+    text = progress(argparse.Namespace(minutes=3000.0), "row_lstm", run, RECIPE, {"trained_steps": "1500", "step": "1000"})
+    assert "3000 minutes" in text and "61 minutes spent" in text and "step 1500 (24,000 images seen)" in text
+    assert "best validation checkpoint is step 1000" in text and "interim checkpoint" in text
+
+
+def test_a_finished_run_is_not_called_interim(tmp_path):
+    run = run_folder(tmp_path, 2000, "stopped at step 2000 (budget); best validation 85.0\npretrained_mnist: session of 110.0 minutes\n")
+    text = progress(argparse.Namespace(minutes=110.0), "row_lstm", run, RECIPE, {"trained_steps": "2000", "step": "1000"})
+    assert "110 minutes spent" in text and "interim" not in text
+
+
+def test_the_exported_checkpoint_is_a_copy_the_training_cannot_replace(tmp_path):
+    run = run_folder(tmp_path, 1500, "")
+    copy = snapshot("row_lstm", run)
+    assert copy == tmp_path / "row_lstm.exported.safetensors" and copy.read_bytes() == (run / "best.safetensors").read_bytes()
+    save_file({"weight": torch.full((1,), 7.0)}, run / "best.safetensors", metadata={"step": "2000"})  # the run goes on
+    assert copy.read_bytes() != (run / "best.safetensors").read_bytes()
+    assert not list(tmp_path.glob("*.partial"))
