@@ -174,7 +174,10 @@ def test_size_is_the_model_nll_plus_a_few_bytes(arch, channels, levels, factor, 
     assert stats["subpixels"] == dims
     assert stats["nll_bits_per_dim"] * dims == pytest.approx(nll_bits, rel=1e-6)
     assert stats["bits_per_dim"] * dims == pytest.approx(payload_bits)
-    assert stats["overhead_percent"] == pytest.approx(100 * (payload_bits - nll_bits) / nll_bits, rel=1e-6)
+    # The overhead is a small difference of two near-equal sizes: checked against the stats' own NLL,
+    # which the line above ties to the model's (a float32 sum in other batches differs in its last bits).
+    stats_nll_bits = stats["nll_bits_per_dim"] * dims
+    assert stats["overhead_percent"] == pytest.approx(100 * (payload_bits - stats_nll_bits) / stats_nll_bits, rel=1e-6)
     assert stats["file_bits_per_dim"] * dims == pytest.approx(8 * len(data))
     assert nll_bits * 0.99 - 64 <= payload_bits <= nll_bits * 1.01 + 64, (payload_bits, nll_bits)
     # The coder adds at most ~1e-4 bit per symbol and its final words to the coding model's own code length.
