@@ -28,7 +28,7 @@ def test_agreement_is_the_fraction_of_each_requested_class_put_in_it():
 
 
 def test_a_tiny_run_reports_both_networks_on_the_same_test_images():
-    args = argparse.Namespace(dataset="digits", arch="pixelcnn", steps=4, hidden=4, layers=1, per_class=2, test_images=30,
+    args = argparse.Namespace(dataset="digits", arch="pixelcnn", steps=4, hidden=4, layers=1, ema=0.995, per_class=2, test_images=30,
                               threads=1, seed=0)
     result = compare(args)
     unconditional, conditional = result["unconditional"], result["conditional"]
