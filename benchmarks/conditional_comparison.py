@@ -2,7 +2,7 @@
 
     python benchmarks/conditional_comparison.py --dataset digits [--arch pixelcnn] [--steps 1500] [--per-class 100]
     PIXELRNN_DATA_DIR=/path/to/data python benchmarks/conditional_comparison.py --dataset mnist --steps 1500
-    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/conditional_comparison.py --dataset cifar10_subset --steps 500
+    PIXELRNN_DATA_DIR=/path/to/data python benchmarks/conditional_comparison.py --dataset cifar10_subset --steps 400 --ema 0.98
 
 Two networks of the same shape (h = 16, 3 layers, output stack 32 unless changed) train for the
 same number of steps on the same batches: one unconditional, one with ``model.classes = 10`` (the
