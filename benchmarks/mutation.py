@@ -40,9 +40,15 @@ AREAS = {
               ["tests/layers/test_lstm.py", "tests/layers/test_masked_conv.py", "tests/layers/test_skew.py", "-k", "not compile"], []),
     "skew": (["pixelrnn/layers/skew.py"], ["tests/layers/test_skew.py", "tests/layers/test_lstm.py", "-k", "not compile"], []),
     "masks": (["pixelrnn/layers/masked_conv.py"], ["tests/layers/test_masked_conv.py", "tests/models/test_causality.py"], []),
-    "scan": (["pixelrnn/layers/scan.py"], ["tests/layers/test_lstm.py", "-k", "not compile"], []),
-    "description": (["pixelrnn/models/description.py"], ["tests/models/test_description.py", "tests/models/test_networks.py"], []),
-    "integer": (["pixelrnn/codec/integer_model.py", "pixelrnn/codec/integer_batched.py"],
+    # the Python scans and the layers' step-by-step references they are compared with
+    "scan": (["pixelrnn/layers/scan.py", "pixelrnn/layers/lstm.py"], ["tests/layers/test_lstm.py", "-k", "not compile"], []),
+    "description": (["pixelrnn/models/description.py"],
+                    ["tests/models/test_description.py", "tests/models/test_networks.py", "-k", "not compile and not every_preset"], []),
+    # the reference engines (native_engines.py and native_column.py drive the C++ kernels, off here)
+    "sampling": (["pixelrnn/sampling/reference_engine.py", "pixelrnn/sampling/reference_engines.py",
+                  "pixelrnn/sampling/position_sums.py", "pixelrnn/sampling/generation.py", "pixelrnn/sampling/factory.py"],
+                 ["tests/sampling/test_engines.py", "-k", "not default and not dtype1 and not cuda"], []),
+    "integer": (["pixelrnn/codec/fixed_point.py", "pixelrnn/codec/integer_model.py", "pixelrnn/codec/integer_batched.py"],
                 ["tests/codec/test_integer_layers.py", "tests/codec/test_integer_model.py", "-k", "not bit_for_bit"], []),
 }
 # Every mutant's status, and the diff of those that were not killed, as JSON (mutmut's own listing, in one process).
