@@ -98,3 +98,40 @@ def test_the_progress_bar_is_off_by_default_and_counts_images(capsys):
     shown = capsys.readouterr().err
     assert "valid" in shown and "0/5" in shown and "image/s" in shown  # its total is the image count
     assert not shown.endswith("\n")  # the bar is cleared when done, not left behind
+
+
+class Recording:
+    """A model stand-in on the CPU that records where and in what type each batch and its classes arrive."""
+
+    device, training = torch.device("cpu"), True
+
+    def __init__(self):
+        self.seen = []
+
+    def eval(self):
+        self.training = False
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def nll(self, batch, classes=None):
+        self.seen.append((batch.device, batch.dtype, None if classes is None else (classes.device, classes.dtype)))
+        return torch.zeros(len(batch))
+
+
+@pytest.mark.parametrize("images", [colour_images(3, seed=8), torch.from_numpy(colour_images(3, seed=8))], ids=["numpy", "tensor"])
+def test_batches_and_classes_go_to_the_device_asked_for_as_int64(images):
+    # "meta" differs from the model's device, so a batch left where it was shows.
+    model = Recording()
+    nats = nll_per_image(model, images, batch_size=2, device="meta", labels=np.array([1, 0, 2], dtype=np.int32))
+    meta = torch.device("meta")
+    assert model.seen == [(meta, torch.int64, (meta, torch.int64))] * 2
+    assert nats.shape == (3,) and nats.dtype == np.float64 and model.training
+
+
+def test_nll_per_image_shows_no_bar_unless_asked(capsys):
+    model, images = colour_model(), colour_images(5, seed=7)
+    nll_per_image(model, images, batch_size=2)
+    assert capsys.readouterr().err == ""
+    nll_per_image(model, images, batch_size=2, progress=True)
+    assert "evaluate" in capsys.readouterr().err
