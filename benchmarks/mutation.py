@@ -52,7 +52,9 @@ AREAS = {
     # mutants in the five modules, so each position's work (the engine's walk, each block, the right-to-left
     # shift, the cached sums read at a position).
     "sampling": (["pixelrnn/sampling/reference_engine.py", "pixelrnn/sampling/reference_engines.py", "pixelrnn/sampling/position_sums.py"],
-                 ["tests/sampling/test_engines.py", "-k", "not default and not dtype1 and not cuda"],
+                 ["tests/sampling/test_engines.py", "tests/models/test_conditioning.py::test_the_engines_equal_the_full_pass_with_labels",
+                  "tests/models/test_multiscale.py::test_conditional_engine_matches_the_full_pass_and_sampling_keeps_the_small_image",
+                  "-k", "not default and not dtype1 and not cuda"],
                  ["pixelrnn.sampling.reference_engine.*", *(f"pixelrnn.sampling.{name}__mutmut_*" for name in (
                      "reference_engines.x*ǁ_block", "reference_engines.x*ǁ_right_to_left", "reference_engines.x*ǁ_start_blocks_row",
                      "position_sums.xǁMaskedConvAtǁat", "position_sums.xǁPointwiseǁ__call__"))]),
