@@ -8,6 +8,7 @@ on random models, images and fixed-point formats (hypothesis).
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from codec_cases import INTEGER_CASES, SMALL, image_set, integer_case, teacher_forced_logits, tiny
 from pixelrnn.codec import CompressionError, FixedPoint, compress, integer_logits, integer_model
-from pixelrnn.codec.fixed_point import EXACT, PRECISION, exact_sum, input_values, integer_frequencies, tables
+from pixelrnn.codec.fixed_point import EXACT, PRECISION, check_cell, exact_sum, input_values, integer_frequencies, tables
+from pixelrnn.codec.integer_batched import _Pass
 from pixelrnn.codec.factory import make_integer_engine
 from pixelrnn.config import ModelConfig, MultiScaleConfig
 from pixelrnn.models import model_from_config
@@ -209,3 +211,30 @@ def test_a_class_conditional_network_has_an_exact_integer_model_per_class(arch, 
         integer_model(model)
     with pytest.raises(CompressionError, match=r"takes a label in \[0, 3\)"):
         integer_model(model, label=3)
+
+
+def test_an_lstm_cells_bound_grows_by_one_table_unit_and_one_per_step_and_is_refused_at_2_to_the_53():
+    fixed = FixedPoint()  # G = 12, F = 16: the update is exact while (|c| + 2^12) 2^20 < 2^53
+    assert check_cell("cell", fixed, 7, 10) == 7 + 10 * 4097
+    last = ((1 << 33) - 4096 - 1) // 4097  # the most steps from c = 0 that stay exact
+    assert check_cell("cell", fixed, 0, last) == last * 4097
+    with pytest.raises(CompressionError, match=f"^cell: an LSTM cell over {last + 1} steps could leave the exact range"):
+        check_cell("cell", fixed, 0, last + 1)
+
+
+def test_the_batched_cell_reads_each_tables_ends_beyond_them():
+    # A table of +-1 at 2^-4: its end entries differ from their neighbours, so a misplaced end shows.
+    fixed = FixedPoint(table_bits=4, table_range=1)
+    table = tables(fixed)
+    half = fixed.table_half
+    cells = _Pass(SimpleNamespace(fixed=fixed, tables=table, inputs=np.zeros(2)), torch.device("cpu"))
+    end = lambda index: min(max(int(index), 0), 2 * half)
+    indices = [-3 * half, -1, 0, 1, half, 2 * half - 1, 2 * half, 2 * half + 1, 5 * half]
+    rng = np.random.default_rng(0)
+    gates = rng.choice(indices, size=(64, 4)).astype(np.float64)  # (o, f, i, g) per row, h = 1
+    previous = rng.choice([-6 * half, -half, 0.0, 3.0, 2 * half, 6 * half], size=(64, 1))
+    hidden, cell = cells.cell(torch.from_numpy(gates), torch.from_numpy(previous), 1)
+    for row, (o, f, i, g) in enumerate(gates):
+        expected_cell = np.round(table.sigmoid[end(f)] * previous[row, 0] + table.sigmoid[end(i)] * table.tanh_gate[end(g)])
+        assert cell[row, 0] == expected_cell
+        assert hidden[row, 0] == np.round(table.sigmoid[end(o)] * table.tanh_cell[end(expected_cell + half)])
