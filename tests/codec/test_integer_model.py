@@ -21,7 +21,7 @@ from pixelrnn.codec.fixed_point import EXACT, PRECISION, check_cell, exact_sum, 
 from pixelrnn.codec.integer_batched import _Pass
 from pixelrnn.codec.factory import make_integer_engine
 from pixelrnn.config import ModelConfig, MultiScaleConfig
-from pixelrnn.models import model_from_config
+from pixelrnn.models import build_model, model_from_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -213,13 +213,31 @@ def test_a_class_conditional_network_has_an_exact_integer_model_per_class(arch, 
         integer_model(model, label=3)
 
 
+def test_a_one_layer_networks_skip_sum_keeps_its_bias():
+    # With one block the skip sum is a single convolution: its bias is the only one added.
+    torch.manual_seed(5)
+    network = build_model("pixelcnn", channels=1, levels=16, hidden=4, layers=1, output_hidden=8).eval()
+    images = np.random.default_rng(5).integers(0, 16, size=(2, 1, 4, 5))
+    with torch.no_grad():
+        float_logits = network(torch.from_numpy(images)).double().numpy()
+    model = integer_model(network)
+    assert np.abs(integer_logits(model, images).numpy() * 2.0**-model.fixed.table_bits - float_logits).max() < 2e-4
+
+
 def test_an_lstm_cells_bound_grows_by_one_table_unit_and_one_per_step_and_is_refused_at_2_to_the_53():
     fixed = FixedPoint()  # G = 12, F = 16: the update is exact while (|c| + 2^12) 2^20 < 2^53
     assert check_cell("cell", fixed, 7, 10) == 7 + 10 * 4097
-    last = ((1 << 33) - 4096 - 1) // 4097  # the most steps from c = 0 that stay exact
-    assert check_cell("cell", fixed, 0, last) == last * 4097
-    with pytest.raises(CompressionError, match=f"^cell: an LSTM cell over {last + 1} steps could leave the exact range"):
-        check_cell("cell", fixed, 0, last + 1)
+    refused = (1 << 33) - 4096 - 10 * 4097  # the first initial cell whose bound after 10 steps reaches the limit
+    assert check_cell("cell", fixed, refused - 1, 10) == refused - 1 + 10 * 4097
+    with pytest.raises(CompressionError, match="^cell: an LSTM cell over 10 steps could leave the exact range"):
+        check_cell("cell", fixed, refused, 10)
+
+
+def test_the_batched_relu_clamps_at_its_proven_maximum():
+    fixed = FixedPoint()
+    cells = _Pass(SimpleNamespace(fixed=fixed, tables=tables(fixed), inputs=np.zeros(2)), torch.device("cpu"))
+    top = float(fixed.relu_max)
+    assert cells.relu(torch.tensor([-5.0, 0.0, 3.0, top, top + 1, 1e12], dtype=torch.float64)).tolist() == [0, 0, 3, top, top, top]
 
 
 def test_the_batched_cell_reads_each_tables_ends_beyond_them():
