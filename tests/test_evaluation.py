@@ -6,6 +6,7 @@ channel C*H*W and H*W agree, so these tests use three.
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torch
 
 from pixelrnn import build_model, save_model
 from pixelrnn.cli import main
-from pixelrnn.evaluation import evaluate_images, nll_per_image
+from pixelrnn.evaluation import evaluate_images, nll_per_image, summarize
 
 CHANNELS, HEIGHT, WIDTH, LEVELS = 3, 4, 3, 4
 
@@ -135,3 +136,13 @@ def test_nll_per_image_shows_no_bar_unless_asked(capsys):
     assert capsys.readouterr().err == ""
     nll_per_image(model, images, batch_size=2, progress=True)
     assert capsys.readouterr().err.startswith("\revaluate: ")  # unless told otherwise the bar names its work "evaluate"
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_too_few_images_for_a_mean_or_an_error_give_nan_without_a_warning(count):
+    # numpy warns on the mean of nothing and on the spread of one value; the summary asks neither.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = summarize(np.full(count, 2.0), 12)
+    assert summary["images"] == count and math.isnan(summary["nats_per_image_stderr"]) and math.isnan(summary["bits_per_dim_stderr"])
+    assert summary["nats_per_image"] == 2.0 if count else math.isnan(summary["nats_per_image"])
