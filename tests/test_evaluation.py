@@ -128,14 +128,18 @@ def test_batches_and_classes_go_to_the_device_asked_for_as_int64(images):
     meta = torch.device("meta")
     assert model.seen == [(meta, torch.int64, (meta, torch.int64))] * 2
     assert nats.shape == (3,) and nats.dtype == np.float64 and model.training
+    model.seen.clear()
+    assert evaluate_images(model, images, batch_size=2, device="meta")["images"] == 3
+    assert model.seen == [(meta, torch.int64, None)] * 2
 
 
 def test_nll_per_image_shows_no_bar_unless_asked(capsys):
     model, images = colour_model(), colour_images(5, seed=7)
     nll_per_image(model, images, batch_size=2)
     assert capsys.readouterr().err == ""
-    nll_per_image(model, images, batch_size=2, progress=True)
-    assert capsys.readouterr().err.startswith("\revaluate: ")  # unless told otherwise the bar names its work "evaluate"
+    for run in (nll_per_image, evaluate_images):
+        run(model, images, batch_size=2, progress=True)
+        assert capsys.readouterr().err.startswith("\revaluate: ")  # unless told otherwise the bar names its work "evaluate"
 
 
 @pytest.mark.parametrize("count", [0, 1])
@@ -146,3 +150,9 @@ def test_too_few_images_for_a_mean_or_an_error_give_nan_without_a_warning(count)
         summary = summarize(np.full(count, 2.0), 12)
     assert summary["images"] == count and math.isnan(summary["nats_per_image_stderr"]) and math.isnan(summary["bits_per_dim_stderr"])
     assert summary["nats_per_image"] == 2.0 if count else math.isnan(summary["nats_per_image"])
+
+
+def test_two_images_have_a_standard_error():
+    summary = summarize(np.array([1.0, 3.0]), 12)
+    assert summary["nats_per_image_stderr"] == pytest.approx(1.0)  # sqrt(2) / sqrt(2)
+    assert summary["bits_per_dim_stderr"] == pytest.approx(1.0 / (12 * math.log(2)))
