@@ -172,6 +172,10 @@ def test_an_engine_steps_on_one_cpu_thread_and_gives_the_others_back():
         with engine.compute_threads():
             inside = torch.get_num_threads()
         assert (inside, torch.get_num_threads()) == (1, 2)
+        # On another device the host's threads feed it and are left as they are ("meta": no GPU needed).
+        elsewhere = make_engine(small_model("pixelcnn", 1).to("meta"), native_kernels=False)
+        with elsewhere.compute_threads():
+            assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
 
