@@ -40,10 +40,34 @@ AREAS = {
               ["tests/layers/test_lstm.py", "tests/layers/test_masked_conv.py", "tests/layers/test_skew.py", "-k", "not compile"], []),
     "skew": (["pixelrnn/layers/skew.py"], ["tests/layers/test_skew.py", "tests/layers/test_lstm.py", "-k", "not compile"], []),
     "masks": (["pixelrnn/layers/masked_conv.py"], ["tests/layers/test_masked_conv.py", "tests/models/test_causality.py"], []),
-    "scan": (["pixelrnn/layers/scan.py"], ["tests/layers/test_lstm.py", "-k", "not compile"], []),
-    "description": (["pixelrnn/models/description.py"], ["tests/models/test_description.py", "tests/models/test_networks.py"], []),
-    "integer": (["pixelrnn/codec/integer_model.py", "pixelrnn/codec/integer_batched.py"],
-                ["tests/codec/test_integer_layers.py", "tests/codec/test_integer_model.py", "-k", "not bit_for_bit"], []),
+    # The Python scans and the layers' step-by-step references they are compared with: 1,306 mutants in
+    # all, so the step itself (cell forward and backward, the diagonal walk, the two directions).
+    "scan": (["pixelrnn/layers/scan.py", "pixelrnn/layers/lstm.py"], ["tests/layers/test_lstm.py", "-k", "not compile"],
+             [f"pixelrnn.layers.{name}__mutmut_*" for name in (
+                 "scan.x__cell_forward", "scan.x__cell_backward", "scan.x__diagonal", "scan.x_combine_directions",
+                 "scan.x_direction_gates", "scan.x_lstm_scan", "lstm.x_lstm_cell", "lstm.xǁRowLSTMǁstep", "lstm.xǁDiagonalBiLSTMǁstep")]),
+    "description": (["pixelrnn/models/description.py"],
+                    ["tests/models/test_description.py", "tests/models/test_networks.py", "-k", "not compile and not every_preset"], []),
+    # The reference engines (native_engines.py and native_column.py drive the C++ kernels, off here): 991
+    # mutants in the five modules, so each position's work (the engine's walk, each block, the right-to-left
+    # shift, the cached sums read at a position).
+    "sampling": (["pixelrnn/sampling/reference_engine.py", "pixelrnn/sampling/reference_engines.py", "pixelrnn/sampling/position_sums.py"],
+                 ["tests/sampling/test_engines.py", "tests/models/test_conditioning.py::test_the_engines_equal_the_full_pass_with_labels",
+                  "tests/models/test_multiscale.py::test_conditional_engine_matches_the_full_pass_and_sampling_keeps_the_small_image",
+                  "tests/models/test_description.py::test_a_made_up_description_is_computed_by_every_float_executor",
+                  "-k", "not default and not dtype1 and not cuda"],
+                 ["pixelrnn.sampling.reference_engine.*", *(f"pixelrnn.sampling.{name}__mutmut_*" for name in (
+                     "reference_engines.x*ǁ_block", "reference_engines.x*ǁ_right_to_left", "reference_engines.x*ǁ_start_blocks_row",
+                     "position_sums.xǁMaskedConvAtǁat", "position_sums.xǁPointwiseǁ__call__"))]),
+    # 1,094 mutants in the three modules, so the arithmetic: rounding, the tables, the frequencies, the
+    # integer cell and the sums of the batched pass and of the quantiser that bounds them.
+    "integer": (["pixelrnn/codec/fixed_point.py", "pixelrnn/codec/integer_model.py", "pixelrnn/codec/integer_batched.py"],
+                ["tests/codec/test_integer_layers.py", "tests/codec/test_integer_model.py",
+                 "tests/models/test_description.py::test_a_made_up_description_is_computed_by_every_integer_executor", "-k", "not bit_for_bit"],
+                [f"pixelrnn.codec.{name}__mutmut_*" for name in (
+                    "fixed_point.x__round_shift", "fixed_point.x__exp_step", "fixed_point.x_input_values", "fixed_point.x_integer_frequencies",
+                    "fixed_point.x_check_cell", "integer_model.x__relu", "integer_model.xǁ_Quantiserǁstream", "integer_model.xǁ_Quantiserǁskip_sum",
+                    *(f"integer_batched.xǁ_Passǁ{method}" for method in ("cell", "relu", "pointwise", "stream", "skip_sum", "output")))]),
 }
 # Every mutant's status, and the diff of those that were not killed, as JSON (mutmut's own listing, in one process).
 LISTING = """

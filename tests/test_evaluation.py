@@ -6,6 +6,7 @@ channel C*H*W and H*W agree, so these tests use three.
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torch
 
 from pixelrnn import build_model, save_model
 from pixelrnn.cli import main
-from pixelrnn.evaluation import evaluate_images, nll_per_image
+from pixelrnn.evaluation import evaluate_images, nll_per_image, summarize
 
 CHANNELS, HEIGHT, WIDTH, LEVELS = 3, 4, 3, 4
 
@@ -98,3 +99,60 @@ def test_the_progress_bar_is_off_by_default_and_counts_images(capsys):
     shown = capsys.readouterr().err
     assert "valid" in shown and "0/5" in shown and "image/s" in shown  # its total is the image count
     assert not shown.endswith("\n")  # the bar is cleared when done, not left behind
+
+
+class Recording:
+    """A model stand-in on the CPU that records where and in what type each batch and its classes arrive."""
+
+    device, training = torch.device("cpu"), True
+
+    def __init__(self):
+        self.seen = []
+
+    def eval(self):
+        self.training = False
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def nll(self, batch, classes=None):
+        self.seen.append((batch.device, batch.dtype, None if classes is None else (classes.device, classes.dtype)))
+        return torch.zeros(len(batch))
+
+
+@pytest.mark.parametrize("images", [colour_images(3, seed=8), torch.from_numpy(colour_images(3, seed=8))], ids=["numpy", "tensor"])
+def test_batches_and_classes_go_to_the_device_asked_for_as_int64(images):
+    # "meta" differs from the model's device, so a batch left where it was shows.
+    model = Recording()
+    nats = nll_per_image(model, images, batch_size=2, device="meta", labels=np.array([1, 0, 2], dtype=np.int32))
+    meta = torch.device("meta")
+    assert model.seen == [(meta, torch.int64, (meta, torch.int64))] * 2
+    assert nats.shape == (3,) and nats.dtype == np.float64 and model.training
+    model.seen.clear()
+    assert evaluate_images(model, images, batch_size=2, device="meta")["images"] == 3
+    assert model.seen == [(meta, torch.int64, None)] * 2
+
+
+def test_nll_per_image_shows_no_bar_unless_asked(capsys):
+    model, images = colour_model(), colour_images(5, seed=7)
+    nll_per_image(model, images, batch_size=2)
+    assert capsys.readouterr().err == ""
+    for run in (nll_per_image, evaluate_images):
+        run(model, images, batch_size=2, progress=True)
+        assert capsys.readouterr().err.startswith("\revaluate: ")  # unless told otherwise the bar names its work "evaluate"
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_too_few_images_for_a_mean_or_an_error_give_nan_without_a_warning(count):
+    # numpy warns on the mean of nothing and on the spread of one value; the summary asks neither.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = summarize(np.full(count, 2.0), 12)
+    assert summary["images"] == count and math.isnan(summary["nats_per_image_stderr"]) and math.isnan(summary["bits_per_dim_stderr"])
+    assert summary["nats_per_image"] == 2.0 if count else math.isnan(summary["nats_per_image"])
+
+
+def test_two_images_have_a_standard_error():
+    summary = summarize(np.array([1.0, 3.0]), 12)
+    assert summary["nats_per_image_stderr"] == pytest.approx(1.0)  # sqrt(2) / sqrt(2)
+    assert summary["bits_per_dim_stderr"] == pytest.approx(1.0 / (12 * math.log(2)))

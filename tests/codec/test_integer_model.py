@@ -8,6 +8,7 @@ on random models, images and fixed-point formats (hypothesis).
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,10 +17,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from codec_cases import INTEGER_CASES, SMALL, image_set, integer_case, teacher_forced_logits, tiny
 from pixelrnn.codec import CompressionError, FixedPoint, compress, integer_logits, integer_model
-from pixelrnn.codec.fixed_point import EXACT, PRECISION, exact_sum, input_values, integer_frequencies, tables
+from pixelrnn.codec.fixed_point import EXACT, PRECISION, check_cell, exact_sum, input_values, integer_frequencies, tables
+from pixelrnn.codec.integer_batched import _Pass
 from pixelrnn.codec.factory import make_integer_engine
 from pixelrnn.config import ModelConfig, MultiScaleConfig
-from pixelrnn.models import model_from_config
+from pixelrnn.models import build_model, model_from_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -209,3 +211,48 @@ def test_a_class_conditional_network_has_an_exact_integer_model_per_class(arch, 
         integer_model(model)
     with pytest.raises(CompressionError, match=r"takes a label in \[0, 3\)"):
         integer_model(model, label=3)
+
+
+def test_a_one_layer_networks_skip_sum_keeps_its_bias():
+    # With one block the skip sum is a single convolution: its bias is the only one added.
+    torch.manual_seed(5)
+    network = build_model("pixelcnn", channels=1, levels=16, hidden=4, layers=1, output_hidden=8).eval()
+    images = np.random.default_rng(5).integers(0, 16, size=(2, 1, 4, 5))
+    with torch.no_grad():
+        float_logits = network(torch.from_numpy(images)).double().numpy()
+    model = integer_model(network)
+    assert np.abs(integer_logits(model, images).numpy() * 2.0**-model.fixed.table_bits - float_logits).max() < 2e-4
+
+
+def test_an_lstm_cells_bound_grows_by_one_table_unit_and_one_per_step_and_is_refused_at_2_to_the_53():
+    fixed = FixedPoint()  # G = 12, F = 16: the update is exact while (|c| + 2^12) 2^20 < 2^53
+    assert check_cell("cell", fixed, 7, 10) == 7 + 10 * 4097
+    refused = (1 << 33) - 4096 - 10 * 4097  # the first initial cell whose bound after 10 steps reaches the limit
+    assert check_cell("cell", fixed, refused - 1, 10) == refused - 1 + 10 * 4097
+    with pytest.raises(CompressionError, match="^cell: an LSTM cell over 10 steps could leave the exact range"):
+        check_cell("cell", fixed, refused, 10)
+
+
+def test_the_batched_relu_clamps_at_its_proven_maximum():
+    fixed = FixedPoint()
+    cells = _Pass(SimpleNamespace(fixed=fixed, tables=tables(fixed), inputs=np.zeros(2)), torch.device("cpu"))
+    top = float(fixed.relu_max)
+    assert cells.relu(torch.tensor([-5.0, 0.0, 3.0, top, top + 1, 1e12], dtype=torch.float64)).tolist() == [0, 0, 3, top, top, top]
+
+
+def test_the_batched_cell_reads_each_tables_ends_beyond_them():
+    # A table of +-1 at 2^-4: its end entries differ from their neighbours, so a misplaced end shows.
+    fixed = FixedPoint(table_bits=4, table_range=1)
+    table = tables(fixed)
+    half = fixed.table_half
+    cells = _Pass(SimpleNamespace(fixed=fixed, tables=table, inputs=np.zeros(2)), torch.device("cpu"))
+    end = lambda index: min(max(int(index), 0), 2 * half)
+    indices = [-3 * half, -1, 0, 1, half, 2 * half - 1, 2 * half, 2 * half + 1, 5 * half]
+    rng = np.random.default_rng(0)
+    gates = rng.choice(indices, size=(64, 4)).astype(np.float64)  # (o, f, i, g) per row, h = 1
+    previous = rng.choice([-6 * half, -half, 0.0, 3.0, 2 * half, 6 * half], size=(64, 1))
+    hidden, cell = cells.cell(torch.from_numpy(gates), torch.from_numpy(previous), 1)
+    for row, (o, f, i, g) in enumerate(gates):
+        expected_cell = np.round(table.sigmoid[end(f)] * previous[row, 0] + table.sigmoid[end(i)] * table.tanh_gate[end(g)])
+        assert cell[row, 0] == expected_cell
+        assert hidden[row, 0] == np.round(table.sigmoid[end(o)] * table.tanh_cell[end(expected_cell + half)])

@@ -84,3 +84,36 @@ def test_a_one_by_one_kernel_is_the_convolution_as_a_matrix_product(mask_type, m
     for found, wanted in zip(grads, expected_grads):
         torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
     assert (grads[1][conv.mask == 0] == 0).all()
+
+
+def test_an_even_width_alone_is_refused():
+    with pytest.raises(ValueError, match="odd sizes so that the centre is a pixel; got 3x4"):
+        build_mask("B", (3, 4), RGB, RGB)
+
+
+def test_the_output_is_the_masked_weights_sum_plus_the_bias():
+    torch.manual_seed(1)
+    groups = channel_groups(6, 3)
+    conv = MaskedConv2d(6, 6, (3, 5), "B", groups, groups).double()
+    with torch.no_grad():
+        conv.bias.normal_()  # large enough that a dropped bias shows
+    x = torch.randn(2, 6, 4, 7, dtype=torch.float64)
+    expected = torch.nn.functional.conv2d(x, conv.weight * build_mask("B", (3, 5), groups, groups).double(), conv.bias, padding=(1, 2))
+    assert torch.allclose(conv(x), expected, rtol=0, atol=1e-12)
+    unbiased = MaskedConv2d(6, 6, 3, "B", groups, groups, bias=False)
+    assert unbiased.bias is None
+
+
+def test_group_vectors_of_the_wrong_length_are_refused_each_on_its_own():
+    six, five = channel_groups(6, 3), channel_groups(5, 3)
+    for in_groups, out_groups in ((five, six), (six, five)):
+        with pytest.raises(ValueError, match="^group vectors must have one entry per channel$"):
+            MaskedConv2d(6, 6, 3, "A", in_groups, out_groups)
+
+
+def test_the_mask_is_rebuilt_not_saved_and_is_named_in_the_repr():
+    # Checkpoints hold the weights only: the mask follows from the configuration.
+    groups = channel_groups(3, 3)
+    conv = MaskedConv2d(3, 3, 3, "A", groups, groups)
+    assert sorted(conv.state_dict()) == ["bias", "weight"]
+    assert repr(conv).endswith("padding=(1, 1), mask=A)")

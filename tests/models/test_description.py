@@ -17,7 +17,7 @@ from pixelrnn.codec.integer_numpy_engines import ENGINES as INTEGER_ENGINES
 from pixelrnn.codec.factory import make_integer_engine
 from pixelrnn.config import ModelConfig
 from pixelrnn.models import build_model
-from pixelrnn.models.description import Block, MaskedSum, describe, walk
+from pixelrnn.models.description import Block, MaskedSum, class_entries, describe, walk
 from pixelrnn.sampling import make_engine
 from codec_cases import teacher_forced_logits
 
@@ -28,6 +28,7 @@ def test_describe_states_the_layers_in_order():
     config = ModelConfig(arch="row_lstm", channels=3, levels=256, hidden=6, layers=4, output_hidden=12, output_layers=2,
                          row_kernel=5, input_kernel=7, residual=False, skip=True)
     network = describe(config)
+    assert (network.arch, network.channels, network.levels, network.condition_channels, network.classes) == ("row_lstm", 3, 256, 0, 0)
     assert network.input == MaskedSum(3, 12, (7, 7), "A")
     assert network.blocks == (Block("row_lstm", 12, 6, 5, False),) * 4 and network.blocks[0].condition_width == 24
     assert network.skip and network.maps == 12
@@ -39,6 +40,17 @@ def test_describe_states_the_layers_in_order():
     diagonal = describe(replace(config, arch="diagonal_bilstm"))
     assert diagonal.blocks[0] == Block("diagonal_bilstm", 12, 6, 1, False) and diagonal.blocks[0].directions == 2
     assert diagonal.blocks[0].condition_width == 48
+
+
+def test_conditioning_is_part_of_the_description():
+    config = ModelConfig(arch="pixelcnn", channels=1, levels=2, hidden=4, layers=2, output_hidden=8, output_layers=1)
+    assert class_entries(describe(config)) == ([], [])
+    staged = describe(replace(config, condition_channels=3))
+    assert (staged.condition_channels, staged.classes) == (3, 0)
+    labelled = describe(replace(config, classes=5))
+    assert (labelled.condition_channels, labelled.classes) == (0, 5)
+    # a class vector at each block's convolution (h maps) and at each output layer's output
+    assert class_entries(labelled) == ([4, 4], [8, 2])
 
 
 class Recorder:
@@ -64,7 +76,7 @@ class Recorder:
         return "z"
 
     def output(self, index, layer, features):
-        self.calls.append(("output", index, features))
+        self.calls.append(("output", index, layer.out_maps, features))
         return f"o{index}"
 
 
@@ -77,8 +89,8 @@ def test_walk_is_the_wiring_of_table_1(residual, skip):
     previous = (lambda name: name) if residual else (lambda name: None)
     expected = [("input", "x"), ("block", 0, "s0"), ("stream", 0, "y0", previous("s0")), ("block", 1, "s1"),
                 ("stream", 1, "y1", previous("s1"))]
-    expected += [("skip", ("s1", "s2")), ("output", 0, "z")] if skip else [("output", 0, "s2")]
-    assert recorder.calls == expected + [("output", 1, "o0")]
+    expected += [("skip", ("s1", "s2")), ("output", 0, 8, "z")] if skip else [("output", 0, 8, "s2")]
+    assert recorder.calls == expected + [("output", 1, 2, "o0")]
 
 
 def made_up(model, skip: bool):

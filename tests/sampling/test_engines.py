@@ -155,6 +155,31 @@ def test_a_tiny_temperature_gives_the_argmax(arch):
         sample(model, 1, 2, 2, temperature=0.0)
 
 
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_the_reference_engine_names_its_shared_caches(arch):
+    engine = make_engine(small_model(arch, 1), native_kernels=False)
+    engine.reset(1, 2, 2)
+    caches = engine.cache_tensors()
+    assert list(caches)[:2] == ["image", "input_conv.base"] and caches["input_conv.base"] is engine.input_conv.base
+
+
+def test_an_engine_steps_on_one_cpu_thread_and_gives_the_others_back():
+    # A step is a chain of small products: more threads cost more than they save.
+    engine = make_engine(small_model("pixelcnn", 1), native_kernels=False)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with engine.compute_threads():
+            inside = torch.get_num_threads()
+        assert (inside, torch.get_num_threads()) == (1, 2)
+        # On another device the host's threads feed it and are left as they are ("meta": no GPU needed).
+        elsewhere = make_engine(small_model("pixelcnn", 1).to("meta"), native_kernels=False)
+        with elsewhere.compute_threads():
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_sample_uses_the_engine_unless_naive(monkeypatch):
     import pixelrnn.sampling.generation as generation
 
