@@ -77,6 +77,7 @@ def test_a_one_by_one_kernel_is_the_convolution_as_a_matrix_product(mask_type, m
     out = conv(x)
     expected = torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias)
     assert out.shape == expected.shape == (2, 48, 5, 7)
+    assert out.is_contiguous(memory_format=torch.channels_last)  # the product's layout, which the scans read without a copy
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     upstream = torch.randn_like(expected)
     grads = torch.autograd.grad(out, (x, conv.weight, conv.bias), upstream)
