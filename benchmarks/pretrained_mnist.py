@@ -59,6 +59,7 @@ from pixelrnn.images import save_grid  # noqa: E402
 from pixelrnn.models.weights import read_metadata  # noqa: E402
 from pixelrnn.sampling import sample  # noqa: E402
 from pixelrnn.training import RunFolder, build_run_config, resolve_checkpoint  # noqa: E402
+from pixelrnn.utils import atomic_write  # noqa: E402
 
 STOPPED = re.compile(r"^stopped at step (\d+) \(([^)]*)\)", re.MULTILINE)
 SESSION = re.compile(r"^pretrained_mnist: session of ([0-9.]+) minutes", re.MULTILINE)
@@ -206,9 +207,8 @@ def card(model, metadata: dict, name: str, args: argparse.Namespace, arch: str, 
 def snapshot(arch: str, run_dir: Path) -> Path:
     """The run's best checkpoint, copied beside the runs so that a training still going on cannot replace it mid-export."""
     copy = run_dir.parent / f"{arch}.exported.safetensors"
-    partial = copy.with_suffix(".partial")
-    partial.write_bytes(resolve_checkpoint(run_dir).read_bytes())
-    os.replace(partial, copy)
+    data = resolve_checkpoint(run_dir).read_bytes()
+    atomic_write(copy, lambda temp: Path(temp).write_bytes(data), len(data))
     return copy
 
 

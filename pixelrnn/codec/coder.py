@@ -19,7 +19,7 @@ from ..errors import CompressionError, DamagedFileError, PlatformError, WrongMod
 from ..limits import check_limit
 from .coding_model import check_model, chunks, code_lengths, coding_for, environment, model_fingerprint
 from .container import (CHUNK_PIXELS, DEFAULT_BATCH_SIZE, MAPPING_CODES, MAX_BATCH, MAX_IMAGE_PIXELS, MAX_IMAGES, MAX_SIDE,
-                        MODE_CODES, CodedImage, build_container, check_name, read_container, value_dtype)
+                        MODE_CODES, CodedImage, build_container, check_name, read_container, value_dtype, wide_values)
 from .fixed_point import FixedPoint
 
 
@@ -66,7 +66,7 @@ def _check_images(images: Sequence[CodedImage], channels: int, levels: int) -> N
         raise CompressionError(f"at most {MAX_IMAGES} images per file; got {len(images)}")
     seen: dict[str, str] = {}
     # Above 256 levels 8-bit values (codes read from an 8-bit file) are as welcome as 16-bit ones.
-    dtypes, wanted = ((np.uint8,), "uint8") if levels <= 256 else ((np.uint8, np.uint16), "uint16 (or uint8)")
+    dtypes, wanted = ((np.uint8, np.uint16), "uint16 (or uint8)") if wide_values(levels) else ((np.uint8,), "uint8")
     for image in images:
         values = image.values
         if not isinstance(values, np.ndarray) or values.dtype not in dtypes or values.ndim != 3 or values.shape[0] != channels:
@@ -78,7 +78,7 @@ def _check_images(images: Sequence[CodedImage], channels: int, levels: int) -> N
             raise CompressionError(f"{image.name}: value {int(values.max())} is outside the model's [0, {levels})")
         if image.mode not in MODE_CODES or image.mapping not in MAPPING_CODES:
             raise CompressionError(f"{image.name}: mode must be one of {', '.join(MODE_CODES)} and mapping raw or scaled")
-        if image.mode == "I;16" and levels <= 256:
+        if image.mode == "I;16" and not wide_values(levels):
             raise CompressionError(f"{image.name}: mode I;16 (16-bit grey) is for models of more than 256 levels; this one has "
                                    f"{levels}: use 1, L or RGB")
         check_name(image.name)

@@ -71,14 +71,19 @@ NAMES_NUMBERED, NAMES_LISTED = 0, 1
 _NO_FIXED_POINT = bytes(FixedPoint.LAYOUT.size)  # a float file's fixed-point parameters
 
 
+def wide_values(levels: int) -> bool:
+    """Whether a model's values need more than a byte (above 256 levels): the one test of versions 4's width."""
+    return levels > 256
+
+
 def value_dtype(levels: int) -> np.dtype:
     """How a model's values are held and hashed: uint8 up to 256 levels, little-endian uint16 above (version 4)."""
-    return np.dtype(np.uint8 if levels <= 256 else "<u2")
+    return np.dtype("<u2" if wide_values(levels) else np.uint8)
 
 
 def format_version(levels: int, classes: int) -> int:
     """The version a model of ``levels`` values and ``classes`` classes writes."""
-    return WIDE_VERSION if levels > 256 else CONDITIONAL_VERSION if classes else VERSION
+    return WIDE_VERSION if wide_values(levels) else CONDITIONAL_VERSION if classes else VERSION
 
 
 @dataclass(frozen=True, eq=False)

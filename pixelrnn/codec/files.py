@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import CompressionError
 from ..images import fit_channels, read_image, samples_to_values, values_to_samples
 from ..utils import atomic_write
-from .container import MODE_CODES, CodedImage, check_name, value_dtype
+from .container import MODE_CODES, CodedImage, check_name, value_dtype, wide_values
 
 
 def _check_png(image: CodedImage) -> None:
@@ -69,7 +69,7 @@ def values_to_png(image: CodedImage, levels: int):
 def image_from_file(path: str | os.PathLike, channels: int, levels: int, name: str | None = None) -> CodedImage:
     """Read a mode 1, L or RGB image file as model values, by an exact mapping (module docstring)."""
     path = Path(path)
-    wide = levels > 256
+    wide = wide_values(levels)
     image = read_image(path, wide=wide)
     if image.frames != 1:
         raise CompressionError(f"{path}: has {image.frames} frames; only single images can be restored exactly")
@@ -105,7 +105,7 @@ def images_from_array(values: np.ndarray, levels: int) -> list[CodedImage]:
         raise CompressionError(f"expected images (N, C, H, W) with 1 or 3 channels; got shape {values.shape}")
     if values.size and (int(values.min()) < 0 or int(values.max()) >= levels):  # before a cast could wrap them
         raise CompressionError(f"values in [{int(values.min())}, {int(values.max())}] are outside the model's [0, {levels})")
-    mode = ("L" if levels <= 256 else "I;16") if values.shape[1] == 1 else "RGB"
+    mode = ("I;16" if wide_values(levels) else "L") if values.shape[1] == 1 else "RGB"
     mapping = "scaled" if levels == 2 else "raw"
     digits = max(5, len(str(len(values) - 1)))
     dtype = value_dtype(levels)
