@@ -72,7 +72,7 @@ _NO_FIXED_POINT = bytes(FixedPoint.LAYOUT.size)  # a float file's fixed-point pa
 
 
 def wide_values(levels: int) -> bool:
-    """Whether a model's values need more than a byte (above 256 levels): the one test of versions 4's width."""
+    """Whether a model's values need more than a byte (above 256 levels): the one test of version 4's width."""
     return levels > 256
 
 
