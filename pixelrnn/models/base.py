@@ -189,7 +189,10 @@ class _FloatPass:
         self.model, self.block_biases, self.output_biases = model, block_biases, output_biases
 
     def input(self, scaled: torch.Tensor) -> torch.Tensor:
-        return self.model.input_conv(scaled)
+        # Channels last from here on: the convolutions keep it, the 1x1 products and the scans read it in place, and every
+        # residual and skip sum adds two maps of the same layout (a sum across layouts, or a conversion, is a copy).
+        # (A one-channel input is both layouts at once, and the convolution then answers in the usual one: hence the output's.)
+        return self.model.input_conv(scaled).contiguous(memory_format=torch.channels_last)
 
     def block(self, index: int, block: Block, stream: torch.Tensor) -> torch.Tensor:
         module, bias = self.model.blocks[index], self.block_biases[index]

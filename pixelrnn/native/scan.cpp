@@ -53,6 +53,13 @@ void parallel(int64_t items, int64_t threads, Work work) {
 #endif
 }
 
+// Ask for the cache lines of `count` elements from `row` on (the next step's scattered reads), into L2.
+template <typename T>
+inline void prefetch_row(const T* row, int64_t count) {
+    const char* bytes = reinterpret_cast<const char*>(row);
+    for (int64_t offset = 0; offset < count * int64_t(sizeof(T)); offset += 64) __builtin_prefetch(bytes + offset, 0, 2);
+}
+
 struct Diagonal {  // the positions of step t: rows lo .. lo + n - 1, column t - row
     int64_t lo, n;
     Diagonal(int64_t t, int64_t height, int64_t width) : lo(std::max<int64_t>(0, t - width + 1)), n(std::min(height - 1, t) - lo + 1) {}
@@ -132,6 +139,12 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
         for (int64_t t = 0; t < height + width - 1; ++t) {
             const Diagonal d(t, height, width);
             const int64_t r0 = d.lo, c0 = t - d.lo;
+            if (t + 1 < height + width - 1) {  // the next diagonal's gates, scattered over the group's images, on their way to cache
+                const Diagonal next(t + 1, height, width);
+                for (int64_t i = 0; i < g.images; ++i)
+                    for (int64_t p = 0; p < next.n; ++p)
+                        prefetch_row(gates_in + layout.at(g.direction, g.first + i, next.lo + p, t + 1 - next.lo - p, width), four_h);
+            }
             // Rows of the product: position p of the diagonal in image i of the group is row i * n + p.
             const View<T> out{act + image(r0, c0) * four_h, (width - 1) * four_h, 1, d.n, map * four_h};
             const View<T> gates{const_cast<T*>(gates_in) + layout.at(g.direction, g.first, r0, c0, width), layout.step(g.direction), 1,
