@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .rules import GATES, kernel_centre
+from .rules import GATES, kernel_centre, kernel_extent
 
 MASK_TYPES = ("A", "B")
 
@@ -105,7 +105,14 @@ class MaskedConv2d(nn.Conv2d):
             # one large product over the channels (forward, and two backward) runs faster than a 1x1 convolution here
             out = F.linear(x.permute(0, 2, 3, 1), weight.view(weight.shape[0], weight.shape[1]), self.bias)
             return out.permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory
-        return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
+        rows, columns = kernel_extent(*self.kernel_size)
+        if (rows, columns) == self.kernel_size:
+            return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
+        # Only the kernel's part above and left of the centre can be non-zero (rules.kernel_extent): the padding is
+        # put where that part reaches beyond the image (above it, and beside it), and the zeros are never multiplied.
+        top, side = self.padding
+        padded = F.pad(x, (side, side if columns == self.kernel_size[1] else 0, top, 0))
+        return F.conv2d(padded, self.masked_weight()[:, :, :rows, :columns], self.bias)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mask={self.mask_type}"

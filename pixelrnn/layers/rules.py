@@ -7,7 +7,8 @@ in one place (the C++ kernels take the numbers these functions give them).
 
 - **Mask geometry** (section 3.4): a masked ``kh x kw`` kernel sees the rows above its centre and
   the columns left of it in the centre row (and the centre itself, by colour group):
-  :func:`kernel_centre`. The masks themselves are built in :mod:`.masked_conv`.
+  :func:`kernel_centre`, and the part of the kernel the mask can leave non-zero, :func:`kernel_extent`.
+  The masks themselves are built in :mod:`.masked_conv`.
 - **Gate layout** (eq. 3): an LSTM's ``4h`` pre-activations are ``[o | f | i | g]``, sigmoid on the
   first three, tanh on ``g``: :data:`GATES`, :func:`split_gates`.
 - **The diagonal walk** (section 3.2, Figure 3): step ``t`` of the Diagonal BiLSTM computes the
@@ -41,6 +42,20 @@ def kernel_centre(kernel_height: int, kernel_width: int) -> tuple[int, int]:
         - - - - -
     """
     return kernel_height // 2, kernel_width // 2
+
+
+def kernel_extent(kernel_height: int, kernel_width: int) -> tuple[int, int]:
+    """(rows, columns) of an odd masked kernel that its mask can leave non-zero, from its top left corner.
+
+        . . . . .     rows: those above the centre and the centre's own (kh // 2 + 1)
+        . . . . .     columns: all of them; a one-row kernel has only the centre row,
+        x x c - -     hence its first kw // 2 + 1 (left of the centre, and the centre)
+        - - - - -
+
+    The rest is zero whatever the weights and colour groups: products with it are skipped.
+    """
+    top, side = kernel_centre(kernel_height, kernel_width)
+    return top + 1, (kernel_width if kernel_height > 1 else side + 1)
 
 
 def gate_slice(name: str, hidden: int) -> slice:

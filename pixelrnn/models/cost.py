@@ -4,10 +4,13 @@ Another executor of :func:`~pixelrnn.models.description.walk`: its values are th
 spent so far. The count is that of the products the float network runs on an H x W image
 (paper Table 1 and section 3):
 
-- a masked k_h x k_w convolution from ``in`` to ``out`` maps costs ``in * out * k_h * k_w`` per
-  position: the masked weights are multiplied as zeros, as ``F.conv2d`` does;
-- a Row LSTM layer: its 1 x k input-to-state convolution (2h -> 4h) and its 1 x k state-to-state
-  convolution (h -> 4h) per position;
+- a masked k_h x k_w convolution from ``in`` to ``out`` maps costs ``in * out * rows * columns``
+  per position, over the part of the kernel its mask can leave non-zero
+  (:func:`~pixelrnn.layers.rules.kernel_extent`: the rows above the centre and the centre row, the
+  left half and the centre of a one-row kernel), the part ``MaskedConv2d`` multiplies; the weights
+  masked by colour group inside that part are multiplied as zeros;
+- a Row LSTM layer: its 1 x k input-to-state convolution (2h -> 4h, the k // 2 + 1 taps up to the
+  centre) and its 1 x k state-to-state convolution over the row above (h -> 4h, every tap) per position;
 - a Diagonal BiLSTM layer: its 1x1 input-to-state convolution (2h -> 8h, both directions) and,
   per direction, the 2x1 state-to-state product over [state above ; state to the left] (2h -> 4h);
 - each block's 1x1 output convolution, each skip (2h -> 2h) and each layer of the output stack.
@@ -19,20 +22,23 @@ gradients of both the inputs and the weights of every product): :func:`training_
 
 from __future__ import annotations
 
+from ..layers.rules import kernel_extent
 from .description import Block, MaskedSum, NetworkDescription, walk
 
 
 def _sum(layer: MaskedSum) -> int:
-    return layer.in_maps * layer.out_maps * layer.kernel[0] * layer.kernel[1]
+    rows, columns = kernel_extent(*layer.kernel)
+    return layer.in_maps * layer.out_maps * rows * columns
 
 
 def _block(block: Block) -> int:
     maps, hidden, kernel = block.maps, block.hidden, block.kernel
-    if block.kind == "pixelcnn":  # 1x1 reduce, k x k convolution, 1x1 expand
-        return maps * hidden + hidden * hidden * kernel * kernel + hidden * maps
+    if block.kind == "pixelcnn":  # 1x1 reduce, masked k x k convolution, 1x1 expand
+        rows, columns = kernel_extent(kernel, kernel)
+        return maps * hidden + hidden * hidden * rows * columns + hidden * maps
     gates, directions = block.gates, block.directions
-    if block.kind == "row_lstm":  # input-to-state and state-to-state, 1 x k each, then the output 1x1
-        return maps * gates * kernel + hidden * gates * kernel + hidden * maps
+    if block.kind == "row_lstm":  # masked input-to-state and full state-to-state, 1 x k each, then the output 1x1
+        return maps * gates * kernel_extent(1, kernel)[1] + hidden * gates * kernel + hidden * maps
     # Diagonal BiLSTM: both directions' input-to-state 1x1, each direction's 2x1 state-to-state, the output 1x1
     return maps * directions * gates + directions * (2 * hidden) * gates + hidden * maps
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from pixelrnn.layers.masked_conv import MaskedConv2d, build_mask, channel_groups, gate_groups
+from pixelrnn.layers.rules import kernel_extent
 
 RGB = torch.tensor([0, 1, 2])
 
@@ -85,6 +86,38 @@ def test_a_one_by_one_kernel_is_the_convolution_as_a_matrix_product(mask_type, m
     for found, wanted in zip(grads, expected_grads):
         torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
     assert (grads[1][conv.mask == 0] == 0).all()
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("kernel, mask_type", [((3, 3), "B"), ((7, 7), "A"), ((1, 3), "B"), ((1, 5), "A"), ((5, 1), "B"), ((3, 5), "A")])
+def test_a_kernel_trimmed_to_its_unmasked_part_is_the_whole_convolution(kernel, mask_type, memory_format):
+    """Only the rows up to the centre (a one-row kernel: the columns up to it) are multiplied: same values, every gradient."""
+    torch.manual_seed(2)
+    in_groups, out_groups = channel_groups(6, 3), channel_groups(9, 3)
+    conv = MaskedConv2d(6, 9, kernel, mask_type, in_groups, out_groups).double()
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
+    out = conv(x)
+    expected = torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias, padding=(kernel[0] // 2, kernel[1] // 2))
+    assert out.shape == expected.shape == (2, 9, 5, 7)
+    assert out.is_contiguous(memory_format=memory_format)  # the input's layout is kept
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(expected)
+    grads = torch.autograd.grad(out, (x, conv.weight, conv.bias), upstream)
+    expected_grads = torch.autograd.grad(expected, (x, conv.weight, conv.bias), upstream)
+    for found, wanted in zip(grads, expected_grads):
+        torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, extent", [((3, 3), (2, 3)), ((7, 7), (4, 7)), ((1, 3), (1, 2)), ((1, 5), (1, 3)), ((5, 1), (3, 1)),
+                                            ((3, 5), (2, 5)), ((1, 1), (1, 1))])
+def test_the_extent_is_the_part_of_the_kernel_a_mask_can_leave(kernel, extent):
+    assert kernel_extent(*kernel) == extent
+    rows, columns = extent
+    for mask_type in ("A", "B"):
+        mask = build_mask(mask_type, kernel, RGB, RGB)
+        assert mask[:, :, rows:].sum() == 0 and mask[:, :, :, columns:].sum() == 0
+        if kernel != (1, 1):  # what is left reaches the last row and column of the extent
+            assert mask[:, :, rows - 1].sum() > 0 and mask[:, :, :, columns - 1].sum() > 0
 
 
 def test_an_even_width_alone_is_refused():

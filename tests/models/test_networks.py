@@ -127,3 +127,14 @@ def test_torch_compile_traces_the_whole_network_in_one_graph(arch):
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
     with pytest.raises(ValueError, match=r"pixel values must lie in \[0, 2\)"):
         model(torch.full((1, 1, 3, 3), 2))
+
+
+@pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+def test_the_residual_stream_is_channels_last_so_no_layer_converts_it(arch):
+    """Every block and skip reads a channels-last map: a layout conversion or a sum across layouts would be a copy of each map."""
+    model = build_model(arch, channels=1, levels=2, hidden=4, layers=3, output_hidden=8)
+    seen = []
+    for module in [*model.blocks, *model.skips]:
+        module.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    model.nll(torch.randint(0, 2, (2, 1, 5, 6))).sum().backward()
+    assert len(seen) == 6 and all(seen)
