@@ -22,7 +22,10 @@ group ``g`` see, for every pair of input/output channels::
 Every position in the rows above the centre, and to the left of it in the centre row,
 is fully visible; positions to the right in the centre row and all rows below are cut.
 The mask is a buffer multiplied into the weight inside ``forward``, so no code path can
-use an unmasked weight, whatever the optimiser or the initialisation did to it.
+use an unmasked weight, whatever the optimiser or the initialisation did to it. The rows below
+the centre (and, in a one-row kernel, the columns right of it) are zero for every mask, so
+``forward`` multiplies only the rest (:func:`~.rules.kernel_extent`); a 1x1 kernel is a product
+over the channels.
 """
 
 from __future__ import annotations
