@@ -7,6 +7,16 @@ from pixelrnn.layers.rules import kernel_extent
 RGB = torch.tensor([0, 1, 2])
 
 
+def assert_same_values_and_gradients(out, expected, inputs):
+    """``out`` and ``expected`` agree, and so do the gradients of ``inputs`` through each; returns those through ``out``."""
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(expected)
+    grads = torch.autograd.grad(out, inputs, upstream)
+    for found, wanted in zip(grads, torch.autograd.grad(expected, inputs, upstream)):
+        torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
+    return grads
+
+
 def test_mask_a_and_b_tables_for_three_colours_entry_by_entry():
     a = build_mask("A", (3, 3), RGB, RGB)
     b = build_mask("B", (3, 3), RGB, RGB)
@@ -79,12 +89,7 @@ def test_a_one_by_one_kernel_is_the_convolution_as_a_matrix_product(mask_type, m
     expected = torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias)
     assert out.shape == expected.shape == (2, 48, 5, 7)
     assert out.is_contiguous(memory_format=torch.channels_last)  # the product's layout, which the scans read without a copy
-    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
-    upstream = torch.randn_like(expected)
-    grads = torch.autograd.grad(out, (x, conv.weight, conv.bias), upstream)
-    expected_grads = torch.autograd.grad(expected, (x, conv.weight, conv.bias), upstream)
-    for found, wanted in zip(grads, expected_grads):
-        torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
+    grads = assert_same_values_and_gradients(out, expected, (x, conv.weight, conv.bias))
     assert (grads[1][conv.mask == 0] == 0).all()
 
 
@@ -100,12 +105,7 @@ def test_a_kernel_trimmed_to_its_unmasked_part_is_the_whole_convolution(kernel, 
     expected = torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias, padding=(kernel[0] // 2, kernel[1] // 2))
     assert out.shape == expected.shape == (2, 9, 5, 7)
     assert out.is_contiguous(memory_format=memory_format)  # the input's layout is kept
-    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
-    upstream = torch.randn_like(expected)
-    grads = torch.autograd.grad(out, (x, conv.weight, conv.bias), upstream)
-    expected_grads = torch.autograd.grad(expected, (x, conv.weight, conv.bias), upstream)
-    for found, wanted in zip(grads, expected_grads):
-        torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
+    assert_same_values_and_gradients(out, expected, (x, conv.weight, conv.bias))
 
 
 @pytest.mark.parametrize("kernel, extent", [((3, 3), (2, 3)), ((7, 7), (4, 7)), ((1, 3), (1, 2)), ((1, 5), (1, 3)), ((5, 1), (3, 1)),
