@@ -108,11 +108,10 @@ class MaskedConv2d(nn.Conv2d):
             # one large product over the channels (forward, and two backward) runs faster than a 1x1 convolution here
             out = F.linear(x.permute(0, 2, 3, 1), weight.view(weight.shape[0], weight.shape[1]), self.bias)
             return out.permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory
+        # Only the kernel's part above and left of the centre can be non-zero (rules.kernel_extent; every kernel but a
+        # 1x1 has such a part to cut): the padding is put where that part reaches beyond the image (above it, and
+        # beside it), and the zeros are never multiplied.
         rows, columns = kernel_extent(*self.kernel_size)
-        if (rows, columns) == self.kernel_size:
-            return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
-        # Only the kernel's part above and left of the centre can be non-zero (rules.kernel_extent): the padding is
-        # put where that part reaches beyond the image (above it, and beside it), and the zeros are never multiplied.
         top, side = self.padding
         padded = F.pad(x, (side, side if columns == self.kernel_size[1] else 0, top, 0))
         return F.conv2d(padded, self.masked_weight()[:, :, :rows, :columns], self.bias)

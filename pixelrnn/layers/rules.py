@@ -55,7 +55,7 @@ def kernel_extent(kernel_height: int, kernel_width: int) -> tuple[int, int]:
     The rest is zero whatever the weights and colour groups: products with it are skipped.
     """
     top, side = kernel_centre(kernel_height, kernel_width)
-    return top + 1, (kernel_width if kernel_height > 1 else side + 1)
+    return top + 1, (side + 1 if kernel_height == 1 else kernel_width)
 
 
 def gate_slice(name: str, hidden: int) -> slice:

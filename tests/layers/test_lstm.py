@@ -177,3 +177,14 @@ def test_diagonal_bilstm_equals_a_pixel_by_pixel_reference(shape, monkeypatch):
         assert torch.allclose(layer(x), expected, rtol=0, atol=1e-12)
         monkeypatch.setitem(native._state, "enabled", False)
         assert torch.allclose(layer(x), expected, rtol=0, atol=1e-12)
+
+
+def test_the_gate_blocks_are_split_along_the_channels_by_default_in_o_f_i_g_order():
+    from pixelrnn.layers.rules import GATES, split_gates
+
+    hidden = 3
+    gates = torch.arange(2 * 4 * hidden * 5, dtype=torch.float32).view(2, 4 * hidden, 5)
+    blocks = split_gates(gates, hidden)
+    assert len(blocks) == len(GATES) == 4
+    for index, block in enumerate(blocks):
+        assert torch.equal(block, gates[:, index * hidden:(index + 1) * hidden])
