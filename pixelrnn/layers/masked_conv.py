@@ -109,11 +109,11 @@ class MaskedConv2d(nn.Conv2d):
             out = F.linear(x.permute(0, 2, 3, 1), weight.view(weight.shape[0], weight.shape[1]), self.bias)
             return out.permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory
         # Only the kernel's part above and left of the centre can be non-zero (rules.kernel_extent; every kernel but a
-        # 1x1 has such a part to cut): the padding is put where that part reaches beyond the image (above it, and
-        # beside it), and the zeros are never multiplied.
+        # 1x1 has such a part to cut), so only that part is multiplied: the "same" padding loses, below and to the
+        # right, what the cut rows and columns would have read.
         rows, columns = kernel_extent(*self.kernel_size)
-        top, side = self.padding
-        padded = F.pad(x, (side, side if columns == self.kernel_size[1] else 0, top, 0))
+        (height, width), (top, side) = self.kernel_size, self.padding
+        padded = F.pad(x, (side, side - (width - columns), top, top - (height - rows)))
         return F.conv2d(padded, self.masked_weight()[:, :, :rows, :columns], self.bias)
 
     def extra_repr(self) -> str:
