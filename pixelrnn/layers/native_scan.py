@@ -1,13 +1,14 @@
 """The LSTM scans of sections 3.1-3.2 as native kernels: each scan, forward or backward, one call.
 
-Same recurrences, layouts and hand-written backward passes as :mod:`pixelrnn.layers.scan` (the
+Same recurrences and hand-written backward passes as :mod:`pixelrnn.layers.scan` (the
 reference, and the fallback where the kernels cannot run), with each step's dozen tensor
 operations replaced by a loop in ``pixelrnn/native/scan.cpp``; images (and directions) are
 scanned in parallel on torch's CPU threads (its OpenMP threads where torch uses OpenMP); the
-initial states' gradients are read off the padded buffers here, shared with the reference
-Diagonal BiLSTM scan; the weights' gradients are accumulated per image (per group of images in
-the Diagonal BiLSTM, whose steps multiply a group's diagonals in one product) by the kernels and
-summed here.
+weights' gradients are accumulated per image (per group of images in the Diagonal BiLSTM, whose
+steps multiply a group's diagonals in one product) by the kernels and summed here. The Diagonal
+BiLSTM scan keeps its states and activations diagonal-major (:func:`diagonal_major_slots`); its
+interface takes and gives the reference's layouts, and the initial states' gradients are read
+off its padded buffers here.
 
 - :class:`NativeDiagonalScan`: the Diagonal BiLSTM, interface of ``scan.DiagonalScan``;
   :class:`NativeDiagonalLayer`: the same from the convolution's output to the layer's output.
@@ -16,6 +17,8 @@ summed here.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -34,24 +37,32 @@ def native_scans_run(tensor: torch.Tensor) -> bool:
     return native.usable(tensor.new_empty(0, dtype=torch.promote_types(tensor.dtype, torch.float32)))
 
 
-def diagonal_padded_states(gates_in: torch.Tensor, initial_hidden: torch.Tensor, initial_cell: torch.Tensor):
-    """Hidden and cell buffers (D, B, H+1, W+1, h) of the Diagonal BiLSTM scan, row -1 and column -1 set to the initial state."""
-    directions, batch, height, width, four_h = gates_in.shape
-    padded = (directions, batch, height + 1, width + 1, four_h // 4)
-    hidden, cell = gates_in.new_empty(padded), gates_in.new_empty(padded)
-    hidden[:, :, 0] = initial_hidden[:, None, None, :]
-    hidden[:, :, :, 0] = initial_hidden[:, None, None, :]
-    cell[:, :, :, 0] = initial_cell[:, None, None, :]  # a cell reads only its left neighbour
-    return hidden, cell
+@functools.lru_cache(maxsize=16)
+def diagonal_major_slots(rows: int, columns: int) -> torch.Tensor:
+    """(rows, columns) -> the slot of each position in the diagonal-major order of the native Diagonal BiLSTM scan's buffers.
 
-
-def diagonal_initial_grads(grad_hidden: torch.Tensor, grad_cell: torch.Tensor):
-    """(grad initial hidden, grad initial cell) of the Diagonal BiLSTM scan from its padded gradient buffers.
-
-    What reached the padding reached the initial state: row -1 (read as "above" by row 0) and
-    column -1 (read as "left" by column 0); the corner is never read.
+    Diagonal r + c after diagonal r + c - 1, each by row (``DiagonalMajor`` in ``native/scan.cpp``):
+    a diagonal's positions, far apart in the usual order, are neighbours, as the rows of a
+    step's products must be to run fast. The padded state buffers hold the (H + 1) x (W + 1) map
+    whose row 0 and column 0 are the initial state (row -1 and column -1 of the image).
     """
-    return grad_hidden[:, :, 0, 1:].sum((1, 2)) + grad_hidden[:, :, 1:, 0].sum((1, 2)), grad_cell[:, :, 1:, 0].sum((1, 2))
+    r, c = torch.arange(rows)[:, None], torch.arange(columns)[None, :]
+    diagonals = torch.arange(rows + columns - 1)
+    first_rows = (diagonals - columns + 1).clamp(min=0)
+    lengths = diagonals.clamp(max=rows - 1) - first_rows + 1
+    return (lengths.cumsum(0) - lengths)[r + c] + r - first_rows[r + c]
+
+
+def _native_padded_states(gates: torch.Tensor, shape, initial_hidden: torch.Tensor, initial_cell: torch.Tensor):
+    """Hidden and cell buffers (D, B, (H+1)(W+1), h) of the native scan, diagonal-major, row -1 and column -1 set to the initial state."""
+    directions, batch, height, width, four_h = shape
+    slots = diagonal_major_slots(height + 1, width + 1)
+    hidden = gates.new_empty(directions, batch, (height + 1) * (width + 1), four_h // 4)
+    cell = torch.empty_like(hidden)
+    hidden[:, :, slots[0]] = initial_hidden[:, None, None, :]
+    hidden[:, :, slots[:, 0]] = initial_hidden[:, None, None, :]
+    cell[:, :, slots[:, 0]] = initial_cell[:, None, None, :]  # a cell reads only its left neighbour
+    return hidden, cell
 
 
 #: Images per product in the native Diagonal BiLSTM scans: a step multiplies the diagonal's
@@ -82,8 +93,8 @@ def _address(tensor: torch.Tensor) -> int:
 def _diagonal_forward(ctx, gates, layout, weight, initial_hidden, initial_cell, shape, out=None):
     """The native scan of ``gates`` (laid out as ``layout``: image, row, column, direction strides, mirror); shape (D, B, H, W, 4h)."""
     directions, batch, height, width, four_h = shape
-    hidden, cell = diagonal_padded_states(gates.new_empty(shape), initial_hidden, initial_cell)
-    activations, tanh_cells = gates.new_empty(shape), gates.new_empty(*shape[:-1], four_h // 4)
+    hidden, cell = _native_padded_states(gates, shape, initial_hidden, initial_cell)
+    activations, tanh_cells = gates.new_empty(shape), gates.new_empty(*shape[:-1], four_h // 4)  # diagonal-major (D, B, H * W, ...)
     weight_t = weight.transpose(1, 2).contiguous()  # (D, 2h, 4h) over [state above ; state to the left]
     native.kernel("pixelrnn_diagonal_forward", gates.dtype)(
         _address(gates), *layout, _address(weight_t), _address(hidden), _address(cell), _address(activations), _address(tanh_cells),
@@ -106,7 +117,10 @@ def _diagonal_backward(ctx, grad_hidden, grad_out=None):
         _address(weight), _address(activations), _address(cell), _address(tanh_cells), _address(hidden), _address(grad_hidden),
         _address(grad_cell), _address(grad_gates), *ctx.layout, _address(grad_weight_t), directions, batch, height, width,
         four_h // 4, IMAGES_PER_PRODUCT, _threads(*activations.shape, four_h // 2), 0 if grad_out is None else _address(grad_out))
-    grad_initial_hidden, grad_initial_cell = diagonal_initial_grads(grad_hidden, grad_cell)
+    # What reached the padding reached the initial state (row -1 and column -1; the corner is never read).
+    slots = diagonal_major_slots(height + 1, width + 1)
+    grad_initial_hidden = grad_hidden[:, :, slots[0, 1:]].sum((1, 2)) + grad_hidden[:, :, slots[1:, 0]].sum((1, 2))
+    grad_initial_cell = grad_cell[:, :, slots[1:, 0]].sum((1, 2))
     return grad_gates, grad_weight_t.sum(1).transpose(1, 2), grad_initial_hidden, grad_initial_cell
 
 
@@ -117,14 +131,17 @@ class NativeDiagonalScan(torch.autograd.Function):
     def forward(ctx, gates_in, weight, initial_hidden, initial_cell):
         directions, batch, height, width, four_h = gates_in.shape
         layout = (height * width * four_h, width * four_h, four_h, batch * height * width * four_h, 0)
-        return _diagonal_forward(ctx, gates_in, layout, weight, initial_hidden, initial_cell, gates_in.shape)[:, :, 1:, 1:]
+        hidden = _diagonal_forward(ctx, gates_in, layout, weight, initial_hidden, initial_cell, gates_in.shape)
+        return hidden[:, :, diagonal_major_slots(height + 1, width + 1)[1:, 1:].flatten()].view(directions, batch, height, width, -1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        weight, activations, cell, tanh_cells, hidden = ctx.saved_tensors
+        activations, hidden = ctx.saved_tensors[1], ctx.saved_tensors[4]
+        directions, batch, height, width, _ = activations.shape
+        positions = diagonal_major_slots(height + 1, width + 1)[1:, 1:].flatten()
         grad_hidden = hidden.new_zeros(hidden.shape)
-        grad_hidden[:, :, 1:, 1:] = grad_output
+        grad_hidden[:, :, positions] = grad_output.reshape(directions, batch, height * width, -1)
         return _diagonal_backward(ctx, grad_hidden)
 
 

@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from . import rules
 from .rules import SIGMOID_GATES, diagonal_rows, diagonal_steps, split_gates
-from .native_scan import NativeDiagonalLayer, NativeDiagonalScan, NativeRowScan, diagonal_initial_grads, diagonal_padded_states, native_scans_run
+from .native_scan import NativeDiagonalLayer, NativeDiagonalScan, NativeRowScan, native_scans_run
 
 
 # Devices where tanh goes through sigmoid: torch's CPU tanh is several times slower than its
@@ -184,6 +184,26 @@ def _diagonal(buffer: torch.Tensor, step: int, first_row: int, rows: int, row_of
     directions, batch, _, _, size = buffer.shape
     offset = buffer.storage_offset() + (first_row + row_offset) * stride_row + (step - first_row + col_offset) * stride_col
     return buffer.as_strided((directions, batch, rows, size), (stride_d, stride_b, stride_row - stride_col, 1), offset)
+
+
+def diagonal_padded_states(gates_in: torch.Tensor, initial_hidden: torch.Tensor, initial_cell: torch.Tensor):
+    """Hidden and cell buffers (D, B, H+1, W+1, h) of the Diagonal BiLSTM scan, row -1 and column -1 set to the initial state."""
+    directions, batch, height, width, four_h = gates_in.shape
+    padded = (directions, batch, height + 1, width + 1, four_h // 4)
+    hidden, cell = gates_in.new_empty(padded), gates_in.new_empty(padded)
+    hidden[:, :, 0] = initial_hidden[:, None, None, :]
+    hidden[:, :, :, 0] = initial_hidden[:, None, None, :]
+    cell[:, :, :, 0] = initial_cell[:, None, None, :]  # a cell reads only its left neighbour
+    return hidden, cell
+
+
+def diagonal_initial_grads(grad_hidden: torch.Tensor, grad_cell: torch.Tensor):
+    """(grad initial hidden, grad initial cell) of the Diagonal BiLSTM scan from its padded gradient buffers.
+
+    What reached the padding reached the initial state: row -1 (read as "above" by row 0) and
+    column -1 (read as "left" by column 0); the corner is never read.
+    """
+    return grad_hidden[:, :, 0, 1:].sum((1, 2)) + grad_hidden[:, :, 1:, 0].sum((1, 2)), grad_cell[:, :, 1:, 0].sum((1, 2))
 
 
 class DiagonalScan(torch.autograd.Function):

@@ -10,9 +10,12 @@
 // the backward pass has each step's states at hand; the caller sums it over the items.
 //
 // Layouts (all contiguous, D directions, B images, H x W, h units, 4h gates [o | f | i | g]):
-//   Diagonal BiLSTM: gates (D, B, H, W, 4h); states padded with a row -1 and a column -1 that hold
-//   the initial state, (D, B, H + 1, W + 1, h); the step t computes the diagonal i + j = t, whose
-//   positions are one row down and one column left of each other: constant strides.
+//   Diagonal BiLSTM: gates (D, B, H, W, 4h) (or the layer's layout, GateLayout); the step t computes
+//   the diagonal i + j = t. The scan's own buffers are diagonal-major (DiagonalMajor): activations
+//   and tanh(cell) (D, B, H * W, 4h or h), the states padded with a row -1 and a column -1 that hold
+//   the initial state, (D, B, (H + 1) * (W + 1), h). A diagonal's positions are then consecutive
+//   rows of a step's products, and the states above and to the left of position p of diagonal t
+//   are slots p and p + 1 of the padded diagonal before it: one input row of 2h.
 //   Row LSTM: gates (B, H, W, 4h); states (B, H, W, h); the recurrent input of position (i, j) is
 //   the row above at columns j - k//2 .. j + k//2 (zero outside), weight (k * h, 4h) tap-major.
 #include <algorithm>
@@ -65,6 +68,19 @@ struct Diagonal {  // the positions of step t: rows lo .. lo + n - 1, column t -
     Diagonal(int64_t t, int64_t height, int64_t width) : lo(std::max<int64_t>(0, t - width + 1)), n(std::min(height - 1, t) - lo + 1) {}
 };
 
+// The diagonal-major order of a rows x columns map: diagonal s = r + c after diagonal s - 1, each by
+// row; the slot of (r, c) is the diagonal's start plus r - lo. Rows far apart in the usual order
+// (a diagonal's positions are W - 1 positions apart) are neighbours here, which a product's rows
+// need to run at the rate of contiguous ones (benchmarks/product_rows.py).
+struct DiagonalMajor {
+    int64_t rows, columns;
+    std::vector<int64_t> starts;
+    DiagonalMajor(int64_t rows, int64_t columns) : rows(rows), columns(columns), starts(rows + columns - 1) {
+        for (int64_t t = 0, slot = 0; t < rows + columns - 1; slot += Diagonal(t, rows, columns).n, ++t) starts[t] = slot;
+    }
+    int64_t at(int64_t r, int64_t c) const { return starts[r + c] + r - Diagonal(r + c, rows, columns).lo; }
+};
+
 // Where the Diagonal BiLSTM's input gates (and their gradients) live: element (d, b, r, c) at
 // image * b + row * r + column * c' + direction * d, with c' = W - 1 - c for the second direction
 // where mirror is set (the layer's own layout: the conv's channels-last output, the right-to-left
@@ -82,6 +98,7 @@ struct GateLayout {
 template <typename T, bool ADJOINT>
 void combine(T* hidden, T* out, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t threads) {
     const int64_t padded = (height + 1) * (width + 1);
+    const DiagonalMajor states(height + 1, width + 1);  // (r, c) at (r + 1, c + 1)
     parallel(batch, threads, [&](int64_t b) {
         T* forward = hidden + b * padded * h;
         T* reverse = hidden + (batch + b) * padded * h;
@@ -92,8 +109,8 @@ void combine(T* hidden, T* out, int64_t batch, int64_t height, int64_t width, in
         for (int64_t r = 0; r < height; ++r)
             for (int64_t c = 0; c < width; ++c) {
                 T* o = out + ((b * height + r) * width + c) * h;
-                T* f = forward + ((r + 1) * (width + 1) + c + 1) * h;
-                T* g = reverse + (r * (width + 1) + width - c) * h;  // (r - 1, W - 1 - c) of the padded buffer
+                T* f = forward + states.at(r + 1, c + 1) * h;
+                T* g = reverse + states.at(r, width - c) * h;  // (r - 1, W - 1 - c)
                 for (int64_t u = 0; u < h; ++u) {
                     if (ADJOINT) {
                         f[u] = o[u];
@@ -121,6 +138,7 @@ template <typename T>
 void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T* hidden, T* cell, T* activations, T* tanh_cells,
                       int64_t directions, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t group, int64_t threads) {
     const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1), groups = (batch + group - 1) / group;
+    const DiagonalMajor real_map(height, width), padded_map(height + 1, width + 1);  // (r, c) at (r + 1, c + 1) in the second
     parallel(directions * groups, threads, [&](int64_t item) {
         const Group g(item, groups, group, batch);
         const int64_t start = g.direction * batch + g.first;  // (direction, image) of the group's first image
@@ -129,12 +147,8 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
         T* tanh_cell = tanh_cells + start * map * h;
         T* states = hidden + start * padded * h;
         T* cells = cell + start * padded * h;
-        auto image = [&](int64_t r, int64_t c) { return r * width + c; };           // position (r, c) of the image
-        auto pad = [&](int64_t r, int64_t c) { return (r + 1) * (width + 1) + c + 1; };  // of the padded buffers
-        // One product over [state above ; state to the left]: the left state of (r, c) is W*h elements
-        // after the state above it in the padded buffer, so the two are segments of one input.
-        const int64_t state_step = width * h;  // one row down, one column left
-        const Dense step_product{2 * h, four_h, four_h, h, state_step, false};
+        // One product over [state above ; state to the left]: slots p and p + 1 of the padded diagonal before.
+        const Dense step_product{2 * h, four_h, four_h, 0, 0, false};
         const View<T> none{nullptr, 0, 0};
         for (int64_t t = 0; t < height + width - 1; ++t) {
             const Diagonal d(t, height, width);
@@ -146,19 +160,20 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
                         prefetch_row(gates_in + layout.at(g.direction, g.first + i, next.lo + p, t + 1 - next.lo - p, width), four_h);
             }
             // Rows of the product: position p of the diagonal in image i of the group is row i * n + p.
-            const View<T> out{act + image(r0, c0) * four_h, (width - 1) * four_h, 1, d.n, map * four_h};
+            const int64_t before = padded_map.starts[t + 1];  // the padded diagonal before: above (r0 - 1, c0) first
+            const View<T> out{act + real_map.starts[t] * four_h, four_h, 1, d.n, map * four_h};
             const View<T> gates{const_cast<T*>(gates_in) + layout.at(g.direction, g.first, r0, c0, width), layout.step(g.direction), 1,
                                 d.n, layout.image};
-            const View<T> above{states + pad(r0 - 1, c0) * h, state_step, 1, d.n, padded * h};
+            const View<T> above{states + before * h, h, 1, d.n, padded * h};
             dense<T, false>(step_product, g.images * d.n, out, above, gates, none, weight);
             for (int64_t i = 0; i < g.images; ++i)
                 for (int64_t p = 0; p < d.n; ++p) {
-                    const int64_t r = r0 + p, c = c0 - p;
-                    T* a = act + i * map * four_h + image(r, c) * four_h;
-                    const T* previous = cells + i * padded * h + pad(r, c - 1) * h;
-                    T* cell_out = cells + i * padded * h + pad(r, c) * h;
-                    T* hidden_out = states + i * padded * h + pad(r, c) * h;
-                    lstm_forward<T>(h, a, a, tanh_cell + i * map * h + image(r, c) * h, [&](int64_t u) { return previous[u]; },
+                    const int64_t r = r0 + p, c = c0 - p, slot = padded_map.at(r + 1, c + 1);
+                    T* a = act + i * map * four_h + (real_map.starts[t] + p) * four_h;
+                    const T* previous = cells + i * padded * h + (before + p + 1) * h;  // (r, c - 1)
+                    T* cell_out = cells + i * padded * h + slot * h;
+                    T* hidden_out = states + i * padded * h + slot * h;
+                    lstm_forward<T>(h, a, a, tanh_cell + i * map * h + (real_map.starts[t] + p) * h, [&](int64_t u) { return previous[u]; },
                                     [&](int64_t u, T value, T state) {
                                         cell_out[u] = value;
                                         hidden_out[u] = state;
@@ -175,6 +190,7 @@ void diagonal_backward(const T* weight, const T* activations, const T* cell, con
                        T* grad_cell, T* grad_gates, GateLayout layout, T* grad_weight_t, int64_t directions, int64_t batch,
                        int64_t height, int64_t width, int64_t h, int64_t group, int64_t threads) {
     const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1), groups = (batch + group - 1) / group;
+    const DiagonalMajor real_map(height, width), padded_map(height + 1, width + 1);
     parallel(directions * groups, threads, [&](int64_t item) {
         const Group g(item, groups, group, batch);
         const int64_t start = g.direction * batch + g.first;
@@ -186,20 +202,18 @@ void diagonal_backward(const T* weight, const T* activations, const T* cell, con
         T* partial = grad_weight_t + item * 2 * h * four_h;
         T* grad_states = grad_hidden + start * padded * h;
         T* grad_cells = grad_cell + start * padded * h;
-        auto image = [&](int64_t r, int64_t c) { return r * width + c; };
-        auto pad = [&](int64_t r, int64_t c) { return (r + 1) * (width + 1) + c + 1; };
-        const int64_t grad_step = layout.step(g.direction), state_step = width * h;
+        const int64_t grad_step = layout.step(g.direction);
         const View<T> none{nullptr, 0, 0};
         for (int64_t t = height + width - 2; t >= 0; --t) {
             const Diagonal d(t, height, width);
-            const int64_t r0 = d.lo, c0 = t - d.lo;
+            const int64_t r0 = d.lo, c0 = t - d.lo, before = padded_map.starts[t + 1], first = real_map.starts[t];
             for (int64_t i = 0; i < g.images; ++i)
                 for (int64_t p = 0; p < d.n; ++p) {
-                    const int64_t r = r0 + p, c = c0 - p;
-                    const T* previous = cells + i * padded * h + pad(r, c - 1) * h;
-                    T* carried = grad_cells + i * padded * h + pad(r, c - 1) * h;  // the left neighbour's cell, through the forget gate
-                    lstm_backward<T>(h, act + i * map * four_h + image(r, c) * four_h, tanh_cell + i * map * h + image(r, c) * h,
-                                     grad_states + i * padded * h + pad(r, c) * h, grad_cells + i * padded * h + pad(r, c) * h,
+                    const int64_t r = r0 + p, c = c0 - p, slot = padded_map.at(r + 1, c + 1);
+                    const T* previous = cells + i * padded * h + (before + p + 1) * h;
+                    T* carried = grad_cells + i * padded * h + (before + p + 1) * h;  // the left neighbour's cell, through the forget gate
+                    lstm_backward<T>(h, act + i * map * four_h + (first + p) * four_h, tanh_cell + i * map * h + (first + p) * h,
+                                     grad_states + i * padded * h + slot * h, grad_cells + i * padded * h + slot * h,
                                      [&](int64_t u) { return previous[u]; }, grad_gates + layout.at(g.direction, g.first + i, r, c, width),
                                      [&](int64_t u, T value) { carried[u] += value; });
                 }
@@ -207,17 +221,17 @@ void diagonal_backward(const T* weight, const T* activations, const T* cell, con
             T* local = grad_gates + layout.at(g.direction, g.first, r0, c0, width);
             const View<T> grad_local{local, grad_step, 1, d.n, layout.image};
             const Dense to_state{four_h, h, 2 * h, 0, 0, false};
-            for (int64_t source = 0; source < 2; ++source) {  // the state above, then the state to the left
-                const View<T> out{grad_states + (source ? pad(r0, c0 - 1) : pad(r0 - 1, c0)) * h, state_step, 1, d.n, padded * h};
+            for (int64_t source = 0; source < 2; ++source) {  // the state above (slot p), then the state to the left (slot p + 1)
+                const View<T> out{grad_states + (before + source) * h, h, 1, d.n, padded * h};
                 dense<T, false>(to_state, g.images * d.n, out, grad_local, out, none, w + source * h);
             }
             // grad_weight_t += [states above ; states to the left]^T @ local, summed over the positions
             // of the diagonal in every image of the group: image i's positions are segment i of the sum.
             const Dense outer{g.images * d.n, four_h, grad_step, d.n, padded * h, false, false, layout.image};
             for (int64_t source = 0; source < 2; ++source) {
-                const T* read = states + (source ? pad(r0, c0 - 1) : pad(r0 - 1, c0)) * h;
+                const T* read = states + (before + source) * h;
                 const View<T> out{partial + source * h * four_h, four_h, 1};
-                dense<T, false>(outer, h, out, View<T>{const_cast<T*>(read), 1, state_step}, out, none, local);
+                dense<T, false>(outer, h, out, View<T>{const_cast<T*>(read), 1, h}, out, none, local);
             }
         }
     });

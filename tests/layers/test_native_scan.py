@@ -123,3 +123,13 @@ def test_results_do_not_depend_on_the_thread_count(kind):
         finally:
             torch.set_num_threads(previous)
     assert all(torch.equal(one, two) for one, two in zip(*runs))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (4, 1), (3, 7), (29, 29)])
+def test_diagonal_major_slots_put_each_diagonal_in_consecutive_slots_by_row(shape):
+    """Every position has its own slot; diagonal t's positions follow diagonal t - 1's, row after row."""
+    rows, columns = shape
+    slots = native_scan.diagonal_major_slots(rows, columns)
+    assert torch.equal(slots.flatten().sort().values, torch.arange(rows * columns))
+    order = sorted(((r + c, r), (r, c)) for r in range(rows) for c in range(columns))
+    assert [slots[r, c].item() for _, (r, c) in order] == list(range(rows * columns))
