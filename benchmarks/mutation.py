@@ -46,6 +46,12 @@ AREAS = {
              [f"pixelrnn.layers.{name}__mutmut_*" for name in (
                  "scan.x__cell_forward", "scan.x__cell_backward", "scan.x__diagonal", "scan.x_combine_directions",
                  "scan.x_direction_gates", "scan.x_lstm_scan", "lstm.x_lstm_cell", "lstm.xǁRowLSTMǁstep", "lstm.xǁDiagonalBiLSTMǁstep")]),
+    # The native scans' Python side: the diagonal-major slots, the padded buffers' initial states, the
+    # initial states' gradients read off them, and the interface's conversions.
+    "native_scan": (["pixelrnn/layers/native_scan.py"], ["tests/layers/test_native_scan.py"],
+                    [f"pixelrnn.layers.native_scan.{name}__mutmut_*" for name in (
+                        "x_diagonal_major_slots", "x__native_padded_states", "x__diagonal_backward",
+                        "xǁNativeDiagonalScanǁforward", "xǁNativeDiagonalScanǁbackward")]),
     "description": (["pixelrnn/models/description.py"],
                     ["tests/models/test_description.py", "tests/models/test_networks.py", "-k", "not compile and not every_preset"], []),
     # The reference engines (native_engines.py and native_column.py drive the C++ kernels, off here): 991
@@ -69,6 +75,8 @@ AREAS = {
                     "fixed_point.x_check_cell", "integer_model.x__relu", "integer_model.xǁ_Quantiserǁstream", "integer_model.xǁ_Quantiserǁskip_sum",
                     *(f"integer_batched.xǁ_Passǁ{method}" for method in ("cell", "relu", "pointwise", "stream", "skip_sum", "output")))]),
 }
+#: Areas whose tests need the native kernels (built once in the area's copy of the repository).
+NATIVE_AREAS = {"native_scan"}
 # Every mutant's status, and the diff of those that were not killed, as JSON (mutmut's own listing, in one process).
 LISTING = """
 import json
@@ -109,7 +117,8 @@ def run_area(name: str, keep: bool, max_seconds: float | None = None, mutants: l
         copy_repository(folder)
         configure(folder, modules, tests)
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        env.update(PIXELRNN_NATIVE="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        # The PyTorch paths, which most areas mutate; the native_scan area tests the native kernels' Python side.
+        env.update(PIXELRNN_NATIVE="1" if name in NATIVE_AREAS else "0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         started = time.monotonic()
         process = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", "1", *(mutants or globs)], cwd=folder,
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
