@@ -20,9 +20,9 @@ MFU = 2 x multiply-adds x images/s / that rate, for the wall-clock rates.
 
 ``--checkout OTHER_TREE`` compares this tree with another checkout of the project instead (for
 example the code before the native scans: ``git worktree add OTHER_TREE 611dcbf``): each round
-runs the same training step in a fresh process on each tree, one after the other (``PYTHONPATH``
-set to the tree), ``--steps`` steps after two warm-up steps, and prints the median step's
-images/s of each.
+runs the same training step in a fresh process on each tree, one after the other, the order
+alternating from round to round (``PYTHONPATH`` set to the tree), ``--steps`` steps after two
+warm-up steps, and prints the median step's images/s of each.
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ def compare_checkouts(args) -> None:
     for name in args.presets.split(","):
         for index in range(args.rounds):
             rates = {}
-            for label in ("other tree", "this tree"):
+            # The first process of a round may find the machine in another state than the second (its clock, its
+            # caches, other jobs): the order alternates, other tree first in odd rounds, this tree in even ones.
+            for label in ("other tree", "this tree")[:: 1 if index % 2 == 0 else -1]:
                 environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(trees[label]), str(here)])}
                 command = [sys.executable, __file__, "--measure-only", name, "--batch", str(args.batch), "--steps", str(args.steps)]
                 if args.threads:
