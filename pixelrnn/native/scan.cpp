@@ -160,8 +160,9 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
                         prefetch_row(gates_in + layout.at(g.direction, g.first + i, next.lo + p, t + 1 - next.lo - p, width), four_h);
             }
             // Rows of the product: position p of the diagonal in image i of the group is row i * n + p.
-            const int64_t before = padded_map.starts[t + 1];  // the padded diagonal before: above (r0 - 1, c0) first
-            const View<T> out{act + real_map.starts[t] * four_h, four_h, 1, d.n, map * four_h};
+            // The padded diagonal before (its first slot: above (r0, c0)), and this diagonal's first slot.
+            const int64_t before = padded_map.starts[t + 1], first = real_map.starts[t];
+            const View<T> out{act + first * four_h, four_h, 1, d.n, map * four_h};
             const View<T> gates{const_cast<T*>(gates_in) + layout.at(g.direction, g.first, r0, c0, width), layout.step(g.direction), 1,
                                 d.n, layout.image};
             const View<T> above{states + before * h, h, 1, d.n, padded * h};
@@ -169,11 +170,11 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
             for (int64_t i = 0; i < g.images; ++i)
                 for (int64_t p = 0; p < d.n; ++p) {
                     const int64_t r = r0 + p, c = c0 - p, slot = padded_map.at(r + 1, c + 1);
-                    T* a = act + i * map * four_h + (real_map.starts[t] + p) * four_h;
+                    T* a = act + i * map * four_h + (first + p) * four_h;
                     const T* previous = cells + i * padded * h + (before + p + 1) * h;  // (r, c - 1)
                     T* cell_out = cells + i * padded * h + slot * h;
                     T* hidden_out = states + i * padded * h + slot * h;
-                    lstm_forward<T>(h, a, a, tanh_cell + i * map * h + (real_map.starts[t] + p) * h, [&](int64_t u) { return previous[u]; },
+                    lstm_forward<T>(h, a, a, tanh_cell + i * map * h + (first + p) * h, [&](int64_t u) { return previous[u]; },
                                     [&](int64_t u, T value, T state) {
                                         cell_out[u] = value;
                                         hidden_out[u] = state;
