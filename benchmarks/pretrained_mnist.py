@@ -31,6 +31,7 @@ Never point ``--runs`` at runs that another process is still training, except wi
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -63,6 +64,7 @@ from pixelrnn.utils import atomic_write  # noqa: E402
 
 STOPPED = re.compile(r"^stopped at step (\d+) \(([^)]*)\)", re.MULTILINE)
 SESSION = re.compile(r"^pretrained_mnist: session of ([0-9.]+) minutes", re.MULTILINE)
+SESSION_START = re.compile(r"^pretrained_mnist: session started at (\S+)$", re.MULTILINE)
 DATA = ("Binarized MNIST with the fixed binarization of Larochelle & Murray (2011): 50000 training images; "
         "the first 1000 of the 10000 validation images choose the best checkpoint; scored on all 10000 test images. "
         "Images are 28x28, one channel, 2 levels.")
@@ -90,6 +92,16 @@ def check_recipe(args: argparse.Namespace, arch: str, folder: RunFolder) -> None
             if key not in ("device", "data_dir", "max_minutes") and key in saved.get(section, {}) and saved[section][key] != value:
                 sys.exit(f"{folder.path} was trained with {section}.{key}={saved.get(section, {}).get(key)!r}, not {value!r}; "
                          "give the arguments it was made with, or another --runs")
+
+
+def minutes_spent(log_text: str, state: Path) -> float:
+    """Wall-clock minutes of a run's sessions: the finished ones, and one still going on up to the last save of ``state``."""
+    spent = sum(float(minutes) for minutes in SESSION.findall(log_text))
+    started, ended = list(SESSION_START.finditer(log_text)), list(SESSION.finditer(log_text))
+    if started and (not ended or started[-1].start() > ended[-1].start()):  # its "session of" line is written when it stops
+        began = datetime.datetime.fromisoformat(started[-1].group(1)).timestamp()
+        spent += max(state.stat().st_mtime - began, 0.0) / 60
+    return spent
 
 
 def state_step(folder: RunFolder) -> int:
@@ -120,6 +132,8 @@ def train(args: argparse.Namespace, arch: str, run_dir: Path) -> None:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(log, "a") as output:
+        output.write(f"pretrained_mnist: session started at {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}\n")
+        output.flush()
         try:
             finished = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
         finally:
@@ -167,7 +181,7 @@ def runs_as_placeholder(argv: list[str]) -> list[str]:
 def progress(args: argparse.Namespace, arch: str, run_dir: Path, recipe: dict, metadata: dict) -> str:
     """How far the run got: wall-clock time (the sessions in its log), steps and images, and whether it goes on."""
     log = run_dir.parent / f"{arch}.log"
-    spent = sum(float(m) for m in SESSION.findall(log.read_text())) if log.exists() else float(recipe["max_minutes"])
+    spent = minutes_spent(log.read_text(), RunFolder(run_dir).state) if log.exists() else float(recipe["max_minutes"])
     trained = int(metadata["trained_steps"])
     text = (f"Budget: {args.minutes:g} minutes of wall-clock time on the CPU, {recipe['num_threads']} thread, in sessions stopped and "
             f"resumed exactly; {spent:.0f} minutes spent when this checkpoint was taken, step {trained} "

@@ -1,6 +1,8 @@
 """benchmarks/pretrained_mnist.py: what a card says of a run's progress, and the checkpoint it exports."""
 
 import argparse
+import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -45,3 +47,18 @@ def test_the_exported_checkpoint_is_a_copy_the_training_cannot_replace(tmp_path)
     save_file({"weight": torch.full((1,), 7.0)}, run / "best.safetensors", metadata={"step": "2000"})  # the run goes on
     assert copy.read_bytes() != (run / "best.safetensors").read_bytes()
     assert [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")] == []
+
+
+def test_a_session_still_going_on_counts_up_to_the_last_save_of_the_state(tmp_path):
+    """Its "session of" line comes when it stops; its start line says since when it has trained."""
+    log = ("pretrained_mnist: session started at 2026-01-01T10:00:00+00:00\nstopped at step 900 (signal:SIGINT); best validation 90.0\n"
+           "pretrained_mnist: session of 40.5 minutes\npretrained_mnist: session started at 2026-01-01T12:00:00+00:00\n")
+    run = run_folder(tmp_path, 1500, log)
+    saved = datetime.datetime(2026, 1, 1, 12, 30, tzinfo=datetime.timezone.utc).timestamp()
+    os.utime(run / "state.safetensors", (saved, saved))
+    text = progress(argparse.Namespace(minutes=3000.0), "row_lstm", run, RECIPE, {"trained_steps": "1500", "step": "1000"})
+    assert "70 minutes spent" in text and "interim checkpoint" in text
+    (tmp_path / "row_lstm.log").write_text(log + "stopped at step 1500 (signal:SIGINT); best validation 88.0\n"
+                                           "pretrained_mnist: session of 31.0 minutes\n")
+    assert "72 minutes spent" in progress(argparse.Namespace(minutes=3000.0), "row_lstm", run, RECIPE,
+                                          {"trained_steps": "1500", "step": "1000"})
