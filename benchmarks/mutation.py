@@ -46,12 +46,11 @@ AREAS = {
              [f"pixelrnn.layers.{name}__mutmut_*" for name in (
                  "scan.x__cell_forward", "scan.x__cell_backward", "scan.x__diagonal", "scan.x_combine_directions",
                  "scan.x_direction_gates", "scan.x_lstm_scan", "lstm.x_lstm_cell", "lstm.xǁRowLSTMǁstep", "lstm.xǁDiagonalBiLSTMǁstep")]),
-    # The native scans' Python side: the diagonal-major slots, the padded buffers' initial states, the
-    # initial states' gradients read off them, and the interface's conversions.
+    # The native scans' Python side: the diagonal-major slots, the buffers handed to the kernels, the
+    # initial states' gradients read off the padding, and the interface's conversions.
     "native_scan": (["pixelrnn/layers/native_scan.py"], ["tests/layers/test_native_scan.py"],
                     [f"pixelrnn.layers.native_scan.{name}__mutmut_*" for name in (
-                        "x_diagonal_major_slots", "x__native_padded_states", "x__diagonal_backward",
-                        "xǁNativeDiagonalScanǁforward", "xǁNativeDiagonalScanǁbackward")]),
+                        "x_diagonal_major_slots", "x__diagonal_forward", "x__diagonal_backward", "xǁNativeDiagonalScanǁforward")]),
     "description": (["pixelrnn/models/description.py"],
                     ["tests/models/test_description.py", "tests/models/test_networks.py", "-k", "not compile and not every_preset"], []),
     # The reference engines (native_engines.py and native_column.py drive the C++ kernels, off here): 991

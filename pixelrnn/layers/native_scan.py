@@ -53,18 +53,6 @@ def diagonal_major_slots(rows: int, columns: int) -> torch.Tensor:
     return (lengths.cumsum(0) - lengths)[r + c] + r - first_rows[r + c]
 
 
-def _native_padded_states(gates: torch.Tensor, shape, initial_hidden: torch.Tensor, initial_cell: torch.Tensor):
-    """Hidden and cell buffers (D, B, (H+1)(W+1), h) of the native scan, diagonal-major, row -1 and column -1 set to the initial state."""
-    directions, batch, height, width, four_h = shape
-    slots = diagonal_major_slots(height + 1, width + 1)
-    hidden = gates.new_empty(directions, batch, (height + 1) * (width + 1), four_h // 4)
-    cell = torch.empty_like(hidden)
-    hidden[:, :, slots[0]] = initial_hidden[:, None, None, :]
-    hidden[:, :, slots[:, 0]] = initial_hidden[:, None, None, :]
-    cell[:, :, slots[:, 0]] = initial_cell[:, None, None, :]  # a cell reads only its left neighbour
-    return hidden, cell
-
-
 #: Images per product in the native Diagonal BiLSTM scans: a step multiplies the diagonal's
 #: positions in this many images at once (rows of one product rather than one small product per
 #: image). A constant, not the thread count, so that the results do not depend on the threads.
@@ -93,11 +81,14 @@ def _address(tensor: torch.Tensor) -> int:
 def _diagonal_forward(ctx, gates, layout, weight, initial_hidden, initial_cell, shape, out=None):
     """The native scan of ``gates`` (laid out as ``layout``: image, row, column, direction strides, mirror); shape (D, B, H, W, 4h)."""
     directions, batch, height, width, four_h = shape
-    hidden, cell = _native_padded_states(gates, shape, initial_hidden, initial_cell)
-    activations, tanh_cells = gates.new_empty(shape), gates.new_empty(*shape[:-1], four_h // 4)  # diagonal-major (D, B, H * W, ...)
+    # Diagonal-major (diagonal_major_slots); the kernel writes the initial states into the padding (row -1 and column -1).
+    hidden = gates.new_empty(directions, batch, (height + 1) * (width + 1), four_h // 4)
+    cell = torch.empty_like(hidden)
+    activations, tanh_cells = gates.new_empty(shape), gates.new_empty(*shape[:-1], four_h // 4)  # (D, B, H * W, 4h or h)
     weight_t = weight.transpose(1, 2).contiguous()  # (D, 2h, 4h) over [state above ; state to the left]
+    initial_hidden, initial_cell = initial_hidden.contiguous(), initial_cell.contiguous()  # held here: the kernel reads their memory
     native.kernel("pixelrnn_diagonal_forward", gates.dtype)(
-        _address(gates), *layout, _address(weight_t), _address(hidden), _address(cell), _address(activations), _address(tanh_cells),
+        _address(gates), *layout, _address(weight_t), _address(initial_hidden), _address(initial_cell), _address(hidden), _address(cell), _address(activations), _address(tanh_cells),
         directions, batch, height, width, four_h // 4, IMAGES_PER_PRODUCT, _threads(*shape, four_h // 2),
         0 if out is None else _address(out))
     ctx.layout, ctx.gates_shape = layout, gates.shape
@@ -119,8 +110,9 @@ def _diagonal_backward(ctx, grad_hidden, grad_out=None):
         four_h // 4, IMAGES_PER_PRODUCT, _threads(*activations.shape, four_h // 2), 0 if grad_out is None else _address(grad_out))
     # What reached the padding reached the initial state (row -1 and column -1; the corner is never read).
     slots = diagonal_major_slots(height + 1, width + 1)
-    grad_initial_hidden = grad_hidden[:, :, slots[0, 1:]].sum((1, 2)) + grad_hidden[:, :, slots[1:, 0]].sum((1, 2))
-    grad_initial_cell = grad_cell[:, :, slots[1:, 0]].sum((1, 2))
+    row, column = slots[0, 1:].contiguous(), slots[1:, 0].contiguous()
+    grad_initial_hidden = grad_hidden.index_select(2, row).sum((1, 2)) + grad_hidden.index_select(2, column).sum((1, 2))
+    grad_initial_cell = grad_cell.index_select(2, column).sum((1, 2))
     return grad_gates, grad_weight_t.sum(1).transpose(1, 2), grad_initial_hidden, grad_initial_cell
 
 

@@ -41,7 +41,7 @@ _I, _D = ctypes.c_int64, ctypes.c_double
 #: Every exported function (``<name>_f32``, ``<name>_f64``, each returning an int64) and its arguments:
 #: addresses, sizes and strides as int64.
 SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_draw": [_I] * 5 + [_D, _I, _I],
-              "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8, "pixelrnn_diagonal_forward": [_I] * 19,
+              "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8, "pixelrnn_diagonal_forward": [_I] * 21,
               "pixelrnn_diagonal_backward": [_I] * 22, "pixelrnn_row_forward": [_I] * 14, "pixelrnn_row_backward": [_I] * 18}
 #: Functions in float64 only (the integer coding model's engines), with their arguments.
 PLAIN_SIGNATURES = {"pixelrnn_integer_run": [_I] * 8 + [_D, _I], "pixelrnn_integer_frequencies": [_I] * 9}

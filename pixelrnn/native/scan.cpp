@@ -135,8 +135,8 @@ struct Group {
 };
 
 template <typename T>
-void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T* hidden, T* cell, T* activations, T* tanh_cells,
-                      int64_t directions, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t group, int64_t threads) {
+void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, const T* initial_hidden, const T* initial_cell,
+                      T* hidden, T* cell, T* activations, T* tanh_cells, int64_t directions, int64_t batch, int64_t height, int64_t width, int64_t h, int64_t group, int64_t threads) {
     const int64_t four_h = 4 * h, map = height * width, padded = (height + 1) * (width + 1), groups = (batch + group - 1) / group;
     const DiagonalMajor real_map(height, width), padded_map(height + 1, width + 1);  // (r, c) at (r + 1, c + 1) in the second
     parallel(directions * groups, threads, [&](int64_t item) {
@@ -147,6 +147,16 @@ void diagonal_forward(const T* gates_in, GateLayout layout, const T* weight_t, T
         T* tanh_cell = tanh_cells + start * map * h;
         T* states = hidden + start * padded * h;
         T* cells = cell + start * padded * h;
+        // The padding holds the initial state: row -1 for the states above, column -1 for the states (and cells) to the left.
+        const T* first_hidden = initial_hidden + g.direction * h;
+        const T* first_cell = initial_cell + g.direction * h;
+        for (int64_t i = 0; i < g.images; ++i) {
+            for (int64_t c = 0; c <= width; ++c) std::copy(first_hidden, first_hidden + h, states + (i * padded + padded_map.at(0, c)) * h);
+            for (int64_t r = 1; r <= height; ++r) {
+                std::copy(first_hidden, first_hidden + h, states + (i * padded + padded_map.at(r, 0)) * h);
+                std::copy(first_cell, first_cell + h, cells + (i * padded + padded_map.at(r, 0)) * h);
+            }
+        }
         // One product over [state above ; state to the left]: slots p and p + 1 of the padded diagonal before.
         const Dense step_product{2 * h, four_h, four_h, 0, 0, false};
         const View<T> none{nullptr, 0, 0};
@@ -313,11 +323,13 @@ void row_backward(const T* weight, const T* initial_hidden, const T* initial_cel
 #define PIXELRNN_SCANS(T, SUFFIX)                                                                                                \
     /* out: 0, or (B, H, W, h) for the layer's combined output (D = 2). */                                                       \
     extern "C" int64_t pixelrnn_diagonal_forward_##SUFFIX(int64_t gates, int64_t image, int64_t row, int64_t column,             \
-                                                          int64_t direction, int64_t mirror, int64_t weight_t, int64_t hidden,   \
+                                                          int64_t direction, int64_t mirror, int64_t weight_t,                   \
+                                                          int64_t initial_hidden, int64_t initial_cell, int64_t hidden,          \
                                                           int64_t cell, int64_t activations, int64_t tanh_cells,                 \
                                                           int64_t directions, int64_t batch, int64_t height, int64_t width,      \
                                                           int64_t h, int64_t group, int64_t threads, int64_t out) {              \
-        diagonal_forward<T>(at_address<T>(gates), GateLayout{image, row, column, direction, mirror}, at_address<T>(weight_t), at_address<T>(hidden), \
+        diagonal_forward<T>(at_address<T>(gates), GateLayout{image, row, column, direction, mirror}, at_address<T>(weight_t),      \
+                            at_address<T>(initial_hidden), at_address<T>(initial_cell), at_address<T>(hidden),                   \
                             at_address<T>(cell), at_address<T>(activations), at_address<T>(tanh_cells), directions, batch, height, width, h, group, threads); \
         if (out) combine<T, false>(at_address<T>(hidden), at_address<T>(out), batch, height, width, h, threads);                 \
         return 0;                                                                                                                \
