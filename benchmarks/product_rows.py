@@ -51,8 +51,7 @@ MAP_FLOATS = 64 * WIDTH * WIDTH * 8 * H  # one layer's gates at batch 64
 
 
 def build() -> ctypes.CDLL:
-    flags = ["-O3", "-ffp-contract=fast", "-fno-trapping-math", *native.ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
-    path = cpp_extension.load("pixelrnn_product_rows", [str(HERE / "product_rows.cpp")], extra_cflags=flags,
+    path = cpp_extension.load("pixelrnn_product_rows", [str(HERE / "product_rows.cpp")], extra_cflags=native.compile_flags(),
                               extra_include_paths=[str(native.SOURCE_DIR)], is_python_module=False, verbose=False)
     library = ctypes.CDLL(path)
     library.pixelrnn_product_rate.restype = ctypes.c_double

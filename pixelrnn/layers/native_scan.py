@@ -53,6 +53,11 @@ def diagonal_major_slots(rows: int, columns: int) -> torch.Tensor:
     return (lengths.cumsum(0) - lengths)[r + c] + r - first_rows[r + c]
 
 
+def _image_slots(height: int, width: int) -> torch.Tensor:
+    """The padded buffers' slots of the image's positions, row-major: where the interface's (H, W) states live."""
+    return diagonal_major_slots(height + 1, width + 1)[1:, 1:].flatten()
+
+
 #: Images per product in the native Diagonal BiLSTM scans: a step multiplies the diagonal's
 #: positions in this many images at once (rows of one product rather than one small product per
 #: image). A constant, not the thread count, so that the results do not depend on the threads.
@@ -124,16 +129,15 @@ class NativeDiagonalScan(torch.autograd.Function):
         directions, batch, height, width, four_h = gates_in.shape
         layout = (height * width * four_h, width * four_h, four_h, batch * height * width * four_h, 0)
         hidden = _diagonal_forward(ctx, gates_in, layout, weight, initial_hidden, initial_cell, gates_in.shape)
-        return hidden[:, :, diagonal_major_slots(height + 1, width + 1)[1:, 1:].flatten()].view(directions, batch, height, width, -1)
+        return hidden[:, :, _image_slots(height, width)].view(directions, batch, height, width, -1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
         activations, hidden = ctx.saved_tensors[1], ctx.saved_tensors[4]
         directions, batch, height, width, _ = activations.shape
-        positions = diagonal_major_slots(height + 1, width + 1)[1:, 1:].flatten()
         grad_hidden = hidden.new_zeros(hidden.shape)
-        grad_hidden[:, :, positions] = grad_output.reshape(directions, batch, height * width, -1)
+        grad_hidden[:, :, _image_slots(height, width)] = grad_output.reshape(directions, batch, height * width, -1)
         return _diagonal_backward(ctx, grad_hidden)
 
 

@@ -88,10 +88,15 @@ def _openmp_flags() -> list[str]:
     return ["-fopenmp"] if loaded else []
 
 
+def compile_flags() -> list[str]:
+    """The compiler flags of the kernels' build on this CPU (also those of benchmarks built against their headers)."""
+    return ["-O3", "-ffp-contract=fast", "-fno-trapping-math", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+
+
 def _build() -> ctypes.CDLL:
     from torch.utils import cpp_extension
 
-    flags = ["-O3", "-ffp-contract=fast", "-fno-trapping-math", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+    flags = compile_flags()
 
     def build(threading: list[str]) -> str:
         name = extension_name() + ("_openmp" if threading else "")
