@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..layers.masked_conv import MaskedConv2d, channel_groups
+from ..layers.masked_conv import MaskedConv2d, channel_groups, sum_of_pointwise
 from ..utils import bits_per_dim
 from .description import Block, MaskedSum, NetworkDescription, class_entries, describe, walk
 from .pretrained import Pretrained
@@ -191,8 +191,8 @@ class _FloatPass:
     def input(self, scaled: torch.Tensor) -> torch.Tensor:
         # Channels last from here on: the convolutions keep it, the 1x1 products and the scans read it in place, and every
         # residual and skip sum adds two maps of the same layout (a sum across layouts, or a conversion, is a copy).
-        # (A one-channel input is both layouts at once, and the convolution then answers in the usual one: hence the output's.)
-        return self.model.input_conv(scaled).contiguous(memory_format=torch.channels_last)
+        # MaskedConv2d answers channels last (tests/models/test_networks.py checks every block's input).
+        return self.model.input_conv(scaled)
 
     def block(self, index: int, block: Block, stream: torch.Tensor) -> torch.Tensor:
         module, bias = self.model.blocks[index], self.block_biases[index]
@@ -202,10 +202,7 @@ class _FloatPass:
         return branch if previous is None else previous + branch
 
     def skip_sum(self, streams: list[torch.Tensor]) -> torch.Tensor:
-        total = self.model.skips[0](streams[0])
-        for skip, stream in zip(self.model.skips[1:], streams[1:]):
-            total = total + skip(stream)
-        return total
+        return sum_of_pointwise(self.model.skips, streams)
 
     def output(self, index: int, layer: MaskedSum, features: torch.Tensor) -> torch.Tensor:
         out, bias = self.model.output_stack.convs[index](F.relu(features)), self.output_biases[index]

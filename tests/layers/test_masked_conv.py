@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pixelrnn.layers.masked_conv import MaskedConv2d, build_mask, channel_groups, gate_groups
+from pixelrnn.layers.masked_conv import MaskedConv2d, build_mask, channel_groups, gate_groups, sum_of_pointwise
 from pixelrnn.layers.rules import kernel_extent
 
 RGB = torch.tensor([0, 1, 2])
@@ -104,8 +104,19 @@ def test_a_kernel_trimmed_to_its_unmasked_part_is_the_whole_convolution(kernel, 
     out = conv(x)
     expected = torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias, padding=(kernel[0] // 2, kernel[1] // 2))
     assert out.shape == expected.shape == (2, 9, 5, 7)
-    assert out.is_contiguous(memory_format=memory_format)  # the input's layout is kept
+    assert out.is_contiguous(memory_format=torch.channels_last)  # the stream's layout, whatever the input's
     assert_same_values_and_gradients(out, expected, (x, conv.weight, conv.bias))
+
+
+def test_a_one_channel_input_is_convolved_channels_last():
+    """A one-channel image is both layouts at once; the convolution must still answer in the stream's (channels last)."""
+    torch.manual_seed(3)
+    conv = MaskedConv2d(1, 8, 7, "A", channel_groups(1, 1), channel_groups(8, 1)).double()
+    x = torch.randn(3, 1, 6, 5, dtype=torch.float64)
+    out = conv(x)
+    expected = torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias, padding=3)
+    assert out.stride(1) == 1  # channels innermost in memory
+    assert_same_values_and_gradients(out, expected, (conv.weight, conv.bias))
 
 
 @pytest.mark.parametrize("kernel, extent", [((3, 3), (2, 3)), ((7, 7), (4, 7)), ((1, 3), (1, 2)), ((1, 5), (1, 3)), ((5, 1), (3, 1)),
@@ -151,3 +162,26 @@ def test_the_mask_is_rebuilt_not_saved_and_is_named_in_the_repr():
     conv = MaskedConv2d(3, 3, 3, "A", groups, groups)
     assert sorted(conv.state_dict()) == ["bias", "weight"]
     assert repr(conv).endswith("padding=(1, 1), mask=A)")
+
+
+@pytest.mark.parametrize("terms", [1, 3])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_a_sum_of_pointwise_products_is_the_sum_of_the_convolutions(terms, memory_format):
+    """One product accumulating in place gives the summed convolutions' values and the gradient of every input, weight and bias."""
+    torch.manual_seed(4)
+    groups = channel_groups(6, 3)
+    convs = [MaskedConv2d(6, 6, 1, "B", groups, groups).double() for _ in range(terms)]
+    maps = [torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_() for _ in range(terms)]
+    out = sum_of_pointwise(convs, maps)
+    expected = sum(torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias) for conv, x in zip(convs, maps))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    parameters = [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
+    grads = assert_same_values_and_gradients(out, expected, (*maps, *parameters))
+    for conv, weight_grad in zip(convs, grads[terms::2]):
+        assert (weight_grad[conv.mask == 0] == 0).all()
+
+
+def test_a_sum_of_pointwise_products_refuses_what_it_cannot_sum():
+    groups = channel_groups(6, 3)
+    with pytest.raises(ValueError, match="1x1 masked convolutions"):
+        sum_of_pointwise([MaskedConv2d(6, 6, 3, "B", groups, groups)], [torch.randn(1, 6, 4, 4)])
