@@ -171,9 +171,11 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cfg, params = self.train_cfg, self.model.parameters()
+        # One kernel over all parameters (Adam: fused; RMSprop: a loop per operation, not per parameter): the per-parameter
+        # loop took 5 to 10 % of a batch-16 step of the MNIST presets on the CPU.
         if cfg.optimizer == "adam":
-            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
     def _autocast_dtype(self) -> torch.dtype | None:
         precision = self.train_cfg.precision
@@ -274,8 +276,7 @@ class Trainer:
     def _update_ema(self) -> None:
         decay = self.train_cfg.ema_decay
         with torch.no_grad():
-            for average, current in zip(self.ema_model.parameters(), self.model.parameters()):
-                average.lerp_(current, 1.0 - decay)
+            torch._foreach_lerp_(list(self.ema_model.parameters()), list(self.model.parameters()), 1.0 - decay)
 
     def train(self) -> TrainResult:
         cfg = self.train_cfg
