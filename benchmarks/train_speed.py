@@ -47,7 +47,11 @@ def trainer(preset, batch: int, device: torch.device):
     torch.manual_seed(0)
     cfg = preset.config
     model = model_from_config(cfg).to(device)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4)
+    try:  # the library's own optimiser, as training builds it
+        from pixelrnn.training import TrainConfig, make_optimizer
+        optimizer = make_optimizer(TrainConfig(optimizer="rmsprop", lr=1e-4), model.parameters())
+    except ImportError:  # a checkout from before make_optimizer, which trained with the per-parameter loop
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4)
     x = torch.randint(0, cfg.levels, (batch, cfg.channels, *preset.image_size), device=device)
 
     def step():

@@ -16,7 +16,7 @@ from pixelrnn import load_model_from
 from pixelrnn.cli import main
 from pixelrnn.config import ConfigError
 from pixelrnn.training import build_run_config
-from pixelrnn.training import BatchOrder, Trainer, TrainingError, learning_rate
+from pixelrnn.training import BatchOrder, TrainConfig, Trainer, TrainingError, learning_rate, make_optimizer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -128,6 +128,28 @@ def test_batch_order_is_a_seeded_permutation_per_epoch():
     assert not torch.equal(BatchOrder(10, 3, seed=8).indices(0), BatchOrder(10, 3, seed=7).indices(0))
     with pytest.raises(TrainingError, match="fewer than batch_size"):
         BatchOrder(2, 3, seed=0)
+
+
+@pytest.mark.parametrize("name, reference", [("adam", torch.optim.Adam), ("rmsprop", torch.optim.RMSprop)])
+def test_the_optimiser_updates_all_parameters_at_once_as_the_per_parameter_loop_does(name, reference):
+    """make_optimizer runs one kernel over all parameters (the per-parameter loop cost 5 to 10 % of a CPU step); same updates."""
+    torch.manual_seed(0)
+    fast_model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 3))
+    loop_model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 3))
+    loop_model.load_state_dict(fast_model.state_dict())
+    initial = [parameter.detach().clone() for parameter in fast_model.parameters()]
+    fast = make_optimizer(TrainConfig(optimizer=name, lr=1e-2, weight_decay=1e-3), fast_model.parameters())
+    loop = reference(loop_model.parameters(), lr=1e-2, weight_decay=1e-3, foreach=False)
+    assert isinstance(fast, reference) and (fast.defaults.get("fused") or fast.defaults.get("foreach"))
+    for _ in range(3):
+        x = torch.randn(4, 5)
+        for model, optimizer in ((fast_model, fast), (loop_model, loop)):
+            optimizer.zero_grad()
+            model(x).square().sum().backward()
+            optimizer.step()
+    for found, wanted, before in zip(fast_model.parameters(), loop_model.parameters(), initial):
+        torch.testing.assert_close(found, wanted, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(found, before)
 
 
 def test_learning_rate_schedules():
