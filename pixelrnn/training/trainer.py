@@ -47,9 +47,7 @@ from .tensorboard import TensorBoardLog
 
 
 def make_optimizer(train, parameters) -> torch.optim.Optimizer:
-    """The optimiser of ``train.optimizer`` (section 5.2: RMSProp; or Adam) at ``train.lr`` over ``parameters``."""
-    # One kernel over all parameters (Adam: fused; RMSprop: each operation over all of them at once): the loop over the
-    # parameters took 5 to 10 % of a batch-16 step of the MNIST presets on the CPU.
+    """``train.optimizer`` (section 5.2: RMSProp; or Adam) over all ``parameters`` at once (a loop over them took 5-10 % of a CPU step)."""
     if train.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay, fused=True)
     return torch.optim.RMSprop(parameters, lr=train.lr, weight_decay=train.weight_decay, foreach=True)
