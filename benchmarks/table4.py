@@ -1,6 +1,7 @@
 """Table 4 (binarized MNIST) from this library's own long runs: where each run stands and how far it is from the paper.
 
-    python benchmarks/table4.py [--runs benchmarks/table4_runs] [--figure docs/images/table4_curves.png]
+    python benchmarks/table4.py [--runs benchmarks/table4_runs] [--figure docs/images/table4_curves.png] \\
+        [--extra "PixelCNN, 15 layers=benchmarks/table4_deeper_runs/pixelcnn"]
 
 The runs are benchmarks/pretrained_mnist.py's with a long budget, stopped and resumed session
 after session (each resume is exact; docs/reproduction.md gives the command). For each run folder
@@ -12,7 +13,8 @@ of 0.05 nats, least squares of log(nats - a) against log n; the a with the least
 nats), and gives the fitted asymptote and the images at which the fitted curve reaches the goal.
 The fit only describes the curve so far: early in a run, with a constant or slowly decaying
 learning rate, it is a rough guide, not a forecast. The figure draws every run's curve, its fit
-extrapolated to 100 times the images seen, and the paper's figure.
+extrapolated to 100 times the images seen, and the paper's figure. ``--extra LABEL=FOLDER`` adds
+a further run folder (another size of one of the networks) as a row and a curve of its own.
 """
 
 from __future__ import annotations
@@ -72,35 +74,50 @@ def session_minutes(run: Path) -> float:
     return sum(float(m) for m in SESSION.findall(log.read_text())) if log.exists() else float("nan")
 
 
+def run_row(run: Path, name: str, curves: dict, fits: dict, references: dict) -> str:
+    """The table's row of one run folder (its network read from its config.json); its curve and fit go into the dicts."""
+    arch = json.loads((run / "config.json").read_text())["model"]["arch"]
+    seen, images, nats, errors = validation_curve(run)
+    goal = PAPER_NATS[arch] + GOAL_MARGIN
+    curves[name], references[name] = (images, nats, errors), PAPER_NATS[arch]
+    best = int(np.argmin(nats)) if len(nats) else None
+    fit = fit_power_law(images[1:], nats[1:])  # the first validation is taken before the EMA has caught up
+    if fit:
+        extended = np.geomspace(images[1], images[-1] * 100, 200)
+        fits[name] = (extended, fit[0] + fit[1] * extended ** -fit[2])
+        needed = images_to_reach(fit, goal)
+        fitted = f"{fit[0]:.2f}"
+        to_goal = "not reached by the fit" if needed is None else f"{needed:,.0f}"
+    else:
+        fitted = to_goal = "too few points"
+    best_text = f"{nats[best]:.2f} ± {errors[best]:.2f}" if best is not None else "none yet"
+    return f"| {name} | {seen:,} | {session_minutes(run):.0f} | {best_text} | {PAPER_NATS[arch]:.2f} | {goal:.2f} | {fitted} | {to_goal} |"
+
+
+def extra_run(text: str) -> tuple[str, Path]:
+    """``LABEL=FOLDER`` of --extra: a run folder with a metrics.jsonl and a config.json."""
+    label, _, folder = text.partition("=")
+    if not label or not folder or not (Path(folder) / "metrics.jsonl").exists() or not (Path(folder) / "config.json").exists():
+        raise argparse.ArgumentTypeError(f"--extra {text!r}: expected LABEL=FOLDER, a run folder holding metrics.jsonl and config.json")
+    return label, Path(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=str(ROOT / "benchmarks" / "table4_runs"), help="the folder of the run folders RUNS/<arch>")
+    parser.add_argument("--extra", action="append", type=extra_run, default=[], metavar="LABEL=FOLDER",
+                        help="a further run folder (e.g. another size of a network) as a row and a curve of its own")
     parser.add_argument("--figure", default=str(ROOT / "docs" / "images" / "table4_curves.png"))
     args = parser.parse_args()
-    runs = [Path(args.runs) / arch for arch in PAPER_NATS if (Path(args.runs) / arch / "metrics.jsonl").exists()]
+    runs = [(NAMES[arch], Path(args.runs) / arch) for arch in PAPER_NATS if (Path(args.runs) / arch / "metrics.jsonl").exists()]
     if not runs:
         sys.exit(f"no run folders with a metrics.jsonl under {args.runs} (expected {', '.join(PAPER_NATS)})")
     curves, fits, references = {}, {}, {}
     print("| network | images seen | training (wall-clock minutes) | best validation NLL (nats) | paper (test) | goal | "
           "fitted asymptote | images to the goal (fit) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for run in runs:
-        arch, name = run.name, NAMES[run.name]
-        seen, images, nats, errors = validation_curve(run)
-        goal = PAPER_NATS[arch] + GOAL_MARGIN
-        curves[name], references[name] = (images, nats, errors), PAPER_NATS[arch]
-        best = int(np.argmin(nats)) if len(nats) else None
-        fit = fit_power_law(images[1:], nats[1:])  # the first validation is taken before the EMA has caught up
-        if fit:
-            extended = np.geomspace(images[1], images[-1] * 100, 200)
-            fits[name] = (extended, fit[0] + fit[1] * extended ** -fit[2])
-            needed = images_to_reach(fit, goal)
-            fitted = f"{fit[0]:.2f}"
-            to_goal = "not reached by the fit" if needed is None else f"{needed:,.0f}"
-        else:
-            fitted = to_goal = "too few points"
-        best_text = f"{nats[best]:.2f} ± {errors[best]:.2f}" if best is not None else "none yet"
-        print(f"| {name} | {seen:,} | {session_minutes(run):.0f} | {best_text} | {PAPER_NATS[arch]:.2f} | {goal:.2f} | {fitted} | {to_goal} |")
+    for name, run in [*runs, *args.extra]:
+        print(run_row(run, name, curves, fits, references))
     figure = plot_nll_against_images(curves, args.figure, references=references, fits=fits,
                                      title="binarized MNIST: validation NLL (1000 images) against images seen")
     print(f"\nwrote {figure}")

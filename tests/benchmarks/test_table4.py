@@ -25,3 +25,24 @@ def test_a_goal_below_the_asymptote_is_never_reached_and_few_points_give_no_fit(
     assert images_to_reach((81.0, 900.0, 0.35), 80.2) is None
     few = np.geomspace(1e4, 1e5, 7)
     assert fit_power_law(few, 78.0 + 900.0 * few**-0.35) is None
+
+
+def test_a_further_run_is_a_row_of_its_own_against_its_networks_paper_figure(tmp_path):
+    """--extra LABEL=FOLDER: the row and the curve take the label, the paper's figure the network of the folder's config."""
+    import argparse
+    import json
+
+    from table4 import extra_run, run_row
+
+    folder = tmp_path / "pixelcnn_deeper"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": {"arch": "pixelcnn"}, "train": {"batch_size": 16}}))
+    records = [{"step": step, "split": "valid", "nats": 100.0 - step / 1000, "nats_stderr": 0.6} for step in (1000, 2000, 3000)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    label, run = extra_run(f"PixelCNN, 15 layers={folder}")
+    curves, fits, references = {}, {}, {}
+    row = run_row(run, label, curves, fits, references)
+    assert row.startswith("| PixelCNN, 15 layers | 48,000 |") and "| 97.00 ± 0.60 | 81.30 | 82.30 | too few points |" in row
+    assert references == {label: 81.30} and list(curves[label][0]) == [16_000, 32_000, 48_000]
+    with pytest.raises(argparse.ArgumentTypeError, match="expected LABEL=FOLDER"):
+        extra_run(f"no label={tmp_path / 'missing'}")
