@@ -158,6 +158,6 @@ def sum_of_pointwise(convs, maps: list[torch.Tensor]) -> torch.Tensor:
     operands = []
     for conv, x in zip(convs, maps):
         operands += [x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), conv.masked_weight().flatten(1)]  # (B*H*W, in), (out, in)
-    bias = convs[0].bias if len(convs) == 1 else torch.stack([conv.bias for conv in convs]).sum(0)
+    bias = torch.stack([conv.bias for conv in convs]).sum(0)
     out = _SumOfProducts.apply(bias, *operands)  # (B*H*W, out)
     return out.view(batch, height, width, -1).permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from pixelrnn.layers.masked_conv import MaskedConv2d, build_mask, channel_groups, gate_groups, sum_of_pointwise
 from pixelrnn.layers.rules import kernel_extent
@@ -181,7 +182,42 @@ def test_a_sum_of_pointwise_products_is_the_sum_of_the_convolutions(terms, memor
         assert (weight_grad[conv.mask == 0] == 0).all()
 
 
+@pytest.mark.parametrize("trained", ["maps", "convolutions"])
+def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(trained):
+    """Frozen weights cost no product and frozen maps none either; what is trained still gets its gradient."""
+    torch.manual_seed(5)
+    groups = channel_groups(6, 3)
+    convs = [MaskedConv2d(6, 6, 1, "B", groups, groups).double().requires_grad_(trained == "convolutions") for _ in range(2)]
+    maps = [torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_(trained == "maps")
+            for _ in range(2)]
+    inputs = maps if trained == "maps" else [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
+    out = sum_of_pointwise(convs, maps)
+    expected = sum(torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias) for conv, x in zip(convs, maps))
+    upstream = torch.randn_like(expected)
+    with FlopCounterMode(display=False) as counter:
+        grads = torch.autograd.grad(out, inputs, upstream)
+    assert counter.get_total_flops() == 2 * (2 * 2 * 5 * 7 * 6 * 6)  # one product per term: the maps' or the weights' gradients
+    for found, wanted in zip(grads, torch.autograd.grad(expected, inputs, upstream)):
+        torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
+
+
+def test_a_one_by_one_kernel_runs_as_a_product_never_as_a_convolution():
+    """The 1x1 path is the speed-up of docs/performance.md: no convolution runs, forward or backward."""
+    groups = channel_groups(6, 3)
+    conv = MaskedConv2d(6, 6, 1, "B", groups, groups)
+    x = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    with torch.profiler.profile() as profile:
+        conv(x).sum().backward()
+    names = {event.name for event in profile.events()}
+    assert not {name for name in names if "convolution" in name} and {"aten::mm", "aten::addmm"} & names
+
+
 def test_a_sum_of_pointwise_products_refuses_what_it_cannot_sum():
     groups = channel_groups(6, 3)
-    with pytest.raises(ValueError, match="1x1 masked convolutions"):
-        sum_of_pointwise([MaskedConv2d(6, 6, 3, "B", groups, groups)], [torch.randn(1, 6, 4, 4)])
+    pointwise = MaskedConv2d(6, 6, 1, "B", groups, groups)
+    refusal = "^sum_of_pointwise takes as many maps as 1x1 masked convolutions with biases, at least one$"
+    for convs, maps in [([MaskedConv2d(6, 6, 3, "B", groups, groups)], [torch.randn(1, 6, 4, 4)]),
+                        ([MaskedConv2d(6, 6, 1, "B", groups, groups, bias=False)], [torch.randn(1, 6, 4, 4)]),
+                        ([pointwise, pointwise], [torch.randn(1, 6, 4, 4)]), ([], [])]:
+        with pytest.raises(ValueError, match=refusal):
+            sum_of_pointwise(convs, maps)
