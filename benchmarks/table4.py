@@ -10,7 +10,9 @@ log records), the best validation NLL (the first 1000 validation images, EMA wei
 standard error, the paper's figure and the goal (the paper's figure + 1 nat). It then fits the
 validation curve, once it has 8 points after the first, with nats(n) = a + b n^(-c) over images seen n (for each asymptote a on a grid
 of 0.05 nats, least squares of log(nats - a) against log n; the a with the least squared error in
-nats), and gives the fitted asymptote and the images at which the fitted curve reaches the goal.
+nats), and gives the fitted asymptote and the images at which the fitted curve reaches the goal
+("not determined yet" while the best asymptote is the grid's lowest, 40 nats: the curve still
+falls too steeply for its floor to show).
 The fit only describes the curve so far: early in a run, with a constant or slowly decaying
 learning rate, it is a rough guide, not a forecast. The figure draws every run's curve, its fit
 extrapolated to 100 times the images seen, and the paper's figure. ``--extra LABEL=FOLDER`` adds
@@ -35,6 +37,7 @@ from pixelrnn.figures import plot_nll_against_images, run_metrics  # noqa: E402
 
 # Three parameters from fewer points follow the noise of single validations (± 0.65 nats on 1000 images).
 MIN_FIT_POINTS = 8
+LOWEST_ASYMPTOTE = 40.0  # nats: far below any binarized-MNIST result, the lower end of the fit's grid
 GOAL_MARGIN = 1.0  # nats above the paper's figure that count as reproducing it (the issue's goal)
 NAMES = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Diagonal BiLSTM"}
 
@@ -49,11 +52,15 @@ def validation_curve(run: Path) -> tuple[int, np.ndarray, np.ndarray, np.ndarray
 
 
 def fit_power_law(images: np.ndarray, nats: np.ndarray) -> tuple[float, float, float] | None:
-    """(a, b, c) of nats = a + b images^(-c), c > 0, or None with fewer than MIN_FIT_POINTS points or no decreasing fit."""
+    """(a, b, c) of nats = a + b images^(-c), c > 0, or None with fewer than MIN_FIT_POINTS points or no decreasing fit.
+
+    Also None when the best asymptote is the grid's lowest (LOWEST_ASYMPTOTE): the curve still falls too
+    steeply for its asymptote to show, and any lower bound would have been "found" as well.
+    """
     if len(images) < MIN_FIT_POINTS:
         return None
     best, best_error = None, np.inf
-    for asymptote in np.arange(40.0, nats.min() - 0.05, 0.05):
+    for asymptote in np.arange(LOWEST_ASYMPTOTE, nats.min() - 0.05, 0.05):
         slope, intercept = np.polyfit(np.log(images), np.log(nats - asymptote), 1)
         if slope >= 0:
             continue
@@ -61,7 +68,7 @@ def fit_power_law(images: np.ndarray, nats: np.ndarray) -> tuple[float, float, f
         error = float(((predicted - nats) ** 2).sum())
         if error < best_error:
             best, best_error = (float(asymptote), float(np.exp(intercept)), float(-slope)), error
-    return best
+    return None if best is None or best[0] <= LOWEST_ASYMPTOTE else best
 
 
 def images_to_reach(fit: tuple[float, float, float], target: float) -> float | None:
@@ -89,7 +96,7 @@ def run_row(run: Path, name: str, curves: dict, fits: dict, references: dict) ->
         fitted = f"{fit[0]:.2f}"
         to_goal = "not reached by the fit" if needed is None else f"{needed:,.0f}"
     else:
-        fitted = to_goal = "too few points"
+        fitted = to_goal = "too few points" if len(images) - 1 < MIN_FIT_POINTS else "not determined yet"
     best_text = f"{nats[best]:.2f} ± {errors[best]:.2f}" if best is not None else "none yet"
     return f"| {name} | {seen:,} | {session_minutes(run):.0f} | {best_text} | {PAPER_NATS[arch]:.2f} | {goal:.2f} | {fitted} | {to_goal} |"
 

@@ -46,3 +46,9 @@ def test_a_further_run_is_a_row_of_its_own_against_its_networks_paper_figure(tmp
     assert references == {label: 81.30} and list(curves[label][0]) == [16_000, 32_000, 48_000]
     with pytest.raises(argparse.ArgumentTypeError, match="expected LABEL=FOLDER"):
         extra_run(f"no label={tmp_path / 'missing'}")
+
+
+def test_a_curve_too_steep_for_its_asymptote_to_show_gives_no_fit():
+    """Still falling as a power law of the images with no floor in sight: the grid's lowest asymptote would win; no fit."""
+    images = np.geomspace(16_000, 180_000, 11)
+    assert fit_power_law(images, 4000.0 * images**-0.33) is None
