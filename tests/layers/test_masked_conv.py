@@ -182,7 +182,7 @@ def test_a_sum_of_pointwise_products_is_the_sum_of_the_convolutions(terms, memor
         assert (weight_grad[conv.mask == 0] == 0).all()
 
 
-@pytest.mark.parametrize("trained", ["maps", "convolutions"])
+@pytest.mark.parametrize("trained", ["maps", "convolutions", "weights"])
 def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(trained):
     """Frozen weights cost no product and frozen maps none either; what is trained still gets its gradient."""
     torch.manual_seed(5)
@@ -190,7 +190,10 @@ def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(train
     convs = [MaskedConv2d(6, 6, 1, "B", groups, groups).double().requires_grad_(trained == "convolutions") for _ in range(2)]
     maps = [torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_(trained == "maps")
             for _ in range(2)]
-    inputs = maps if trained == "maps" else [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
+    if trained == "weights":  # the biases frozen
+        inputs = [conv.weight.requires_grad_() for conv in convs]
+    else:
+        inputs = maps if trained == "maps" else [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
     out = sum_of_pointwise(convs, maps)
     expected = sum(torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias) for conv, x in zip(convs, maps))
     upstream = torch.randn_like(expected)
