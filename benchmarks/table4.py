@@ -31,9 +31,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from binarized_mnist import PAPER_NATS, ROOT  # noqa: E402
-from pretrained_mnist import SESSION  # noqa: E402
+from pretrained_mnist import minutes_spent  # noqa: E402
 
 from pixelrnn.figures import plot_nll_against_images, run_metrics  # noqa: E402
+from pixelrnn.training import RunFolder  # noqa: E402
 
 # Three parameters from fewer points follow the noise of single validations (± 0.65 nats on 1000 images).
 MIN_FIT_POINTS = 8
@@ -78,7 +79,7 @@ def images_to_reach(fit: tuple[float, float, float], target: float) -> float | N
 
 def session_minutes(run: Path) -> float:
     log = run.parent / f"{run.name}.log"
-    return sum(float(m) for m in SESSION.findall(log.read_text())) if log.exists() else float("nan")
+    return minutes_spent(log.read_text(), RunFolder(run).state) if log.exists() else float("nan")
 
 
 def run_row(run: Path, name: str, curves: dict, fits: dict, references: dict) -> str:
