@@ -3,6 +3,7 @@
     python benchmarks/step_parts.py profile --preset mnist_row_lstm [--batch 64] [--threads 1] [--steps 3] [--top 20]
     python benchmarks/step_parts.py optimiser --preset mnist_row_lstm [--threads 1]
     python benchmarks/step_parts.py input-conv [--threads 2]
+    python benchmarks/step_parts.py pointwise [--batch 64] [--threads 2] [--rounds 15]
 
 ``profile``: ``torch.profiler`` over ``--steps`` training steps of the preset (the step of
 benchmarks/train_speed.py: forward, backward, the library's optimiser), grouped by operation and
@@ -11,7 +12,10 @@ checkouts, run it with ``PYTHONPATH`` set to each. ``optimiser``: milliseconds p
 RMSProp over the preset's parameters, per-parameter loop, foreach and fused, and of the EMA's
 update, per parameter and in one call. ``input-conv``: forward and backward of a mask-A 7x7
 (trimmed 4x7) input convolution, the padded input in the usual layout against channels last, at
-binarized MNIST's and CIFAR-10's sizes. Medians of repeated runs, after warm-up; the load average
+binarized MNIST's and CIFAR-10's sizes. ``pointwise``: forward and backward of the binarized-MNIST presets' masked 1x1
+convolutions (every shape they use, and the eight-term sum of the skips), the native products of
+``pixelrnn/layers/native_pointwise.py`` against torch's (``F.linear``, and ``addmm`` accumulating), alternating call by
+call in one process. Medians of repeated runs, after warm-up; the load average
 is printed: compare figures of one run only.
 """
 
@@ -25,6 +29,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from pixelrnn.layers import masked_conv
+from pixelrnn.layers.masked_conv import MaskedConv2d, channel_groups, sum_of_pointwise
 from pixelrnn.models import model_from_config
 from pixelrnn.presets import PRESETS
 from train_speed import trainer
@@ -99,18 +105,52 @@ def input_conv(args) -> None:
         print(f"| {batch} | {channels} | {size} | {maps} | {usual:.1f} | {last:.1f} |")
 
 
+def pointwise(args) -> None:
+    native_run = masked_conv.native_products_run
+    print(f"# masked 1x1 convolutions, batch {args.batch} at 28x28, forward and backward, {torch.get_num_threads()} threads, "
+          f"medians of {args.rounds} alternating calls; load average {os.getloadavg()[0]:.2f}\n")
+    print("| shape | torch (ms) | native (ms) | torch / native |\n| --- | ---: | ---: | ---: |")
+    for terms, n_in, n_out in ((1, 16, 32), (1, 32, 16), (1, 32, 32), (1, 32, 128), (1, 128, 32), (8, 32, 32), (1, 32, 2)):
+        torch.manual_seed(0)
+        convs = [MaskedConv2d(n_in, n_out, 1, "B", channel_groups(n_in, 1), channel_groups(n_out, 1)) for _ in range(terms)]
+        maps = [torch.randn(args.batch, n_in, 28, 28).contiguous(memory_format=torch.channels_last).requires_grad_() for _ in range(terms)]
+        upstream = torch.randn(args.batch, n_out, 28, 28).contiguous(memory_format=torch.channels_last)
+
+        def step(native: bool):
+            masked_conv.native_products_run = native_run if native else (lambda x: False)
+            try:
+                out = convs[0](maps[0]) if terms == 1 else sum_of_pointwise(convs, maps)
+                out.backward(upstream)
+            finally:
+                masked_conv.native_products_run = native_run
+
+        times = {False: [], True: []}
+        for native in (False, True):
+            step(native)  # warm-up
+        for _ in range(args.rounds):
+            for native in (False, True):
+                start = time.perf_counter()
+                step(native)
+                times[native].append(1000 * (time.perf_counter() - start))
+        before, after = statistics.median(times[False]), statistics.median(times[True])
+        shape = f"{n_in} -> {n_out}" if terms == 1 else f"{terms} x ({n_in} -> {n_out}), summed"
+        print(f"| {shape} | {before:.2f} | {after:.2f} | {before / after:.2f}x |")
+    print(f"\n# load average at the end: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["profile", "optimiser", "input-conv"])
+    parser.add_argument("part", choices=["profile", "optimiser", "input-conv", "pointwise"])
     parser.add_argument("--preset", default="mnist_row_lstm")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--rounds", type=int, default=15, help="pointwise: calls of each kind, alternating")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"profile": profile, "optimiser": optimiser, "input-conv": input_conv}[args.part](args)
+    {"profile": profile, "optimiser": optimiser, "input-conv": input_conv, "pointwise": pointwise}[args.part](args)
 
 
 if __name__ == "__main__":

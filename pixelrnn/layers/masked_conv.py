@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .native_pointwise import native_products_run, pointwise_products
 from .rules import GATES, kernel_centre, kernel_extent
 
 MASK_TYPES = ("A", "B")
@@ -104,9 +105,13 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel_size == (1, 1):
-            weight = self.masked_weight()
-            # one large product over the channels (forward, and two backward) runs faster than a 1x1 convolution here
-            out = F.linear(x.permute(0, 2, 3, 1), weight.view(weight.shape[0], weight.shape[1]), self.bias)
+            weight = self.masked_weight().flatten(1)  # (out, in)
+            rows = x.permute(0, 2, 3, 1)  # (B, H, W, in)
+            if native_products_run(x) and weight.dtype == x.dtype:  # the native product over the channels
+                batch, height, width, _ = rows.shape
+                out = pointwise_products(self.bias, [rows.reshape(-1, rows.shape[-1])], [weight]).view(batch, height, width, -1)
+            else:  # one large product over the channels (forward, and two backward) runs faster than a 1x1 convolution
+                out = F.linear(rows, weight, self.bias)
             return out.permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory
         # Only the kernel's part above and left of the centre can be non-zero (rules.kernel_extent; every kernel but a
         # 1x1 has such a part to cut), so only that part is multiplied: the "same" padding loses, below and to the
@@ -159,5 +164,8 @@ def sum_of_pointwise(convs, maps: list[torch.Tensor]) -> torch.Tensor:
     for conv, x in zip(convs, maps):
         operands += [x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), conv.masked_weight().flatten(1)]  # (B*H*W, in), (out, in)
     bias = torch.stack([conv.bias for conv in convs]).sum(0)
-    out = _SumOfProducts.apply(bias, *operands)  # (B*H*W, out)
+    if native_products_run(maps[0]) and all(operand.dtype == bias.dtype for operand in operands):
+        out = pointwise_products(bias, operands[0::2], operands[1::2])  # (B*H*W, out)
+    else:
+        out = _SumOfProducts.apply(bias, *operands)
     return out.view(batch, height, width, -1).permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory

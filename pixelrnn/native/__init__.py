@@ -3,7 +3,9 @@
 The engines (section 2's sequential generation) and the scans of the Row LSTM and the Diagonal
 BiLSTM (sections 3.1-3.2) are long chains of small operations; run through torch, each costs
 a few microseconds of dispatch, more than its arithmetic. The C++ sources beside this file do
-a whole position, or a whole scan, in one call with plain loops over small matrices.
+a whole position, or a whole scan, in one call with plain loops over small matrices; the masked 1x1
+convolutions run as products over the channels there too (tall and narrow, where a BLAS product
+spends its time packing).
 
 They are built by ``torch.utils.cpp_extension`` into torch's extension cache the first time
 they are needed (a few seconds; the build is keyed by the sources' hash and the CPU's
@@ -30,8 +32,8 @@ from pathlib import Path
 import torch
 
 SOURCE_DIR = Path(__file__).resolve().parent
-SOURCES = ("program.cpp", "draw.cpp", "scan.cpp", "integer.cpp")
-HEADERS = ("vector_math.h", "dense.h", "lstm.h")
+SOURCES = ("program.cpp", "draw.cpp", "scan.cpp", "pointwise.cpp", "integer.cpp")
+HEADERS = ("vector_math.h", "dense.h", "lstm.h", "parallel.h")
 #: Compiler flags per torch CPU capability: the build may use what torch itself uses on this CPU.
 ISA_FLAGS = {
     "AVX2": ["-mavx2", "-mfma", "-DPIXELRNN_VECTOR_BYTES=32"],
@@ -42,7 +44,8 @@ _I, _D = ctypes.c_int64, ctypes.c_double
 #: addresses, sizes and strides as int64.
 SIGNATURES = {"pixelrnn_run": [_I] * 7, "pixelrnn_write": [_I] * 7, "pixelrnn_draw": [_I] * 5 + [_D, _I, _I],
               "pixelrnn_sample_row": [_I] * 9 + [_D] + [_I] * 8, "pixelrnn_diagonal_forward": [_I] * 21,
-              "pixelrnn_diagonal_backward": [_I] * 22, "pixelrnn_row_forward": [_I] * 14, "pixelrnn_row_backward": [_I] * 18}
+              "pixelrnn_diagonal_backward": [_I] * 22, "pixelrnn_row_forward": [_I] * 14, "pixelrnn_row_backward": [_I] * 18,
+              "pixelrnn_linear": [_I] * 10, "pixelrnn_linear_weight_grad": [_I] * 8}
 #: Functions in float64 only (the integer coding model's engines), with their arguments.
 PLAIN_SIGNATURES = {"pixelrnn_integer_run": [_I] * 8 + [_D, _I], "pixelrnn_integer_frequencies": [_I] * 9}
 #: Data types the kernels are built for.

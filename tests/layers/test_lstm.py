@@ -8,6 +8,7 @@ import torch
 from pixelrnn import native
 
 from pixelrnn.layers.lstm import DiagonalBiLSTM, RowLSTM
+import pixelrnn.layers.masked_conv as masked_conv
 import pixelrnn.layers.scan as scan_module
 from pixelrnn.layers.scan import RowRecurrence, diagonal_scan, lstm_scan
 
@@ -102,7 +103,7 @@ def test_scans_run_in_float32_under_bf16_autocast(kind, monkeypatch):
 
 
 @pytest.mark.parametrize("arch", ["row_lstm", "diagonal_bilstm"])
-def test_torch_compile_matches_eager_and_keeps_the_diagonal_scan_opaque(arch):
+def test_torch_compile_matches_eager_and_keeps_the_diagonal_scan_opaque(arch, monkeypatch):
     """torch.compile (train.compile) gives the eager results; the diagonal scan stays opaque instead of being re-traced per step."""
     import torch._dynamo
     from torch._dynamo.utils import counters
@@ -119,13 +120,15 @@ def test_torch_compile_matches_eager_and_keeps_the_diagonal_scan_opaque(arch):
     out.sum().backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    # A traced graph takes the PyTorch Row LSTM scan (dynamo cannot see into the native one); the
-    # diagonal scan is opaque to it and runs as in eager mode, natively where it can.
+    # A traced graph takes the PyTorch Row LSTM scan and 1x1 products (dynamo cannot see into the native
+    # ones); the diagonal scan is opaque to it and runs as in eager mode, natively where it can.
+    monkeypatch.setattr(masked_conv, "native_products_run", lambda x: False)
     with native.disabled() if arch == "row_lstm" else contextlib.nullcontext():
         eager = model(x)
         eager.sum().backward()
     assert torch.equal(out, eager)
     assert all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters()))
+    monkeypatch.undo()
     assert torch.allclose(model(x), out, atol=1e-5)  # and the eager native path agrees to rounding
     if arch == "diagonal_bilstm":  # traced step by step, its scan alone compiles dozens of graphs
         assert counters["stats"]["unique_graphs"] <= 12

@@ -1,6 +1,10 @@
+import contextlib
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from pixelrnn import native
 
 from pixelrnn.layers.masked_conv import MaskedConv2d, build_mask, channel_groups, gate_groups, sum_of_pointwise
 from pixelrnn.layers.rules import kernel_extent
@@ -165,15 +169,17 @@ def test_the_mask_is_rebuilt_not_saved_and_is_named_in_the_repr():
     assert repr(conv).endswith("padding=(1, 1), mask=A)")
 
 
+@pytest.mark.parametrize("kernels", ["native", "pytorch"])
 @pytest.mark.parametrize("terms", [1, 3])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_a_sum_of_pointwise_products_is_the_sum_of_the_convolutions(terms, memory_format):
+def test_a_sum_of_pointwise_products_is_the_sum_of_the_convolutions(terms, memory_format, kernels):
     """One product accumulating in place gives the summed convolutions' values and the gradient of every input, weight and bias."""
     torch.manual_seed(4)
     groups = channel_groups(6, 3)
     convs = [MaskedConv2d(6, 6, 1, "B", groups, groups).double() for _ in range(terms)]
     maps = [torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_() for _ in range(terms)]
-    out = sum_of_pointwise(convs, maps)
+    with native.disabled() if kernels == "pytorch" else contextlib.nullcontext():
+        out = sum_of_pointwise(convs, maps)
     expected = sum(torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias) for conv, x in zip(convs, maps))
     assert out.is_contiguous(memory_format=torch.channels_last)
     parameters = [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
@@ -184,7 +190,10 @@ def test_a_sum_of_pointwise_products_is_the_sum_of_the_convolutions(terms, memor
 
 @pytest.mark.parametrize("trained", ["maps", "convolutions", "weights"])
 def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(trained):
-    """Frozen weights cost no product and frozen maps none either; what is trained still gets its gradient."""
+    """Frozen weights cost no product and frozen maps none either; what is trained still gets its gradient.
+
+    The PyTorch path, whose products torch's flop counter sees (the native one: tests/layers/test_native_pointwise.py).
+    """
     torch.manual_seed(5)
     groups = channel_groups(6, 3)
     convs = [MaskedConv2d(6, 6, 1, "B", groups, groups).double().requires_grad_(trained == "convolutions") for _ in range(2)]
@@ -194,7 +203,8 @@ def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(train
         inputs = [conv.weight.requires_grad_() for conv in convs]
     else:
         inputs = maps if trained == "maps" else [tensor for conv in convs for tensor in (conv.weight, conv.bias)]
-    out = sum_of_pointwise(convs, maps)
+    with native.disabled():
+        out = sum_of_pointwise(convs, maps)
     expected = sum(torch.nn.functional.conv2d(x, conv.weight * conv.mask, conv.bias) for conv, x in zip(convs, maps))
     upstream = torch.randn_like(expected)
     with FlopCounterMode(display=False) as counter:
@@ -204,15 +214,20 @@ def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(train
         torch.testing.assert_close(found, wanted, rtol=1e-12, atol=1e-12)
 
 
-def test_a_one_by_one_kernel_runs_as_a_product_never_as_a_convolution():
+@pytest.mark.parametrize("kernels", ["native", "pytorch"])
+def test_a_one_by_one_kernel_runs_as_a_product_never_as_a_convolution(kernels):
     """The 1x1 path is the speed-up of docs/performance.md: no convolution runs, forward or backward."""
     groups = channel_groups(6, 3)
     conv = MaskedConv2d(6, 6, 1, "B", groups, groups)
     x = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
-    with torch.profiler.profile() as profile:
+    with native.disabled() if kernels == "pytorch" else contextlib.nullcontext(), torch.profiler.profile() as profile:
         conv(x).sum().backward()
     names = {event.name for event in profile.events()}
-    assert not {name for name in names if "convolution" in name} and {"aten::mm", "aten::addmm"} & names
+    assert not {name for name in names if "convolution" in name}
+    if kernels == "pytorch" or native.library() is None:
+        assert {"aten::mm", "aten::addmm"} & names
+    else:  # the product and its gradients in the native kernels, none in torch's
+        assert "PointwiseProducts" in names and not {"aten::mm", "aten::addmm", "aten::linear"} & names
 
 
 def test_a_sum_of_pointwise_products_refuses_what_it_cannot_sum():
