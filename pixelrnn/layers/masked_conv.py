@@ -107,7 +107,7 @@ class MaskedConv2d(nn.Conv2d):
         if self.kernel_size == (1, 1):
             weight = self.masked_weight().flatten(1)  # (out, in)
             rows = x.permute(0, 2, 3, 1)  # (B, H, W, in)
-            if native_products_run(x) and weight.dtype == x.dtype:  # the native product over the channels
+            if native_products_run(x, self.out_channels) and weight.dtype == x.dtype:  # the native product over the channels
                 batch, height, width, _ = rows.shape
                 out = pointwise_products(self.bias, [rows.reshape(-1, rows.shape[-1])], [weight]).view(batch, height, width, -1)
             else:  # one large product over the channels (forward, and two backward) runs faster than a 1x1 convolution
@@ -164,7 +164,7 @@ def sum_of_pointwise(convs, maps: list[torch.Tensor]) -> torch.Tensor:
     for conv, x in zip(convs, maps):
         operands += [x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), conv.masked_weight().flatten(1)]  # (B*H*W, in), (out, in)
     bias = torch.stack([conv.bias for conv in convs]).sum(0)
-    if native_products_run(maps[0]) and all(operand.dtype == bias.dtype for operand in operands):
+    if native_products_run(maps[0], convs[0].out_channels) and all(operand.dtype == bias.dtype for operand in operands):
         out = pointwise_products(bias, operands[0::2], operands[1::2])  # (B*H*W, out)
     else:
         out = _SumOfProducts.apply(bias, *operands)

@@ -9,8 +9,8 @@ several such convolutions (the skips, :func:`~.masked_conv.sum_of_pointwise`) ac
 - Forward: ``bias + sum_i x_i @ w_i^T``; backward: each input's gradient ``grad @ w_i`` (the same kernel), each weight's
   ``grad^T @ x_i`` and the bias' row sum, summed over blocks of rows of a fixed size and then added in order, so the
   values do not depend on the number of threads.
-- Where the kernels cannot run (another device or dtype, autocast, torch.compile tracing, the kernels not built), the
-  callers take torch's ``F.linear`` / ``addmm``, the reference the tests compare with.
+- Where the kernels cannot run (another device or dtype, autocast, torch.compile tracing, the kernels not built) or
+  would be slower (fewer than :data:`FEWEST_OUTPUTS` outputs), the callers take torch's ``F.linear`` / ``addmm``, the reference the tests compare with.
 """
 
 from __future__ import annotations
@@ -24,9 +24,16 @@ from .. import native
 WEIGHT_COLUMNS = 16
 
 
-def native_products_run(x: torch.Tensor) -> bool:
-    """Whether the native products take ``x`` (a CPU float32/float64 map, no autocast, no torch.compile trace)."""
-    if torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
+#: Fewest outputs for which the native product is used: one tile of the kernel's (two AVX2 vectors of floats). Fewer
+#: outputs leave most of each tile's lanes idle, and torch is faster there (the output stack's last 1x1 to two logits:
+#: ``benchmarks/step_parts.py pointwise``).
+FEWEST_OUTPUTS = 16
+
+
+def native_products_run(x: torch.Tensor, outputs: int) -> bool:
+    """Whether the native products take ``x`` into ``outputs`` channels (a CPU float32/float64 map, enough outputs, no
+    autocast, no torch.compile trace)."""
+    if outputs < FEWEST_OUTPUTS or torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
         return False
     return native.usable(x)
 

@@ -175,8 +175,8 @@ def test_the_mask_is_rebuilt_not_saved_and_is_named_in_the_repr():
 def test_a_sum_of_pointwise_products_is_the_sum_of_the_convolutions(terms, memory_format, kernels):
     """One product accumulating in place gives the summed convolutions' values and the gradient of every input, weight and bias."""
     torch.manual_seed(4)
-    groups = channel_groups(6, 3)
-    convs = [MaskedConv2d(6, 6, 1, "B", groups, groups).double() for _ in range(terms)]
+    groups, wide = channel_groups(6, 3), channel_groups(16, 3)  # 16 outputs: enough for the native product
+    convs = [MaskedConv2d(6, 16, 1, "B", groups, wide).double() for _ in range(terms)]
     maps = [torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_() for _ in range(terms)]
     with native.disabled() if kernels == "pytorch" else contextlib.nullcontext():
         out = sum_of_pointwise(convs, maps)
@@ -218,7 +218,7 @@ def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(train
 def test_a_one_by_one_kernel_runs_as_a_product_never_as_a_convolution(kernels):
     """The 1x1 path is the speed-up of docs/performance.md: no convolution runs, forward or backward."""
     groups = channel_groups(6, 3)
-    conv = MaskedConv2d(6, 6, 1, "B", groups, groups)
+    conv = MaskedConv2d(6, 16, 1, "B", groups, channel_groups(16, 3))  # 16 outputs: enough for the native product
     x = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
     with native.disabled() if kernels == "pytorch" else contextlib.nullcontext(), torch.profiler.profile() as profile:
         conv(x).sum().backward()
