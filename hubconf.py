@@ -3,7 +3,7 @@
     model = torch.hub.load("path/to/pixelrnn", "diagonal_bilstm_binarized_mnist", source="local")
 
 Each returns the model in eval mode on ``device``: the bundled weights, or with ``pretrained=False``
-a freshly initialised network of the same configuration (the ``mnist_<arch>`` preset).
+a freshly initialised network of the same configuration (the bundled model's preset, named in its card).
 """
 
 dependencies = ["torch", "numpy", "safetensors", "tqdm", "PIL", "constriction"]
@@ -12,13 +12,17 @@ dependencies = ["torch", "numpy", "safetensors", "tqdm", "PIL", "constriction"]
 def _load(arch: str, pretrained: bool, device: str):
     import pixelrnn
 
+    from pixelrnn.hub import bundled_folder
+    from pixelrnn.models.pretrained import read_pretrained_config
+
     if pretrained:
         return pixelrnn.from_pretrained(f"binarized_mnist/{arch}", device)
-    return pixelrnn.model_from_config(pixelrnn.get_preset(f"mnist_{arch}").config).to(device).eval()
+    config, _ = read_pretrained_config(bundled_folder(f"binarized_mnist/{arch}"))  # the configuration only: no weights read
+    return pixelrnn.model_from_config(config).to(device).eval()
 
 
 def pixelcnn_binarized_mnist(pretrained: bool = True, device: str = "cpu"):
-    """PixelCNN, 7 blocks, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/pixelcnn)."""
+    """PixelCNN, 15 blocks, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/pixelcnn)."""
     return _load("pixelcnn", pretrained, device)
 
 

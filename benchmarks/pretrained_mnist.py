@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from binarized_mnist import PAPER_NATS, ROOT, train_command  # noqa: E402
 from machine import hardware  # noqa: E402
 import pixelrnn  # noqa: E402
-from pixelrnn import get_preset  # noqa: E402
+from pixelrnn.presets import PRESETS  # noqa: E402
 from pixelrnn.checkpoint import load_model_with_metadata  # noqa: E402
 from pixelrnn.data import load_dataset  # noqa: E402
 from pixelrnn.evaluation import nll_per_image, summarize  # noqa: E402
@@ -231,13 +231,15 @@ def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path:
     score = test_score(args, arch, checkpoint, run_dir.parent)
     model, metadata = load_model_with_metadata(checkpoint)
     name = f"binarized_mnist/{arch}"
-    metadata = {**metadata, "trained_steps": str(state_step(RunFolder(run_dir))), "preset": f"mnist_{arch}",
+    # The MNIST preset the network is (for the PixelCNN trained deeper, its 15-layer one).
+    presets = [preset for preset, known in PRESETS.items() if preset.startswith("mnist_") and known.config == model.config]
+    assert presets, f"{run_dir} holds no MNIST preset's network"
+    metadata = {**metadata, "trained_steps": str(state_step(RunFolder(run_dir))), "preset": presets[0],
                 TEST_NATS: f"{score['nats_per_image']:.4f}", TEST_NATS_STDERR: f"{score['nats_per_image_stderr']:.4f}",
                 TEST_IMAGES: str(score["images"]), "test_bits_per_dim": f"{score['bits_per_dim']:.6f}",
                 TEST_SUBSET_NATS: f"{score['subset_nats_per_image']:.4f}",
                 "paper_nats_per_image": f"{PAPER_NATS[arch]:.2f}"}
     metadata.pop("format", None), metadata.pop("pixelrnn.config", None)
-    assert model.config == get_preset(f"mnist_{arch}").config, "the paper's MNIST size"
     folder = save_pretrained(model.eval(), Path(args.out) / name, metadata=metadata, card=card(model, metadata, name, args, arch, run_dir, score))
     print(f"{name}: test NLL {score['nats_per_image']:.2f} ± {score['nats_per_image_stderr']:.2f} nats "
           f"(paper {PAPER_NATS[arch]:.2f}); wrote {folder}", flush=True)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pixelrnn import from_pretrained, get_preset
-from pixelrnn.hub import installed_bundled
+from pixelrnn.hub import bundled_folder, installed_bundled
+from pixelrnn.models.pretrained import read_pretrained_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = {"pixelcnn_binarized_mnist": "pixelcnn", "row_lstm_binarized_mnist": "row_lstm",
@@ -14,9 +15,14 @@ ENTRIES = {"pixelcnn_binarized_mnist": "pixelcnn", "row_lstm_binarized_mnist": "
 
 
 @pytest.mark.parametrize("entry, arch", ENTRIES.items())
-def test_an_entry_without_weights_is_the_papers_network(entry, arch):
+def test_an_entry_without_weights_is_the_bundled_network_freshly_initialised(entry, arch):
+    if f"binarized_mnist/{arch}" not in installed_bundled():
+        pytest.skip(f"the bundled model binarized_mnist/{arch} is not in this installation")
     model = torch.hub.load(str(ROOT), entry, source="local", pretrained=False, verbose=False)
-    assert model.config == get_preset(f"mnist_{arch}").config and not model.training
+    _, metadata = read_pretrained_config(bundled_folder(f"binarized_mnist/{arch}"))
+    assert model.config == get_preset(metadata["preset"]).config and not model.training
+    bundled = from_pretrained(f"binarized_mnist/{arch}")
+    assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), bundled.state_dict().values()))
 
 
 @pytest.mark.parametrize("entry, arch", ENTRIES.items())
