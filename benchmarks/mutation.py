@@ -51,6 +51,9 @@ AREAS = {
     "native_scan": (["pixelrnn/layers/native_scan.py"], ["tests/layers/test_native_scan.py"],
                     [f"pixelrnn.layers.native_scan.{name}__mutmut_*" for name in (
                         "x_diagonal_major_slots", "x__diagonal_forward", "x__diagonal_backward", "xǁNativeDiagonalScanǁforward")]),
+    # The native 1x1 products' Python side: padded weights, the buffers handed to the kernels, which gradients are asked for.
+    "native_pointwise": (["pixelrnn/layers/native_pointwise.py"],
+                         ["tests/layers/test_native_pointwise.py", "tests/layers/test_masked_conv.py"], []),
     "description": (["pixelrnn/models/description.py"],
                     ["tests/models/test_description.py", "tests/models/test_networks.py", "-k", "not compile and not every_preset"], []),
     # The reference engines (native_engines.py and native_column.py drive the C++ kernels, off here): 991
@@ -75,7 +78,7 @@ AREAS = {
                     *(f"integer_batched.xǁ_Passǁ{method}" for method in ("cell", "relu", "pointwise", "stream", "skip_sum", "output")))]),
 }
 #: Areas whose tests need the native kernels (built once in the area's copy of the repository).
-NATIVE_AREAS = {"native_scan"}
+NATIVE_AREAS = {"native_scan", "native_pointwise"}
 # Every mutant's status, and the diff of those that were not killed, as JSON (mutmut's own listing, in one process).
 LISTING = """
 import json
