@@ -67,6 +67,11 @@ void linear_weight_grad(const T* x, const T* grad, int64_t rows, int64_t n_in, i
                     for (int64_t c = 0; c < n_out; ++c) bias_sum[c] += grad[r * n_out + c];
         }
     });
+    if (!sums) {  // no rows: nothing to sum
+        std::fill(grad_weight, grad_weight + size, T(0));
+        if (grad_bias) std::fill(grad_bias, grad_bias + n_out, T(0));
+        return;
+    }
     // The partial sums in order, the first one copied: the same sums on any number of threads.
     std::copy(partial.begin(), partial.begin() + size, grad_weight);
     if (grad_bias) std::copy(partial.begin() + size, partial.begin() + size + n_out, grad_bias);

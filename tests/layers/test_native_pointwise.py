@@ -43,6 +43,15 @@ def test_values_and_every_gradient_equal_torch_in_float64(rows_count, sizes, wit
         torch.testing.assert_close(found, wanted, rtol=1e-11, atol=1e-11)
 
 
+def test_no_rows_give_no_values_and_zero_gradients():
+    rows = torch.randn(0, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    out, grads = products_and_gradients(bias, [rows], [weight], torch.randn(0, 3, dtype=torch.float64))
+    assert out.shape == (0, 3) and grads[0].shape == (3,) and grads[1].shape == (0, 5)
+    assert not grads[0].any() and not grads[2].any()
+
+
 def test_gradcheck_across_blocks():
     torch.manual_seed(1)
     rows = torch.randn(300, 5, dtype=torch.float64, requires_grad=True)
