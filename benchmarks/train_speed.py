@@ -4,8 +4,10 @@
     python benchmarks/train_speed.py --checkout OTHER_TREE [--presets a,b] [--rounds 2]
 
 Each preset trains on random images: forward, backward and an RMSProp step are timed together.
-"before" runs the PyTorch scans of ``pixelrnn/layers/scan.py`` (``pixelrnn.native.disabled()``),
-"after" the native scans of ``pixelrnn/layers/native_scan.py``; everything else is the same code.
+"before" runs without the native kernels (``pixelrnn.native.disabled()``: the PyTorch scans of
+``pixelrnn/layers/scan.py`` and torch's 1x1 products), "after" with them (the native scans of
+``pixelrnn/layers/native_scan.py`` and the 1x1 products of ``pixelrnn/layers/native_pointwise.py``);
+everything else is the same code.
 The two alternate step by step in one process (after one warm-up step each), ``--steps`` steps
 each, and the table gives the median step as images per second of wall-clock time and of the
 process's CPU time (all threads), their ratios and the load average: on a machine shared with
