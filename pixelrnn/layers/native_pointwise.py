@@ -10,7 +10,8 @@ several such convolutions (the skips, :func:`~.masked_conv.sum_of_pointwise`) ac
   ``grad^T @ x_i`` and the bias' row sum, summed over blocks of rows of a fixed size and then added in order, so the
   values do not depend on the number of threads.
 - Where the kernels cannot run (another device or dtype, autocast, torch.compile tracing, the kernels not built) or
-  would be slower (fewer than :data:`FEWEST_OUTPUTS` outputs), the callers take torch's ``F.linear`` / ``addmm``, the reference the tests compare with.
+  would be slower (fewer than :data:`FEWEST_OUTPUTS` outputs), the callers take torch's ``F.linear`` / ``addmm``, the
+  reference the tests compare with.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from .. import native
 
 #: Each weight row is read up to the next multiple of this many columns (the kernels' widest vector tile).
 WEIGHT_COLUMNS = 16
-
 
 #: Fewest outputs for which the native product is used: one tile of the kernel's (two AVX2 vectors of floats). Fewer
 #: outputs leave most of each tile's lanes idle, and torch is faster there (the output stack's last 1x1 to two logits:
