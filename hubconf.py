@@ -11,7 +11,6 @@ dependencies = ["torch", "numpy", "safetensors", "tqdm", "PIL", "constriction"]
 
 def _load(arch: str, pretrained: bool, device: str):
     import pixelrnn
-
     from pixelrnn.hub import bundled_folder
     from pixelrnn.models.pretrained import read_pretrained_config
 

@@ -23,6 +23,7 @@ is printed: compare figures of one run only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -30,9 +31,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from pixelrnn.layers import masked_conv
+from pixelrnn import native as kernels
+from pixelrnn.layers import native_pointwise
 from pixelrnn.layers.masked_conv import MaskedConv2d, channel_groups, sum_of_pointwise
-from pixelrnn.layers.native_pointwise import FEWEST_OUTPUTS
 from pixelrnn.models import model_from_config
 from pixelrnn.presets import PRESETS
 from train_speed import trainer
@@ -108,7 +109,7 @@ def input_conv(args) -> None:
 
 
 def pointwise(args) -> None:
-    native_run = masked_conv.native_products_run
+    native_pointwise.FEWEST_OUTPUTS = 1  # the native products on every shape, the two logits' included
     print(f"# masked 1x1 convolutions, batch {args.batch} at 28x28, forward and backward, {torch.get_num_threads()} threads, "
           f"medians of {args.rounds} alternating calls; load average {os.getloadavg()[0]:.2f}\n")
     print("| shape | torch (ms) | native (ms) | torch / native |\n| --- | ---: | ---: | ---: |")
@@ -119,12 +120,9 @@ def pointwise(args) -> None:
         upstream = torch.randn(args.batch, n_out, 28, 28).contiguous(memory_format=torch.channels_last)
 
         def step(native: bool):
-            masked_conv.native_products_run = (lambda x, outputs: native_run(x, FEWEST_OUTPUTS)) if native else (lambda x, outputs: False)
-            try:
+            with contextlib.nullcontext() if native else kernels.disabled():
                 out = convs[0](maps[0]) if terms == 1 else sum_of_pointwise(convs, maps)
                 out.backward(upstream)
-            finally:
-                masked_conv.native_products_run = native_run
 
         times = {False: [], True: []}
         for native in (False, True):

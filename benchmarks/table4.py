@@ -1,7 +1,7 @@
 """Table 4 (binarized MNIST) from this library's own long runs: where each run stands and how far it is from the paper.
 
     python benchmarks/table4.py [--runs benchmarks/table4_runs] [--figure docs/images/table4_curves.png] \\
-        [--extra "PixelCNN, 7 layers=benchmarks/table4_runs_7_blocks/pixelcnn"]
+        [--extra "PixelCNN, 7 blocks=benchmarks/table4_runs_7_blocks/pixelcnn"]
 
 The runs are benchmarks/pretrained_mnist.py's with a long budget, stopped and resumed session
 after session (each resume is exact; docs/reproduction.md gives the command). For each run folder

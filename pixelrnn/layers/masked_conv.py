@@ -105,14 +105,7 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel_size == (1, 1):
-            weight = self.masked_weight().flatten(1)  # (out, in)
-            rows = x.permute(0, 2, 3, 1)  # (B, H, W, in)
-            if native_products_run(x, self.out_channels) and weight.dtype == x.dtype:  # the native product over the channels
-                batch, height, width, _ = rows.shape
-                out = pointwise_products(self.bias, [rows.reshape(-1, rows.shape[-1])], [weight]).view(batch, height, width, -1)
-            else:  # one large product over the channels (forward, and two backward) runs faster than a 1x1 convolution
-                out = F.linear(rows, weight, self.bias)
-            return out.permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory
+            return _channel_products(self.bias, [x], [self.masked_weight().flatten(1)])
         # Only the kernel's part above and left of the centre can be non-zero (rules.kernel_extent; every kernel but a
         # 1x1 has such a part to cut), so only that part is multiplied: the "same" padding loses, below and to the
         # right, what the cut rows and columns would have read.
@@ -159,13 +152,23 @@ def sum_of_pointwise(convs, maps: list[torch.Tensor]) -> torch.Tensor:
     """
     if any(conv.kernel_size != (1, 1) or conv.bias is None for conv in convs) or len(convs) != len(maps) or not convs:
         raise ValueError("sum_of_pointwise takes as many maps as 1x1 masked convolutions with biases, at least one")
-    batch, _, height, width = maps[0].shape
-    operands = []
-    for conv, x in zip(convs, maps):
-        operands += [x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), conv.masked_weight().flatten(1)]  # (B*H*W, in), (out, in)
     bias = torch.stack([conv.bias for conv in convs]).sum(0)
-    if native_products_run(maps[0], convs[0].out_channels) and all(operand.dtype == bias.dtype for operand in operands):
-        out = pointwise_products(bias, operands[0::2], operands[1::2])  # (B*H*W, out)
+    return _channel_products(bias, maps, [conv.masked_weight().flatten(1) for conv in convs])
+
+
+def _channel_products(bias: torch.Tensor | None, maps: list[torch.Tensor], weights: list[torch.Tensor]) -> torch.Tensor:
+    """bias + sum_i of the 1x1 products of maps[i] (B, in_i, H, W) with weights[i] (out, in_i) -> (B, out, H, W).
+
+    The native products where they run (:mod:`.native_pointwise`); else torch's: one large product over the channels
+    for one map (forward, and two backward: faster than a 1x1 convolution), one accumulating in place for several.
+    Channels last in memory.
+    """
+    batch, _, height, width = maps[0].shape
+    rows = [x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]) for x in maps]  # (B*H*W, in_i)
+    if native_products_run([*rows, *weights, *([] if bias is None else [bias])], weights[0].shape[0]):
+        out = pointwise_products(bias, rows, weights)
+    elif len(rows) == 1:
+        out = F.linear(rows[0], weights[0], bias)
     else:
-        out = _SumOfProducts.apply(bias, *operands)
-    return out.view(batch, height, width, -1).permute(0, 3, 1, 2)  # (B, out, H, W), channels last in memory
+        out = _SumOfProducts.apply(bias, *[tensor for pair in zip(rows, weights) for tensor in pair])
+    return out.view(batch, height, width, -1).permute(0, 3, 1, 2)  # (B*H*W, out) -> (B, out, H, W), channels last

@@ -30,12 +30,13 @@ WEIGHT_COLUMNS = 16
 FEWEST_OUTPUTS = 16
 
 
-def native_products_run(x: torch.Tensor, outputs: int) -> bool:
-    """Whether the native products take ``x`` into ``outputs`` channels (a CPU float32/float64 map, enough outputs, no
-    autocast, no torch.compile trace)."""
-    if outputs < FEWEST_OUTPUTS or torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
+def native_products_run(operands: list[torch.Tensor], outputs: int) -> bool:
+    """Whether the native products take these operands (rows, weights, bias) into ``outputs`` channels: CPU tensors of
+    one dtype, float32 or float64, enough outputs, no autocast, no torch.compile trace."""
+    first = operands[0]
+    if outputs < FEWEST_OUTPUTS or torch.compiler.is_compiling() or torch.is_autocast_enabled(first.device.type):
         return False
-    return native.usable(x)
+    return all(operand.dtype == first.dtype for operand in operands) and native.usable(first)
 
 
 def _columns_padded(matrix: torch.Tensor) -> torch.Tensor:

@@ -122,7 +122,7 @@ def test_torch_compile_matches_eager_and_keeps_the_diagonal_scan_opaque(arch, mo
     model.zero_grad()
     # A traced graph takes the PyTorch Row LSTM scan and 1x1 products (dynamo cannot see into the native
     # ones); the diagonal scan is opaque to it and runs as in eager mode, natively where it can.
-    monkeypatch.setattr(masked_conv, "native_products_run", lambda x, outputs: False)
+    monkeypatch.setattr(masked_conv, "native_products_run", lambda operands, outputs: False)
     with native.disabled() if arch == "row_lstm" else contextlib.nullcontext():
         eager = model(x)
         eager.sum().backward()

@@ -217,6 +217,8 @@ def test_a_sum_of_pointwise_products_computes_only_the_gradients_asked_for(train
 @pytest.mark.parametrize("kernels", ["native", "pytorch"])
 def test_a_one_by_one_kernel_runs_as_a_product_never_as_a_convolution(kernels):
     """The 1x1 path is the speed-up of docs/performance.md: no convolution runs, forward or backward."""
+    if kernels == "native" and native.library() is None:
+        pytest.skip("the native kernels cannot be built here")
     groups = channel_groups(6, 3)
     conv = MaskedConv2d(6, 16, 1, "B", groups, channel_groups(16, 3))  # 16 outputs: enough for the native product
     x = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
@@ -224,7 +226,7 @@ def test_a_one_by_one_kernel_runs_as_a_product_never_as_a_convolution(kernels):
         conv(x).sum().backward()
     names = {event.name for event in profile.events()}
     assert not {name for name in names if "convolution" in name}
-    if kernels == "pytorch" or native.library() is None:
+    if kernels == "pytorch":
         assert {"aten::mm", "aten::addmm"} & names
     else:  # the product and its gradients in the native kernels, none in torch's
         assert "PointwiseProducts" in names and not {"aten::mm", "aten::addmm", "aten::linear"} & names

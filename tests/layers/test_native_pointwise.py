@@ -117,15 +117,16 @@ def test_masked_convolutions_and_their_sums_take_the_native_products_where_they_
     groups = channel_groups(6, 3)
     conv = MaskedConv2d(6, 18, 1, "B", groups, channel_groups(18, 3))
     x = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last)
-    assert native_products_run(x, 16) and not native_products_run(x, 15)
+    assert native_products_run([x], 16) and not native_products_run([x], 15)
+    assert not native_products_run([x, x.double()], 16)  # operands of two dtypes
     conv(x)
     sum_of_pointwise([conv, conv], [x, x])
     assert terms == [1, 2]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not native_products_run(x, 16)
-    assert not native_products_run(x.to(torch.bfloat16), 16)
+        assert not native_products_run([x], 16)
+    assert not native_products_run([x.to(torch.bfloat16)], 16)
     with native.disabled():
-        assert not native_products_run(x, 16)
+        assert not native_products_run([x], 16)
         conv(x)
     few = MaskedConv2d(6, 15, 1, "B", groups, channel_groups(15, 3))
     few(x)  # fewer outputs than a tile: torch's product
