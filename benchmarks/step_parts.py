@@ -4,6 +4,7 @@
     python benchmarks/step_parts.py optimiser --preset mnist_row_lstm [--threads 1]
     python benchmarks/step_parts.py input-conv [--threads 2]
     python benchmarks/step_parts.py pointwise [--batch 64] [--threads 2] [--rounds 15]
+    python benchmarks/step_parts.py ceiling --preset mnist_diagonal_bilstm [--batch 64] [--threads 2] [--rounds 15]
 
 ``profile``: ``torch.profiler`` over ``--steps`` training steps of the preset (the step of
 benchmarks/train_speed.py: forward, backward, the library's optimiser), grouped by operation and
@@ -13,9 +14,17 @@ RMSProp over the preset's parameters, per-parameter loop, foreach and fused, and
 update, per parameter and in one call. ``input-conv``: forward and backward of a mask-A 7x7
 (trimmed 4x7) input convolution, the padded input in the usual layout against channels last, at
 binarized MNIST's and CIFAR-10's sizes. ``pointwise``: forward and backward of the binarized-MNIST presets' masked 1x1
-convolutions (every shape they use, and the eight-term sum of the skips), the native products of
+convolutions (every shape they use, and the seven-term sum of the skips), the native products of
 ``pixelrnn/layers/native_pointwise.py`` against torch's (``F.linear``, and ``addmm`` accumulating), alternating call by
-call in one process (the native products on every shape, even where the layers leave the fewest outputs to torch).
+call in one process (the native products on every shape, even where the layers leave the fewest outputs to torch),
+with the faster one's rate (3 x 2 x rows x in x out FLOP: forward, input and weight gradient) beside the rate of a
+2048 x 2048 float32 product timed in the same process: what a product of that shape reaches here at best.
+``ceiling``: every product the preset's training step counts (``pixelrnn.models.cost.products``: the
+convolutions as inputs x taps -> outputs, the scans' state-to-state products included), each timed
+as a 1x1 product over contiguous rows (the skips as the one summed product they are), the faster of
+torch and native; the step's time if it were those products alone, and the MFU that would give: an
+upper bound for the preset on this machine at this batch, since the step also runs the LSTM's
+activations and the elementwise work that the count leaves out.
 Medians of repeated runs, after warm-up; the load average
 is printed: compare figures of one run only.
 """
@@ -27,6 +36,7 @@ import contextlib
 import os
 import statistics
 import time
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +45,10 @@ from pixelrnn import native as kernels
 from pixelrnn.layers import native_pointwise
 from pixelrnn.layers.masked_conv import MaskedConv2d, channel_groups, sum_of_pointwise
 from pixelrnn.models import model_from_config
+from pixelrnn.models.cost import products, products_of_sum
+from pixelrnn.models.description import describe
 from pixelrnn.presets import PRESETS
-from train_speed import trainer
+from train_speed import matmul_rate, trainer
 
 
 def median_ms(work, repeats: int = 20) -> float:
@@ -108,49 +120,89 @@ def input_conv(args) -> None:
         print(f"| {batch} | {channels} | {size} | {maps} | {usual:.1f} | {last:.1f} |")
 
 
+def product_times(terms: int, n_in: int, n_out: int, batch: int, rounds: int) -> tuple[float, float]:
+    """Median ms of forward + backward of ``terms`` masked 1x1 convolutions n_in -> n_out (summed where several), torch and native."""
+    torch.manual_seed(0)
+    convs = [MaskedConv2d(n_in, n_out, 1, "B", channel_groups(n_in, 1), channel_groups(n_out, 1)) for _ in range(terms)]
+    maps = [torch.randn(batch, n_in, 28, 28).contiguous(memory_format=torch.channels_last).requires_grad_() for _ in range(terms)]
+    upstream = torch.randn(batch, n_out, 28, 28).contiguous(memory_format=torch.channels_last)
+
+    def step(native: bool):
+        with contextlib.nullcontext() if native else kernels.disabled():
+            out = convs[0](maps[0]) if terms == 1 else sum_of_pointwise(convs, maps)
+            out.backward(upstream)
+
+    times = {False: [], True: []}
+    for native in (False, True):
+        step(native)  # warm-up
+    for _ in range(rounds):
+        for native in (False, True):
+            start = time.perf_counter()
+            step(native)
+            times[native].append(1000 * (time.perf_counter() - start))
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
+def product_flops(terms: int, n_in: int, n_out: int, batch: int) -> int:
+    return 3 * 2 * terms * batch * 28 * 28 * n_in * n_out  # forward, input gradient, weight gradient
+
+
 def pointwise(args) -> None:
     native_pointwise.FEWEST_OUTPUTS = 1  # the native products on every shape, the two logits' included
+    large = matmul_rate(torch.device("cpu"))
     print(f"# masked 1x1 convolutions, batch {args.batch} at 28x28, forward and backward, {torch.get_num_threads()} threads, "
-          f"medians of {args.rounds} alternating calls; load average {os.getloadavg()[0]:.2f}\n")
-    print("| shape | torch (ms) | native (ms) | torch / native |\n| --- | ---: | ---: | ---: |")
-    for terms, n_in, n_out in ((1, 16, 32), (1, 32, 16), (1, 32, 32), (1, 32, 128), (1, 128, 32), (8, 32, 32), (1, 32, 2)):
-        torch.manual_seed(0)
-        convs = [MaskedConv2d(n_in, n_out, 1, "B", channel_groups(n_in, 1), channel_groups(n_out, 1)) for _ in range(terms)]
-        maps = [torch.randn(args.batch, n_in, 28, 28).contiguous(memory_format=torch.channels_last).requires_grad_() for _ in range(terms)]
-        upstream = torch.randn(args.batch, n_out, 28, 28).contiguous(memory_format=torch.channels_last)
-
-        def step(native: bool):
-            with contextlib.nullcontext() if native else kernels.disabled():
-                out = convs[0](maps[0]) if terms == 1 else sum_of_pointwise(convs, maps)
-                out.backward(upstream)
-
-        times = {False: [], True: []}
-        for native in (False, True):
-            step(native)  # warm-up
-        for _ in range(args.rounds):
-            for native in (False, True):
-                start = time.perf_counter()
-                step(native)
-                times[native].append(1000 * (time.perf_counter() - start))
-        before, after = statistics.median(times[False]), statistics.median(times[True])
+          f"medians of {args.rounds} alternating calls; float32 2048x2048 matrix product here: {large / 1e9:.1f} GFLOP/s; "
+          f"load average {os.getloadavg()[0]:.2f}\n")
+    print("| shape | torch (ms) | native (ms) | torch / native | GFLOP/s of the faster | of the large product |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |")
+    for terms, n_in, n_out in ((1, 16, 32), (1, 32, 16), (1, 32, 32), (1, 32, 128), (1, 128, 32), (7, 32, 32), (1, 32, 2)):
+        before, after = product_times(terms, n_in, n_out, args.batch, args.rounds)
         shape = f"{n_in} -> {n_out}" if terms == 1 else f"{terms} x ({n_in} -> {n_out}), summed"
-        print(f"| {shape} | {before:.2f} | {after:.2f} | {before / after:.2f}x |")
+        rate = product_flops(terms, n_in, n_out, args.batch) / (min(before, after) / 1000)
+        print(f"| {shape} | {before:.2f} | {after:.2f} | {before / after:.2f}x | {rate / 1e9:.1f} | {rate / large:.0%} |")
     print(f"\n# load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+def ceiling(args) -> None:
+    native_pointwise.FEWEST_OUTPUTS = 1
+    network = describe(PRESETS[args.preset].config)
+    shapes = Counter(products(network))
+    sums = []  # the skips run as one summed product
+    if network.skip:
+        skip = products_of_sum(network.skip_layer)
+        shapes[skip] -= len(network.blocks)
+        sums.append((len(network.blocks), *skip))
+    large = matmul_rate(torch.device("cpu"))
+    print(f"# {args.preset}: every counted product as a 1x1 product over contiguous rows, batch {args.batch} at 28x28, "
+          f"forward and backward, {torch.get_num_threads()} threads, the faster of torch and native, medians of {args.rounds}; "
+          f"float32 2048x2048 matrix product here: {large / 1e9:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}\n")
+    print("| product (inputs -> outputs) | per step | ms each | GFLOP/s | of the large product |\n| --- | ---: | ---: | ---: | ---: |")
+    flops = seconds = 0.0
+    for terms, n_in, n_out in [(1, *shape) for shape, count in shapes.items() if count] + sums:
+        count = shapes[(n_in, n_out)] if terms == 1 else 1
+        ms = min(product_times(terms, n_in, n_out, args.batch, args.rounds))
+        work = product_flops(terms, n_in, n_out, args.batch)
+        flops, seconds = flops + count * work, seconds + count * ms / 1000
+        label = f"{n_in} -> {n_out}" if terms == 1 else f"{terms} x ({n_in} -> {n_out}), summed"
+        print(f"| {label} | {count} | {ms:.2f} | {work / ms / 1e6:.1f} | {work / (ms / 1000) / large:.0%} |")
+    print(f"\nthe step's counted products alone, each at its shape's rate: {1000 * seconds:.0f} ms, "
+          f"{args.batch / seconds:.1f} images/s, MFU at most {flops / seconds / large:.0%} "
+          f"(before the scans' activations and the elementwise work); load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["profile", "optimiser", "input-conv", "pointwise"])
+    parser.add_argument("part", choices=["profile", "optimiser", "input-conv", "pointwise", "ceiling"])
     parser.add_argument("--preset", default="mnist_row_lstm")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--rounds", type=int, default=15, help="pointwise: calls of each kind, alternating")
+    parser.add_argument("--rounds", type=int, default=15, help="pointwise, ceiling: calls of each kind, alternating")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"profile": profile, "optimiser": optimiser, "input-conv": input_conv, "pointwise": pointwise}[args.part](args)
+    {"profile": profile, "optimiser": optimiser, "input-conv": input_conv, "pointwise": pointwise, "ceiling": ceiling}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What a network costs: its multiply-adds per image, counted from its description.
 
-Another executor of :func:`~pixelrnn.models.description.walk`: its values are the multiply-adds
-spent so far. The count is that of the products the float network runs on an H x W image
+Another executor of :func:`~pixelrnn.models.description.walk`: its values are the products run
+so far, each as (inputs, outputs) per position (:func:`products`). The count is that of the products the float network runs on an H x W image
 (paper Table 1 and section 3):
 
 - a masked k_h x k_w convolution from ``in`` to ``out`` maps costs ``in * out * rows * columns``
@@ -26,48 +26,58 @@ from ..layers.rules import kernel_extent
 from .description import Block, MaskedSum, NetworkDescription, walk
 
 
-def _sum(layer: MaskedSum) -> int:
+def products_of_sum(layer: MaskedSum) -> tuple[int, int]:
+    """(inputs, outputs) of a masked convolution's product per position: its input maps times the taps its mask can reach."""
     rows, columns = kernel_extent(*layer.kernel)
-    return layer.in_maps * layer.out_maps * rows * columns
+    return layer.in_maps * rows * columns, layer.out_maps
 
 
-def _block(block: Block) -> int:
+def _block(block: Block) -> list[tuple[int, int]]:
     maps, hidden, kernel = block.maps, block.hidden, block.kernel
     if block.kind == "pixelcnn":  # 1x1 reduce, masked k x k convolution, 1x1 expand
         rows, columns = kernel_extent(kernel, kernel)
-        return maps * hidden + hidden * hidden * rows * columns + hidden * maps
+        return [(maps, hidden), (hidden * rows * columns, hidden), (hidden, maps)]
     gates, directions = block.gates, block.directions
     if block.kind == "row_lstm":  # masked input-to-state and full state-to-state, 1 x k each, then the output 1x1
-        return maps * gates * kernel_extent(1, kernel)[1] + hidden * gates * kernel + hidden * maps
+        return [(maps * kernel_extent(1, kernel)[1], gates), (hidden * kernel, gates), (hidden, maps)]
     # Diagonal BiLSTM: both directions' input-to-state 1x1, each direction's 2x1 state-to-state, the output 1x1
-    return maps * directions * gates + directions * (2 * hidden) * gates + hidden * maps
+    return [(maps, directions * gates)] + [(2 * hidden, gates)] * directions + [(hidden, maps)]
 
 
-class _Counter:
-    """The walk's executor: each value is the multiply-adds per position spent up to that point."""
+class _Products:
+    """The walk's executor: each value is the list of products (inputs, outputs) per position up to that point."""
 
     def __init__(self, network: NetworkDescription):
         self.network = network
 
-    def input(self) -> int:
-        return _sum(self.network.input)
+    def input(self) -> list[tuple[int, int]]:
+        return [products_of_sum(self.network.input)]
 
-    def block(self, index: int, block: Block, stream: int) -> int:
+    def block(self, index: int, block: Block, stream: list) -> list[tuple[int, int]]:
         return stream + _block(block)
 
-    def stream(self, index: int, branch: int, previous: int | None) -> int:
-        return branch  # the residual sum is elementwise; the branch's count already includes what it read
+    def stream(self, index: int, branch: list, previous: list | None) -> list[tuple[int, int]]:
+        return branch  # the residual sum is elementwise; the branch's list already holds what it read
 
-    def skip_sum(self, streams: list[int]) -> int:
-        return streams[-1] + len(streams) * _sum(self.network.skip_layer)
+    def skip_sum(self, streams: list[list]) -> list[tuple[int, int]]:
+        return streams[-1] + len(streams) * [products_of_sum(self.network.skip_layer)]
 
-    def output(self, index: int, layer: MaskedSum, features: int) -> int:
-        return features + _sum(layer)
+    def output(self, index: int, layer: MaskedSum, features: list) -> list[tuple[int, int]]:
+        return features + [products_of_sum(layer)]
+
+
+def products(network: NetworkDescription) -> list[tuple[int, int]]:
+    """The products of one forward pass at one position, in the order they run: (inputs, outputs) each.
+
+    A convolution's inputs are its input maps times the taps its mask can leave non-zero; a product
+    costs inputs x outputs multiply-adds per position.
+    """
+    return walk(network, _Products(network))
 
 
 def multiply_adds(network: NetworkDescription, height: int, width: int) -> int:
     """Multiply-adds of one forward pass of ``network`` over one ``height`` x ``width`` image."""
-    return walk(network, _Counter(network)) * height * width
+    return sum(inputs * outputs for inputs, outputs in products(network)) * height * width
 
 
 def training_multiply_adds(network: NetworkDescription, height: int, width: int) -> int:

@@ -6,7 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pixelrnn import native
 from pixelrnn.models import build_model
-from pixelrnn.models.cost import multiply_adds, training_multiply_adds
+from pixelrnn.models.cost import multiply_adds, products, training_multiply_adds
 
 
 @pytest.mark.parametrize("residual, skip", [(True, True), (False, False)])
@@ -29,3 +29,10 @@ def test_a_training_step_costs_three_forward_passes():
     # The backward pass skips the input image's gradient: a little under three forward passes.
     forward = 2 * multiply_adds(model.description, 6, 6)
     assert 2.5 * forward < counter.get_total_flops() <= 3 * forward
+
+
+def test_the_products_are_listed_in_the_order_they_run_with_their_shapes():
+    model = build_model("diagonal_bilstm", channels=1, levels=2, hidden=4, layers=1, output_hidden=8)
+    # input 7x7 mask A over the 4 x 7 taps its mask can reach (1 map) -> 2h; input-to-state 1x1 2h -> 2 x 4h; two 2x1
+    # state-to-state 2h -> 4h; output 1x1 h -> 2h; one skip 2h -> 2h; the output stack 2h -> 8 -> 8 -> 2 logits
+    assert products(model.description) == [(28, 8), (8, 32), (8, 16), (8, 16), (4, 8), (8, 8), (8, 8), (8, 8), (8, 2)]
