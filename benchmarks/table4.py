@@ -14,7 +14,9 @@ nats), and gives the fitted asymptote and the images at which the fitted curve r
 ("not determined yet" while the best asymptote is the grid's lowest, 40 nats: the curve still
 falls too steeply for its floor to show).
 The fit only describes the curve so far: early in a run, with a constant or slowly decaying
-learning rate, it is a rough guide, not a forecast. The figure draws every run's curve, its fit
+learning rate, it is a rough guide, not a forecast. The last column says how far to trust it: the
+same fit made on the first half of the curve (by images seen), its value at the last validation
+beside the nats measured there (a forecast over twice the images, checked). The figure draws every run's curve, its fit
 extrapolated to 100 times the images seen, and the paper's figure. ``--extra LABEL=FOLDER`` adds
 a further run folder (another size of one of the networks) as a row and a curve of its own.
 """
@@ -77,6 +79,14 @@ def images_to_reach(fit: tuple[float, float, float], target: float) -> float | N
     return None if asymptote >= target else (scale / (target - asymptote)) ** (1.0 / exponent)
 
 
+def half_curve_forecast(images: np.ndarray, nats: np.ndarray) -> tuple[float, float] | None:
+    """(what the fit to the first half of the curve, by images seen, predicts at the last validation, that validation's
+    nats), or None where the first half gives no fit: how far the fit's extrapolation can be trusted."""
+    half = images <= images[-1] / 2
+    fit = fit_power_law(images[half], nats[half])
+    return None if fit is None else (fit[0] + fit[1] * images[-1] ** -fit[2], float(nats[-1]))
+
+
 def session_minutes(run: Path) -> float:
     log = run.parent / f"{run.name}.log"
     return minutes_spent(log.read_text(), RunFolder(run).state) if log.exists() else float("nan")
@@ -98,8 +108,11 @@ def run_row(run: Path, name: str, curves: dict, fits: dict, references: dict) ->
         to_goal = "not reached by the fit" if needed is None else f"{needed:,.0f}"
     else:
         fitted = to_goal = "too few points" if len(images) - 1 < MIN_FIT_POINTS else "not determined yet"
+    forecast = half_curve_forecast(images[1:], nats[1:]) if len(images) > 1 else None
+    backtest = "no fit" if forecast is None else f"{forecast[0]:.2f} (measured {forecast[1]:.2f})"
     best_text = f"{nats[best]:.2f} ± {errors[best]:.2f}" if best is not None else "none yet"
-    return f"| {name} | {seen:,} | {session_minutes(run):.0f} | {best_text} | {PAPER_NATS[arch]:.2f} | {goal:.2f} | {fitted} | {to_goal} |"
+    return (f"| {name} | {seen:,} | {session_minutes(run):.0f} | {best_text} | {PAPER_NATS[arch]:.2f} | {goal:.2f} | {fitted} | "
+            f"{to_goal} | {backtest} |")
 
 
 def extra_run(text: str) -> tuple[str, Path]:
@@ -122,8 +135,8 @@ def main() -> None:
         sys.exit(f"no run folders with a metrics.jsonl under {args.runs} (expected {', '.join(PAPER_NATS)})")
     curves, fits, references = {}, {}, {}
     print("| network | images seen | training (wall-clock minutes) | best validation NLL (nats) | paper (test) | goal | "
-          "fitted asymptote | images to the goal (fit) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "fitted asymptote | images to the goal (fit) | the first half's fit at the last validation |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, run in [*runs, *args.extra]:
         print(run_row(run, name, curves, fits, references))
     figure = plot_nll_against_images(curves, args.figure, references=references, fits=fits,

@@ -52,3 +52,16 @@ def test_a_curve_too_steep_for_its_asymptote_to_show_gives_no_fit():
     """Still falling as a power law of the images with no floor in sight: the grid's lowest asymptote would win; no fit."""
     images = np.geomspace(16_000, 180_000, 11)
     assert fit_power_law(images, 4000.0 * images**-0.33) is None
+
+
+def test_the_first_halfs_fit_is_checked_against_the_last_validation():
+    """On a curve that is a power law the first half's fit foresees the end; on one that flattens, it foresees too low."""
+    from table4 import half_curve_forecast
+
+    images = np.geomspace(16_000, 2_000_000, 24)
+    forecast, measured = half_curve_forecast(images, 78.4 + 900.0 * images**-0.35)
+    assert measured == pytest.approx(78.4 + 900.0 * 2_000_000**-0.35) and forecast == pytest.approx(measured, abs=0.05)
+    flattening = 78.4 + 900.0 * images**-0.35 + 0.5 * (images > 1_000_000)  # a late plateau the first half cannot show
+    forecast, measured = half_curve_forecast(images, flattening)
+    assert measured - forecast == pytest.approx(0.5, abs=0.1)
+    assert half_curve_forecast(images[:10], 78.4 + 900.0 * images[:10] ** -0.35) is None  # five points: no fit
