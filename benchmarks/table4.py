@@ -16,8 +16,8 @@ falls too steeply for its floor to show).
 The fit only describes the curve so far: early in a run, with a constant or slowly decaying
 learning rate, it is a rough guide, not a forecast. The last column says how far to trust it: the
 same fit made on the first half of the curve (by images seen), its value at the last validation
-beside the nats measured there (a forecast over twice the images, checked). The figure draws every run's curve, its fit
-extrapolated to 100 times the images seen, and the paper's figure. ``--extra LABEL=FOLDER`` adds
+beside the nats measured there (a forecast over twice the images, checked). The figure draws
+every run's curve, its fit extrapolated to 100 times the images seen, and the paper's figure. ``--extra LABEL=FOLDER`` adds
 a further run folder (another size of one of the networks) as a row and a curve of its own.
 """
 
@@ -80,8 +80,9 @@ def images_to_reach(fit: tuple[float, float, float], target: float) -> float | N
 
 
 def half_curve_forecast(images: np.ndarray, nats: np.ndarray) -> tuple[float, float] | None:
-    """(what the fit to the first half of the curve, by images seen, predicts at the last validation, that validation's
-    nats), or None where the first half gives no fit: how far the fit's extrapolation can be trusted."""
+    """(the value at the last validation of the fit to the first half of the curve, by images seen;
+    that validation's nats), or None where the first half gives no fit: how far the fit's
+    extrapolation can be trusted."""
     half = images <= images[-1] / 2
     fit = fit_power_law(images[half], nats[half])
     return None if fit is None else (fit[0] + fit[1] * images[-1] ** -fit[2], float(nats[-1]))

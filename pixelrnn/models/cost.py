@@ -1,8 +1,8 @@
 """What a network costs: its multiply-adds per image, counted from its description.
 
-Another executor of :func:`~pixelrnn.models.description.walk`: its values are the products run
-so far, each as (inputs, outputs) per position (:func:`products`). The count is that of the products the float network runs on an H x W image
-(paper Table 1 and section 3):
+Another executor of :func:`~pixelrnn.models.description.walk`: its values are the products run so
+far, each as (inputs, outputs) per position (:func:`products`). The count is that of the products
+the float network runs on an H x W image (paper Table 1 and section 3):
 
 - a masked k_h x k_w convolution from ``in`` to ``out`` maps costs ``in * out * rows * columns``
   per position, over the part of the kernel its mask can leave non-zero
@@ -27,7 +27,8 @@ from .description import Block, MaskedSum, NetworkDescription, walk
 
 
 def products_of_sum(layer: MaskedSum) -> tuple[int, int]:
-    """(inputs, outputs) of a masked convolution's product per position: its input maps times the taps its mask can reach."""
+    """(inputs, outputs) of a masked convolution's product per position: its input maps times its
+    kernel's taps within :func:`~pixelrnn.layers.rules.kernel_extent`, and its output maps."""
     rows, columns = kernel_extent(*layer.kernel)
     return layer.in_maps * rows * columns, layer.out_maps
 
@@ -69,8 +70,8 @@ class _Products:
 def products(network: NetworkDescription) -> list[tuple[int, int]]:
     """The products of one forward pass at one position, in the order they run: (inputs, outputs) each.
 
-    A convolution's inputs are its input maps times the taps its mask can leave non-zero; a product
-    costs inputs x outputs multiply-adds per position.
+    A convolution's inputs are its input maps times the taps of the part of its kernel that its
+    mask can leave non-zero; a product costs inputs x outputs multiply-adds per position.
     """
     return walk(network, _Products(network))
 
