@@ -120,12 +120,13 @@ def input_conv(args) -> None:
         print(f"| {batch} | {channels} | {size} | {maps} | {usual:.1f} | {last:.1f} |")
 
 
-def product_times(terms: int, n_in: int, n_out: int, batch: int, rounds: int) -> tuple[float, float]:
-    """Median ms of forward + backward of ``terms`` masked 1x1 convolutions n_in -> n_out (summed where several), torch and native."""
+def product_times(terms: int, n_in: int, n_out: int, batch: int, rounds: int, size=(28, 28)) -> tuple[float, float]:
+    """Median ms of forward + backward of ``terms`` masked 1x1 convolutions n_in -> n_out (summed where several) over
+    ``batch`` maps of ``size``, torch and native."""
     torch.manual_seed(0)
     convs = [MaskedConv2d(n_in, n_out, 1, "B", channel_groups(n_in, 1), channel_groups(n_out, 1)) for _ in range(terms)]
-    maps = [torch.randn(batch, n_in, 28, 28).contiguous(memory_format=torch.channels_last).requires_grad_() for _ in range(terms)]
-    upstream = torch.randn(batch, n_out, 28, 28).contiguous(memory_format=torch.channels_last)
+    maps = [torch.randn(batch, n_in, *size).contiguous(memory_format=torch.channels_last).requires_grad_() for _ in range(terms)]
+    upstream = torch.randn(batch, n_out, *size).contiguous(memory_format=torch.channels_last)
 
     def step(native: bool):
         with contextlib.nullcontext() if native else kernels.disabled():
@@ -143,8 +144,8 @@ def product_times(terms: int, n_in: int, n_out: int, batch: int, rounds: int) ->
     return statistics.median(times[False]), statistics.median(times[True])
 
 
-def product_flops(terms: int, n_in: int, n_out: int, batch: int) -> int:
-    return 3 * 2 * terms * batch * 28 * 28 * n_in * n_out  # forward, input gradient, weight gradient
+def product_flops(terms: int, n_in: int, n_out: int, batch: int, size=(28, 28)) -> int:
+    return 3 * 2 * terms * batch * size[0] * size[1] * n_in * n_out  # forward, input gradient, weight gradient
 
 
 def pointwise(args) -> None:
@@ -165,7 +166,8 @@ def pointwise(args) -> None:
 
 def ceiling(args) -> None:
     native_pointwise.FEWEST_OUTPUTS = 1
-    network = describe(PRESETS[args.preset].config)
+    preset = PRESETS[args.preset]
+    network, size = describe(preset.config), tuple(preset.image_size)
     shapes = Counter(products(network))
     sums = []  # the skips run as one summed product
     if network.skip:
@@ -173,15 +175,15 @@ def ceiling(args) -> None:
         shapes[skip] -= len(network.blocks)
         sums.append((len(network.blocks), *skip))
     large = matmul_rate(torch.device("cpu"))
-    print(f"# {args.preset}: every counted product as a 1x1 product over contiguous rows, batch {args.batch} at 28x28, "
+    print(f"# {args.preset}: every counted product as a 1x1 product over contiguous rows, batch {args.batch} at {size[0]}x{size[1]}, "
           f"forward and backward, {torch.get_num_threads()} threads, the faster of torch and native, medians of {args.rounds}; "
           f"float32 2048x2048 matrix product here: {large / 1e9:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}\n")
     print("| product (inputs -> outputs) | per step | ms each | GFLOP/s | of the large product |\n| --- | ---: | ---: | ---: | ---: |")
     flops = seconds = 0.0
     for terms, n_in, n_out in [(1, *shape) for shape, count in shapes.items() if count] + sums:
         count = shapes[(n_in, n_out)] if terms == 1 else 1
-        ms = min(product_times(terms, n_in, n_out, args.batch, args.rounds))
-        work = product_flops(terms, n_in, n_out, args.batch)
+        ms = min(product_times(terms, n_in, n_out, args.batch, args.rounds, size))
+        work = product_flops(terms, n_in, n_out, args.batch, size)
         flops, seconds = flops + count * work, seconds + count * ms / 1000
         label = f"{n_in} -> {n_out}" if terms == 1 else f"{terms} x ({n_in} -> {n_out}), summed"
         print(f"| {label} | {count} | {ms:.2f} | {work / ms / 1e6:.1f} | {work / (ms / 1000) / large:.0%} |")
