@@ -45,7 +45,7 @@ from pixelrnn import native as kernels
 from pixelrnn.layers import native_pointwise
 from pixelrnn.layers.masked_conv import MaskedConv2d, channel_groups, sum_of_pointwise
 from pixelrnn.models import model_from_config
-from pixelrnn.models.cost import products, products_of_sum
+from pixelrnn.models.cost import products, products_of_sum, skip_terms
 from pixelrnn.models.description import describe
 from pixelrnn.presets import PRESETS
 from train_speed import matmul_rate, trainer
@@ -170,10 +170,11 @@ def ceiling(args) -> None:
     network, size = describe(preset.config), tuple(preset.image_size)
     shapes = Counter(products(network))
     sums = []  # the skips run as one summed product
-    if network.skip:
+    terms = skip_terms(network)
+    if terms:
         skip = products_of_sum(network.skip_layer)
-        shapes[skip] -= len(network.blocks)
-        sums.append((len(network.blocks), *skip))
+        shapes[skip] -= terms
+        sums.append((terms, *skip))
     large = matmul_rate(torch.device("cpu"))
     print(f"# {args.preset}: every counted product as a 1x1 product over contiguous rows, batch {args.batch} at {size[0]}x{size[1]}, "
           f"forward and backward, {torch.get_num_threads()} threads, the faster of torch and native, medians of {args.rounds}; "

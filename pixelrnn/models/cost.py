@@ -76,6 +76,23 @@ def products(network: NetworkDescription) -> list[tuple[int, int]]:
     return walk(network, _Products(network))
 
 
+class _SkipTerms(_Products):
+    """The walk's products, remembering how many streams the skips sum."""
+
+    terms = 0
+
+    def skip_sum(self, streams: list[list]) -> list[tuple[int, int]]:
+        self.terms = len(streams)
+        return super().skip_sum(streams)
+
+
+def skip_terms(network: NetworkDescription) -> int:
+    """How many streams the skips sum, as the walk hands them to one product (0 where the network has no skips)."""
+    counter = _SkipTerms(network)
+    walk(network, counter)
+    return counter.terms
+
+
 def multiply_adds(network: NetworkDescription, height: int, width: int) -> int:
     """Multiply-adds of one forward pass of ``network`` over one ``height`` x ``width`` image."""
     return sum(inputs * outputs for inputs, outputs in products(network)) * height * width

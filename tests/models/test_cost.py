@@ -6,7 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pixelrnn import native
 from pixelrnn.models import build_model
-from pixelrnn.models.cost import multiply_adds, products, training_multiply_adds
+from pixelrnn.models.cost import multiply_adds, products, skip_terms, training_multiply_adds
 
 
 @pytest.mark.parametrize("residual, skip", [(True, True), (False, False)])
@@ -36,3 +36,9 @@ def test_the_products_are_listed_in_the_order_they_run_with_their_shapes():
     # input 7x7 mask A over the 4 x 7 taps its mask can reach (1 map) -> 2h; input-to-state 1x1 2h -> 2 x 4h; two 2x1
     # state-to-state 2h -> 4h; output 1x1 h -> 2h; one skip 2h -> 2h; the output stack 2h -> 8 -> 8 -> 2 logits
     assert products(model.description) == [(28, 8), (8, 32), (8, 16), (8, 16), (4, 8), (8, 8), (8, 8), (8, 8), (8, 2)]
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_the_skips_sum_one_stream_per_block_as_the_walk_hands_them(skip):
+    model = build_model("row_lstm", channels=1, levels=2, hidden=4, layers=3, output_hidden=8, skip=skip)
+    assert skip_terms(model.description) == (3 if skip else 0)
