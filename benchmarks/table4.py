@@ -1,7 +1,7 @@
 """Table 4 (binarized MNIST) from this library's own long runs: where each run stands and how far it is from the paper.
 
     python benchmarks/table4.py [--runs benchmarks/table4_runs] [--figure docs/images/table4_curves.png] \\
-        [--extra "PixelCNN, 7 blocks=benchmarks/table4_runs_7_blocks/pixelcnn"]
+        [--extra "PixelCNN, 7 blocks=benchmarks/table4_runs_7_blocks/pixelcnn"] [--at 240000 --at 960000]
 
 The runs are benchmarks/pretrained_mnist.py's with a long budget, stopped and resumed session
 after session (each resume is exact; docs/reproduction.md gives the command). For each run folder
@@ -19,6 +19,9 @@ same fit made on the first half of the curve (by images seen), its value at the 
 beside the nats measured there (a forecast over twice the images, checked). The figure draws
 every run's curve, its fit extrapolated to 100 times the images seen, and the paper's figure. ``--extra LABEL=FOLDER`` adds
 a further run folder (another size of one of the networks) as a row and a curve of its own.
+``--at IMAGES`` (repeatable) adds a second table that compares the runs at equal images seen: each
+run's images per wall-clock minute, and its validation NLL at each IMAGES (the last validation at
+or before it; "not there yet" where the run has not seen that many).
 """
 
 from __future__ import annotations
@@ -88,6 +91,15 @@ def half_curve_forecast(images: np.ndarray, nats: np.ndarray) -> tuple[float, fl
     return None if fit is None else (fit[0] + fit[1] * images[-1] ** -fit[2], float(nats[-1]))
 
 
+def validation_at(images: np.ndarray, nats: np.ndarray, errors: np.ndarray, seen: int, at: int) -> str:
+    """The text of the last validation at or before ``at`` images seen, or "not there yet" when the run has seen fewer."""
+    taken = np.flatnonzero(images <= at)
+    if seen < at or not len(taken):
+        return "not there yet"
+    last = taken[-1]
+    return f"{nats[last]:.2f} ± {errors[last]:.2f} ({images[last]:,.0f})"
+
+
 def session_minutes(run: Path) -> float:
     log = run.parent / f"{run.name}.log"
     return minutes_spent(log.read_text(), RunFolder(run).state) if log.exists() else float("nan")
@@ -118,7 +130,7 @@ def run_row(run: Path, name: str, curves: dict, fits: dict, references: dict) ->
 
 def extra_run(text: str) -> tuple[str, Path]:
     """``LABEL=FOLDER`` of --extra: a run folder with a metrics.jsonl and a config.json."""
-    label, _, folder = text.partition("=")
+    label, _, folder = text.rpartition("=")  # the label may hold "=" ("h = 32"), a folder seldom does
     if not label or not folder or not (Path(folder) / "metrics.jsonl").exists() or not (Path(folder) / "config.json").exists():
         raise argparse.ArgumentTypeError(f"--extra {text!r}: expected LABEL=FOLDER, a run folder holding metrics.jsonl and config.json")
     return label, Path(folder)
@@ -130,6 +142,8 @@ def main() -> None:
     parser.add_argument("--extra", action="append", type=extra_run, default=[], metavar="LABEL=FOLDER",
                         help="a further run folder (e.g. another size of a network) as a row and a curve of its own")
     parser.add_argument("--figure", default=str(ROOT / "docs" / "images" / "table4_curves.png"))
+    parser.add_argument("--at", action="append", type=int, default=[], metavar="IMAGES",
+                        help="compare the runs at this many images seen (repeatable): a second table")
     args = parser.parse_args()
     runs = [(NAMES[arch], Path(args.runs) / arch) for arch in PAPER_NATS if (Path(args.runs) / arch / "metrics.jsonl").exists()]
     if not runs:
@@ -140,6 +154,13 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, run in [*runs, *args.extra]:
         print(run_row(run, name, curves, fits, references))
+    if args.at:
+        print("\n| network | images per minute | " + " | ".join(f"validation NLL at {at:,} images (seen at)" for at in args.at) + " |")
+        print("| --- | ---: |" + " ---: |" * len(args.at))
+        for name, run in [*runs, *args.extra]:
+            seen, images, nats, errors = validation_curve(run)
+            cells = " | ".join(validation_at(images, nats, errors, seen, at) for at in args.at)
+            print(f"| {name} | {seen / session_minutes(run):,.0f} | {cells} |")
     figure = plot_nll_against_images(curves, args.figure, references=references, fits=fits,
                                      title="binarized MNIST: validation NLL (1000 images) against images seen")
     print(f"\nwrote {figure}")

@@ -44,6 +44,7 @@ def test_a_further_run_is_a_row_of_its_own_against_its_networks_paper_figure(tmp
     row = run_row(run, label, curves, fits, references)
     assert row.startswith("| PixelCNN, 15 layers | 48,000 |") and "| 97.00 ± 0.60 | 81.30 | 82.30 | too few points |" in row
     assert references == {label: 81.30} and list(curves[label][0]) == [16_000, 32_000, 48_000]
+    assert extra_run(f"PixelCNN, h = 32={folder}") == ("PixelCNN, h = 32", folder)
     with pytest.raises(argparse.ArgumentTypeError, match="expected LABEL=FOLDER"):
         extra_run(f"no label={tmp_path / 'missing'}")
 
@@ -65,3 +66,14 @@ def test_the_first_halfs_fit_is_checked_against_the_last_validation():
     forecast, measured = half_curve_forecast(images, flattening)
     assert measured - forecast == pytest.approx(0.5, abs=0.1)
     assert half_curve_forecast(images[:10], 78.4 + 900.0 * images[:10] ** -0.35) is None  # five points: no fit
+
+
+def test_runs_are_compared_at_equal_images_by_their_last_validation_before():
+    """--at: the last validation at or before the images asked for, and none for a run that has not seen them."""
+    from table4 import validation_at
+
+    images, nats, errors = np.array([16_000.0, 32_000.0, 48_000.0]), np.array([95.0, 92.5, 91.0]), np.array([0.7, 0.6, 0.6])
+    assert validation_at(images, nats, errors, 50_000, 40_000) == "92.50 ± 0.60 (32,000)"
+    assert validation_at(images, nats, errors, 50_000, 48_000) == "91.00 ± 0.60 (48,000)"
+    assert validation_at(images, nats, errors, 50_000, 60_000) == "not there yet"
+    assert validation_at(images, nats, errors, 50_000, 10_000) == "not there yet"
