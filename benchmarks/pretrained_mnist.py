@@ -20,6 +20,10 @@ For each network of configs/mnist_<arch>.toml (7 layers, h = 16):
 4. **Draw** ``--grid`` (docs/images/binarized_mnist_samples.png): one row of ``--per-network``
    samples from each bundled network in OUT, with the seed.
 
+``--only-if-better`` keeps a bundled folder whose card's test figure is already as good as the
+run's: the run's best checkpoint is scored, both figures are printed, and nothing is written for
+that network (a resumed run whose best checkpoint is no better cannot replace a better model).
+
 ``--export-only`` skips step 1: it writes the folders from the runs as they stand, a run still
 in progress included (its best checkpoint is first copied to ``RUNS/<arch>.exported.safetensors``,
 so that the training cannot replace it while it is scored; the card gives the wall-clock time and
@@ -226,9 +230,21 @@ def snapshot(arch: str, run_dir: Path) -> Path:
     return copy
 
 
-def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path:
+def bundled_nats(folder: Path) -> float | None:
+    """The test NLL on the card of the bundled folder, or None where there is none yet (or no figure on it)."""
+    weights = folder / "model.safetensors"
+    figure = read_metadata(weights).get(TEST_NATS) if weights.exists() else None
+    return None if figure is None else float(figure)
+
+
+def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path | None:
     checkpoint = snapshot(arch, run_dir)
     score = test_score(args, arch, checkpoint, run_dir.parent)
+    bundled = bundled_nats(Path(args.out) / "binarized_mnist" / arch)
+    if args.only_if_better and bundled is not None and bundled <= score["nats_per_image"]:
+        print(f"binarized_mnist/{arch}: kept, its test NLL {bundled:.2f} is no worse than the run's best checkpoint's "
+              f"{score['nats_per_image']:.2f} ± {score['nats_per_image_stderr']:.2f} nats", flush=True)
+        return None
     model, metadata = load_model_with_metadata(checkpoint)
     name = f"binarized_mnist/{arch}"
     # The MNIST preset the network is (for the PixelCNN trained deeper, its 15-layer one).
@@ -267,6 +283,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="further recipe overrides, e.g. train.lr=5e-4")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--export-only", action="store_true", help="write the folders from the runs as they stand, without training")
+    parser.add_argument("--only-if-better", action="store_true",
+                        help="write a network's folder only where the run's test NLL beats the bundled card's figure")
     parser.add_argument("--grid", default=str(ROOT / "docs" / "images" / "binarized_mnist_samples.png"),
                         help="where the sample grid of the bundled networks goes (one row each)")
     parser.add_argument("--per-network", type=int, default=12, help="samples per network in the grid")

@@ -62,3 +62,41 @@ def test_a_session_still_going_on_counts_up_to_the_last_save_of_the_state(tmp_pa
                                            "pretrained_mnist: session of 31.0 minutes\n")
     assert "72 minutes spent" in progress(argparse.Namespace(minutes=3000.0), "row_lstm", run, RECIPE,
                                           {"trained_steps": "1500", "step": "1000"})
+
+
+def test_a_bundled_model_at_least_as_good_as_the_run_is_kept_with_only_if_better(tmp_path, monkeypatch, capsys):
+    """--only-if-better: the run's best checkpoint is scored (here from its cache) and compared with the bundled card's figure."""
+    import json
+
+    import pytest
+
+    import pretrained_mnist
+    from pretrained_mnist import bundled_nats, digest, export
+
+    run = run_folder(tmp_path, 1500, "")
+    exported = snapshot("row_lstm", run)
+    score = {"nats_per_image": 81.50, "nats_per_image_stderr": 0.20, "subset_nats_per_image": 81.0, "sha256": digest(exported)}
+    (tmp_path / "row_lstm.test.json").write_text(json.dumps(score))
+    out = tmp_path / "pretrained"
+    bundled = out / "binarized_mnist" / "row_lstm"
+    bundled.mkdir(parents=True)
+    assert bundled_nats(bundled) is None  # no model yet: the run's checkpoint goes in
+    save_file({"weight": torch.zeros(1)}, bundled / "model.safetensors", metadata={"test_nats_per_image": "81.4300"})
+    before = (bundled / "model.safetensors").read_bytes()
+    args = argparse.Namespace(out=str(out), only_if_better=True, threads=1)
+    assert export(args, "row_lstm", run) is None
+    assert "kept, its test NLL 81.43 is no worse than the run's best checkpoint's 81.50" in capsys.readouterr().out
+    assert (bundled / "model.safetensors").read_bytes() == before
+
+    def loaded(_checkpoint):  # past the comparison, the export reads the checkpoint
+        raise LookupError("exported")
+
+    monkeypatch.setattr(pretrained_mnist, "load_model_with_metadata", loaded)
+    score["nats_per_image"] = 81.40  # the run is now better: it is exported
+    (tmp_path / "row_lstm.test.json").write_text(json.dumps(score))
+    with pytest.raises(LookupError, match="exported"):
+        export(args, "row_lstm", run)
+    with pytest.raises(LookupError, match="exported"):  # without the option, the export never compares
+        score["nats_per_image"] = 90.0
+        (tmp_path / "row_lstm.test.json").write_text(json.dumps(score))
+        export(argparse.Namespace(out=str(out), only_if_better=False, threads=1), "row_lstm", run)
