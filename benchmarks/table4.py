@@ -1,7 +1,7 @@
 """Table 4 (binarized MNIST) from this library's own long runs: where each run stands and how far it is from the paper.
 
     python benchmarks/table4.py [--runs benchmarks/table4_runs] [--figure docs/images/table4_curves.png] \\
-        [--extra "PixelCNN, 7 blocks=benchmarks/table4_runs_7_blocks/pixelcnn"] [--at 240000 --at 960000]
+        [--extra "PixelCNN, 7 blocks=benchmarks/table4_runs_7_blocks/pixelcnn"] [--at 240000 --at 960000] [--context]
 
 The runs are benchmarks/pretrained_mnist.py's with a long budget, stopped and resumed session
 after session (each resume is exact; docs/reproduction.md gives the command). For each run folder
@@ -21,7 +21,10 @@ every run's curve, its fit extrapolated to 100 times the images seen, and the pa
 a further run folder (another size of one of the networks) as a row and a curve of its own.
 ``--at IMAGES`` (repeatable) adds a second table that compares the runs at equal images seen: each
 run's images per wall-clock minute, and its validation NLL at each IMAGES (the last validation at
-or before it; "not there yet" where the run has not seen that many).
+or before it; "not there yet" where the run has not seen that many). ``--context`` adds a table of
+how much of the context each run's network sees: the (output, earlier input) pairs of a 28x28
+image on which its best checkpoint's logits depend, found exactly by ``pixelrnn.check_causality``
+(pooled over 3 random images). A PixelCNN's field is bounded by its depth; the LSTMs see more.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from binarized_mnist import PAPER_NATS, ROOT  # noqa: E402
 from pretrained_mnist import minutes_spent  # noqa: E402
 
+from pixelrnn.causality import check_causality  # noqa: E402
+from pixelrnn.checkpoint import load_model_with_metadata  # noqa: E402
 from pixelrnn.figures import plot_nll_against_images, run_metrics  # noqa: E402
-from pixelrnn.training import RunFolder  # noqa: E402
+from pixelrnn.training import RunFolder, resolve_checkpoint  # noqa: E402
 
 # Three parameters from fewer points follow the noise of single validations (± 0.65 nats on 1000 images).
 MIN_FIT_POINTS = 8
@@ -100,6 +105,14 @@ def validation_at(images: np.ndarray, nats: np.ndarray, errors: np.ndarray, seen
     return f"{nats[last]:.2f} ± {errors[last]:.2f} ({images[last]:,.0f})"
 
 
+def context_row(run: Path, name: str, size: int = 28) -> str:
+    """The --context table's row: the (output, earlier input) pairs the run's best checkpoint depends on."""
+    model, _ = load_model_with_metadata(resolve_checkpoint(run))
+    report = check_causality(model, (model.config.channels, size, size), model.config.levels, full_context=False)
+    return (f"| {name} | {model.config.layers} | {report.dependencies:,} of {report.earlier_pairs:,} | "
+            f"{report.dependencies / report.earlier_pairs:.0%} |")
+
+
 def session_minutes(run: Path) -> float:
     log = run.parent / f"{run.name}.log"
     return minutes_spent(log.read_text(), RunFolder(run).state) if log.exists() else float("nan")
@@ -142,6 +155,7 @@ def main() -> None:
     parser.add_argument("--extra", action="append", type=extra_run, default=[], metavar="LABEL=FOLDER",
                         help="a further run folder (e.g. another size of a network) as a row and a curve of its own")
     parser.add_argument("--figure", default=str(ROOT / "docs" / "images" / "table4_curves.png"))
+    parser.add_argument("--context", action="store_true", help="a table of how much of the context each run's network sees")
     parser.add_argument("--at", action="append", type=int, default=[], metavar="IMAGES",
                         help="compare the runs at this many images seen (repeatable): a second table")
     args = parser.parse_args()
@@ -161,6 +175,10 @@ def main() -> None:
             seen, images, nats, errors = validation_curve(run)
             cells = " | ".join(validation_at(images, nats, errors, seen, at) for at in args.at)
             print(f"| {name} | {seen / session_minutes(run):,.0f} | {cells} |")
+    if args.context:
+        print("\n| network | layers | (output, earlier input) pairs its logits depend on, 28x28 | share |\n| --- | ---: | ---: | ---: |")
+        for name, run in [*runs, *args.extra]:
+            print(context_row(run, name), flush=True)
     figure = plot_nll_against_images(curves, args.figure, references=references, fits=fits,
                                      title="binarized MNIST: validation NLL (1000 images) against images seen")
     print(f"\nwrote {figure}")

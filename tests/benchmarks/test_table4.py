@@ -77,3 +77,29 @@ def test_runs_are_compared_at_equal_images_by_their_last_validation_before():
     assert validation_at(images, nats, errors, 50_000, 48_000) == "91.00 ± 0.60 (48,000)"
     assert validation_at(images, nats, errors, 50_000, 60_000) == "not there yet"
     assert validation_at(images, nats, errors, 50_000, 10_000) == "not there yet"
+
+
+def test_the_context_table_counts_what_a_pixelcnn_sees_and_a_deeper_one_sees_more(tmp_path):
+    """--context: each masked 3x3 layer adds a row above to a PixelCNN's field, so 3 layers see fewer pairs than 6."""
+    import dataclasses
+    import re
+
+    import torch
+    from table4 import context_row
+
+    from pixelrnn.checkpoint import save_model
+    from pixelrnn.models import model_from_config
+    from pixelrnn.presets import PRESETS
+
+    shares = []
+    for layers in (3, 6):
+        run = tmp_path / f"pixelcnn_{layers}"
+        run.mkdir()
+        torch.manual_seed(0)
+        config = dataclasses.replace(PRESETS["mnist_pixelcnn"].config, layers=layers, hidden=2, output_hidden=4)
+        save_model(model_from_config(config), run / "best.safetensors")
+        row = context_row(run, f"PixelCNN, {layers} layers", size=12)
+        pairs, total = (int(n.replace(",", "")) for n in re.search(r"\| ([\d,]+) of ([\d,]+) \|", row).groups())
+        assert row.startswith(f"| PixelCNN, {layers} layers | {layers} |") and total == sum(range(12 * 12))
+        shares.append(pairs / total)
+    assert 0 < shares[0] < shares[1] < 1
