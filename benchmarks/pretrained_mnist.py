@@ -58,8 +58,9 @@ from pixelrnn.presets import PRESETS  # noqa: E402
 from pixelrnn.checkpoint import load_model_with_metadata  # noqa: E402
 from pixelrnn.data import load_dataset  # noqa: E402
 from pixelrnn.evaluation import nll_per_image, summarize  # noqa: E402
+from pixelrnn.hub import CONFIG_NAME  # noqa: E402
 from pixelrnn.models.pretrained import (SUBSET_IMAGES, TEST_IMAGES, TEST_NATS, TEST_NATS_STDERR, TEST_SUBSET_NATS,  # noqa: E402
-                                       model_card, save_pretrained)
+                                       model_card, read_pretrained_config, save_pretrained)
 from pixelrnn.images import save_grid  # noqa: E402
 from pixelrnn.models.weights import read_metadata  # noqa: E402
 from pixelrnn.sampling import sample  # noqa: E402
@@ -232,9 +233,10 @@ def snapshot(arch: str, run_dir: Path) -> Path:
 
 def bundled_nats(folder: Path) -> float | None:
     """The test NLL on the card of the bundled folder, or None where there is none yet (or no figure on it)."""
-    weights = folder / "model.safetensors"
-    figure = read_metadata(weights).get(TEST_NATS) if weights.exists() else None
-    return None if figure is None else float(figure)
+    if not (folder / CONFIG_NAME).exists():
+        return None
+    _, metadata = read_pretrained_config(folder)
+    return float(metadata[TEST_NATS]) if TEST_NATS in metadata else None
 
 
 def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path | None:

@@ -81,7 +81,11 @@ def test_a_bundled_model_at_least_as_good_as_the_run_is_kept_with_only_if_better
     bundled = out / "binarized_mnist" / "row_lstm"
     bundled.mkdir(parents=True)
     assert bundled_nats(bundled) is None  # no model yet: the run's checkpoint goes in
-    save_file({"weight": torch.zeros(1)}, bundled / "model.safetensors", metadata={"test_nats_per_image": "81.4300"})
+    from pixelrnn.models import build_model
+    from pixelrnn.models.pretrained import save_pretrained
+
+    save_pretrained(build_model("row_lstm", channels=1, levels=2, hidden=2, layers=1, output_hidden=4), bundled,
+                    metadata={"test_nats_per_image": "81.4300"})
     before = (bundled / "model.safetensors").read_bytes()
     args = argparse.Namespace(out=str(out), only_if_better=True, threads=1)
     assert export(args, "row_lstm", run) is None
