@@ -21,7 +21,7 @@ def _load(arch: str, pretrained: bool, device: str):
 
 
 def pixelcnn_binarized_mnist(pretrained: bool = True, device: str = "cpu"):
-    """PixelCNN, 15 blocks, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/pixelcnn)."""
+    """PixelCNN, 25 blocks, h = 16, trained on binarized MNIST (model card: pixelrnn/pretrained/binarized_mnist/pixelcnn)."""
     return _load("pixelcnn", pretrained, device)
 
 

@@ -3,7 +3,7 @@
     PIXELRNN_DATA_DIR=/path/to/data python benchmarks/pretrained_mnist.py --runs runs/pretrained \\
         --minutes 110 --seed 0 --threads 1 [--archs pixelcnn,row_lstm,diagonal_bilstm] [--out pixelrnn/pretrained]
 
-For each network of configs/mnist_<arch>.toml (7 layers, h = 16):
+For each network of configs/mnist_<arch>.toml (7 layers, h = 16; deeper with ``--set model.layers=N``):
 
 1. **Train** into ``RUNS/<arch>`` for ``--minutes`` of wall-clock time with the recipe of
    benchmarks/binarized_mnist.py (Adam, lr 1e-3, batch 16, EMA 0.995, the best checkpoint on
@@ -249,7 +249,7 @@ def export(args: argparse.Namespace, arch: str, run_dir: Path) -> Path | None:
         return None
     model, metadata = load_model_with_metadata(checkpoint)
     name = f"binarized_mnist/{arch}"
-    # The MNIST preset the network is (for the PixelCNN trained deeper, its 15-layer one).
+    # The MNIST preset the network is (for the PixelCNN trained deeper, its 25-layer one).
     presets = [preset for preset, known in PRESETS.items() if preset.startswith("mnist_") and known.config == model.config]
     assert presets, f"{run_dir} holds no MNIST preset's network"
     metadata = {**metadata, "trained_steps": str(state_step(RunFolder(run_dir))), "preset": presets[0],

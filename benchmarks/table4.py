@@ -1,7 +1,7 @@
 """Table 4 (binarized MNIST) from this library's own long runs: where each run stands and how far it is from the paper.
 
     python benchmarks/table4.py [--runs benchmarks/table4_runs] [--figure docs/images/table4_curves.png] \\
-        [--extra "PixelCNN, 7 blocks=benchmarks/table4_runs_7_blocks/pixelcnn"] [--at 240000 --at 960000] [--context]
+        [--extra "PixelCNN, 15 layers=benchmarks/table4_runs_15_layers/pixelcnn"] [--at 240000 --at 960000] [--context]
 
 The runs are benchmarks/pretrained_mnist.py's with a long budget, stopped and resumed session
 after session (each resume is exact; docs/reproduction.md gives the command). For each run folder
@@ -51,6 +51,11 @@ MIN_FIT_POINTS = 8
 LOWEST_ASYMPTOTE = 40.0  # nats: far below any binarized-MNIST result, the lower end of the fit's grid
 GOAL_MARGIN = 1.0  # nats above the paper's figure that count as reproducing it (the issue's goal)
 NAMES = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Diagonal BiLSTM"}
+
+
+def run_label(arch: str, run: Path) -> str:
+    """A run's name in the tables and the legend, with its depth: the runs of one network may differ in it."""
+    return f"{NAMES[arch]}, {json.loads((run / 'config.json').read_text())['model']['layers']} layers"
 
 
 def validation_curve(run: Path) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -159,7 +164,8 @@ def main() -> None:
     parser.add_argument("--at", action="append", type=int, default=[], metavar="IMAGES",
                         help="compare the runs at this many images seen (repeatable): a second table")
     args = parser.parse_args()
-    runs = [(NAMES[arch], Path(args.runs) / arch) for arch in PAPER_NATS if (Path(args.runs) / arch / "metrics.jsonl").exists()]
+    runs = [(run_label(arch, Path(args.runs) / arch), Path(args.runs) / arch)
+            for arch in PAPER_NATS if (Path(args.runs) / arch / "metrics.jsonl").exists()]
     if not runs:
         sys.exit(f"no run folders with a metrics.jsonl under {args.runs} (expected {', '.join(PAPER_NATS)})")
     curves, fits, references = {}, {}, {}

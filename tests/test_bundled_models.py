@@ -43,7 +43,8 @@ def test_a_bundled_model_is_the_papers_mnist_network_with_a_card(name):
     # The paper's MNIST network; a class-conditional one adds its classes and their names, nothing else.
     assert replace(config, classes=0, class_names=()) == get_preset(metadata["preset"]).config and metadata["image_size"] == "28x28"
     assert config.classes in (0, 10) and len(config.class_names) == config.classes
-    assert (folder / "model.safetensors").stat().st_size < 400_000
+    # Weights only, in float32 (the largest, the 25-layer PixelCNN, is 478 kB): an optimiser's state or float64 would double it.
+    assert (folder / "model.safetensors").stat().st_size < 600_000
     card = (folder / "README.md").read_text()
     assert f"{float(metadata[TEST_NATS]):.2f} ± {float(metadata[TEST_NATS_STDERR]):.2f}" in card and metadata[TEST_IMAGES] == "10000"
 

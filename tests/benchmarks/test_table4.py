@@ -49,6 +49,19 @@ def test_a_further_run_is_a_row_of_its_own_against_its_networks_paper_figure(tmp
         extra_run(f"no label={tmp_path / 'missing'}")
 
 
+def test_a_main_run_is_named_by_its_network_and_depth(tmp_path):
+    """RUNS/<arch> rows carry the run's depth, so that a deeper PixelCNN in RUNS is told from a 15-layer one in --extra."""
+    import json
+
+    from table4 import run_label
+
+    for arch, layers in (("pixelcnn", 25), ("row_lstm", 7)):
+        (tmp_path / arch).mkdir()
+        (tmp_path / arch / "config.json").write_text(json.dumps({"model": {"arch": arch, "layers": layers}}))
+    assert run_label("pixelcnn", tmp_path / "pixelcnn") == "PixelCNN, 25 layers"
+    assert run_label("row_lstm", tmp_path / "row_lstm") == "Row LSTM, 7 layers"
+
+
 def test_a_curve_too_steep_for_its_asymptote_to_show_gives_no_fit():
     """Still falling as a power law of the images with no floor in sight: the grid's lowest asymptote would win; no fit."""
     images = np.geomspace(16_000, 180_000, 11)
