@@ -116,3 +116,15 @@ def test_the_context_table_counts_what_a_pixelcnn_sees_and_a_deeper_one_sees_mor
         assert row.startswith(f"| PixelCNN, {layers} layers | {layers} |") and total == sum(range(12 * 12))
         shares.append(pairs / total)
     assert 0 < shares[0] < shares[1] < 1
+
+
+def test_the_recent_slope_reads_the_last_160000_images_and_the_images_it_would_need():
+    """A curve that fell steeply and then by 1 nat per 100,000 images: the slope of its last 160,000 images only."""
+    from table4 import recent_slope
+
+    images = np.arange(16_000, 480_001, 16_000, dtype=float)
+    nats = np.where(images < 300_000, 120.0 - 1e-4 * images, 93.0 - 1e-5 * images)
+    assert recent_slope(images, nats, goal=82.3) == f"-1.00; {(nats[-1] - 82.3) / 1e-5:,.0f} more at least"
+    assert recent_slope(images, np.full_like(images, 85.0), goal=82.3) == "+0.00; not falling"
+    assert recent_slope(images, nats, goal=90.0) == "-1.00; goal reached"
+    assert recent_slope(images[:2], nats[:2], goal=82.3) == "too few points"
