@@ -14,7 +14,7 @@ nats), and gives the fitted asymptote and the images at which the fitted curve r
 ("not determined yet" while the best asymptote is the grid's lowest, 40 nats: the curve still
 falls too steeply for its floor to show).
 The fit only describes the curve so far: early in a run, with a constant or slowly decaying
-learning rate, it is a rough guide, not a forecast. The last column says how far to trust it: the
+learning rate, it is a rough guide, not a forecast. The next column says how far to trust it: the
 same fit made on the first half of the curve (by images seen), its value at the last validation
 beside the nats measured there (a forecast over twice the images, checked). The last column needs no
 floor: the slope of a straight line through the validations of the last 160,000 images, and the
