@@ -33,7 +33,6 @@ image on which its best checkpoint's logits depend, found exactly by ``pixelrnn.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -60,12 +59,12 @@ NAMES = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Dia
 
 def run_label(arch: str, run: Path) -> str:
     """A run's name in the tables and the legend, with its depth: the runs of one network may differ in it."""
-    return f"{NAMES[arch]}, {json.loads((run / 'config.json').read_text())['model']['layers']} layers"
+    return f"{NAMES[arch]}, {RunFolder(run).read_config()['model']['layers']} layers"
 
 
 def validation_curve(run: Path) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """(images seen by the run, and of its validation records in step order: images seen, nats, standard errors)."""
-    batch = json.loads((run / "config.json").read_text())["train"]["batch_size"]
+    batch = RunFolder(run).read_config()["train"]["batch_size"]
     everything = run_metrics(run)
     records = sorted((r for r in everything if r["split"] == "valid"), key=lambda r: r["step"])
     return (max(r["step"] for r in everything) * batch, np.array([r["step"] * batch for r in records], dtype=float),
@@ -109,8 +108,8 @@ def half_curve_forecast(images: np.ndarray, nats: np.ndarray) -> tuple[float, fl
 def recent_slope(images: np.ndarray, nats: np.ndarray, goal: float) -> str:
     """The least-squares slope of the validations of the last RECENT_IMAGES images seen, per 100,000 images, and the
     further images that slope would need to reach ``goal``: a lower bound while the curve keeps flattening."""
-    recent = images >= images[-1] - RECENT_IMAGES if len(images) else []
-    if np.count_nonzero(recent) < 3:
+    recent = images >= images[-1] - RECENT_IMAGES if len(images) else np.zeros(0, dtype=bool)
+    if recent.sum() < 3:
         return "too few points"
     slope = float(np.polyfit(images[recent], nats[recent], 1)[0])
     per_100k = round(slope * 1e5, 2) + 0.0  # as printed; + 0.0 turns -0.0 into 0.0
@@ -145,7 +144,7 @@ def session_minutes(run: Path) -> float:
 
 def run_row(run: Path, name: str, curves: dict, fits: dict, references: dict) -> str:
     """The table's row of one run folder (its network read from its config.json); its curve and fit go into the dicts."""
-    arch = json.loads((run / "config.json").read_text())["model"]["arch"]
+    arch = RunFolder(run).read_config()["model"]["arch"]
     seen, images, nats, errors = validation_curve(run)
     goal = PAPER_NATS[arch] + GOAL_MARGIN
     curves[name], references[name] = (images, nats, errors), PAPER_NATS[arch]
